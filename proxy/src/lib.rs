@@ -1,0 +1,2 @@
+//! pgtrickle-proxy: a PostgreSQL wire-protocol proxy.
+pub mod cli;

@@ -1,0 +1,18 @@
+//! Test support shared by every end-to-end test of the project: throwaway PostgreSQL clusters
+//! (initdb into a temporary folder, a free port, fsync off, run as the `postgres` user when the
+//! tests run as root) and proxy processes started from a given binary.
+//!
+//! Nothing here mocks PostgreSQL: every cluster is a real server started from the machine's
+//! server binaries (see [`pg_bin_dir`]).
+
+mod cluster;
+mod pg_bin;
+mod ports;
+mod proxy_process;
+mod run_as;
+
+pub use cluster::{Cluster, ClusterOptions};
+pub use pg_bin::pg_bin_dir;
+pub use ports::free_port;
+pub use proxy_process::ProxyProcess;
+pub use run_as::running_as_root;
