@@ -22,7 +22,12 @@ pub fn pg_bin_dir() -> PathBuf {
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
             if has_server_binaries(&dir) {
-                return dir;
+                // Distribution symlinks (/usr/local/bin/initdb -> .../15/bin/initdb): use the
+                // real folder, which also holds psql and pgbench of the same version.
+                return match dir.join("initdb").canonicalize() {
+                    Ok(real) => real.parent().map(Path::to_path_buf).unwrap_or(dir),
+                    Err(_) => dir,
+                };
             }
         }
     }
