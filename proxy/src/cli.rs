@@ -1,4 +1,171 @@
-//! Command line entry point.
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+//! The command line: flags (each also an environment variable), logging, the runtime, signal
+//! handling, and the embedded server when no `--upstream` is given.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::cancel::CancelRegistry;
+use crate::context::ProxyContext;
+use crate::embedded::EmbeddedServer;
+use crate::upstream::UpstreamTarget;
+use crate::{server, tls};
+
+/// PostgreSQL wire-protocol proxy that maintains pg_trickle stream tables.
+///
+/// Clients connect to the proxy as they would to PostgreSQL; everything is forwarded to the
+/// upstream server byte for byte.
+#[derive(Debug, Parser)]
+#[command(name = "pgtrickle-proxy", version, about, long_about = None)]
+pub struct Args {
+    /// Address to listen on for client connections.
+    #[arg(long, env = "PGTRICKLE_LISTEN", default_value = "127.0.0.1:6432")]
+    pub listen: SocketAddr,
+
+    /// Upstream PostgreSQL server, as postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=...&
+    /// sslrootcert=...]. USER and DB are the proxy's own; clients log in as themselves.
+    /// Without it, the proxy starts its own PostgreSQL in --data-dir.
+    #[arg(long, env = "PGTRICKLE_UPSTREAM")]
+    pub upstream: Option<String>,
+
+    /// Data folder of the embedded PostgreSQL (used without --upstream): created with initdb on
+    /// first run, reused afterwards.
+    #[arg(long, env = "PGTRICKLE_DATA_DIR", default_value = "pgtrickle-data")]
+    pub data_dir: PathBuf,
+
+    /// TLS certificate chain (PEM) offered to clients; with --tls-key, enables TLS.
+    #[arg(long, env = "PGTRICKLE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM) matching --tls-cert.
+    #[arg(long, env = "PGTRICKLE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Refuse clients that do not use TLS (needs --tls-cert and --tls-key).
+    #[arg(long, env = "PGTRICKLE_TLS_REQUIRED", requires = "tls_cert")]
+    pub tls_required: bool,
+
+    /// Seconds a client has to start up and log in.
+    #[arg(long, env = "PGTRICKLE_STARTUP_TIMEOUT", default_value_t = 60)]
+    pub startup_timeout: u64,
+
+    /// Seconds to let sessions finish after SIGTERM/SIGINT before closing them.
+    #[arg(long, env = "PGTRICKLE_SHUTDOWN_TIMEOUT", default_value_t = 30)]
+    pub shutdown_timeout: u64,
+
+    /// Worker threads of the runtime (0: one per CPU core).
+    #[arg(long, env = "PGTRICKLE_WORKER_THREADS", default_value_t = 0)]
+    pub worker_threads: usize,
+
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive list).
+    #[arg(long, env = "PGTRICKLE_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// Parses the command line and runs the proxy until a signal stops it.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(&args.log);
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("pgtrickle-proxy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn run(args: Args) -> Result<(), BoxError> {
+    let mut embedded = None;
+    let upstream_url = match &args.upstream {
+        Some(url) => url.clone(),
+        None => {
+            let server = EmbeddedServer::start(&args.data_dir)?;
+            let url = server.upstream_url();
+            embedded = Some(server);
+            url
+        }
+    };
+    let target = UpstreamTarget::parse(&upstream_url)?;
+    let client_tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor::build(cert, key)?),
+        _ => None,
+    };
+    let upstream_tls = tls::connector::build(&target)?;
+
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if args.worker_threads > 0 {
+        runtime.worker_threads(args.worker_threads);
+    }
+    let runtime = runtime.enable_all().build()?;
+    let result = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let local = listener.local_addr()?;
+        tracing::info!(listen = %local, upstream = %target.addr(), "pgtrickle-proxy ready");
+        if embedded.is_some() {
+            println!(
+                "pgtrickle-proxy is running with an embedded PostgreSQL. Connect with:\n  \
+                 psql \"host={} port={} user=postgres dbname=postgres\"",
+                local.ip(),
+                local.port()
+            );
+        }
+        let ctx = Arc::new(ProxyContext {
+            target,
+            upstream_tls,
+            client_tls,
+            client_tls_required: args.tls_required,
+            cancels: Arc::new(CancelRegistry::default()),
+            interceptor: None,
+            startup_timeout: Duration::from_secs(args.startup_timeout.max(1)),
+        });
+        let cut = server::serve(
+            listener,
+            ctx,
+            shutdown_signal(),
+            Duration::from_secs(args.shutdown_timeout),
+        )
+        .await;
+        tracing::info!(sessions_cut = cut, "pgtrickle-proxy stopped");
+        Ok::<(), BoxError>(())
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    if let Some(mut server) = embedded {
+        server.stop()?;
+    }
+    result
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; stop the proxy with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT received; shutting down"),
+    }
 }

@@ -9,7 +9,10 @@ fn cluster_starts_answers_and_restarts() {
     assert_eq!(cluster.psql("show fsync").trim(), "off");
     let port = cluster.port();
     cluster.stop();
-    assert!(!cluster.psql_command("postgres", "postgres", "select 1").status.success());
+    assert!(!cluster
+        .psql_command("postgres", "postgres", "select 1")
+        .status
+        .success());
     cluster.start_again();
     assert_eq!(cluster.port(), port);
     assert_eq!(cluster.psql("select 1").trim(), "1");

@@ -94,7 +94,11 @@ impl Cluster {
         // A port that was free can be taken before the server binds it: retry a few times.
         let mut last = None;
         for _ in 0..5 {
-            let port = if self.port == 0 { free_port() } else { self.port };
+            let port = if self.port == 0 {
+                free_port()
+            } else {
+                self.port
+            };
             let out = self
                 .pg_ctl()
                 .arg("start")
@@ -217,7 +221,8 @@ fn append(path: &Path, text: &str) {
         .append(true)
         .open(path)
         .expect("open postgresql.conf");
-    f.write_all(text.as_bytes()).expect("append postgresql.conf");
+    f.write_all(text.as_bytes())
+        .expect("append postgresql.conf");
 }
 
 fn set_mode_0600(path: &Path) {

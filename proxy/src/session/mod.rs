@@ -1,0 +1,65 @@
+//! One client session, from the first packet to the end: [`handshake`] (TLS, cancel, startup),
+//! [`login`] (authentication relayed to the upstream), then [`pump`] (bytes both ways).
+
+pub mod error;
+pub mod handshake;
+pub mod intercept;
+pub mod login;
+pub mod message_reader;
+pub mod pump;
+pub mod state;
+
+use std::sync::Arc;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::context::ProxyContext;
+use crate::protocol::error_response::ErrorResponse;
+pub use error::SessionError;
+use handshake::Opening;
+pub use state::SessionState;
+
+/// Serves one accepted connection to its end.
+pub async fn serve(tcp: TcpStream, ctx: Arc<ProxyContext>) -> Result<(), SessionError> {
+    let _ = tcp.set_nodelay(true);
+    let opened = tokio::time::timeout(ctx.startup_timeout, async {
+        let (mut client, startup) = match handshake::open(tcp, &ctx).await? {
+            Opening::Session(client, startup) => (client, startup),
+            Opening::Done => return Ok(None),
+        };
+        if ctx.client_tls_required && !client.is_tls() {
+            let err =
+                ErrorResponse::fatal("28000", "pgtrickle-proxy requires TLS (SSL) connections")
+                    .with_hint("connect with sslmode=require");
+            let _ = client.write_all(&err.encode()).await;
+            return Err(SessionError::Refused("client without TLS".into()));
+        }
+        let logged_in = login::login(&mut client, &startup, &ctx).await?;
+        Ok(Some((client, startup, logged_in)))
+    })
+    .await
+    .map_err(|_| SessionError::StartupTimeout)??;
+    let Some((client, startup, logged_in)) = opened else {
+        return Ok(());
+    };
+    let text =
+        |name: &str| String::from_utf8_lossy(startup.param(name).unwrap_or_default()).into_owned();
+    let user = text("user");
+    let database = match startup.param("database") {
+        Some(db) if !db.is_empty() => String::from_utf8_lossy(db).into_owned(),
+        _ => user.clone(),
+    };
+    tracing::debug!(%user, %database, tls = client.is_tls(), "session logged in");
+    let state = Arc::new(SessionState::new(user, database));
+    let _cancel_guard = logged_in.cancel_guard;
+    pump::pump(
+        client,
+        logged_in.client_leftover,
+        logged_in.upstream,
+        logged_in.upstream_leftover,
+        state,
+        ctx.interceptor.clone(),
+    )
+    .await
+}
