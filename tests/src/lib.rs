@@ -1,7 +1,12 @@
-//! End-to-end tests of pgtrickle-proxy live in `tests/tests/`; this library only re-exports the
-//! shared test support so each test file can `use pgtrickle_e2e::*`.
+//! End-to-end tests of pgtrickle-proxy live in `tests/tests/`; this library holds what they
+//! share: the project's test support (clusters, proxy processes), a byte-level client, and the
+//! usual cluster-plus-proxy set-up.
+
+pub mod raw_client;
 
 pub use pgtrickle_test_support::*;
+
+use std::path::Path;
 
 /// Path of the proxy binary built for these tests.
 #[macro_export]
@@ -9,4 +14,21 @@ macro_rules! proxy_bin {
     () => {
         std::path::Path::new(env!("CARGO_BIN_EXE_proxy-under-test"))
     };
+}
+
+/// Starts a proxy in front of `cluster` (plain upstream connection) with extra flags.
+pub fn proxy_for(bin: &Path, cluster: &Cluster, args: &[&str]) -> ProxyProcess {
+    let upstream = format!("{}?sslmode=disable", cluster.url("postgres", "postgres"));
+    ProxyProcess::start(bin, &upstream, args)
+}
+
+/// Connects tokio-postgres with `conninfo` and drives the connection in the background.
+pub async fn connect(conninfo: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect {conninfo}: {e}"));
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
 }
