@@ -192,3 +192,12 @@ impl RawClient {
         !matches!(self.stream.read(&mut b), Ok(n) if n > 0)
     }
 }
+
+/// Encodes a CancelRequest.
+pub fn cancel_request(pid: u32, secret: u32) -> Vec<u8> {
+    let mut v = 16u32.to_be_bytes().to_vec();
+    v.extend_from_slice(&80_877_102u32.to_be_bytes());
+    v.extend_from_slice(&pid.to_be_bytes());
+    v.extend_from_slice(&secret.to_be_bytes());
+    v
+}
