@@ -32,3 +32,16 @@ pub async fn connect(conninfo: &str) -> tokio_postgres::Client {
     });
     client
 }
+
+/// Resident memory of a process in kB (from /proc).
+pub fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("cannot read VmRSS of process {pid}"))
+}

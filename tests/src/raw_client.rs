@@ -132,7 +132,10 @@ impl RawClient {
     /// messages up to and including the first ReadyForQuery.
     pub fn login(port: u16, user: &str, db: &str) -> (RawClient, Vec<Message>) {
         let mut c = RawClient::connect(port);
-        c.send(&startup_message(3 << 16, &[("user", user), ("database", db)]));
+        c.send(&startup_message(
+            3 << 16,
+            &[("user", user), ("database", db)],
+        ));
         let msgs = c.read_until_ready();
         (c, msgs)
     }

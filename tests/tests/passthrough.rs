@@ -22,11 +22,9 @@ async fn simple_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Opti
         .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
         .into_iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).map(str::to_string))
-                    .collect(),
-            ),
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
             _ => None,
         })
         .collect()
@@ -77,7 +75,10 @@ async fn errors_keep_their_sqlstate_and_message() {
         .batch_execute("create table uniq (id int primary key)")
         .await
         .unwrap();
-    direct.batch_execute("insert into uniq values (1)").await.unwrap();
+    direct
+        .batch_execute("insert into uniq values (1)")
+        .await
+        .unwrap();
     let cases = [
         ("select 1/0", "22012"),
         ("select * from no_such_table", "42P01"),
@@ -94,7 +95,10 @@ async fn errors_keep_their_sqlstate_and_message() {
         assert_eq!(p.message(), d.message());
         assert_eq!(p.position(), d.position());
         // The session goes on after an error.
-        assert_eq!(simple_rows(&proxied, "select 7").await, vec![vec![Some("7".into())]]);
+        assert_eq!(
+            simple_rows(&proxied, "select 7").await,
+            vec![vec![Some("7".into())]]
+        );
     }
 }
 
@@ -107,18 +111,26 @@ async fn transactions_and_savepoints_behave_as_directly() {
         .await
         .unwrap();
     let tx = client.transaction().await.unwrap();
-    tx.execute("insert into acct values (1, 10)", &[]).await.unwrap();
+    tx.execute("insert into acct values (1, 10)", &[])
+        .await
+        .unwrap();
     tx.batch_execute("savepoint s1").await.unwrap();
-    tx.execute("insert into acct values (2, 20)", &[]).await.unwrap();
+    tx.execute("insert into acct values (2, 20)", &[])
+        .await
+        .unwrap();
     assert!(tx.batch_execute("select 1/0").await.is_err());
     // The transaction is failed until the savepoint is rolled back.
     let failed = tx.batch_execute("select 1").await.unwrap_err();
     assert_eq!(failed.code().unwrap().code(), "25P02");
     tx.batch_execute("rollback to savepoint s1").await.unwrap();
-    tx.execute("insert into acct values (3, 30)", &[]).await.unwrap();
+    tx.execute("insert into acct values (3, 30)", &[])
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let tx = client.transaction().await.unwrap();
-    tx.execute("insert into acct values (4, 40)", &[]).await.unwrap();
+    tx.execute("insert into acct values (4, 40)", &[])
+        .await
+        .unwrap();
     tx.rollback().await.unwrap();
     let rows = simple_rows(&client, "select id from acct order by id").await;
     assert_eq!(rows, vec![vec![Some("1".into())], vec![Some("3".into())]]);
@@ -185,10 +197,12 @@ async fn copy_in_and_out_of_100k_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_reach_an_idle_listener() {
     let (_cluster, proxy) = setup();
-    let (listener, mut connection) =
-        tokio_postgres::connect(&proxy.conninfo("postgres", "postgres"), tokio_postgres::NoTls)
-            .await
-            .unwrap();
+    let (listener, mut connection) = tokio_postgres::connect(
+        &proxy.conninfo("postgres", "postgres"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -354,6 +368,12 @@ async fn a_100_mb_value_round_trips() {
     assert_eq!(row.get::<_, i32>(1) as usize, big.len());
     let back: String = row.get(0);
     assert!(back == big, "value changed on the way");
+    // The proxy streamed the value through instead of buffering whole messages.
+    let rss_kb = pgtrickle_e2e::rss_kb(proxy.pid());
+    assert!(
+        rss_kb < 64 * 1024,
+        "proxy RSS {rss_kb} kB after a 100 MB value"
+    );
 }
 
 #[test]
@@ -371,7 +391,11 @@ fn function_call_protocol_works_for_large_objects() {
         .arg(format!("\\lo_import {}", file.display()))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let oid: String = String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .last()
@@ -385,6 +409,10 @@ fn function_call_protocol_works_for_large_objects() {
         .arg(format!("\\lo_export {oid} {}", exported.display()))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(std::fs::read(&exported).unwrap(), content);
 }

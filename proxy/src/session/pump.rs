@@ -132,7 +132,8 @@ where
                 }
                 continue;
             }
-            buf.reserve(total - buf.len());
+            // Grow as bytes arrive, never by the declared length alone.
+            buf.reserve((total - buf.len()).min(CHUNK));
         }
         upstream.flush().await?;
         if buf.capacity() - buf.len() < 1024 {
