@@ -218,3 +218,113 @@ async fn upstream_gone<W: AsyncWrite + Unpin>(client: &mut W, framer: &Framer, l
     }
     let _ = client.shutdown().await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ready_for_query::TransactionStatus;
+    use tokio::io::duplex;
+
+    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![tag];
+        v.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[tokio::test]
+    async fn tracks_transaction_status_and_forwards_bytes_unchanged() {
+        let (client_side, mut client) = duplex(1 << 16);
+        let (upstream_side, mut server) = duplex(1 << 16);
+        let state = Arc::new(SessionState::new("u".into(), "d".into()));
+        let pump_state = Arc::clone(&state);
+        let task = tokio::spawn(async move {
+            pump(
+                client_side,
+                BytesMut::new(),
+                upstream_side,
+                BytesMut::new(),
+                pump_state,
+                None,
+            )
+            .await
+        });
+        let query = msg(b'Q', b"begin\0");
+        client.write_all(&query).await.unwrap();
+        let mut got = vec![0; query.len()];
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, query);
+
+        // The answer arrives cut in the middle of ReadyForQuery.
+        let mut answer = msg(b'C', b"BEGIN\0");
+        answer.extend(msg(b'Z', b"T"));
+        let cut = answer.len() - 1;
+        server.write_all(&answer[..cut]).await.unwrap();
+        server.flush().await.unwrap();
+        tokio::task::yield_now().await;
+        server.write_all(&answer[cut..]).await.unwrap();
+        let mut got = vec![0; answer.len()];
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, answer);
+        assert_eq!(state.tx_status(), TransactionStatus::InTransaction);
+
+        server.write_all(&msg(b'Z', b"E")).await.unwrap();
+        let mut got = vec![0; 6];
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(state.tx_status(), TransactionStatus::Failed);
+
+        // The client hangs up: the pump ends and the server sees end of stream.
+        drop(client);
+        task.await.unwrap().unwrap();
+        let mut rest = Vec::new();
+        server.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
+    }
+
+    struct AnswerSelectOne;
+
+    impl Interceptor for AnswerSelectOne {
+        fn wants(&self, tag: u8) -> bool {
+            tag == b'Q'
+        }
+
+        fn inspect(&self, _session: &SessionState, message: Bytes) -> Verdict {
+            if &message[5..] == b"intercept me\0" {
+                let mut answer = msg(b'I', b"");
+                answer.extend(TransactionStatus::Idle.encode());
+                Verdict::Answer(Bytes::from(answer))
+            } else {
+                Verdict::Forward(message)
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_interceptor_answers_held_messages_and_forwards_the_rest() {
+        let (client_side, mut client) = duplex(1 << 16);
+        let (upstream_side, mut server) = duplex(1 << 16);
+        let state = Arc::new(SessionState::new("u".into(), "d".into()));
+        tokio::spawn(pump(
+            client_side,
+            BytesMut::new(),
+            upstream_side,
+            BytesMut::new(),
+            state,
+            Some(Arc::new(AnswerSelectOne)),
+        ));
+        // Three messages in one write: forwarded, answered by the interceptor, forwarded.
+        let mut batch = msg(b'Q', b"select 1\0");
+        batch.extend(msg(b'Q', b"intercept me\0"));
+        batch.extend(msg(b'S', b""));
+        client.write_all(&batch).await.unwrap();
+        let mut answer = vec![0; 5 + 6];
+        client.read_exact(&mut answer).await.unwrap();
+        assert_eq!(answer[0], b'I');
+        assert_eq!(&answer[5..], &TransactionStatus::Idle.encode());
+        let mut forwarded = vec![0; 14 + 5];
+        server.read_exact(&mut forwarded).await.unwrap();
+        let mut expected = msg(b'Q', b"select 1\0");
+        expected.extend(msg(b'S', b""));
+        assert_eq!(forwarded, expected);
+    }
+}
