@@ -57,7 +57,7 @@ pub struct Args {
     #[arg(long, env = "PGTRICKLE_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout: u64,
 
-    /// Worker threads of the runtime (0: one per CPU core).
+    /// Worker threads of the runtime (0: one per CPU core; 1: a single-threaded runtime).
     #[arg(long, env = "PGTRICKLE_WORKER_THREADS", default_value_t = 0)]
     pub worker_threads: usize,
 
@@ -110,8 +110,12 @@ fn run(args: Args) -> Result<(), BoxError> {
     };
     let upstream_tls = tls::connector::build(&target)?;
 
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if args.worker_threads > 0 {
+    // One worker: a current-thread runtime, which saves the work-stealing machinery.
+    let mut runtime = match args.worker_threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    if args.worker_threads > 1 {
         runtime.worker_threads(args.worker_threads);
     }
     let runtime = runtime.enable_all().build()?;

@@ -52,7 +52,10 @@ fn psql_ctrl_c_cancels_a_running_query() {
         if running.trim() == "1" {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "query never started");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "query never started"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let status = Command::new("kill")
@@ -74,7 +77,10 @@ fn a_cancel_with_a_wrong_key_cancels_nothing() {
     let cluster = Cluster::start();
     let proxy = proxy_for(proxy_bin!(), &cluster, &[]);
     let (mut session, login) = RawClient::login(proxy.port(), "postgres", "postgres");
-    let key = login.iter().find(|m| m.tag == b'K').expect("BackendKeyData");
+    let key = login
+        .iter()
+        .find(|m| m.tag == b'K')
+        .expect("BackendKeyData");
     let pid = u32::from_be_bytes(key.body[..4].try_into().unwrap());
     let secret = u32::from_be_bytes(key.body[4..8].try_into().unwrap());
     // The proxy's key is its own, not the server's.
@@ -85,7 +91,9 @@ fn a_cancel_with_a_wrong_key_cancels_nothing() {
         .unwrap();
     assert_ne!(pid, backend_pid);
 
-    session.send(&pgtrickle_e2e::raw_client::query("select pg_sleep(1.5), 'done'"));
+    session.send(&pgtrickle_e2e::raw_client::query(
+        "select pg_sleep(1.5), 'done'",
+    ));
     std::thread::sleep(Duration::from_millis(300));
     for (p, s) in [(pid, secret ^ 1), (pid ^ 1, secret), (backend_pid, secret)] {
         let mut c = RawClient::connect(proxy.port());
