@@ -108,6 +108,12 @@ fn random_garbage_from_many_connections_never_crashes_the_proxy() {
         let _ = c.read_to_end();
     }
     assert_serves(&proxy);
+    // Nothing accumulates from the connections that were closed.
+    let rss_kb = pgtrickle_e2e::rss_kb(proxy.pid());
+    assert!(
+        rss_kb < 64 * 1024,
+        "proxy RSS {rss_kb} kB after 200 hostile connections"
+    );
 }
 
 #[test]
