@@ -1,18 +1,46 @@
 //! The seam where the stream-table engine plugs into a session: it may hold back a frontend
-//! message, look at it whole, and either let it through or answer it itself. A session without
-//! an interceptor is a pure byte pump.
+//! message, look at it whole, and let it through, answer it itself, or run a job that talks to
+//! the server on the session's own connection (so that an API call inside a client's
+//! transaction block is part of that transaction). A session without an interceptor is a pure
+//! byte pump.
+
+use std::future::Future;
+use std::pin::Pin;
 
 use bytes::Bytes;
 
+use super::session_sql::SessionSql;
 use super::state::SessionState;
 
 /// What to do with a message the interceptor asked to see.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Send these bytes upstream (the message itself, or a rewrite of it).
     Forward(Bytes),
     /// Do not send anything upstream; send these bytes to the client instead.
     Answer(Bytes),
+    /// Wait until the server has answered everything the client sent before, then run the
+    /// job with the session's upstream connection; the job's result goes to the client.
+    Run(Box<dyn SessionJob>),
+}
+
+impl std::fmt::Debug for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Forward(b) => f.debug_tuple("Forward").field(b).finish(),
+            Verdict::Answer(b) => f.debug_tuple("Answer").field(b).finish(),
+            Verdict::Run(_) => f.write_str("Run(..)"),
+        }
+    }
+}
+
+/// Work done on a session's upstream connection while the client waits.
+pub trait SessionJob: Send {
+    /// Runs the job; returns the bytes to send to the client (complete messages, normally
+    /// ending with ReadyForQuery).
+    fn run<'a>(
+        self: Box<Self>,
+        sql: &'a mut SessionSql<'_>,
+    ) -> Pin<Box<dyn Future<Output = Bytes> + Send + 'a>>;
 }
 
 /// Looks at frontend messages on their way to the server.

@@ -7,6 +7,7 @@ pub mod intercept;
 pub mod login;
 pub mod message_reader;
 pub mod pump;
+pub mod session_sql;
 pub mod state;
 
 use std::sync::Arc;

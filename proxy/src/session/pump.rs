@@ -6,14 +6,16 @@
 //! checks every length and, towards the client, captures the ReadyForQuery status byte. With an
 //! interceptor, frontend messages it asks for are held back whole and decided on.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::error::SessionError;
-use super::intercept::{Interceptor, Verdict};
+use super::intercept::{Interceptor, SessionJob, Verdict};
+use super::session_sql::SessionSql;
 use super::state::SessionState;
 use crate::protocol::error_response::ErrorResponse;
 use crate::protocol::framer::{FrameError, Framer};
@@ -32,8 +34,8 @@ pub async fn pump<C, U>(
     interceptor: Option<Arc<dyn Interceptor>>,
 ) -> Result<(), SessionError>
 where
-    C: AsyncRead + AsyncWrite + Unpin,
-    U: AsyncRead + AsyncWrite + Unpin,
+    C: AsyncRead + AsyncWrite + Unpin + Send,
+    U: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let (client_r, client_w) = tokio::io::split(client);
     let (upstream_r, upstream_w) = tokio::io::split(upstream);
@@ -45,14 +47,21 @@ where
             }
         }
         Some(interceptor) => {
-            let (answers_tx, answers_rx) = mpsc::channel(64);
+            let (control_tx, control_rx) = mpsc::channel(4);
+            let outstanding = Outstanding::default();
+            let to_server = InterceptedClientToServer {
+                state: &state,
+                interceptor: &*interceptor,
+                control: control_tx,
+                outstanding: &outstanding,
+            };
+            let from_server = Some(ServerControl {
+                control: control_rx,
+                outstanding: &outstanding,
+            });
             tokio::select! {
-                r = client_to_server_intercepted(
-                    client_r, client_leftover, upstream_w, &state, &*interceptor, answers_tx,
-                ) => r,
-                r = server_to_client(
-                    upstream_r, upstream_leftover, client_w, &state, Some(answers_rx),
-                ) => r,
+                r = to_server.run(client_r, client_leftover, upstream_w) => r,
+                r = server_to_client(upstream_r, upstream_leftover, client_w, &state, from_server) => r,
             }
         }
     }
@@ -81,100 +90,214 @@ where
     }
 }
 
-async fn client_to_server_intercepted<R, W>(
-    mut client: R,
-    mut buf: BytesMut,
-    mut upstream: W,
-    state: &SessionState,
-    interceptor: &dyn Interceptor,
-    answers: mpsc::Sender<Bytes>,
-) -> Result<(), SessionError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    // Bytes of the current (not held) message still to pass through.
-    let mut passing: usize = 0;
-    buf.reserve(CHUNK);
-    loop {
-        if passing > 0 && !buf.is_empty() {
-            let n = passing.min(buf.len());
-            upstream.write_all(&buf[..n]).await?;
-            buf.advance(n);
-            passing -= n;
-            continue;
+/// Requests the client sent that the server has not yet answered with ReadyForQuery (one per
+/// Query, Sync and FunctionCall), so that the engine runs only when the session is idle.
+#[derive(Default)]
+struct Outstanding {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+impl Outstanding {
+    fn sent(&self) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn answered(&self) {
+        let before = self
+            .count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_sub(1))
+            })
+            .unwrap_or(0);
+        if before <= 1 {
+            self.idle.notify_waiters();
         }
-        if buf.len() >= 5 {
-            let tag = buf[0];
-            let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
-            if len < 4 || len - 4 > MAX_MESSAGE_LEN {
-                return Err(FrameError {
-                    tag: char::from(tag),
-                    len,
-                }
-                .into());
+    }
+
+    async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
             }
-            let total = len as usize + 1;
-            if !interceptor.wants(tag) {
-                passing = total;
-                continue;
-            }
-            if buf.len() >= total {
-                let message = buf.split_to(total).freeze();
-                match interceptor.inspect(state, message) {
-                    Verdict::Forward(bytes) => upstream.write_all(&bytes).await?,
-                    Verdict::Answer(bytes) => {
-                        upstream.flush().await?;
-                        if answers.send(bytes).await.is_err() {
-                            return Ok(());
-                        }
-                    }
-                }
-                continue;
-            }
-            // Grow as bytes arrive, never by the declared length alone.
-            buf.reserve((total - buf.len()).min(CHUNK));
-        }
-        upstream.flush().await?;
-        if buf.capacity() - buf.len() < 1024 {
-            buf.reserve(CHUNK);
-        }
-        if client.read_buf(&mut buf).await? == 0 {
-            let _ = upstream.shutdown().await;
-            return Ok(());
+            notified.await;
         }
     }
 }
 
+/// The upstream read side, lent to the client-to-server direction while a job runs.
+struct Lent<R> {
+    reader: R,
+    buf: BytesMut,
+    back: oneshot::Sender<(R, BytesMut, Vec<Bytes>)>,
+}
+
+/// Requests from the client-to-server direction to the server-to-client direction.
+enum Control<R> {
+    /// Write these bytes to the client (the session is idle).
+    Answer(Bytes),
+    /// Lend the upstream reader (the session is idle).
+    Lend(oneshot::Sender<Lent<R>>),
+}
+
+struct ServerControl<'a, R> {
+    control: mpsc::Receiver<Control<R>>,
+    outstanding: &'a Outstanding,
+}
+
+struct InterceptedClientToServer<'a, R> {
+    state: &'a SessionState,
+    interceptor: &'a dyn Interceptor,
+    control: mpsc::Sender<Control<R>>,
+    outstanding: &'a Outstanding,
+}
+
+impl<UR: AsyncRead + Unpin + Send> InterceptedClientToServer<'_, UR> {
+    async fn run<CR, W>(
+        self,
+        mut client: CR,
+        mut buf: BytesMut,
+        mut upstream: W,
+    ) -> Result<(), SessionError>
+    where
+        CR: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin + Send,
+    {
+        // Bytes of the current (not held) message still to pass through.
+        let mut passing: usize = 0;
+        buf.reserve(CHUNK);
+        loop {
+            if passing > 0 && !buf.is_empty() {
+                let n = passing.min(buf.len());
+                upstream.write_all(&buf[..n]).await?;
+                buf.advance(n);
+                passing -= n;
+                continue;
+            }
+            if buf.len() >= 5 {
+                let tag = buf[0];
+                let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
+                if len < 4 || len - 4 > MAX_MESSAGE_LEN {
+                    return Err(FrameError {
+                        tag: char::from(tag),
+                        len,
+                    }
+                    .into());
+                }
+                let total = len as usize + 1;
+                if !self.interceptor.wants(tag) {
+                    self.count(tag);
+                    passing = total;
+                    continue;
+                }
+                if buf.len() >= total {
+                    let message = buf.split_to(total).freeze();
+                    match self.interceptor.inspect(self.state, message) {
+                        Verdict::Forward(bytes) => {
+                            if let Some(&t) = bytes.first() {
+                                self.count(t);
+                            }
+                            upstream.write_all(&bytes).await?
+                        }
+                        Verdict::Answer(bytes) => {
+                            upstream.flush().await?;
+                            self.outstanding.wait_idle().await;
+                            if self.control.send(Control::Answer(bytes)).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                        Verdict::Run(job) => {
+                            upstream.flush().await?;
+                            if !self.run_job(job, &mut upstream).await {
+                                return Ok(());
+                            }
+                        }
+                    }
+                    continue;
+                }
+                // Grow as bytes arrive, never by the declared length alone.
+                buf.reserve((total - buf.len()).min(CHUNK));
+            }
+            upstream.flush().await?;
+            if buf.capacity() - buf.len() < 1024 {
+                buf.reserve(CHUNK);
+            }
+            if client.read_buf(&mut buf).await? == 0 {
+                let _ = upstream.shutdown().await;
+                return Ok(());
+            }
+        }
+    }
+
+    fn count(&self, tag: u8) {
+        if matches!(tag, b'Q' | b'S' | b'F') {
+            self.outstanding.sent();
+        }
+    }
+
+    /// Waits for the session to be idle, borrows the upstream reader, runs the job, and sends
+    /// its answer to the client. False when the other direction has ended.
+    async fn run_job<W: AsyncWrite + Unpin + Send>(
+        &self,
+        job: Box<dyn SessionJob>,
+        upstream: &mut W,
+    ) -> bool {
+        self.outstanding.wait_idle().await;
+        let (tx, rx) = oneshot::channel();
+        if self.control.send(Control::Lend(tx)).await.is_err() {
+            return false;
+        }
+        let Ok(Lent {
+            mut reader,
+            mut buf,
+            back,
+        }) = rx.await
+        else {
+            return false;
+        };
+        let mut sql = SessionSql::new(&mut reader, upstream, &mut buf, self.state.tx_status());
+        let answer = job.run(&mut sql).await;
+        let status = sql.tx_status();
+        let mut for_client = std::mem::take(&mut sql.for_client);
+        for_client.push(answer);
+        self.state.set_tx_status(status as u8);
+        back.send((reader, buf, for_client)).is_ok()
+    }
+}
+
 async fn server_to_client<R, W>(
-    mut upstream: R,
+    upstream: R,
     mut buf: BytesMut,
     mut client: W,
     state: &SessionState,
-    mut answers: Option<mpsc::Receiver<Bytes>>,
+    mut control: Option<ServerControl<'_, R>>,
 ) -> Result<(), SessionError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let mut upstream = Some(upstream);
     let mut framer = Framer::new(MAX_MESSAGE_LEN, b"Z");
     let mut last_tag = 0u8;
-    let mut pending_answers: Vec<Bytes> = Vec::new();
+    let mut pending: Option<Control<R>> = None;
     buf.reserve(CHUNK);
     loop {
+        let Some(reader) = upstream.as_mut() else {
+            return Ok(());
+        };
         if buf.is_empty() {
-            let read = match answers.as_mut() {
-                None => upstream.read_buf(&mut buf).await,
-                Some(rx) => tokio::select! {
-                    r = upstream.read_buf(&mut buf) => r,
-                    Some(answer) = rx.recv() => {
-                        pending_answers.push(answer);
+            let read = match control.as_mut() {
+                Some(ctl) if pending.is_none() => tokio::select! {
+                    r = reader.read_buf(&mut buf) => r,
+                    Some(request) = ctl.control.recv() => {
+                        pending = Some(request);
                         Ok(usize::MAX)
                     }
                 },
+                _ => reader.read_buf(&mut buf).await,
             };
             match read {
-                Ok(usize::MAX) => {}
                 Ok(0) | Err(_) => {
                     upstream_gone(&mut client, &framer, last_tag).await;
                     return Ok(());
@@ -183,10 +306,14 @@ where
             }
         }
         if !buf.is_empty() {
+            let outstanding = control.as_ref().map(|c| c.outstanding);
             framer.feed(&buf, |f| {
                 if f.tag == b'Z' {
                     if let Some(&status) = f.captured.first() {
                         state.set_tx_status(status);
+                    }
+                    if let Some(o) = outstanding {
+                        o.answered();
                     }
                 }
                 last_tag = f.tag;
@@ -194,10 +321,34 @@ where
             client.write_all(&buf).await?;
             buf.clear();
         }
-        // Answers of the interceptor go out only between two server messages.
+        // Requests of the interceptor are served only between two server messages.
         if framer.at_boundary() {
-            for answer in pending_answers.drain(..) {
-                client.write_all(&answer).await?;
+            match pending.take() {
+                Some(Control::Answer(bytes)) => client.write_all(&bytes).await?,
+                Some(Control::Lend(reply)) => {
+                    let (back, returned) = oneshot::channel();
+                    let Some(reader) = upstream.take() else {
+                        return Ok(());
+                    };
+                    let lent = Lent {
+                        reader,
+                        buf: std::mem::take(&mut buf),
+                        back,
+                    };
+                    if reply.send(lent).is_err() {
+                        return Ok(());
+                    }
+                    let Ok((reader, rest, for_client)) = returned.await else {
+                        return Ok(());
+                    };
+                    upstream = Some(reader);
+                    buf = rest;
+                    buf.reserve(CHUNK);
+                    for bytes in for_client {
+                        client.write_all(&bytes).await?;
+                    }
+                }
+                None => {}
             }
         }
         client.flush().await?;
@@ -300,7 +451,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_interceptor_answers_held_messages_and_forwards_the_rest() {
+    async fn an_interceptor_answers_in_order_and_forwards_the_rest() {
         let (client_side, mut client) = duplex(1 << 16);
         let (upstream_side, mut server) = duplex(1 << 16);
         let state = Arc::new(SessionState::new("u".into(), "d".into()));
@@ -317,14 +468,23 @@ mod tests {
         batch.extend(msg(b'Q', b"intercept me\0"));
         batch.extend(msg(b'S', b""));
         client.write_all(&batch).await.unwrap();
-        let mut answer = vec![0; 5 + 6];
-        client.read_exact(&mut answer).await.unwrap();
-        assert_eq!(answer[0], b'I');
-        assert_eq!(&answer[5..], &TransactionStatus::Idle.encode());
-        let mut forwarded = vec![0; 14 + 5];
-        server.read_exact(&mut forwarded).await.unwrap();
-        let mut expected = msg(b'Q', b"select 1\0");
-        expected.extend(msg(b'S', b""));
-        assert_eq!(forwarded, expected);
+        let first = msg(b'Q', b"select 1\0");
+        let mut got = vec![0; first.len()];
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, first);
+        // The answer waits until the server has answered the first query.
+        let mut reply = msg(b'C', b"SELECT 1\0");
+        reply.extend(TransactionStatus::Idle.encode());
+        server.write_all(&reply).await.unwrap();
+        let mut expected = reply.clone();
+        expected.extend(msg(b'I', b""));
+        expected.extend(TransactionStatus::Idle.encode());
+        let mut got = vec![0; expected.len()];
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, expected);
+        let sync = msg(b'S', b"");
+        let mut got = vec![0; sync.len()];
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, sync);
     }
 }

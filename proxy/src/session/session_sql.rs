@@ -1,0 +1,191 @@
+//! Running SQL on a session's own upstream connection, for the stream-table engine: a small
+//! simple-query client over the already authenticated connection. Asynchronous messages that
+//! arrive meanwhile (notifications, parameter changes) are kept for the client.
+
+use bytes::{Bytes, BytesMut};
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::protocol::error_response::field_of;
+use crate::protocol::ready_for_query::TransactionStatus;
+use crate::protocol::MAX_MESSAGE_LEN;
+
+/// The rows of one statement, as text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResultSet {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Rows; None is NULL.
+    pub rows: Vec<Vec<Option<String>>>,
+    /// The command tag (`SELECT 1`, `INSERT 0 3`...).
+    pub tag: String,
+}
+
+/// A failed query.
+#[derive(Debug, Error)]
+pub enum SqlError {
+    /// The server reported an error; `raw` is its ErrorResponse, ready to relay.
+    #[error("{code}: {message}")]
+    Server {
+        /// SQLSTATE.
+        code: String,
+        /// Message.
+        message: String,
+        /// The whole ErrorResponse message.
+        raw: Bytes,
+    },
+    /// The connection failed.
+    #[error("upstream connection: {0}")]
+    Io(#[from] std::io::Error),
+    /// The server sent something this client does not handle.
+    #[error("unexpected message {0:?} from server")]
+    Unexpected(char),
+}
+
+/// A simple-query client over a session's upstream connection halves.
+pub struct SessionSql<'a> {
+    reader: &'a mut (dyn AsyncRead + Unpin + Send),
+    writer: &'a mut (dyn AsyncWrite + Unpin + Send),
+    buf: &'a mut BytesMut,
+    /// Asynchronous messages to pass on to the client.
+    pub for_client: Vec<Bytes>,
+    tx_status: TransactionStatus,
+}
+
+impl<'a> SessionSql<'a> {
+    /// Wraps the halves of an idle session's connection; `buf` holds bytes already read.
+    pub fn new(
+        reader: &'a mut (dyn AsyncRead + Unpin + Send),
+        writer: &'a mut (dyn AsyncWrite + Unpin + Send),
+        buf: &'a mut BytesMut,
+        tx_status: TransactionStatus,
+    ) -> SessionSql<'a> {
+        SessionSql {
+            reader,
+            writer,
+            buf,
+            for_client: Vec::new(),
+            tx_status,
+        }
+    }
+
+    /// The transaction status after the last query.
+    pub fn tx_status(&self) -> TransactionStatus {
+        self.tx_status
+    }
+
+    async fn next_message(&mut self) -> Result<Bytes, SqlError> {
+        loop {
+            if self.buf.len() >= 5 {
+                let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]);
+                if len < 4 || len - 4 > MAX_MESSAGE_LEN {
+                    return Err(SqlError::Unexpected(char::from(self.buf[0])));
+                }
+                let total = len as usize + 1;
+                if self.buf.len() >= total {
+                    return Ok(self.buf.split_to(total).freeze());
+                }
+                self.buf.reserve((total - self.buf.len()).min(1 << 20));
+            } else {
+                self.buf.reserve(8192);
+            }
+            if self.reader.read_buf(self.buf).await? == 0 {
+                return Err(SqlError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+        }
+    }
+
+    /// Runs one or more statements in a simple Query and returns one result per statement;
+    /// the first error ends the query (the server skips the rest), as in psql.
+    pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<ResultSet>, SqlError> {
+        let mut msg = BytesMut::with_capacity(sql.len() + 6);
+        msg.extend_from_slice(b"Q");
+        msg.extend_from_slice(&(sql.len() as u32 + 5).to_be_bytes());
+        msg.extend_from_slice(sql.as_bytes());
+        msg.extend_from_slice(b"\0");
+        self.writer.write_all(&msg).await?;
+        self.writer.flush().await?;
+        let mut results = Vec::new();
+        let mut current = ResultSet::default();
+        let mut error = None;
+        loop {
+            let m = self.next_message().await?;
+            let body = &m[5..];
+            match m[0] {
+                b'T' => current.columns = parse_row_description(body),
+                b'D' => current.rows.push(parse_data_row(body)),
+                b'C' => {
+                    current.tag = cstr(body);
+                    results.push(std::mem::take(&mut current));
+                }
+                b'I' => results.push(std::mem::take(&mut current)),
+                b'E' => {
+                    error = Some(SqlError::Server {
+                        code: field_of(body, b'C').unwrap_or("XX000").to_string(),
+                        message: field_of(body, b'M').unwrap_or("").to_string(),
+                        raw: m.clone(),
+                    })
+                }
+                b'Z' => {
+                    if let Some(status) =
+                        body.first().and_then(|&b| TransactionStatus::from_byte(b))
+                    {
+                        self.tx_status = status;
+                    }
+                    return match error {
+                        Some(e) => Err(e),
+                        None => Ok(results),
+                    };
+                }
+                // Notices of the engine's own statements are not the client's business.
+                b'N' => {}
+                b'A' | b'S' => self.for_client.push(m),
+                other => return Err(SqlError::Unexpected(char::from(other))),
+            }
+        }
+    }
+}
+
+fn cstr(body: &[u8]) -> String {
+    let end = body.iter().position(|&b| b == 0).unwrap_or(body.len());
+    String::from_utf8_lossy(&body[..end]).into_owned()
+}
+
+fn parse_row_description(body: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    let Some(count) = body.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+        return names;
+    };
+    let mut rest = &body[2..];
+    for _ in 0..count {
+        let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+        names.push(String::from_utf8_lossy(&rest[..end]).into_owned());
+        rest = rest.get(end + 1 + 18..).unwrap_or_default();
+    }
+    names
+}
+
+fn parse_data_row(body: &[u8]) -> Vec<Option<String>> {
+    let mut values = Vec::new();
+    let Some(count) = body.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+        return values;
+    };
+    let mut rest = &body[2..];
+    for _ in 0..count {
+        let Some(len) = rest
+            .get(..4)
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        else {
+            break;
+        };
+        rest = &rest[4..];
+        if len < 0 {
+            values.push(None);
+        } else {
+            let len = (len as usize).min(rest.len());
+            values.push(Some(String::from_utf8_lossy(&rest[..len]).into_owned()));
+            rest = &rest[len..];
+        }
+    }
+    values
+}
