@@ -223,7 +223,7 @@ mod tests {
                 "WITH c AS (SELECT * FROM Public.Orders) SELECT * FROM c JOIN \"Items\" i ON \
                  true, s.x WHERE EXISTS (SELECT 1 FROM y)"
             ),
-            vec!["Items", "public.orders", "s.x", "y"]
+            vec!["Items", "y", "public.orders", "s.x"]
         );
     }
 
