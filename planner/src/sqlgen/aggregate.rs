@@ -253,18 +253,21 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
     };
     // Merge with the stored state.
     let key_col = |i: usize| quote_ident(&cols[plan.key_outputs[i]].name);
-    let join_on = if keys.is_empty() {
-        "true".to_string()
+    // A LATERAL lookup per changed group: an index probe on __pgt_hash, never a scan of the
+    // whole storage table.
+    let lookup = if keys.is_empty() {
+        format!("(SELECT x.ctid AS __pgt_ctid, x.* FROM {storage} x)")
     } else {
-        let mut on = "s.__pgt_hash = g.__pgt_h".to_string();
+        let mut on = "x.__pgt_hash = g.__pgt_h".to_string();
         for (i, k) in keys.iter().enumerate() {
-            on.push_str(&format!(" AND s.{} IS NOT DISTINCT FROM g.{k}", key_col(i)));
+            on.push_str(&format!(" AND x.{} IS NOT DISTINCT FROM g.{k}", key_col(i)));
         }
-        on
+        // OFFSET 0 keeps PostgreSQL from flattening the lookup into a hash join.
+        format!("(SELECT x.ctid AS __pgt_ctid, x.* FROM {storage} x WHERE {on} OFFSET 0)")
     };
     let mut m_items: Vec<String> = keys.iter().map(|k| format!("g.{k}")).collect();
     m_items.push("g.__pgt_h AS __pgt_hash".into());
-    m_items.push("s.ctid AS __pgt_old".into());
+    m_items.push("s.__pgt_ctid AS __pgt_old".into());
     m_items.push("coalesce(s.__pgt_count, 0) + g.__pgt_dc AS __pgt_count".into());
     let mut rescan: Vec<String> = Vec::new();
     if !algebraic {
@@ -360,7 +363,7 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
     };
     let mut sql = format!(
         "WITH __pgt_d AS ({d}), __pgt_g AS (SELECT {g} FROM __pgt_d{group_by}), \
-         __pgt_m AS (SELECT {m} FROM __pgt_g g LEFT JOIN {storage} s ON {join_on})",
+         __pgt_m AS (SELECT {m} FROM __pgt_g g LEFT JOIN LATERAL {lookup} s ON true)",
         d = input_delta(rg, plan),
         g = g_items.join(", "),
         m = m_items.join(", "),
@@ -368,21 +371,63 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
     let needs_rescan = !rescan.is_empty();
     if needs_rescan {
         let names = all_columns(plan, cols);
-        let restrict = if keys.is_empty() {
-            None
-        } else {
-            Some(format!(
-                "{} IN (SELECT __pgt_hash FROM __pgt_m WHERE __pgt_rescan)",
-                row_hash(&plan.key_exprs)
-            ))
-        };
         let exact: String = (0..keys.len())
             .map(|i| format!(" AND m.__pgt_k{i} IS NOT DISTINCT FROM r.{}", key_col(i)))
             .collect();
+        // Groups to re-scan, read from the sources' new state. Uncorrelated conjuncts are
+        // one-time filters: when no group needs a re-scan, the sources are never read. Keys
+        // without NULLs are matched by equality (index-friendly semi-join); keys with a NULL
+        // by the key hash.
+        let full = if keys.is_empty() {
+            format!(
+                "SELECT * FROM ({}) AS __pgt_l WHERE (SELECT coalesce(bool_or(__pgt_rescan), \
+                 false) FROM __pgt_m)",
+                full_select(rg, cols, plan, None)
+            )
+        } else {
+            let key_exprs = &plan.key_exprs;
+            let all_set = keys
+                .iter()
+                .map(|k| format!("{k} IS NOT NULL"))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let any_null_src = format!(
+                "NOT ({})",
+                key_exprs
+                    .iter()
+                    .map(|k| format!("({k}) IS NOT NULL"))
+                    .collect::<Vec<_>>()
+                    .join(" AND ")
+            );
+            // Groups without NULL keys: one parameterised re-scan per group (LATERAL), so an
+            // index on a key column serves it.
+            let eq = key_exprs
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("({k}) = __pgt_rk.__pgt_k{i}"))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let by_key = format!(
+                "SELECT __pgt_l.* FROM (SELECT DISTINCT {} FROM __pgt_m WHERE __pgt_rescan AND \
+                 {all_set}) AS __pgt_rk CROSS JOIN LATERAL ({}) AS __pgt_l",
+                keys.join(", "),
+                full_select(rg, cols, plan, Some(&eq))
+            );
+            // Groups with a NULL key: matched by key hash, read only when there are any.
+            let null_restrict = format!(
+                "(SELECT coalesce(bool_or(__pgt_rescan AND NOT ({all_set})), false) FROM \
+                 __pgt_m) AND {any_null_src} AND {} IN (SELECT __pgt_hash FROM __pgt_m WHERE \
+                 __pgt_rescan AND NOT ({all_set}))",
+                row_hash(key_exprs)
+            );
+            format!(
+                "({by_key}) UNION ALL ({})",
+                full_select(rg, cols, plan, Some(&null_restrict))
+            )
+        };
         sql.push_str(&format!(
             ", __pgt_r AS (SELECT r.* FROM ({full}) AS r({names}) WHERE EXISTS (SELECT 1 FROM \
-             __pgt_m m WHERE m.__pgt_rescan{exact}))",
-            full = full_select(rg, cols, plan, restrict.as_deref()),
+             __pgt_m m WHERE m.__pgt_rescan{exact}))"
         ));
     }
     sql.push_str(&format!(

@@ -41,17 +41,16 @@ pub fn differential(storage: &str, cols: &[ColumnDef], delta_sql: &str) -> Strin
         .join(", ");
     let matches = quoted
         .iter()
-        .map(|c| format!(" AND s.{c} IS NOT DISTINCT FROM n.{c}"))
+        .map(|c| format!(" AND x.{c} IS NOT DISTINCT FROM n.{c}"))
         .collect::<String>();
     format!(
         "WITH __pgt_d({list}, __pgt_w) AS ({delta_sql}), \
-         __pgt_n AS (SELECT {list}, sum(__pgt_w)::bigint AS __pgt_cnt, {hash} AS __pgt_h, \
-         row_number() OVER () AS __pgt_i FROM __pgt_d GROUP BY {list} \
+         __pgt_n AS (SELECT {list}, sum(__pgt_w)::bigint AS __pgt_cnt, {hash} AS __pgt_h \
+         FROM __pgt_d GROUP BY {list} \
          HAVING sum(__pgt_w) <> 0), \
-         __pgt_del AS (DELETE FROM {storage} WHERE ctid = ANY (ARRAY(SELECT x.ctid FROM \
-         (SELECT s.ctid, row_number() OVER (PARTITION BY n.__pgt_i ORDER BY s.ctid) AS rn, \
-         -n.__pgt_cnt AS k FROM __pgt_n n JOIN {storage} s ON s.__pgt_hash = n.__pgt_h{matches} \
-         WHERE n.__pgt_cnt < 0) x WHERE x.rn <= x.k))) \
+         __pgt_del AS (DELETE FROM {storage} WHERE ctid = ANY (ARRAY(SELECT s.ctid FROM \
+         __pgt_n n CROSS JOIN LATERAL (SELECT x.ctid FROM {storage} x WHERE \
+         x.__pgt_hash = n.__pgt_h{matches} LIMIT -n.__pgt_cnt) s WHERE n.__pgt_cnt < 0))) \
          INSERT INTO {storage} ({list}, __pgt_hash) SELECT {n_cols}, n.__pgt_h FROM __pgt_n n \
          CROSS JOIN LATERAL generate_series(1, n.__pgt_cnt) WHERE n.__pgt_cnt > 0",
         hash = row_hash(&quoted),
