@@ -234,7 +234,7 @@ pub(crate) fn body_sources(shape: &Shape) -> Vec<usize> {
         Shape::Bag(b) => sources_of(b, &mut v),
         Shape::Aggregate(p) => match &p.input {
             model::AggInput::Grouped { block, .. } => {
-                sources_of(&model::Body::Block(Box::new(block.clone())), &mut v)
+                sources_of(&model::Body::Block(block.clone()), &mut v)
             }
             model::AggInput::Distinct(b) => sources_of(b, &mut v),
         },

@@ -55,12 +55,30 @@ pub struct Block {
     pub items: Vec<String>,
     /// Output column names.
     pub names: Vec<String>,
+    /// Select items' expressions as SQL, without aliases.
+    pub item_exprs: Vec<String>,
+    /// The factors' aliases (folded), in FROM order.
+    pub aliases: Vec<String>,
     /// The FROM clause as SQL, each factor replaced by its placeholder.
     pub from_sql: String,
     /// The factors, in FROM order.
     pub factors: Vec<Factor>,
-    /// The WHERE predicate as SQL.
+    /// The WHERE predicate as SQL, without the semi/anti-join conjuncts.
     pub where_sql: Option<String>,
+    /// `[NOT] EXISTS` / `IN (subquery)` conjuncts of the WHERE clause.
+    pub preds: Vec<Pred>,
+}
+
+/// A semi-join (`EXISTS`, `IN (subquery)`) or anti-join (`NOT EXISTS`) conjunct. Its body may
+/// reference the enclosing block's aliases (correlation).
+#[derive(Debug, Clone)]
+pub struct Pred {
+    /// NOT EXISTS.
+    pub negated: bool,
+    /// The subquery (its select list is irrelevant).
+    pub body: Body,
+    /// Unique in the query; names the aliases of its generated subqueries.
+    pub id: usize,
 }
 
 /// One relation in a FROM clause.
@@ -131,7 +149,7 @@ pub enum AggInput {
     /// A GROUP BY block: its FROM/WHERE, original select items, GROUP BY and HAVING.
     Grouped {
         /// FROM/WHERE (its items are replaced when generating).
-        block: Block,
+        block: Box<Block>,
         /// The original select items.
         items: Vec<String>,
         /// The GROUP BY expressions as written.
@@ -459,7 +477,8 @@ impl Builder<'_> {
             return unsupported("GROUP BY below the top of the query");
         }
         let mut b = self.scan_from_where(s)?;
-        let (items, names) = self.expand_items(&s.projection, &b.block.factors, &b.alias_names)?;
+        let (items, names, item_exprs) =
+            self.expand_items(&s.projection, &b.block.factors, &b.alias_names)?;
         for i in &s.projection {
             if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = i {
                 if expr_has_aggregate(e) {
@@ -469,6 +488,7 @@ impl Builder<'_> {
         }
         b.block.items = items;
         b.block.names = names;
+        b.block.item_exprs = item_exprs;
         Ok(b.block)
     }
 
@@ -480,9 +500,31 @@ impl Builder<'_> {
         for twj in &mut from {
             self.table_with_joins(twj, &mut factors, &mut alias_names, &mut using)?;
         }
+        let mut conjuncts = Vec::new();
         if let Some(w) = &s.selection {
-            check_expr(w)?;
+            split_and(w, &mut conjuncts);
         }
+        let mut rest = Vec::new();
+        let mut preds = Vec::new();
+        for c in conjuncts {
+            match self.semi_join(c, &factors, &alias_names)? {
+                Some(p) => preds.push(p),
+                None => {
+                    check_expr(c)?;
+                    rest.push(c.to_string());
+                }
+            }
+        }
+        let where_sql = match rest.len() {
+            0 => None,
+            1 => rest.pop(),
+            _ => Some(
+                rest.iter()
+                    .map(|r| format!("({r})"))
+                    .collect::<Vec<_>>()
+                    .join(" AND "),
+            ),
+        };
         let from_sql = from
             .iter()
             .map(|t| t.to_string())
@@ -492,9 +534,12 @@ impl Builder<'_> {
             block: Block {
                 items: vec![],
                 names: vec![],
+                item_exprs: vec![],
+                aliases: alias_names.clone(),
                 from_sql,
                 factors,
-                where_sql: s.selection.as_ref().map(|w| w.to_string()),
+                where_sql,
+                preds,
             },
             alias_names,
             using,
@@ -656,26 +701,97 @@ impl Builder<'_> {
         }
     }
 
+    /// A WHERE conjunct that is `[NOT] EXISTS (subquery)` or `x IN (subquery)`, as a predicate.
+    fn semi_join(
+        &mut self,
+        e: &Expr,
+        outer: &[Factor],
+        outer_aliases: &[String],
+    ) -> R<Option<Pred>> {
+        let (negated, q, in_expr) = match e {
+            Expr::Exists { subquery, negated } => (*negated, subquery.as_ref(), None),
+            Expr::UnaryOp {
+                op: sqlparser::ast::UnaryOperator::Not,
+                expr,
+            } => match strip_nested(expr) {
+                Expr::Exists {
+                    subquery,
+                    negated: false,
+                } => (true, subquery.as_ref(), None),
+                _ => return Ok(None),
+            },
+            Expr::In {
+                expr,
+                target: sqlparser::ast::InTarget::Subquery(q),
+                negated: false,
+                ..
+            } => (false, q.as_ref(), Some(expr.as_ref())),
+            Expr::In {
+                target: sqlparser::ast::InTarget::Subquery(_),
+                negated: true,
+                ..
+            } => return unsupported("NOT IN (subquery)"),
+            Expr::Nested(inner) => return self.semi_join(inner, outer, outer_aliases),
+            _ => return Ok(None),
+        };
+        let mut body = self.subquery(q)?;
+        if let Some(x) = in_expr {
+            check_expr(x)?;
+            let Body::Block(b) = &mut body else {
+                return unsupported("IN (subquery with UNION)");
+            };
+            let [item] = b.item_exprs.as_slice() else {
+                return unsupported("IN (subquery returning several columns)");
+            };
+            // The left side moves into the subquery: qualify its columns with the outer
+            // aliases so the subquery's own columns cannot capture them.
+            let x = qualify(x, outer, outer_aliases)?;
+            let inner_cols: Vec<&String> = b.factors.iter().flat_map(|f| &f.columns).collect();
+            let mut captured = false;
+            let _ = x.visit(&mut ExprIdents(|e: &Expr| match e {
+                Expr::Identifier(i) => captured |= inner_cols.contains(&&fold_ident(i)),
+                Expr::CompoundIdentifier(v) if v.len() == 2 => {
+                    captured |= b.aliases.contains(&fold_ident(&v[0]))
+                }
+                _ => {}
+            }));
+            if captured {
+                return unsupported("IN (subquery) whose left side names the subquery's columns");
+            }
+            let eq = format!("({x}) = ({item})");
+            b.where_sql = Some(match &b.where_sql {
+                Some(w) => format!("({w}) AND {eq}"),
+                None => eq,
+            });
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        Ok(Some(Pred { negated, body, id }))
+    }
+
     /// Select items as SQL with `*` and `alias.*` expanded, and their output names.
     fn expand_items(
         &self,
         items: &[SelectItem],
         factors: &[Factor],
         aliases: &[String],
-    ) -> R<(Vec<String>, Vec<String>)> {
+    ) -> R<(Vec<String>, Vec<String>, Vec<String>)> {
         let mut sql = Vec::new();
         let mut names = Vec::new();
+        let mut exprs = Vec::new();
         let alias_sql = |i: usize| quote_ident(&aliases[i]);
         for item in items {
             match item {
                 SelectItem::UnnamedExpr(e) => {
                     check_expr(e)?;
                     sql.push(e.to_string());
+                    exprs.push(e.to_string());
                     names.push(expr_name(e));
                 }
                 SelectItem::ExprWithAlias { expr, alias } => {
                     check_expr(expr)?;
                     sql.push(item.to_string());
+                    exprs.push(expr.to_string());
                     names.push(fold_ident(alias));
                 }
                 SelectItem::Wildcard(opts) => {
@@ -690,6 +806,7 @@ impl Builder<'_> {
                     for (i, f) in factors.iter().enumerate() {
                         for c in &f.columns {
                             sql.push(format!("{}.{}", alias_sql(i), quote_ident(c)));
+                            exprs.push(format!("{}.{}", alias_sql(i), quote_ident(c)));
                             names.push(c.clone());
                         }
                     }
@@ -708,13 +825,14 @@ impl Builder<'_> {
                         .ok_or_else(|| Unsupported(format!("{n}.*")))?;
                     for c in &factors[i].columns {
                         sql.push(format!("{}.{}", alias_sql(i), quote_ident(c)));
+                        exprs.push(format!("{}.{}", alias_sql(i), quote_ident(c)));
                         names.push(c.clone());
                     }
                 }
                 other => return unsupported(other.to_string()),
             }
         }
-        Ok((sql, names))
+        Ok((sql, names, exprs))
     }
 
     fn grouped(&mut self, s: &Select) -> R<Shape> {
@@ -820,7 +938,7 @@ impl Builder<'_> {
         }
         Ok(Shape::Aggregate(Box::new(AggPlan {
             input: AggInput::Grouped {
-                block: fw.block,
+                block: Box::new(fw.block),
                 items,
                 group_by: group_exprs.iter().map(|g| g.to_string()).collect(),
                 having: s.having.as_ref().map(|h| h.to_string()),
@@ -831,6 +949,77 @@ impl Builder<'_> {
             outputs,
             rescan_all,
         })))
+    }
+}
+
+/// Calls a closure on every expression node.
+struct ExprIdents<F: FnMut(&Expr)>(F);
+
+impl<F: FnMut(&Expr)> Visitor for ExprIdents<F> {
+    type Break = ();
+    fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+        (self.0)(e);
+        ControlFlow::Continue(())
+    }
+}
+
+/// `x` with each unqualified column of exactly one outer factor qualified by its alias.
+fn qualify(x: &Expr, outer: &[Factor], aliases: &[String]) -> R<Expr> {
+    use sqlparser::ast::{VisitMut, VisitorMut};
+    struct Q<'a>(&'a [Factor], &'a [String]);
+    impl VisitorMut for Q<'_> {
+        type Break = ();
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if let Expr::Identifier(id) = e {
+                let name = fold_ident(id);
+                let owners: Vec<usize> = (0..self.0.len())
+                    .filter(|&i| self.0[i].columns.contains(&name))
+                    .collect();
+                if let [i] = owners.as_slice() {
+                    *e = Expr::CompoundIdentifier(vec![
+                        Ident::with_quote('"', self.1[*i].clone()),
+                        id.clone(),
+                    ]);
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut x = x.clone();
+    let _ = VisitMut::visit(&mut x, &mut Q(outer, aliases));
+    Ok(x)
+}
+
+fn strip_nested(e: &Expr) -> &Expr {
+    match e {
+        Expr::Nested(i) => strip_nested(i),
+        _ => e,
+    }
+}
+
+/// The AND-ed conjuncts of a predicate.
+fn split_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: sqlparser::ast::BinaryOperator::And,
+            right,
+        } => {
+            split_and(left, out);
+            split_and(right, out);
+        }
+        Expr::Nested(inner)
+            if matches!(
+                inner.as_ref(),
+                Expr::BinaryOp {
+                    op: sqlparser::ast::BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
+            split_and(inner, out)
+        }
+        _ => out.push(e),
     }
 }
 

@@ -112,10 +112,9 @@ fn full_select(rg: &RelGen, cols: &[ColumnDef], plan: &AggPlan, restrict: Option
             }
             select.push(format!("{} AS __pgt_hash", row_hash(&plan.key_exprs)));
             let mut sql = format!("SELECT {} FROM {from}", select.join(", "));
-            let preds: Vec<String> = block
-                .where_sql
-                .iter()
-                .map(|w| format!("({w})"))
+            let preds: Vec<String> = rg
+                .where_new(block)
+                .into_iter()
                 .chain(restrict.map(str::to_string))
                 .collect();
             if !preds.is_empty() {

@@ -4,7 +4,18 @@
 //! d(F1..Fn) = sum over i of F1new..F(i-1)new dFi F(i+1)old..Fnold).
 
 use crate::input::SourceRelation;
-use crate::query::model::{Block, Body, Factor, FactorSource};
+use crate::query::model::{Block, Body, Factor, FactorSource, Pred};
+
+/// How a semi/anti-join predicate is evaluated in one SELECT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PredVersion {
+    /// Against the subquery's new state.
+    New,
+    /// Against its old state.
+    Old,
+    /// Rows whose predicate value may have changed, weighted by new minus old.
+    Changed,
+}
 
 /// Which version of a relation expression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,11 +40,22 @@ impl RelGen<'_> {
     /// SQL of `body` in `version`: its columns followed by a weight column named `weight`.
     pub fn body(&self, body: &Body, version: Version, weight: &str) -> String {
         match body {
-            Body::Block(b) => match version {
-                Version::New => self.block(b, &vec![Version::New; b.factors.len()], None, weight),
-                Version::Old => self.block(b, &vec![Version::Old; b.factors.len()], None, weight),
-                Version::Delta => self.block_delta(b, None, weight),
-            },
+            Body::Block(b) => {
+                let pv = match version {
+                    Version::Old => PredVersion::Old,
+                    _ => PredVersion::New,
+                };
+                match version {
+                    Version::New | Version::Old => self.select(
+                        b,
+                        &vec![version; b.factors.len()],
+                        &vec![pv; b.preds.len()],
+                        None,
+                        weight,
+                    ),
+                    Version::Delta => self.block_delta(b, None, weight),
+                }
+            }
             Body::UnionAll(parts) => parts
                 .iter()
                 .map(|p| format!("({})", self.body(p, version, weight)))
@@ -42,15 +64,21 @@ impl RelGen<'_> {
         }
     }
 
-    /// The delta of a block: one term per factor, joined by UNION ALL. `items` replaces the
-    /// block's select items when given.
+    /// The delta of a block: one term per factor and one per semi/anti-join predicate, joined
+    /// by UNION ALL. `items` replaces the block's select items when given.
     pub fn block_delta(&self, b: &Block, items: Option<&[String]>, weight: &str) -> String {
         let n = b.factors.len();
-        let terms: Vec<String> = (0..n)
-            .filter(|&i| match self.only {
-                None => true,
-                Some(k) => reads(&b.factors[i], k),
-            })
+        let m = b.preds.len();
+        let wanted_f = |i: usize| match self.only {
+            None => true,
+            Some(k) => reads(&b.factors[i], k),
+        };
+        let wanted_p = |i: usize| match self.only {
+            None => true,
+            Some(k) => body_reads(&b.preds[i].body, k),
+        };
+        let mut terms: Vec<String> = (0..n)
+            .filter(|&i| wanted_f(i))
             .map(|i| {
                 let versions: Vec<Version> = (0..n)
                     .map(|j| match j.cmp(&i) {
@@ -59,26 +87,62 @@ impl RelGen<'_> {
                         std::cmp::Ordering::Greater => Version::Old,
                     })
                     .collect();
-                self.block(b, &versions, items, weight)
+                self.select(b, &versions, &vec![PredVersion::Old; m], items, weight)
             })
             .collect();
+        for p in (0..m).filter(|&p| wanted_p(p)) {
+            let pv: Vec<PredVersion> = (0..m)
+                .map(|j| match j.cmp(&p) {
+                    std::cmp::Ordering::Less => PredVersion::New,
+                    std::cmp::Ordering::Equal => PredVersion::Changed,
+                    std::cmp::Ordering::Greater => PredVersion::Old,
+                })
+                .collect();
+            terms.push(self.select(b, &vec![Version::New; n], &pv, items, weight));
+        }
         if terms.is_empty() {
-            // No factor reads the source: an empty delta with the right columns.
-            let versions = vec![Version::New; n];
-            return format!("{} LIMIT 0", self.block(b, &versions, items, weight));
+            // Nothing in the block reads the source: an empty delta with the right columns.
+            let sql = self.select(
+                b,
+                &vec![Version::New; n],
+                &vec![PredVersion::New; m],
+                items,
+                weight,
+            );
+            return format!("{sql} LIMIT 0");
         }
         terms.join(" UNION ALL ")
     }
 
-    /// One weighted SELECT of a block with each factor in the given version.
-    pub fn block(
+    /// One weighted SELECT of a block with each factor and predicate in the given version.
+    fn select(
         &self,
         b: &Block,
-        versions: &[Version],
+        fv: &[Version],
+        pv: &[PredVersion],
         items: Option<&[String]>,
         weight: &str,
     ) -> String {
-        let (from, weights) = self.from_clause(b, versions);
+        let (from, mut weights) = self.from_clause(b, fv);
+        let mut conds: Vec<String> = b.where_sql.iter().map(|w| format!("({w})")).collect();
+        for (p, v) in b.preds.iter().zip(pv) {
+            match v {
+                PredVersion::New => conds.push(self.pred_new(p)),
+                PredVersion::Old => conds.push(self.pred_old(p)),
+                PredVersion::Changed => {
+                    conds.push(format!(
+                        "EXISTS (SELECT 1 FROM ({}) AS __pgt_d{})",
+                        self.body(&p.body, Version::Delta, "__pgt_ws"),
+                        p.id
+                    ));
+                    weights.push(format!(
+                        "(({})::int - ({})::int)",
+                        self.pred_new(p),
+                        self.pred_old(p)
+                    ));
+                }
+            }
+        }
         let w = if weights.is_empty() {
             "1".to_string()
         } else {
@@ -86,11 +150,42 @@ impl RelGen<'_> {
         };
         let items = items.unwrap_or(&b.items).join(", ");
         let mut sql = format!("SELECT {items}, {w} AS {weight} FROM {from}");
-        if let Some(p) = &b.where_sql {
+        if !conds.is_empty() {
             sql.push_str(" WHERE ");
-            sql.push_str(p);
+            sql.push_str(&conds.join(" AND "));
         }
         sql
+    }
+
+    /// The WHERE condition of a block over the sources' new state (predicates included).
+    pub fn where_new(&self, b: &Block) -> Option<String> {
+        let conds: Vec<String> = b
+            .where_sql
+            .iter()
+            .map(|w| format!("({w})"))
+            .chain(b.preds.iter().map(|p| self.pred_new(p)))
+            .collect();
+        (!conds.is_empty()).then(|| conds.join(" AND "))
+    }
+
+    fn pred_new(&self, p: &Pred) -> String {
+        format!(
+            "{}EXISTS (SELECT 1 FROM ({}) AS __pgt_s{})",
+            if p.negated { "NOT " } else { "" },
+            self.body(&p.body, Version::New, "__pgt_ws"),
+            p.id
+        )
+    }
+
+    /// Existence in the old state: the weights of matching old rows sum to their (non-negative)
+    /// multiplicities, so the sum is positive exactly when a match existed.
+    fn pred_old(&self, p: &Pred) -> String {
+        format!(
+            "((SELECT coalesce(sum(__pgt_o{id}.__pgt_ws), 0) FROM ({sql}) AS __pgt_o{id}) {cmp} 0)",
+            id = p.id,
+            sql = self.body(&p.body, Version::Old, "__pgt_ws"),
+            cmp = if p.negated { "=" } else { ">" }
+        )
     }
 
     /// A block's FROM clause with each factor in the given version, and the weight columns the
@@ -155,7 +250,9 @@ fn reads(f: &Factor, k: usize) -> bool {
 
 fn body_reads(b: &Body, k: usize) -> bool {
     match b {
-        Body::Block(b) => b.factors.iter().any(|f| reads(f, k)),
+        Body::Block(b) => {
+            b.factors.iter().any(|f| reads(f, k)) || b.preds.iter().any(|p| body_reads(&p.body, k))
+        }
         Body::UnionAll(v) => v.iter().any(|b| body_reads(b, k)),
     }
 }
@@ -169,6 +266,9 @@ pub fn sources_of(b: &Body, out: &mut Vec<usize>) {
                     FactorSource::Base(i) => out.push(*i),
                     FactorSource::Derived(d) => sources_of(d, out),
                 }
+            }
+            for p in &b.preds {
+                sources_of(&p.body, out);
             }
         }
         Body::UnionAll(v) => v.iter().for_each(|b| sources_of(b, out)),
