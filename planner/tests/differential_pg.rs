@@ -77,8 +77,23 @@ const SCENARIOS: &[Scenario] = &[
     Scenario { name: "union_all_in_subquery_aggregate", tables: &["a", "b"], mode: D,
         query: "SELECT u.k, count(*) AS cnt, max(u.v) AS mx FROM (SELECT k, v FROM a UNION ALL \
                 SELECT k, v FROM b) u GROUP BY u.k" },
-    Scenario { name: "left_join_falls_back_to_full", tables: &["a", "b"], mode: F,
-        query: "SELECT a.id, b.v FROM a LEFT JOIN b ON a.id = b.id" },
+    Scenario { name: "left_join", tables: &["a", "b"], mode: D,
+        query: "SELECT a.id, a.k, b.v FROM a LEFT JOIN b ON a.id = b.id" },
+    Scenario { name: "left_join_null_keys_and_filter", tables: &["a", "b"], mode: D,
+        query: "SELECT a.id, b.s AS bs FROM a LEFT OUTER JOIN b ON a.k = b.k AND b.v > 3 WHERE a.v IS NOT NULL" },
+    Scenario { name: "left_join_aggregate", tables: &["a", "b"], mode: D,
+        query: "SELECT a.k, count(b.id) AS matches, count(*) AS cnt, max(b.v) AS mx FROM a \
+                LEFT JOIN b ON b.k = a.k GROUP BY a.k" },
+    Scenario { name: "left_join_chain", tables: &["a", "b", "c"], mode: D,
+        query: "SELECT a.id, b.id AS bid, c.id AS cid FROM a LEFT JOIN b ON b.id = a.id \
+                LEFT JOIN c ON c.k = b.k" },
+    Scenario { name: "left_join_subquery", tables: &["a", "b"], mode: D,
+        query: "SELECT a.id, q.total FROM a LEFT JOIN (SELECT k, v * 2 AS total FROM b WHERE v > 0) q \
+                ON q.k = a.k" },
+    Scenario { name: "right_join", tables: &["a", "b"], mode: D,
+        query: "SELECT a.id, b.id AS bid, b.v FROM a RIGHT JOIN b ON a.k = b.k" },
+    Scenario { name: "full_join", tables: &["a", "b"], mode: D,
+        query: "SELECT a.id, b.id AS bid FROM a FULL JOIN b ON a.id = b.id AND a.v < b.v" },
     Scenario { name: "exists_semi_join", tables: &["a", "b"], mode: D,
         query: "SELECT a.id, a.v FROM a WHERE EXISTS (SELECT 1 FROM b WHERE b.k = a.k AND b.v > 2)" },
     Scenario { name: "not_exists_anti_join", tables: &["a", "b"], mode: D,

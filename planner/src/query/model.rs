@@ -67,6 +67,10 @@ pub struct Block {
     pub where_sql: Option<String>,
     /// `[NOT] EXISTS` / `IN (subquery)` conjuncts of the WHERE clause.
     pub preds: Vec<Pred>,
+    /// For a block with outer joins: inner-join blocks whose union equals it (each outer join
+    /// as an inner join, or as its null-padded anti-join side). The block itself is used for
+    /// the new state; the variants for old state and delta.
+    pub variants: Vec<Block>,
 }
 
 /// A semi-join (`EXISTS`, `IN (subquery)`) or anti-join (`NOT EXISTS`) conjunct. Its body may
@@ -96,7 +100,7 @@ impl Factor {
     /// The text standing for this factor in [`Block::from_sql`].
     pub fn placeholder(&self) -> String {
         match self.source {
-            FactorSource::Base(_) => format!("__pgt_f{}__", self.id),
+            FactorSource::Base(_) | FactorSource::NullRow(_) => format!("__pgt_f{}__", self.id),
             FactorSource::Derived(_) => format!("(SELECT __pgt_f{}__)", self.id),
         }
     }
@@ -114,6 +118,9 @@ pub enum FactorSource {
     Base(usize),
     /// A subquery in FROM or a CTE reference.
     Derived(Body),
+    /// One row of NULLs with the columns of the given source (the padded side of an outer
+    /// join's anti-join part); constant, so it has no delta.
+    NullRow(Box<FactorSource>),
 }
 
 /// The top of a differentially maintainable query.
@@ -486,6 +493,11 @@ impl Builder<'_> {
                 }
             }
         }
+        for v in &mut b.block.variants {
+            v.items = items.clone();
+            v.names = names.clone();
+            v.item_exprs = item_exprs.clone();
+        }
         b.block.items = items;
         b.block.names = names;
         b.block.item_exprs = item_exprs;
@@ -497,8 +509,18 @@ impl Builder<'_> {
         let mut factors = Vec::new();
         let mut alias_names = Vec::new();
         let mut using = false;
-        for twj in &mut from {
-            self.table_with_joins(twj, &mut factors, &mut alias_names, &mut using)?;
+        let mut outers = Vec::new();
+        for (i, twj) in from.iter_mut().enumerate() {
+            self.table_with_joins(
+                twj,
+                &mut factors,
+                &mut alias_names,
+                &mut using,
+                Some((i, &mut outers)),
+            )?;
+        }
+        if outers.len() > 3 {
+            return unsupported("more than 3 outer joins in one SELECT");
         }
         let mut conjuncts = Vec::new();
         if let Some(w) = &s.selection {
@@ -530,7 +552,7 @@ impl Builder<'_> {
             .map(|t| t.to_string())
             .collect::<Vec<_>>()
             .join(", ");
-        Ok(FromWhere {
+        let mut fw = FromWhere {
             block: Block {
                 items: vec![],
                 names: vec![],
@@ -540,10 +562,15 @@ impl Builder<'_> {
                 factors,
                 where_sql,
                 preds,
+                variants: vec![],
             },
             alias_names,
             using,
-        })
+        };
+        if !outers.is_empty() {
+            fw.block.variants = self.outer_variants(&from, &fw.block, &outers)?;
+        }
+        Ok(fw)
     }
 
     fn table_with_joins(
@@ -552,10 +579,14 @@ impl Builder<'_> {
         factors: &mut Vec<Factor>,
         aliases: &mut Vec<String>,
         using: &mut bool,
+        place: Option<(usize, &mut Vec<Outer>)>,
     ) -> R<()> {
+        let first = factors.len();
+        let single_left = !matches!(t.relation, TableFactor::NestedJoin { .. });
         self.factor(&mut t.relation, factors, aliases, using)?;
-        for j in &mut t.joins {
-            match &j.join_operator {
+        let mut place = place;
+        for (ji, j) in t.joins.iter_mut().enumerate() {
+            let (kind, c) = match &j.join_operator {
                 JoinOperator::Join(c) | JoinOperator::Inner(c) | JoinOperator::CrossJoin(c) => {
                     match c {
                         JoinConstraint::On(e) => check_expr(e)?,
@@ -563,17 +594,45 @@ impl Builder<'_> {
                         JoinConstraint::None => {}
                         JoinConstraint::Natural => return unsupported("NATURAL JOIN"),
                     }
+                    (None, None)
                 }
-                JoinOperator::Left(_) | JoinOperator::LeftOuter(_) => {
-                    return unsupported("LEFT JOIN")
+                JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => {
+                    (Some(OuterKind::Left), Some(c))
                 }
-                JoinOperator::Right(_) | JoinOperator::RightOuter(_) => {
-                    return unsupported("RIGHT JOIN")
+                JoinOperator::Right(c) | JoinOperator::RightOuter(c) => {
+                    (Some(OuterKind::Right), Some(c))
                 }
-                JoinOperator::FullOuter(_) => return unsupported("FULL JOIN"),
+                JoinOperator::FullOuter(c) => (Some(OuterKind::Full), Some(c)),
                 _ => return unsupported("this kind of JOIN"),
-            }
+            };
+            let on = match (kind, c) {
+                (Some(k), Some(JoinConstraint::On(e))) => {
+                    check_expr(e)?;
+                    Some((k, e.to_string()))
+                }
+                (Some(k), _) => return unsupported(format!("{} JOIN without ON", k.name())),
+                _ => None,
+            };
             self.factor(&mut j.relation, factors, aliases, using)?;
+            if let Some((kind, on)) = on {
+                let Some((twj, outers)) = place.as_mut() else {
+                    return unsupported(format!("{} JOIN inside parentheses", kind.name()));
+                };
+                if kind != OuterKind::Left && !(ji == 0 && single_left) {
+                    return unsupported(format!(
+                        "{} JOIN after other joins (write it as a LEFT JOIN)",
+                        kind.name()
+                    ));
+                }
+                outers.push(Outer {
+                    twj: *twj,
+                    join: ji,
+                    kind,
+                    left: first,
+                    right: factors.len() - 1,
+                    on,
+                });
+            }
         }
         Ok(())
     }
@@ -648,7 +707,7 @@ impl Builder<'_> {
                     columns,
                 };
                 match &factor.source {
-                    FactorSource::Base(_) => {
+                    FactorSource::Base(_) | FactorSource::NullRow(_) => {
                         *name = ObjectName::from(vec![Ident::new(format!("__pgt_f{id}__"))]);
                         *alias = Some(TableAlias {
                             explicit: true,
@@ -693,12 +752,119 @@ impl Builder<'_> {
             TableFactor::NestedJoin {
                 table_with_joins,
                 alias: None,
-            } => self.table_with_joins(table_with_joins, factors, aliases, using),
+            } => self.table_with_joins(table_with_joins, factors, aliases, using, None),
             TableFactor::Table { .. } | TableFactor::Function { .. } => {
                 unsupported("table function in FROM")
             }
             other => unsupported(other.to_string()),
         }
+    }
+
+    /// The inner-join variants of a block with outer joins.
+    fn outer_variants(
+        &mut self,
+        from: &[TableWithJoins],
+        base: &Block,
+        outers: &[Outer],
+    ) -> R<Vec<Block>> {
+        let alts: Vec<Vec<Alt>> = outers
+            .iter()
+            .map(|o| match o.kind {
+                OuterKind::Left => vec![Alt::Inner, Alt::PadRight],
+                OuterKind::Right => vec![Alt::Inner, Alt::PadLeft],
+                OuterKind::Full => vec![Alt::Inner, Alt::PadRight, Alt::PadLeft],
+            })
+            .collect();
+        let mut combos: Vec<Vec<Alt>> = vec![vec![]];
+        for a in &alts {
+            combos = combos
+                .into_iter()
+                .flat_map(|c| {
+                    a.iter().map(move |x| {
+                        let mut c = c.clone();
+                        c.push(*x);
+                        c
+                    })
+                })
+                .collect();
+        }
+        let mut variants = Vec::new();
+        for combo in combos {
+            let mut ast = from.to_vec();
+            let mut factors = base.factors.clone();
+            let mut preds = base.preds.clone();
+            let mut swaps: Vec<(String, String)> = Vec::new();
+            for (o, alt) in outers.iter().zip(&combo) {
+                let on_expr = |s: &str| -> R<Expr> {
+                    Parser::new(&PostgreSqlDialect {})
+                        .try_with_sql(s)
+                        .and_then(|mut p| p.parse_expr())
+                        .map_err(|e| Unsupported(format!("outer join condition ({e})")))
+                };
+                let cond = match alt {
+                    Alt::Inner => on_expr(&o.on)?,
+                    _ => on_expr("true")?,
+                };
+                ast[o.twj].joins[o.join].join_operator =
+                    JoinOperator::Inner(JoinConstraint::On(cond));
+                let padded = match alt {
+                    Alt::Inner => continue,
+                    Alt::PadRight => o.right,
+                    Alt::PadLeft => o.left,
+                };
+                let old = factors[padded].clone();
+                let null_id = self.next_id;
+                let copy_id = self.next_id + 1;
+                self.next_id += 2;
+                let alias = quote_ident(&base.aliases[padded]);
+                let null_row = Factor {
+                    id: null_id,
+                    source: FactorSource::NullRow(Box::new(old.source.clone())),
+                    columns: old.columns.clone(),
+                };
+                swaps.push((old.placeholder(), null_row.placeholder()));
+                factors[padded] = null_row;
+                let copy = Factor {
+                    id: copy_id,
+                    source: old.source.clone(),
+                    columns: old.columns.clone(),
+                };
+                let body = Block {
+                    items: vec!["1".into()],
+                    names: vec!["?column?".into()],
+                    item_exprs: vec!["1".into()],
+                    aliases: vec![base.aliases[padded].clone()],
+                    from_sql: format!("{} AS {alias}", copy.placeholder()),
+                    factors: vec![copy],
+                    where_sql: Some(o.on.clone()),
+                    preds: vec![],
+                    variants: vec![],
+                };
+                let id = self.next_id;
+                self.next_id += 1;
+                preds.push(Pred {
+                    negated: true,
+                    body: Body::Block(Box::new(body)),
+                    id,
+                });
+            }
+            let mut from_sql = ast
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            for (old, new) in swaps {
+                from_sql = from_sql.replacen(&old, &new, 1);
+            }
+            variants.push(Block {
+                from_sql,
+                factors,
+                preds,
+                variants: vec![],
+                ..base.clone()
+            });
+        }
+        Ok(variants)
     }
 
     /// A WHERE conjunct that is `[NOT] EXISTS (subquery)` or `x IN (subquery)`, as a predicate.
@@ -1021,6 +1187,43 @@ fn split_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
         }
         _ => out.push(e),
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OuterKind {
+    Left,
+    Right,
+    Full,
+}
+
+impl OuterKind {
+    fn name(self) -> &'static str {
+        match self {
+            OuterKind::Left => "LEFT",
+            OuterKind::Right => "RIGHT",
+            OuterKind::Full => "FULL",
+        }
+    }
+}
+
+/// An outer join in a FROM clause.
+struct Outer {
+    twj: usize,
+    join: usize,
+    kind: OuterKind,
+    /// Factor index of the left side (meaningful for RIGHT/FULL, whose left is one factor).
+    left: usize,
+    /// Factor index of the right side.
+    right: usize,
+    on: String,
+}
+
+/// How one outer join is taken in a variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Alt {
+    Inner,
+    PadRight,
+    PadLeft,
 }
 
 struct FromWhere {

@@ -45,6 +45,23 @@ impl RelGen<'_> {
                     Version::Old => PredVersion::Old,
                     _ => PredVersion::New,
                 };
+                if version == Version::Old && !b.variants.is_empty() {
+                    return b
+                        .variants
+                        .iter()
+                        .map(|v| {
+                            let sql = self.select(
+                                v,
+                                &vec![Version::Old; v.factors.len()],
+                                &vec![PredVersion::Old; v.preds.len()],
+                                None,
+                                weight,
+                            );
+                            format!("({sql})")
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" UNION ALL ");
+                }
                 match version {
                     Version::New | Version::Old => self.select(
                         b,
@@ -77,8 +94,17 @@ impl RelGen<'_> {
             None => true,
             Some(k) => body_reads(&b.preds[i].body, k),
         };
+        if !b.variants.is_empty() {
+            return b
+                .variants
+                .iter()
+                .map(|v| self.block_delta(v, items, weight))
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ");
+        }
+        let is_null_row = |i: usize| matches!(b.factors[i].source, FactorSource::NullRow(_));
         let mut terms: Vec<String> = (0..n)
-            .filter(|&i| wanted_f(i))
+            .filter(|&i| wanted_f(i) && !is_null_row(i))
             .map(|i| {
                 let versions: Vec<Version> = (0..n)
                     .map(|j| match j.cmp(&i) {
@@ -143,7 +169,10 @@ impl RelGen<'_> {
                 }
             }
         }
-        let w = if weights.is_empty() {
+        let all_new =
+            fv.iter().all(|v| *v == Version::New) && pv.iter().all(|v| *v == PredVersion::New);
+        // Every row of a new state has weight 1 (and an outer join's padded side has none).
+        let w = if weights.is_empty() || all_new {
             "1".to_string()
         } else {
             weights.join(" * ")
@@ -228,6 +257,28 @@ impl RelGen<'_> {
                 }
             }
             FactorSource::Derived(body) => (format!("({})", self.body(body, v, &f.weight())), true),
+            FactorSource::NullRow(src) => (
+                format!(
+                    "(SELECT __pgt_n.* FROM (SELECT 1) AS __pgt_one LEFT JOIN {} AS __pgt_n ON \
+                     false)",
+                    self.source_new(src, f)
+                ),
+                false,
+            ),
+        }
+    }
+}
+
+impl RelGen<'_> {
+    /// A factor source's new state as a relation (for null-padding: only its columns' types
+    /// matter).
+    fn source_new(&self, src: &FactorSource, f: &Factor) -> String {
+        match src {
+            FactorSource::Base(idx) => self.relations[*idx].current.clone(),
+            FactorSource::Derived(body) => {
+                format!("({})", self.body(body, Version::New, &f.weight()))
+            }
+            FactorSource::NullRow(inner) => self.source_new(inner, f),
         }
     }
 }
@@ -245,6 +296,7 @@ fn reads(f: &Factor, k: usize) -> bool {
     match &f.source {
         FactorSource::Base(i) => *i == k,
         FactorSource::Derived(b) => body_reads(b, k),
+        FactorSource::NullRow(_) => false,
     }
 }
 
@@ -265,7 +317,11 @@ pub fn sources_of(b: &Body, out: &mut Vec<usize>) {
                 match &f.source {
                     FactorSource::Base(i) => out.push(*i),
                     FactorSource::Derived(d) => sources_of(d, out),
+                    FactorSource::NullRow(_) => {}
                 }
+            }
+            for v in &b.variants {
+                sources_of(&Body::Block(Box::new(v.clone())), out);
             }
             for p in &b.preds {
                 sources_of(&p.body, out);
