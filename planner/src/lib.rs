@@ -1,0 +1,56 @@
+//! pgtrickle-planner: the pure planning library of pgtrickle-proxy. No network, no database
+//! handle: SQL text in; validated requests, operator trees and SQL out. The stream-table engine
+//! executes what it produces.
+//!
+//! # The interface
+//!
+//! 1. API calls. [`may_contain_api_call`] is the cheap prefilter for every Query/Parse message.
+//!    [`parse_api_call`] recognises `SELECT pgtrickle.f(...)` / `SELECT * FROM pgtrickle.f(...)`
+//!    and returns a [`ParsedApiCall`]; [`ParsedApiCall::params`] lists `$n` parameters still to
+//!    bind, and [`ParsedApiCall::bind`] (or [`ParsedApiCall::request`] without parameters)
+//!    yields a typed [`ApiRequest`] with pg_trickle's defaults applied.
+//! 2. Planning. The engine first calls [`referenced_relations`] on a defining query, resolves
+//!    those names in PostgreSQL, describes the query's output columns, and then calls
+//!    [`plan_stream_table`] with a [`PlanInput`]. It gets a [`StreamPlan`]: the effective refresh
+//!    mode (and a notice when AUTO fell back to FULL), storage DDL, FULL and DIFFERENTIAL
+//!    refresh statements, explain text and the sources.
+//!
+//! # The contract on `current` and `delta`
+//!
+//! For each source the engine names two relations (SQL text, inserted verbatim):
+//! - `current`: the source's rows as of the refresh transaction's snapshot, with exactly the
+//!   source's columns (a foreign table's local synced copy, for foreign tables);
+//! - `delta`: exactly the changes this refresh consumes, with the source's columns (by name)
+//!   plus `__pgt_weight int`: +1 for a row that appeared, -1 for a row that disappeared (an
+//!   UPDATE is both). The same row may appear several times.
+//!
+//! The engine runs the DIFFERENTIAL statements in one REPEATABLE READ transaction in which
+//! `current` = old state + `delta` for every source (a source without changes has an empty
+//! delta). The planner derives the old state as `current` minus `delta`. Every relation in the
+//! generated SQL is one of `current`, `delta` or the storage table.
+//!
+//! # Storage
+//!
+//! The storage table has the query's columns first, then hidden columns named `__pgt_*`
+//! ([`StreamPlan::hidden_columns`]). The query's columns always hold exactly the query's rows
+//! as a bag (duplicates included); see [`sqlgen`] for the layouts.
+
+pub mod api_call;
+pub mod error;
+pub mod explain;
+pub mod input;
+pub mod plan;
+pub mod prefilter;
+pub mod query;
+pub mod schedule;
+pub mod sqlgen;
+
+pub use api_call::{
+    parse_api_call, ApiLimits, ApiRequest, CdcMode, ParsedApiCall, RefreshMode, StName, StStatus,
+};
+pub use error::PlanError;
+pub use input::{ColumnDef, PlanInput, RelationKind, RelationRef, SourceRelation};
+pub use plan::{plan_stream_table, EffectiveMode, StorageLayout, StreamPlan};
+pub use prefilter::may_contain_api_call;
+pub use query::{referenced_relations, Operator};
+pub use schedule::Schedule;

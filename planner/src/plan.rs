@@ -1,0 +1,245 @@
+//! `plan_stream_table`: from a [`PlanInput`] to a [`StreamPlan`] — checks, refresh mode
+//! resolution (AUTO, FULL, DIFFERENTIAL), storage DDL, refresh SQL and explain text.
+
+use crate::api_call::RefreshMode;
+use crate::error::{PlanError, Result};
+use crate::explain;
+use crate::input::{ColumnDef, PlanInput};
+use crate::query::model::{self, Shape, Unsupported};
+use crate::query::{parse_query, Operator};
+use crate::sqlgen::relation::{sources_of, RelGen, Version};
+use crate::sqlgen::{aggregate, bag, full};
+
+/// The refresh mode a plan uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EffectiveMode {
+    /// Recompute the whole query each refresh.
+    Full,
+    /// Apply the sources' changes.
+    Differential,
+}
+
+/// How the storage table is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageLayout {
+    /// Exactly the query's columns (FULL plans).
+    Plain,
+    /// One row per result row, plus `__pgt_hash`.
+    Bag,
+    /// One row per group, plus `__pgt_count`, aggregate state and `__pgt_hash`.
+    Grouped,
+}
+
+/// Everything the engine needs to create and maintain one stream table.
+#[derive(Debug, Clone)]
+pub struct StreamPlan {
+    /// The mode the refreshes use.
+    pub mode: EffectiveMode,
+    /// Set when AUTO fell back to FULL: why (send it to the client as a NOTICE).
+    pub notice: Option<String>,
+    /// The operator tree of the defining query.
+    pub tree: Operator,
+    /// The storage layout.
+    pub layout: StorageLayout,
+    /// Statements creating the storage table (and its index) named `PlanInput::storage`.
+    pub storage_ddl: Vec<String>,
+    /// Hidden columns of the storage (all named `__pgt_*`), after the query's columns.
+    pub hidden_columns: Vec<String>,
+    /// FULL refresh: statements to run in order in one transaction.
+    pub full_refresh: Vec<String>,
+    /// DIFFERENTIAL refresh (None for FULL plans): statements to run in order in the refresh's
+    /// REPEATABLE READ transaction, after the engine filled every source's `delta` relation
+    /// with exactly the changes being consumed (an empty delta relation is fine).
+    pub differential_refresh: Option<Vec<String>>,
+    /// Readable plan for `explain_st`: mode, operator tree, delta SQL per source.
+    pub explain: String,
+    /// Indexes into `PlanInput::relations` of the sources the query reads (for dependency
+    /// tracking), without repeats.
+    pub sources: Vec<usize>,
+}
+
+/// Plans a stream table. See the crate docs for the contract on `current` and `delta`.
+pub fn plan_stream_table(input: &PlanInput) -> Result<StreamPlan> {
+    let parsed = parse_query(&input.query)?;
+    for r in &input.relations {
+        if r.resolved == input.stream_table {
+            return Err(PlanError::InvalidObjectDefinition(format!(
+                "the defining query of stream table {} reads the stream table itself",
+                input.stream_table
+            )));
+        }
+    }
+    check_columns(&input.columns)?;
+    let tree = Operator::from_query(&parsed.query);
+    let query_sql = full::query_over_current(&parsed.query, &input.relations)?;
+    let mut sources: Vec<usize> = Vec::new();
+    for r in &parsed.relations {
+        if let Some(i) = input.relations.iter().position(|x| &x.reference == r) {
+            sources.push(i);
+        }
+    }
+
+    let model = differential_model(input, &parsed);
+    let (mode, notice) = match (input.refresh_mode, &model) {
+        (RefreshMode::Full, _) => (EffectiveMode::Full, None),
+        (RefreshMode::Auto, Ok(_)) => (EffectiveMode::Differential, None),
+        (RefreshMode::Auto, Err(Unsupported(why))) => (
+            EffectiveMode::Full,
+            Some(format!(
+                "stream table {} uses FULL refresh: DIFFERENTIAL refresh does not support {why}",
+                input.stream_table
+            )),
+        ),
+        (RefreshMode::Differential | RefreshMode::Immediate, Ok(_)) => {
+            (EffectiveMode::Differential, None)
+        }
+        (RefreshMode::Differential | RefreshMode::Immediate, Err(Unsupported(why))) => {
+            return Err(PlanError::FeatureNotSupported(format!(
+                "{why} is not supported with refresh_mode {}; use refresh_mode => 'FULL' or \
+                 'AUTO'",
+                input.refresh_mode
+            )))
+        }
+    };
+    let storage = &input.storage;
+    let cols = &input.columns;
+    let rg = RelGen {
+        relations: &input.relations,
+        only: None,
+    };
+    let (layout, storage_ddl, full_refresh, differential_refresh, hidden_columns) =
+        match (&model, mode) {
+            (Ok(Shape::Bag(body)), EffectiveMode::Differential) => {
+                let delta = rg.body(body, Version::Delta, "__pgt_w");
+                (
+                    StorageLayout::Bag,
+                    bag::ddl(storage, cols),
+                    bag::full(storage, cols, &query_sql),
+                    Some(vec![bag::differential(storage, cols, &delta)]),
+                    vec!["__pgt_hash".to_string()],
+                )
+            }
+            (Ok(Shape::Aggregate(plan)), EffectiveMode::Differential) => {
+                let hidden = aggregate::ddl(storage, cols, plan);
+                let names = hidden_names(plan, cols);
+                (
+                    StorageLayout::Grouped,
+                    hidden,
+                    aggregate::full(&rg, storage, cols, plan),
+                    Some(vec![aggregate::differential(&rg, storage, cols, plan)]),
+                    names,
+                )
+            }
+            _ => (
+                StorageLayout::Plain,
+                vec![format!(
+                    "CREATE TABLE {storage} ({})",
+                    crate::sqlgen::col_defs(cols)
+                )],
+                vec![
+                    format!("DELETE FROM {storage}"),
+                    format!(
+                        "INSERT INTO {storage} ({}) {query_sql}",
+                        crate::sqlgen::col_list(cols)
+                    ),
+                ],
+                None,
+                vec![],
+            ),
+        };
+    let mut plan = StreamPlan {
+        mode,
+        notice,
+        tree,
+        layout,
+        storage_ddl,
+        hidden_columns,
+        full_refresh,
+        differential_refresh,
+        explain: String::new(),
+        sources,
+    };
+    plan.explain = explain::render(input, &plan, model.as_ref().ok());
+    Ok(plan)
+}
+
+fn hidden_names(plan: &model::AggPlan, cols: &[ColumnDef]) -> Vec<String> {
+    let ddl = aggregate::ddl("x", cols, plan);
+    // Hidden column names are the `__pgt_*` words of the CREATE TABLE statement.
+    ddl[0]
+        .split([' ', '(', ',', ')'])
+        .filter(|w| w.starts_with("__pgt_"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn check_columns(cols: &[ColumnDef]) -> Result<()> {
+    if cols.is_empty() {
+        return Err(PlanError::InvalidObjectDefinition(
+            "the defining query must return at least one column".into(),
+        ));
+    }
+    for (i, c) in cols.iter().enumerate() {
+        if cols[..i].iter().any(|d| d.name == c.name) {
+            return Err(PlanError::InvalidObjectDefinition(format!(
+                "column \"{}\" appears more than once in the defining query's result; give the \
+                 columns distinct names with AS",
+                c.name
+            )));
+        }
+        if c.name.starts_with("__pgt_") {
+            return Err(PlanError::FeatureNotSupported(format!(
+                "column name \"{}\" is reserved (names starting with __pgt_ are hidden columns)",
+                c.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Types whose values PostgreSQL cannot hash or compare for equality: the differential
+/// storage needs both.
+const UNHASHABLE: &[&str] = &[
+    "json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle",
+];
+
+fn differential_model(
+    input: &PlanInput,
+    parsed: &crate::query::ParsedQuery,
+) -> std::result::Result<Shape, Unsupported> {
+    if let Some(f) = parsed.volatile.first() {
+        return Err(Unsupported(format!("volatile function {f}()")));
+    }
+    if let Some(f) = parsed.time_dependent.first() {
+        return Err(Unsupported(format!(
+            "{f}, whose value changes between refreshes"
+        )));
+    }
+    for c in &input.columns {
+        let base = c.type_name.trim_end_matches("[]").to_ascii_lowercase();
+        if UNHASHABLE.contains(&base.as_str()) {
+            return Err(Unsupported(format!(
+                "column \"{}\" of type {} (no equality)",
+                c.name, c.type_name
+            )));
+        }
+    }
+    model::build(&parsed.query, &input.relations)
+}
+
+/// Source indexes the model reads.
+pub(crate) fn body_sources(shape: &Shape) -> Vec<usize> {
+    let mut v = Vec::new();
+    match shape {
+        Shape::Bag(b) => sources_of(b, &mut v),
+        Shape::Aggregate(p) => match &p.input {
+            model::AggInput::Grouped { block, .. } => {
+                sources_of(&model::Body::Block(block.clone()), &mut v)
+            }
+            model::AggInput::Distinct(b) => sources_of(b, &mut v),
+        },
+    }
+    v.sort_unstable();
+    v.dedup();
+    v
+}

@@ -1,0 +1,275 @@
+//! Parses a defining query and applies the checks that hold in every refresh mode: one SELECT
+//! statement; no LIMIT/OFFSET without ORDER BY, FOR UPDATE/SHARE or TABLESAMPLE. Also collects
+//! the relations the query reads and the volatile or time-dependent functions it calls.
+
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{Expr, Query, SetExpr, Statement, TableFactor, Visit, Visitor};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+
+use crate::api_call::fold_name;
+use crate::error::{PlanError, Result};
+use crate::input::RelationRef;
+
+/// A defining query that passed the mode-independent checks.
+#[derive(Debug, Clone)]
+pub struct ParsedQuery {
+    /// The parsed query.
+    pub query: Query,
+    /// Relations it reads, as written (CTE names excluded), sorted.
+    pub relations: Vec<RelationRef>,
+    /// Volatile functions it calls (lower case), e.g. `random`.
+    pub volatile: Vec<String>,
+    /// Functions whose value changes with time although stable within a transaction, e.g.
+    /// `now`, `current_date`.
+    pub time_dependent: Vec<String>,
+}
+
+const VOLATILE: &[&str] = &[
+    "random",
+    "random_normal",
+    "setseed",
+    "clock_timestamp",
+    "statement_timestamp",
+    "timeofday",
+    "nextval",
+    "setval",
+    "currval",
+    "lastval",
+    "gen_random_uuid",
+    "uuid_generate_v1",
+    "uuid_generate_v1mc",
+    "uuid_generate_v4",
+    "txid_current",
+    "pg_current_xact_id",
+    "pg_sleep",
+    "dblink",
+    "pg_read_file",
+];
+
+const TIME_DEPENDENT: &[&str] = &[
+    "now",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "localtime",
+    "localtimestamp",
+    "transaction_timestamp",
+];
+
+/// Parses `sql` as a defining query and checks it.
+pub fn parse_query(sql: &str) -> Result<ParsedQuery> {
+    let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+        .map_err(|e| PlanError::Syntax(format!("defining query: {e}")))?;
+    let query = match statements.as_slice() {
+        [Statement::Query(q)] => (**q).clone(),
+        [] => return Err(PlanError::Syntax("defining query is empty".into())),
+        [_] => {
+            return Err(PlanError::InvalidObjectDefinition(
+                "defining query must be a SELECT statement".into(),
+            ))
+        }
+        _ => {
+            return Err(PlanError::InvalidObjectDefinition(
+                "defining query must be a single SELECT statement".into(),
+            ))
+        }
+    };
+    if sql.contains("__pgt_") {
+        return Err(PlanError::FeatureNotSupported(
+            "names starting with __pgt_ are reserved for pgtrickle's hidden columns".into(),
+        ));
+    }
+    let mut check = Checker::default();
+    if let ControlFlow::Break(e) = query.visit(&mut check) {
+        return Err(e);
+    }
+    let relations = check
+        .relations
+        .into_iter()
+        .filter(|r| !(r.schema.is_none() && check.ctes.contains(&r.name)))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    Ok(ParsedQuery {
+        query,
+        relations,
+        volatile: check.volatile.into_iter().collect(),
+        time_dependent: check.time_dependent.into_iter().collect(),
+    })
+}
+
+/// The relations `sql` reads, as written (folded), for the caller to resolve before planning.
+pub fn referenced_relations(sql: &str) -> Result<Vec<RelationRef>> {
+    Ok(parse_query(sql)?.relations)
+}
+
+#[derive(Default)]
+struct Checker {
+    relations: Vec<RelationRef>,
+    ctes: BTreeSet<String>,
+    volatile: BTreeSet<String>,
+    time_dependent: BTreeSet<String>,
+}
+
+impl Visitor for Checker {
+    type Break = PlanError;
+
+    fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<PlanError> {
+        if let Some(with) = &q.with {
+            if with.recursive {
+                return ControlFlow::Break(PlanError::FeatureNotSupported(
+                    "WITH RECURSIVE is not supported in a defining query".into(),
+                ));
+            }
+            for cte in &with.cte_tables {
+                self.ctes
+                    .insert(crate::api_call::fold_ident(&cte.alias.name));
+            }
+        }
+        if (q.limit_clause.is_some() || q.fetch.is_some()) && q.order_by.is_none() {
+            return ControlFlow::Break(PlanError::FeatureNotSupported(
+                "LIMIT/OFFSET/FETCH without ORDER BY is not allowed in a defining query: its \
+                 result is not deterministic"
+                    .into(),
+            ));
+        }
+        if !q.locks.is_empty() {
+            return ControlFlow::Break(PlanError::FeatureNotSupported(
+                "FOR UPDATE/FOR SHARE is not allowed in a defining query".into(),
+            ));
+        }
+        if let SetExpr::Select(s) = q.body.as_ref() {
+            if s.into.is_some() {
+                return ControlFlow::Break(PlanError::FeatureNotSupported(
+                    "SELECT INTO is not allowed in a defining query".into(),
+                ));
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<PlanError> {
+        let sample = match t {
+            TableFactor::Table { sample, .. } | TableFactor::Derived { sample, .. } => {
+                sample.is_some()
+            }
+            _ => false,
+        };
+        if sample {
+            return ControlFlow::Break(PlanError::FeatureNotSupported(
+                "TABLESAMPLE is not allowed in a defining query: its result is not \
+                 deterministic"
+                    .into(),
+            ));
+        }
+        if let TableFactor::Table {
+            name, args: None, ..
+        } = t
+        {
+            match fold_name(name).as_deref() {
+                Some([n]) => self.relations.push(RelationRef {
+                    schema: None,
+                    name: n.clone(),
+                }),
+                Some([s, n]) => self.relations.push(RelationRef {
+                    schema: Some(s.clone()),
+                    name: n.clone(),
+                }),
+                _ => {
+                    return ControlFlow::Break(PlanError::FeatureNotSupported(format!(
+                        "relation name {name} is not supported (use name or schema.name)"
+                    )))
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<PlanError> {
+        if let Expr::Function(f) = e {
+            if let Some(parts) = fold_name(&f.name) {
+                let last = parts.last().cloned().unwrap_or_default();
+                let schema_ok = parts.len() == 1 || parts[0] == "pg_catalog";
+                if schema_ok && VOLATILE.contains(&last.as_str()) {
+                    self.volatile.insert(last);
+                } else if schema_ok && TIME_DEPENDENT.contains(&last.as_str()) {
+                    self.time_dependent.insert(last);
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refs(sql: &str) -> Vec<String> {
+        referenced_relations(sql)
+            .unwrap()
+            .iter()
+            .map(|r| r.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn collects_relations_folded_without_ctes() {
+        assert_eq!(
+            refs(
+                "WITH c AS (SELECT * FROM Public.Orders) SELECT * FROM c JOIN \"Items\" i ON \
+                 true, s.x WHERE EXISTS (SELECT 1 FROM y)"
+            ),
+            vec!["Items", "y", "public.orders", "s.x"]
+        );
+    }
+
+    #[test]
+    fn always_rejected() {
+        let cases = [
+            ("SELECT a FROM t LIMIT 5", "0A000", "LIMIT"),
+            ("SELECT a FROM t OFFSET 5", "0A000", "ORDER BY"),
+            (
+                "SELECT * FROM (SELECT a FROM t LIMIT 1) s",
+                "0A000",
+                "LIMIT",
+            ),
+            ("SELECT a FROM t FOR UPDATE", "0A000", "FOR UPDATE"),
+            ("SELECT a FROM t FOR SHARE", "0A000", "FOR UPDATE/FOR SHARE"),
+            (
+                "SELECT a FROM t TABLESAMPLE SYSTEM (10)",
+                "0A000",
+                "TABLESAMPLE",
+            ),
+            ("SELEC a FROM t", "42601", "defining query"),
+            ("INSERT INTO t VALUES (1)", "42P17", "SELECT"),
+            ("SELECT 1; SELECT 2", "42P17", "single"),
+            ("SELECT 1 AS __pgt_x", "0A000", "__pgt_"),
+            (
+                "WITH RECURSIVE r AS (SELECT 1 UNION ALL SELECT 1 FROM r) SELECT * FROM r",
+                "0A000",
+                "RECURSIVE",
+            ),
+        ];
+        for (sql, state, frag) in cases {
+            let e = parse_query(sql).unwrap_err();
+            assert_eq!(e.sqlstate(), state, "{sql}: {e}");
+            assert!(e.message().contains(frag), "{sql}: {e}");
+        }
+        assert!(parse_query("SELECT a FROM t ORDER BY a LIMIT 5").is_ok());
+    }
+
+    #[test]
+    fn finds_volatile_and_time_functions() {
+        let p = parse_query(
+            "SELECT random(), now(), CURRENT_DATE, nextval('s'), lower(x) FROM t \
+             WHERE y < pg_catalog.clock_timestamp()",
+        )
+        .unwrap();
+        assert_eq!(p.volatile, vec!["clock_timestamp", "nextval", "random"]);
+        assert_eq!(p.time_dependent, vec!["current_date", "now"]);
+    }
+}

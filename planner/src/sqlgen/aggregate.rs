@@ -1,0 +1,443 @@
+//! Storage and refresh SQL for grouped queries (GROUP BY, DISTINCT, UNION): one row per group
+//! with a row count and per-aggregate state. A refresh aggregates the delta per group, merges
+//! it with the stored state (COUNT, SUM, AVG, BOOL_AND/OR algebraically; MIN/MAX too unless a
+//! deleted value reaches the stored extremum), and re-scans from the sources only the groups
+//! that need it (or every changed group, for HAVING, COUNT(DISTINCT), expressions over
+//! aggregates).
+
+use super::relation::{RelGen, Version};
+use super::{col_defs, row_hash};
+use crate::api_call::quote_ident;
+use crate::input::ColumnDef;
+use crate::query::model::{AggInput, AggKind, AggPlan, OutCol};
+
+/// A hidden column: name and type.
+fn hidden(plan: &AggPlan, cols: &[ColumnDef]) -> Vec<(String, String)> {
+    let mut h = vec![("__pgt_count".to_string(), "bigint".to_string())];
+    if plan.rescan_all.is_none() {
+        for (j, a) in plan.aggs.iter().enumerate() {
+            match a.kind {
+                AggKind::Sum => h.push((format!("__pgt_nn{j}"), "bigint".into())),
+                AggKind::Avg => {
+                    h.push((
+                        format!("__pgt_sum{j}"),
+                        avg_sum_type(&cols[a.output].type_name),
+                    ));
+                    h.push((format!("__pgt_nn{j}"), "bigint".into()));
+                }
+                AggKind::BoolAnd | AggKind::BoolOr => {
+                    h.push((format!("__pgt_t{j}"), "bigint".into()));
+                    h.push((format!("__pgt_nn{j}"), "bigint".into()));
+                }
+                _ => {}
+            }
+        }
+    }
+    h.push(("__pgt_hash".into(), "bigint".into()));
+    h
+}
+
+fn avg_sum_type(out_type: &str) -> String {
+    let t = out_type.to_ascii_lowercase();
+    if t.starts_with("double") || t.starts_with("real") || t.starts_with("float") {
+        "double precision".into()
+    } else if t.starts_with("interval") {
+        "interval".into()
+    } else {
+        "numeric".into()
+    }
+}
+
+fn all_columns(plan: &AggPlan, cols: &[ColumnDef]) -> String {
+    let mut v: Vec<String> = cols.iter().map(|c| quote_ident(&c.name)).collect();
+    v.extend(hidden(plan, cols).into_iter().map(|(n, _)| n));
+    v.join(", ")
+}
+
+/// CREATE TABLE and CREATE INDEX for grouped storage.
+pub fn ddl(storage: &str, cols: &[ColumnDef], plan: &AggPlan) -> Vec<String> {
+    let hidden: Vec<String> = hidden(plan, cols)
+        .into_iter()
+        .map(|(n, t)| format!("{n} {t} NOT NULL"))
+        .collect();
+    vec![
+        format!(
+            "CREATE TABLE {storage} ({}, {})",
+            col_defs(cols),
+            hidden.join(", ")
+        ),
+        format!("CREATE INDEX ON {storage} (__pgt_hash)"),
+    ]
+}
+
+/// The grouped query over the sources' new state with all hidden columns, optionally with an
+/// extra predicate on the input rows (used to re-scan chosen groups).
+fn full_select(rg: &RelGen, cols: &[ColumnDef], plan: &AggPlan, restrict: Option<&str>) -> String {
+    match &plan.input {
+        AggInput::Grouped {
+            block,
+            items,
+            group_by,
+            having,
+        } => {
+            let (from, _) = rg.from_clause(block, &vec![Version::New; block.factors.len()]);
+            let mut select: Vec<String> = items.clone();
+            select.push("count(*) AS __pgt_count".into());
+            if plan.rescan_all.is_none() {
+                for (j, a) in plan.aggs.iter().enumerate() {
+                    let arg = a.arg.clone().unwrap_or_default();
+                    let f = a
+                        .filter
+                        .as_ref()
+                        .map(|f| format!(" FILTER (WHERE {f})"))
+                        .unwrap_or_default();
+                    match a.kind {
+                        AggKind::Sum => select.push(format!("count({arg}){f} AS __pgt_nn{j}")),
+                        AggKind::Avg => {
+                            let t = avg_sum_type(&cols[a.output].type_name);
+                            select.push(format!("coalesce(sum({arg}){f}, 0)::{t} AS __pgt_sum{j}"));
+                            select.push(format!("count({arg}){f} AS __pgt_nn{j}"));
+                        }
+                        AggKind::BoolAnd | AggKind::BoolOr => {
+                            let both = match &a.filter {
+                                Some(p) => format!("({arg}) IS TRUE AND ({p})"),
+                                None => format!("({arg}) IS TRUE"),
+                            };
+                            select.push(format!("count(*) FILTER (WHERE {both}) AS __pgt_t{j}"));
+                            select.push(format!("count({arg}){f} AS __pgt_nn{j}"));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            select.push(format!("{} AS __pgt_hash", row_hash(&plan.key_exprs)));
+            let mut sql = format!("SELECT {} FROM {from}", select.join(", "));
+            let preds: Vec<String> = rg
+                .where_new(block)
+                .into_iter()
+                .chain(restrict.map(str::to_string))
+                .collect();
+            if !preds.is_empty() {
+                sql.push_str(&format!(" WHERE {}", preds.join(" AND ")));
+            }
+            if !group_by.is_empty() {
+                sql.push_str(&format!(" GROUP BY {}", group_by.join(", ")));
+            }
+            if let Some(h) = having {
+                sql.push_str(&format!(" HAVING {h}"));
+            }
+            sql
+        }
+        AggInput::Distinct(body) => {
+            let keys = &plan.key_exprs;
+            let inner = rg.body(body, Version::New, "__pgt_w");
+            let mut sql = format!(
+                "SELECT {k}, count(*) AS __pgt_count, {h} AS __pgt_hash FROM ({inner}) AS \
+                 __pgt_in({k}, __pgt_w)",
+                k = keys.join(", "),
+                h = row_hash(keys)
+            );
+            if let Some(r) = restrict {
+                sql.push_str(&format!(" WHERE {r}"));
+            }
+            sql.push_str(&format!(" GROUP BY {}", keys.join(", ")));
+            sql
+        }
+    }
+}
+
+/// FULL refresh of grouped storage.
+pub fn full(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPlan) -> Vec<String> {
+    vec![
+        format!("DELETE FROM {storage}"),
+        format!(
+            "INSERT INTO {storage} ({}) {}",
+            all_columns(plan, cols),
+            full_select(rg, cols, plan, None)
+        ),
+    ]
+}
+
+/// The delta rows of the grouped input: keys `__pgt_kI`, arguments `__pgt_aJ`, filters
+/// `__pgt_fJ`, weight `__pgt_w`.
+fn input_delta(rg: &RelGen, plan: &AggPlan) -> String {
+    match &plan.input {
+        AggInput::Grouped { block, .. } => {
+            let mut items: Vec<String> = plan
+                .key_exprs
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("{k} AS __pgt_k{i}"))
+                .collect();
+            for (j, a) in plan.aggs.iter().enumerate() {
+                if let Some(arg) = &a.arg {
+                    items.push(format!("{arg} AS __pgt_a{j}"));
+                }
+                if let Some(f) = &a.filter {
+                    items.push(format!("({f}) AS __pgt_f{j}"));
+                }
+            }
+            if items.is_empty() {
+                items.push("NULL AS __pgt_none".into());
+            }
+            format!(
+                "SELECT * FROM ({}) AS __pgt_x",
+                rg.block_delta(block, Some(&items), "__pgt_w")
+            )
+        }
+        AggInput::Distinct(body) => format!(
+            "SELECT * FROM ({}) AS __pgt_x({}, __pgt_w)",
+            rg.body(body, Version::Delta, "__pgt_w"),
+            plan.key_exprs.join(", ")
+        ),
+    }
+}
+
+/// The DIFFERENTIAL refresh: one statement.
+pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPlan) -> String {
+    let keys: Vec<String> = (0..plan.key_exprs.len())
+        .map(|i| format!("__pgt_k{i}"))
+        .collect();
+    let algebraic = plan.rescan_all.is_none();
+    // Per-group delta aggregates.
+    let mut g_items: Vec<String> = keys.clone();
+    g_items.push("coalesce(sum(__pgt_w), 0)::bigint AS __pgt_dc".into());
+    if algebraic {
+        for (j, a) in plan.aggs.iter().enumerate() {
+            let fand = if a.filter.is_some() {
+                format!(" AND __pgt_f{j}")
+            } else {
+                String::new()
+            };
+            let nn = format!(
+                "coalesce(sum(__pgt_w) FILTER (WHERE __pgt_a{j} IS NOT NULL{fand}), 0)::bigint"
+            );
+            match a.kind {
+                AggKind::CountStar => g_items.push(match &a.filter {
+                    Some(_) => format!(
+                        "coalesce(sum(__pgt_w) FILTER (WHERE __pgt_f{j}), 0)::bigint AS __pgt_dv{j}"
+                    ),
+                    None => format!("coalesce(sum(__pgt_w), 0)::bigint AS __pgt_dv{j}"),
+                }),
+                AggKind::Count => g_items.push(format!("{nn} AS __pgt_dv{j}")),
+                AggKind::Sum | AggKind::Avg => {
+                    g_items.push(format!(
+                        "sum(__pgt_w * __pgt_a{j}) FILTER (WHERE __pgt_a{j} IS NOT NULL{fand}) AS __pgt_ds{j}"
+                    ));
+                    g_items.push(format!("{nn} AS __pgt_dn{j}"));
+                }
+                AggKind::Min | AggKind::Max => {
+                    let f = if a.kind == AggKind::Min { "min" } else { "max" };
+                    g_items.push(format!(
+                        "{f}(__pgt_a{j}) FILTER (WHERE __pgt_w > 0{fand}) AS __pgt_ins{j}"
+                    ));
+                    g_items.push(format!(
+                        "{f}(__pgt_a{j}) FILTER (WHERE __pgt_w < 0{fand}) AS __pgt_del{j}"
+                    ));
+                }
+                AggKind::BoolAnd | AggKind::BoolOr => {
+                    g_items.push(format!(
+                        "coalesce(sum(__pgt_w) FILTER (WHERE __pgt_a{j} IS TRUE{fand}), 0)::bigint AS __pgt_dt{j}"
+                    ));
+                    g_items.push(format!("{nn} AS __pgt_dn{j}"));
+                }
+            }
+        }
+    }
+    g_items.push(format!("{} AS __pgt_h", row_hash(&keys)));
+    let group_by = if keys.is_empty() {
+        String::new()
+    } else {
+        format!(" GROUP BY {}", keys.join(", "))
+    };
+    // Merge with the stored state.
+    let key_col = |i: usize| quote_ident(&cols[plan.key_outputs[i]].name);
+    // A LATERAL lookup per changed group: an index probe on __pgt_hash, never a scan of the
+    // whole storage table.
+    let lookup = if keys.is_empty() {
+        format!("(SELECT x.ctid AS __pgt_ctid, x.* FROM {storage} x)")
+    } else {
+        let mut on = "x.__pgt_hash = g.__pgt_h".to_string();
+        for (i, k) in keys.iter().enumerate() {
+            on.push_str(&format!(" AND x.{} IS NOT DISTINCT FROM g.{k}", key_col(i)));
+        }
+        // OFFSET 0 keeps PostgreSQL from flattening the lookup into a hash join.
+        format!("(SELECT x.ctid AS __pgt_ctid, x.* FROM {storage} x WHERE {on} OFFSET 0)")
+    };
+    let mut m_items: Vec<String> = keys.iter().map(|k| format!("g.{k}")).collect();
+    m_items.push("g.__pgt_h AS __pgt_hash".into());
+    m_items.push("s.__pgt_ctid AS __pgt_old".into());
+    m_items.push("coalesce(s.__pgt_count, 0) + g.__pgt_dc AS __pgt_count".into());
+    let mut rescan: Vec<String> = Vec::new();
+    if !algebraic {
+        rescan.push("true".into());
+    }
+    let mut out_exprs: Vec<String> = Vec::new();
+    for (c, oc) in plan.outputs.iter().enumerate() {
+        let col = quote_ident(&cols[c].name);
+        let ty = &cols[c].type_name;
+        let e = match oc {
+            OutCol::Key(i) => format!("g.__pgt_k{i}"),
+            OutCol::Expr => format!("NULL::{ty}"),
+            OutCol::Agg(_) if !algebraic => format!("NULL::{ty}"),
+            OutCol::Agg(j) => {
+                let j = *j;
+                let nn_new = format!("(coalesce(s.__pgt_nn{j}, 0) + g.__pgt_dn{j})");
+                match plan.aggs[j].kind {
+                    AggKind::CountStar | AggKind::Count => {
+                        format!("(coalesce(s.{col}, 0) + g.__pgt_dv{j})::{ty}")
+                    }
+                    AggKind::Sum => format!(
+                        "(CASE WHEN {nn_new} = 0 THEN NULL ELSE coalesce(s.{col} + g.__pgt_ds{j}, \
+                         s.{col}, g.__pgt_ds{j}) END)::{ty}"
+                    ),
+                    AggKind::Avg => {
+                        let st = avg_sum_type(ty);
+                        let sum_new = format!(
+                            "coalesce(s.__pgt_sum{j} + g.__pgt_ds{j}, s.__pgt_sum{j}, g.__pgt_ds{j}::{st}, '0'::{st})"
+                        );
+                        m_items.push(format!("{sum_new} AS __pgt_sum{j}"));
+                        m_items.push(format!("{nn_new} AS __pgt_nn{j}"));
+                        let div = if st == "numeric" {
+                            format!("{sum_new}::numeric / {nn_new}::numeric")
+                        } else {
+                            format!("{sum_new} / {nn_new}::double precision")
+                        };
+                        format!("(CASE WHEN {nn_new} = 0 THEN NULL ELSE {div} END)::{ty}")
+                    }
+                    AggKind::Min | AggKind::Max => {
+                        let (f, cmp) = if plan.aggs[j].kind == AggKind::Min {
+                            ("least", "<=")
+                        } else {
+                            ("greatest", ">=")
+                        };
+                        rescan.push(format!(
+                            "(g.__pgt_del{j} IS NOT NULL AND (s.{col} IS NULL OR g.__pgt_del{j} {cmp} s.{col}))"
+                        ));
+                        format!("{f}(s.{col}, g.__pgt_ins{j})::{ty}")
+                    }
+                    AggKind::BoolAnd | AggKind::BoolOr => {
+                        let t_new = format!("(coalesce(s.__pgt_t{j}, 0) + g.__pgt_dt{j})");
+                        m_items.push(format!("{t_new} AS __pgt_t{j}"));
+                        m_items.push(format!("{nn_new} AS __pgt_nn{j}"));
+                        let v = if plan.aggs[j].kind == AggKind::BoolAnd {
+                            format!("{t_new} = {nn_new}")
+                        } else {
+                            format!("{t_new} > 0")
+                        };
+                        format!("(CASE WHEN {nn_new} = 0 THEN NULL ELSE {v} END)")
+                    }
+                }
+            }
+        };
+        out_exprs.push(e);
+    }
+    // Hidden state for SUM (non-null count) not yet added above.
+    if algebraic {
+        for (j, a) in plan.aggs.iter().enumerate() {
+            if a.kind == AggKind::Sum {
+                m_items.push(format!(
+                    "(coalesce(s.__pgt_nn{j}, 0) + g.__pgt_dn{j}) AS __pgt_nn{j}"
+                ));
+            }
+        }
+    }
+    for (c, e) in out_exprs.iter().enumerate() {
+        m_items.push(format!("{e} AS __pgt_o{c}"));
+    }
+    let rescan_expr = if rescan.is_empty() {
+        "false".to_string()
+    } else {
+        rescan.join(" OR ")
+    };
+    m_items.push(format!("{rescan_expr} AS __pgt_rescan"));
+
+    // Rows to insert from the merge: outputs then hidden columns, in storage order.
+    let mut ins: Vec<String> = (0..cols.len()).map(|c| format!("__pgt_o{c}")).collect();
+    ins.extend(hidden(plan, cols).into_iter().map(|(n, _)| n));
+    let keep = if keys.is_empty() {
+        "NOT __pgt_rescan".to_string()
+    } else {
+        "NOT __pgt_rescan AND __pgt_count > 0".to_string()
+    };
+    let mut sql = format!(
+        "WITH __pgt_d AS ({d}), __pgt_g AS (SELECT {g} FROM __pgt_d{group_by}), \
+         __pgt_m AS (SELECT {m} FROM __pgt_g g LEFT JOIN LATERAL {lookup} s ON true)",
+        d = input_delta(rg, plan),
+        g = g_items.join(", "),
+        m = m_items.join(", "),
+    );
+    let needs_rescan = !rescan.is_empty();
+    if needs_rescan {
+        let names = all_columns(plan, cols);
+        let exact: String = (0..keys.len())
+            .map(|i| format!(" AND m.__pgt_k{i} IS NOT DISTINCT FROM r.{}", key_col(i)))
+            .collect();
+        // Groups to re-scan, read from the sources' new state. Uncorrelated conjuncts are
+        // one-time filters: when no group needs a re-scan, the sources are never read. Keys
+        // without NULLs are matched by equality (index-friendly semi-join); keys with a NULL
+        // by the key hash.
+        let full = if keys.is_empty() {
+            format!(
+                "SELECT * FROM ({}) AS __pgt_l WHERE (SELECT coalesce(bool_or(__pgt_rescan), \
+                 false) FROM __pgt_m)",
+                full_select(rg, cols, plan, None)
+            )
+        } else {
+            let key_exprs = &plan.key_exprs;
+            let all_set = keys
+                .iter()
+                .map(|k| format!("{k} IS NOT NULL"))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let any_null_src = format!(
+                "NOT ({})",
+                key_exprs
+                    .iter()
+                    .map(|k| format!("({k}) IS NOT NULL"))
+                    .collect::<Vec<_>>()
+                    .join(" AND ")
+            );
+            // Groups without NULL keys: one parameterised re-scan per group (LATERAL), so an
+            // index on a key column serves it.
+            let eq = key_exprs
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("({k}) = __pgt_rk.__pgt_k{i}"))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let by_key = format!(
+                "SELECT __pgt_l.* FROM (SELECT DISTINCT {} FROM __pgt_m WHERE __pgt_rescan AND \
+                 {all_set}) AS __pgt_rk CROSS JOIN LATERAL ({}) AS __pgt_l",
+                keys.join(", "),
+                full_select(rg, cols, plan, Some(&eq))
+            );
+            // Groups with a NULL key: matched by key hash, read only when there are any.
+            let null_restrict = format!(
+                "(SELECT coalesce(bool_or(__pgt_rescan AND NOT ({all_set})), false) FROM \
+                 __pgt_m) AND {any_null_src} AND {} IN (SELECT __pgt_hash FROM __pgt_m WHERE \
+                 __pgt_rescan AND NOT ({all_set}))",
+                row_hash(key_exprs)
+            );
+            format!(
+                "({by_key}) UNION ALL ({})",
+                full_select(rg, cols, plan, Some(&null_restrict))
+            )
+        };
+        sql.push_str(&format!(
+            ", __pgt_r AS (SELECT r.* FROM ({full}) AS r({names}) WHERE EXISTS (SELECT 1 FROM \
+             __pgt_m m WHERE m.__pgt_rescan{exact}))"
+        ));
+    }
+    sql.push_str(&format!(
+        ", __pgt_del AS (DELETE FROM {storage} WHERE ctid = ANY (ARRAY(SELECT __pgt_old FROM \
+         __pgt_m WHERE __pgt_old IS NOT NULL))) INSERT INTO {storage} ({all}) SELECT {ins} FROM \
+         __pgt_m WHERE {keep}",
+        all = all_columns(plan, cols),
+        ins = ins.join(", "),
+    ));
+    if needs_rescan {
+        sql.push_str(" UNION ALL SELECT * FROM __pgt_r");
+    }
+    sql
+}

@@ -1,0 +1,451 @@
+//! Golden tests of operator trees, generated SQL and explain text, and the planning errors and
+//! refresh-mode decisions (AUTO fallback notices, DIFFERENTIAL errors naming the construct),
+//! with hand-written catalog descriptions. Also the planning-time budget.
+
+use std::time::{Duration, Instant};
+
+use pgtrickle_planner::{
+    plan_stream_table, referenced_relations, ColumnDef, EffectiveMode, PlanInput, RefreshMode,
+    RelationKind, SourceRelation, StName, StorageLayout,
+};
+
+fn rel(name: &str, cols: &[(&str, &str)]) -> SourceRelation {
+    SourceRelation {
+        reference: pgtrickle_planner::RelationRef {
+            schema: None,
+            name: name.into(),
+        },
+        resolved: StName {
+            schema: Some("public".into()),
+            name: name.into(),
+        },
+        kind: RelationKind::Table,
+        columns: cols.iter().map(|(n, t)| ColumnDef::new(n, t)).collect(),
+        primary_key: None,
+        current: format!("public.{name}"),
+        delta: Some(format!("pgtrickle_changes.{name}_delta")),
+    }
+}
+
+fn input(
+    query: &str,
+    mode: RefreshMode,
+    cols: &[(&str, &str)],
+    rels: Vec<SourceRelation>,
+) -> PlanInput {
+    PlanInput {
+        stream_table: StName {
+            schema: Some("public".into()),
+            name: "st".into(),
+        },
+        storage: "public.st".into(),
+        query: query.into(),
+        refresh_mode: mode,
+        columns: cols.iter().map(|(n, t)| ColumnDef::new(n, t)).collect(),
+        relations: rels,
+    }
+}
+
+fn orders() -> SourceRelation {
+    rel(
+        "orders",
+        &[
+            ("id", "integer"),
+            ("customer_id", "integer"),
+            ("product_id", "integer"),
+            ("total", "numeric"),
+        ],
+    )
+}
+
+fn products() -> SourceRelation {
+    rel(
+        "products",
+        &[
+            ("id", "integer"),
+            ("category", "text"),
+            ("price", "numeric"),
+        ],
+    )
+}
+
+#[test]
+fn operator_tree_golden() {
+    let p = plan_stream_table(&input(
+        "SELECT o.customer_id, p.category, SUM(o.total) AS total_spent, COUNT(*) AS order_count \
+         FROM orders o JOIN products p ON p.id = o.product_id WHERE o.total > 0 \
+         GROUP BY o.customer_id, p.category",
+        RefreshMode::Auto,
+        &[
+            ("customer_id", "integer"),
+            ("category", "text"),
+            ("total_spent", "numeric"),
+            ("order_count", "bigint"),
+        ],
+        vec![orders(), products()],
+    ))
+    .unwrap();
+    assert_eq!(
+        p.tree.to_string(),
+        "Project o.customer_id, p.category, SUM(o.total) AS total_spent, COUNT(*) AS order_count\n\
+         \x20 Aggregate GROUP BY o.customer_id, p.category\n\
+         \x20   Filter o.total > 0\n\
+         \x20     Join INNER ON p.id = o.product_id\n\
+         \x20       Scan orders AS o\n\
+         \x20       Scan products AS p\n"
+    );
+    assert_eq!(p.mode, EffectiveMode::Differential);
+    assert_eq!(p.layout, StorageLayout::Grouped);
+    assert_eq!(
+        p.hidden_columns,
+        vec!["__pgt_count", "__pgt_nn0", "__pgt_hash"]
+    );
+    assert_eq!(
+        p.storage_ddl,
+        vec![
+            "CREATE TABLE public.st (customer_id integer, category text, total_spent numeric, \
+             order_count bigint, __pgt_count bigint NOT NULL, __pgt_nn0 bigint NOT NULL, \
+             __pgt_hash bigint NOT NULL)",
+            "CREATE INDEX ON public.st (__pgt_hash)",
+        ]
+    );
+    assert_eq!(p.sources, vec![0, 1]);
+    assert!(
+        p.explain
+            .contains("Refresh mode: DIFFERENTIAL (requested AUTO)"),
+        "{}",
+        p.explain
+    );
+    assert!(
+        p.explain.contains("Delta for changes of public.orders:"),
+        "{}",
+        p.explain
+    );
+    assert!(
+        p.explain.contains("Delta for changes of public.products:"),
+        "{}",
+        p.explain
+    );
+}
+
+#[test]
+fn bag_sql_golden() {
+    let p = plan_stream_table(&input(
+        "SELECT id, total FROM orders WHERE total > 10",
+        RefreshMode::Differential,
+        &[("id", "integer"), ("total", "numeric")],
+        vec![orders()],
+    ))
+    .unwrap();
+    assert_eq!(p.layout, StorageLayout::Bag);
+    assert_eq!(
+        p.full_refresh,
+        vec![
+            "DELETE FROM public.st".to_string(),
+            "INSERT INTO public.st (id, total, __pgt_hash) SELECT __pgt_q.*, \
+             hash_record_extended(__pgt_q, 0) FROM (SELECT id, total FROM public.orders AS \
+             orders WHERE total > 10) AS __pgt_q(id, total)"
+                .to_string(),
+        ]
+    );
+    let d = &p.differential_refresh.as_ref().unwrap()[0];
+    assert_eq!(
+        d,
+        "WITH __pgt_d(id, total, __pgt_w) AS (SELECT id, total, __pgt_w0 AS __pgt_w FROM \
+         (SELECT id, customer_id, product_id, total, __pgt_weight AS __pgt_w0 FROM \
+         pgtrickle_changes.orders_delta) AS orders WHERE (total > 10)), __pgt_n AS (SELECT id, \
+         total, sum(__pgt_w)::bigint AS __pgt_cnt, hash_record_extended(ROW(id, total), 0) AS \
+         __pgt_h FROM __pgt_d GROUP BY id, total HAVING sum(__pgt_w) <> 0), __pgt_del AS \
+         (DELETE FROM public.st WHERE ctid = ANY (ARRAY(SELECT s.ctid FROM __pgt_n n CROSS JOIN \
+         LATERAL (SELECT x.ctid FROM public.st x WHERE x.__pgt_hash = n.__pgt_h AND x.id IS NOT \
+         DISTINCT FROM n.id AND x.total IS NOT DISTINCT FROM n.total LIMIT -n.__pgt_cnt) s WHERE \
+         n.__pgt_cnt < 0))) INSERT INTO public.st (id, total, __pgt_hash) SELECT n.id, n.total, \
+         n.__pgt_h FROM __pgt_n n CROSS JOIN LATERAL generate_series(1, n.__pgt_cnt) WHERE \
+         n.__pgt_cnt > 0"
+    );
+    // Never reads the source table itself: a single-source filter needs only its delta.
+    assert!(!d.contains("public.orders"), "{d}");
+}
+
+#[test]
+fn join_delta_uses_new_left_and_old_right() {
+    let p = plan_stream_table(&input(
+        "SELECT o.id, p.category FROM orders o JOIN products p ON p.id = o.product_id",
+        RefreshMode::Differential,
+        &[("id", "integer"), ("category", "text")],
+        vec![orders(), products()],
+    ))
+    .unwrap();
+    let explain = &p.explain;
+    // Changes of orders join the products as of after-before order: old products.
+    assert!(
+        explain.contains(
+            "Delta for changes of public.orders:\n  SELECT o.id, p.category, __pgt_w0 * __pgt_w1 \
+             AS __pgt_w FROM (SELECT id, customer_id, product_id, total, __pgt_weight AS \
+             __pgt_w0 FROM pgtrickle_changes.orders_delta) AS o JOIN (SELECT id, category, \
+             price, 1 AS __pgt_w1 FROM public.products UNION ALL SELECT id, category, price, \
+             -__pgt_weight AS __pgt_w1 FROM pgtrickle_changes.products_delta) AS p ON p.id = \
+             o.product_id\n"
+        ),
+        "{explain}"
+    );
+    assert!(
+        explain.contains(
+            "Delta for changes of public.products:\n  SELECT o.id, p.category, __pgt_w1 AS \
+             __pgt_w FROM public.orders AS o JOIN (SELECT id, category, price, __pgt_weight AS \
+             __pgt_w1 FROM pgtrickle_changes.products_delta) AS p ON p.id = o.product_id\n"
+        ),
+        "{explain}"
+    );
+}
+
+#[test]
+fn auto_falls_back_with_notice_and_differential_errors_naming_construct() {
+    let cases: &[(&str, &str)] = &[
+        ("SELECT o.id, p.category FROM orders o JOIN orders x ON x.id = o.id RIGHT JOIN products p ON p.id = o.product_id", "RIGHT JOIN after other joins"),
+        ("SELECT o.id FROM orders o WHERE o.product_id NOT IN (SELECT id FROM products)", "NOT IN (subquery)"),
+        ("SELECT o.id FROM orders o WHERE o.total > 0 OR EXISTS (SELECT 1 FROM products p WHERE p.id = o.product_id)", "EXISTS (subquery)"),
+        ("SELECT o.id, (SELECT max(price) FROM products) AS r FROM orders o", "scalar subquery"),
+        ("SELECT id FROM orders INTERSECT SELECT id FROM products", "INTERSECT"),
+        ("SELECT id FROM orders ORDER BY id LIMIT 3", "LIMIT"),
+        ("SELECT id, random() AS r FROM orders", "volatile function random()"),
+        ("SELECT id, row_number() OVER (ORDER BY id) AS r FROM orders", "window function"),
+        ("SELECT id FROM orders WHERE total > now()::date - 3", "now"),
+    ];
+    for (q, construct) in cases {
+        let cols = [("id", "integer"), ("category", "text"), ("r", "bigint")];
+        let n = if q.contains("category") {
+            2
+        } else if q.contains(" AS r ") {
+            3
+        } else {
+            1
+        };
+        let ncols: Vec<(&str, &str)> = match n {
+            2 => vec![cols[0], cols[1]],
+            3 => vec![cols[0], cols[2]],
+            _ => vec![cols[0]],
+        };
+        let auto = plan_stream_table(&input(
+            q,
+            RefreshMode::Auto,
+            &ncols,
+            vec![orders(), products()],
+        ))
+        .unwrap_or_else(|e| panic!("{q}: {e}"));
+        assert_eq!(auto.mode, EffectiveMode::Full, "{q}");
+        assert_eq!(auto.layout, StorageLayout::Plain, "{q}");
+        let notice = auto.notice.clone().unwrap_or_default();
+        assert!(notice.contains(construct), "{q}: {notice}");
+        assert!(auto.differential_refresh.is_none());
+        let full = plan_stream_table(&input(
+            q,
+            RefreshMode::Full,
+            &ncols,
+            vec![orders(), products()],
+        ))
+        .unwrap();
+        assert_eq!(full.mode, EffectiveMode::Full);
+        assert!(full.notice.is_none());
+        for mode in [RefreshMode::Differential, RefreshMode::Immediate] {
+            let e =
+                plan_stream_table(&input(q, mode, &ncols, vec![orders(), products()])).unwrap_err();
+            assert_eq!(e.sqlstate(), "0A000", "{q}");
+            assert!(e.message().contains(construct), "{q}: {e}");
+        }
+    }
+}
+
+#[test]
+fn always_rejected_and_caller_errors() {
+    let o = || vec![orders()];
+    let one = [("id", "integer")];
+    let err = |q: &str, mode, cols: &[(&str, &str)], rels| {
+        plan_stream_table(&input(q, mode, cols, rels)).unwrap_err()
+    };
+    let e = err(
+        "SELECT id FROM orders LIMIT 3",
+        RefreshMode::Full,
+        &one,
+        o(),
+    );
+    assert_eq!(
+        (e.sqlstate(), e.message().contains("LIMIT")),
+        ("0A000", true),
+        "{e}"
+    );
+    let e = err(
+        "SELECT id FROM orders FOR UPDATE",
+        RefreshMode::Full,
+        &one,
+        o(),
+    );
+    assert_eq!(e.sqlstate(), "0A000");
+    let e = err(
+        "SELECT id FROM orders TABLESAMPLE BERNOULLI (5)",
+        RefreshMode::Full,
+        &one,
+        o(),
+    );
+    assert!(e.message().contains("TABLESAMPLE"), "{e}");
+    // Reading its own stream table.
+    let mut me = rel("st", &[("id", "integer")]);
+    me.kind = RelationKind::StreamTable;
+    let e = err("SELECT id FROM st", RefreshMode::Full, &one, vec![me]);
+    assert_eq!(e.sqlstate(), "42P17");
+    assert!(e.message().contains("reads the stream table itself"), "{e}");
+    // A relation the caller did not describe.
+    let e = err("SELECT id FROM nowhere", RefreshMode::Full, &one, o());
+    assert_eq!(e.sqlstate(), "42P01");
+    assert!(e.message().contains("nowhere"), "{e}");
+    // Duplicate output names cannot be stored.
+    let e = err(
+        "SELECT id, id FROM orders",
+        RefreshMode::Full,
+        &[("id", "integer"), ("id", "integer")],
+        o(),
+    );
+    assert_eq!(e.sqlstate(), "42P17");
+    assert!(e.message().contains("\"id\" appears more than once"), "{e}");
+    // Syntax error.
+    let e = err("SELECT FROM WHERE", RefreshMode::Full, &one, o());
+    assert_eq!(e.sqlstate(), "42601");
+    // A source without change capture: DIFFERENTIAL impossible, AUTO falls back.
+    let mut nocdc = orders();
+    nocdc.delta = None;
+    let e = err(
+        "SELECT id FROM orders",
+        RefreshMode::Differential,
+        &one,
+        vec![nocdc.clone()],
+    );
+    assert!(e.message().contains("without change capture"), "{e}");
+    let p = plan_stream_table(&input(
+        "SELECT id FROM orders",
+        RefreshMode::Auto,
+        &one,
+        vec![nocdc],
+    ))
+    .unwrap();
+    assert_eq!(p.mode, EffectiveMode::Full);
+    // Volatile functions are fine under FULL.
+    let p = plan_stream_table(&input(
+        "SELECT id, random() AS r FROM orders",
+        RefreshMode::Full,
+        &[("id", "integer"), ("r", "double precision")],
+        o(),
+    ))
+    .unwrap();
+    assert_eq!(p.mode, EffectiveMode::Full);
+}
+
+#[test]
+fn seed_examples_plan() {
+    let remote_products = rel(
+        "remote_products",
+        &[
+            ("id", "integer"),
+            ("name", "text"),
+            ("category", "text"),
+            ("price", "numeric"),
+        ],
+    );
+    let p = plan_stream_table(&input(
+        "\n    SELECT rp.category, COUNT(*) AS product_count, AVG(rp.price) AS avg_price, MIN(rp.price) AS min_price\n    FROM remote_products rp\n    GROUP BY rp.category\n  ",
+        RefreshMode::Auto,
+        &[("category", "text"), ("product_count", "bigint"), ("avg_price", "numeric"), ("min_price", "numeric")],
+        vec![remote_products],
+    ))
+    .unwrap();
+    assert_eq!(p.mode, EffectiveMode::Differential);
+    let events = rel(
+        "events_bridge",
+        &[
+            ("event_id", "bigint"),
+            ("user_id", "integer"),
+            ("product_id", "integer"),
+            ("event_type", "text"),
+            ("revenue_usd", "numeric(10,2)"),
+            ("occurred_at", "timestamp with time zone"),
+        ],
+    );
+    let p = plan_stream_table(&input(
+        "SELECT date_trunc('minute', occurred_at) AS minute, product_id, SUM(revenue_usd) AS total_revenue, COUNT(*) AS purchase_count FROM events_bridge WHERE event_type = 'purchase' GROUP BY date_trunc('minute', occurred_at), product_id",
+        RefreshMode::Differential,
+        &[("minute", "timestamp with time zone"), ("product_id", "integer"), ("total_revenue", "numeric"), ("purchase_count", "bigint")],
+        vec![events],
+    ))
+    .unwrap();
+    assert_eq!(p.mode, EffectiveMode::Differential);
+    // CURRENT_DATE makes a join time-dependent: AUTO refreshes it FULL, with a notice.
+    let er = rel(
+        "exchange_rates",
+        &[
+            ("currency", "text"),
+            ("rate", "numeric"),
+            ("effective_date", "date"),
+        ],
+    );
+    let mut ord = orders();
+    ord.columns.push(ColumnDef::new("currency", "text"));
+    let p = plan_stream_table(&input(
+        "SELECT o.customer_id, SUM(o.total * er.rate) AS revenue_usd FROM orders o JOIN exchange_rates er ON er.currency = o.currency AND er.effective_date = CURRENT_DATE GROUP BY o.customer_id",
+        RefreshMode::Auto,
+        &[("customer_id", "integer"), ("revenue_usd", "numeric")],
+        vec![ord, er],
+    ))
+    .unwrap();
+    assert_eq!(p.mode, EffectiveMode::Full);
+    assert!(p.notice.unwrap().contains("current_date"));
+}
+
+#[test]
+fn planning_ten_table_join_with_aggregates_is_fast() {
+    let mut rels = Vec::new();
+    let mut from = String::from("t0");
+    for i in 0..10 {
+        rels.push(rel(
+            &format!("t{i}"),
+            &[("id", "integer"), ("k", "integer"), ("v", "numeric")],
+        ));
+        if i > 0 {
+            from.push_str(&format!(" JOIN t{i} ON t{i}.id = t{}.k", i - 1));
+        }
+    }
+    let q = format!(
+        "SELECT t0.k, t9.k AS k9, count(*) AS n, sum(t3.v) AS s, avg(t5.v) AS a, min(t7.v) AS mn, \
+         max(t9.v) AS mx FROM {from} WHERE t2.v > 0 GROUP BY t0.k, t9.k"
+    );
+    let inp = input(
+        &q,
+        RefreshMode::Differential,
+        &[
+            ("k", "integer"),
+            ("k9", "integer"),
+            ("n", "bigint"),
+            ("s", "numeric"),
+            ("a", "numeric"),
+            ("mn", "numeric"),
+            ("mx", "numeric"),
+        ],
+        rels,
+    );
+    assert_eq!(referenced_relations(&q).unwrap().len(), 10);
+    let p = plan_stream_table(&inp).unwrap();
+    assert_eq!(p.mode, EffectiveMode::Differential);
+    let mut times = Vec::new();
+    for _ in 0..21 {
+        let t = Instant::now();
+        let p = plan_stream_table(&inp).unwrap();
+        times.push(t.elapsed());
+        assert!(p.differential_refresh.is_some());
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    // The budget is 5 ms in an optimised build; this unoptimised test build gets 4x headroom.
+    assert!(
+        median < Duration::from_millis(20),
+        "median planning time {median:?}"
+    );
+    eprintln!("10-table join with aggregates: median planning time {median:?}");
+}
