@@ -1,0 +1,71 @@
+//! Removing consumed changes, so that buffers do not grow without bound.
+//!
+//! A buffer row may go once its writing transaction is visible in the last snapshot of every
+//! consumer of the source: each consumer's next window starts after that snapshot, so none will
+//! read the row again. The engine runs, in one READ COMMITTED transaction per source:
+//!
+//! 1. [`source_lock_sql`] (the lock install and uninstall also take);
+//! 2. a read of the last snapshots of all consumers of the source, *after* the lock, so that a
+//!    consumer whose creation committed meanwhile is included;
+//! 3. [`cleanup_sql`] with those snapshots; commit.
+//!
+//! Reading a consumer's snapshot while its refresh commits a newer one is harmless: an older
+//! snapshot only keeps more rows. The DELETE does not block writers or refreshes (a refresh's
+//! REPEATABLE READ snapshot still sees deleted rows it might read).
+
+use crate::naming::{buffer_table, source_lock_key, XID_COLUMN};
+use crate::quote::{quote_ident, quote_literal};
+
+/// `SELECT pg_advisory_xact_lock(<key>)` for source `oid` (see [`crate::source_lock_key`]).
+pub fn source_lock_sql(oid: u32) -> String {
+    format!(
+        "SELECT pg_catalog.pg_advisory_xact_lock({})",
+        source_lock_key(oid)
+    )
+}
+
+/// A DELETE of the rows of source `oid`'s buffer that every consumer has consumed:
+/// `consumer_snapshots` holds the last snapshot (text) of each consumer. With no consumer at all
+/// every committed row is deleted (rows of transactions still in progress stay; uninstalling
+/// capture is the alternative when the last consumer goes).
+pub fn cleanup_sql(oid: u32, consumer_snapshots: &[String]) -> String {
+    let buffer = buffer_table(oid);
+    let mut snapshots: Vec<&str> = consumer_snapshots.iter().map(String::as_str).collect();
+    snapshots.sort_unstable();
+    snapshots.dedup();
+    if snapshots.is_empty() {
+        return format!("DELETE FROM {buffer}");
+    }
+    let xid = quote_ident(XID_COLUMN);
+    let conditions = snapshots
+        .iter()
+        .map(|s| {
+            format!(
+                "pg_catalog.pg_visible_in_snapshot({xid}, {}::pg_catalog.pg_snapshot)",
+                quote_literal(s)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    format!("DELETE FROM {buffer} WHERE {conditions}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleanup_shape() {
+        assert_eq!(
+            cleanup_sql(4, &[]),
+            "DELETE FROM \"pgtrickle_changes\".\"changes_4\""
+        );
+        assert_eq!(
+            cleanup_sql(4, &["2:2:".into(), "1:1:".into(), "2:2:".into()]),
+            "DELETE FROM \"pgtrickle_changes\".\"changes_4\" WHERE \
+             pg_catalog.pg_visible_in_snapshot(\"__pgt_xid\", '1:1:'::pg_catalog.pg_snapshot) AND \
+             pg_catalog.pg_visible_in_snapshot(\"__pgt_xid\", '2:2:'::pg_catalog.pg_snapshot)"
+        );
+        assert!(source_lock_sql(1).ends_with("(8099570423399710721)"));
+    }
+}

@@ -1,0 +1,114 @@
+//! Reading a source's changes exactly once, for one consumer (stream table).
+//!
+//! The contract (see also the crate documentation): a consumer's refresh runs in one REPEATABLE
+//! READ transaction, reads [`delta_relation_sql`] with the snapshot text recorded by its previous
+//! refresh (or by its initial population), records [`current_snapshot_sql`] as its new one, and
+//! commits both the refresh and the recorded snapshot together.
+//!
+//! The window of a refresh is "written by a transaction visible in the refresh's own snapshot and
+//! not visible in the last one". Stating the first half explicitly (rather than relying on MVCC
+//! alone) keeps the window equal to what the recorded snapshot says, also for changes the refresh
+//! transaction itself writes into a buffer: they are left for the next refresh.
+
+use crate::naming::{buffer_table, TRUNCATE_COLUMN, WEIGHT_COLUMN, XID_COLUMN};
+use crate::quote::{quote_ident, quote_literal};
+use crate::SourceTable;
+
+/// `SELECT pg_current_snapshot()::text`: the snapshot to record, taken inside the refresh's (or
+/// the population's) REPEATABLE READ transaction.
+pub fn current_snapshot_sql() -> String {
+    "SELECT pg_catalog.pg_current_snapshot()::text".to_string()
+}
+
+/// The WHERE condition selecting the changes after `last` and up to the current snapshot.
+fn window(last_snapshot: &str) -> String {
+    let xid = quote_ident(XID_COLUMN);
+    format!(
+        "pg_catalog.pg_visible_in_snapshot({xid}, (SELECT pg_catalog.pg_current_snapshot())) \
+         AND NOT pg_catalog.pg_visible_in_snapshot({xid}, {}::pg_catalog.pg_snapshot)",
+        quote_literal(last_snapshot)
+    )
+}
+
+/// The delta of `source` since `last_snapshot`, as a parenthesised subquery to use as a relation
+/// (`FROM <delta> AS d`): the source's columns followed by `__pgt_weight` (+1/-1), one row per
+/// captured change, unconsolidated (an unchanged UPDATE appears as -1 and +1). TRUNCATE markers
+/// are left out: check [`truncated_since_sql`] first.
+pub fn delta_relation_sql(source: &SourceTable, last_snapshot: &str) -> String {
+    format!(
+        "(SELECT {}, {} FROM {} WHERE {} AND NOT {})",
+        source.column_list(""),
+        quote_ident(WEIGHT_COLUMN),
+        buffer_table(source.oid),
+        window(last_snapshot),
+        quote_ident(TRUNCATE_COLUMN)
+    )
+}
+
+/// Like [`delta_relation_sql`], but with one row per distinct row value and the sum of its
+/// weights, rows whose weights cancel out left out. Needs an equality operator for every column
+/// type (not for `json`, `point`, ...); NULLs group together, as bag semantics want.
+pub fn consolidated_delta_relation_sql(source: &SourceTable, last_snapshot: &str) -> String {
+    let cols = source.column_list("");
+    let weight = quote_ident(WEIGHT_COLUMN);
+    format!(
+        "(SELECT {cols}, pg_catalog.sum({weight})::integer AS {weight} FROM {} WHERE {} AND NOT {} \
+         GROUP BY {cols} HAVING pg_catalog.sum({weight}) <> 0)",
+        buffer_table(source.oid),
+        window(last_snapshot),
+        quote_ident(TRUNCATE_COLUMN)
+    )
+}
+
+/// A query returning one boolean: whether source `oid` was truncated since `last_snapshot` (a
+/// TRUNCATE marker in the window). When true, the consumer must refresh FULL (and still record
+/// its new snapshot).
+pub fn truncated_since_sql(oid: u32, last_snapshot: &str) -> String {
+    format!(
+        "SELECT EXISTS (SELECT 1 FROM {} WHERE {} AND {})",
+        buffer_table(oid),
+        window(last_snapshot),
+        quote_ident(TRUNCATE_COLUMN)
+    )
+}
+
+/// A query returning one boolean: whether source `oid` has changes (or a TRUNCATE marker) that a
+/// consumer whose last snapshot is `last_snapshot` has not consumed yet, among those visible now.
+pub fn pending_changes_sql(oid: u32, last_snapshot: &str) -> String {
+    format!(
+        "SELECT EXISTS (SELECT 1 FROM {} WHERE {})",
+        buffer_table(oid),
+        window(last_snapshot),
+    )
+}
+
+/// A query returning one bigint: how many change rows of source `oid` the window since
+/// `last_snapshot` holds (markers excluded). For the AUTO mode's "changes are a large share of the
+/// source" decision.
+pub fn pending_change_count_sql(oid: u32, last_snapshot: &str) -> String {
+    format!(
+        "SELECT count(*) FROM {} WHERE {} AND NOT {}",
+        buffer_table(oid),
+        window(last_snapshot),
+        quote_ident(TRUNCATE_COLUMN)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delta_shape() {
+        let t = SourceTable::new(3, "s", "t", vec![("a".into(), "integer".into())]).unwrap();
+        assert_eq!(
+            delta_relation_sql(&t, "10:12:11"),
+            "(SELECT \"a\", \"__pgt_weight\" FROM \"pgtrickle_changes\".\"changes_3\" WHERE \
+             pg_catalog.pg_visible_in_snapshot(\"__pgt_xid\", (SELECT \
+             pg_catalog.pg_current_snapshot())) AND NOT \
+             pg_catalog.pg_visible_in_snapshot(\"__pgt_xid\", '10:12:11'::pg_catalog.pg_snapshot) \
+             AND NOT \"__pgt_truncate\")"
+        );
+        assert!(truncated_since_sql(3, "x'").contains("'x'''::pg_catalog.pg_snapshot"));
+    }
+}
