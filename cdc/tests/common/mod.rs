@@ -1,0 +1,117 @@
+//! Shared helpers of the cdc tests: connections to a throwaway cluster, describing a source the
+//! way the engine does, installing capture, reading a buffer.
+
+#![allow(dead_code)]
+
+use pgtrickle_cdc::SourceTable;
+use pgtrickle_test_support::Cluster;
+use tokio_postgres::{Client, NoTls};
+
+/// A connection as `user` to database `postgres`.
+pub async fn connect(cluster: &Cluster, user: &str) -> Client {
+    let (client, conn) = tokio_postgres::connect(&cluster.conninfo(user, "postgres"), NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+/// Describes relation `name` (a regclass text) with `describe_source_sql`, under
+/// `search_path = pg_catalog` as the crate recommends.
+pub async fn describe(client: &Client, name: &str) -> SourceTable {
+    let oid: u32 = client
+        .query_one("SELECT $1::text::regclass::oid", &[&name])
+        .await
+        .unwrap()
+        .get(0);
+    client
+        .batch_execute("BEGIN; SET LOCAL search_path = pg_catalog")
+        .await
+        .unwrap();
+    let rows = client
+        .query(&pgtrickle_cdc::describe_source_sql(oid), &[])
+        .await
+        .unwrap();
+    client.batch_execute("COMMIT").await.unwrap();
+    assert!(!rows.is_empty(), "no relation {name}");
+    let schema: String = rows[0].get("schema");
+    let table: String = rows[0].get("name");
+    let columns = rows
+        .iter()
+        .map(|r| {
+            (
+                r.get::<_, String>("column_name"),
+                r.get::<_, String>("column_type"),
+            )
+        })
+        .collect();
+    SourceTable::new(oid, schema, table, columns).unwrap()
+}
+
+/// Describes and installs capture on `name`, in one transaction; returns the description.
+pub async fn install(client: &Client, name: &str) -> SourceTable {
+    let source = describe(client, name).await;
+    client
+        .batch_execute(&format!(
+            "BEGIN; {} COMMIT;",
+            pgtrickle_cdc::install_capture_sql(&source)
+        ))
+        .await
+        .expect("install capture");
+    source
+}
+
+/// The buffer's rows as text: every source column rendered with `::text` (NULL as "∅") and the
+/// weight, sorted; TRUNCATE markers as "TRUNCATE".
+pub async fn buffer_rows(client: &Client, source: &SourceTable) -> Vec<String> {
+    let cols = source
+        .columns
+        .iter()
+        .map(|(c, _)| format!("coalesce({}::text, '∅')", pgtrickle_cdc::quote_ident(c)))
+        .collect::<Vec<_>>()
+        .join(" || '|' || ");
+    let sql = format!(
+        "SELECT CASE WHEN __pgt_truncate THEN 'TRUNCATE' ELSE {cols} || ' ' || __pgt_weight END \
+         FROM {} ORDER BY 1",
+        pgtrickle_cdc::buffer_table(source.oid)
+    );
+    let mut rows: Vec<String> = client
+        .query(&sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// `expected` sorted, as owned strings.
+pub fn sorted(expected: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+/// Empties the buffer of `source` (as the superuser), between steps of a test.
+pub async fn clear(client: &Client, source: &SourceTable) {
+    client
+        .batch_execute(&format!(
+            "DELETE FROM {}",
+            pgtrickle_cdc::buffer_table(source.oid)
+        ))
+        .await
+        .unwrap();
+}
+
+/// Single text value of a query.
+pub async fn text(client: &Client, sql: &str) -> String {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+/// Single boolean value of a query.
+pub async fn boolean(client: &Client, sql: &str) -> bool {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
