@@ -12,8 +12,11 @@ use clap::Parser;
 use crate::cancel::CancelRegistry;
 use crate::context::ProxyContext;
 use crate::embedded::EmbeddedServer;
+use crate::engine::interceptor::EngineInterceptor;
+use crate::engine::scheduler::{self, SchedulerConfig};
 use crate::upstream::UpstreamTarget;
 use crate::{server, tls};
+use pgtrickle_planner::ApiLimits;
 
 /// PostgreSQL wire-protocol proxy that maintains pg_trickle stream tables.
 ///
@@ -60,6 +63,15 @@ pub struct Args {
     /// Worker threads of the runtime (0: one per CPU core; 1: a single-threaded runtime).
     #[arg(long, env = "PGTRICKLE_WORKER_THREADS", default_value_t = 0)]
     pub worker_threads: usize,
+
+    /// Milliseconds between two scheduler checks for due stream tables (writes through the proxy
+    /// and API calls wake it earlier).
+    #[arg(long, env = "PGTRICKLE_SCHEDULER_INTERVAL_MS", default_value_t = 1000)]
+    pub scheduler_interval_ms: u64,
+
+    /// Shortest duration schedule accepted for a stream table, in seconds.
+    #[arg(long, env = "PGTRICKLE_MIN_SCHEDULE_SECONDS", default_value_t = 1)]
+    pub min_schedule_seconds: u64,
 
     /// Log filter (error, warn, info, debug, trace, or a tracing directive list).
     #[arg(long, env = "PGTRICKLE_LOG", default_value = "info")]
@@ -133,13 +145,28 @@ fn run(args: Args) -> Result<(), BoxError> {
                 local.port()
             );
         }
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let interceptor = EngineInterceptor {
+            limits: ApiLimits {
+                min_schedule: Duration::from_secs(args.min_schedule_seconds),
+            },
+            on_change: Arc::clone(&wake),
+        };
+        tokio::spawn(scheduler::run(
+            target.clone(),
+            upstream_tls.clone(),
+            SchedulerConfig {
+                tick: Duration::from_millis(args.scheduler_interval_ms.max(10)),
+            },
+            Arc::clone(&wake),
+        ));
         let ctx = Arc::new(ProxyContext {
             target,
             upstream_tls,
             client_tls,
             client_tls_required: args.tls_required,
             cancels: Arc::new(CancelRegistry::default()),
-            interceptor: None,
+            interceptor: Some(Arc::new(interceptor)),
             startup_timeout: Duration::from_secs(args.startup_timeout.max(1)),
         });
         let cut = server::serve(

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod conn;
 pub mod context;
 pub mod embedded;
+pub mod engine;
 pub mod protocol;
 pub mod server;
 pub mod session;

@@ -1,0 +1,414 @@
+//! The pgtrickle API calls that change things (create, alter, drop, refresh, resume), executed
+//! in the caller's transaction on whatever connection it has.
+
+use pgtrickle_planner::{
+    api_call::{AlterStreamTable, CreateStreamTable},
+    plan_stream_table, EffectiveMode, RefreshMode, StName, StStatus, StorageLayout,
+};
+
+use super::capture;
+use super::catalog;
+use super::describe::{describe, resolve_name};
+use super::error::{EngineError, EngineResult};
+use super::refresh::{refresh, text_array_literal, Refreshed};
+use super::sql::{quote_ident, quote_literal, SqlRunner, SqlRunnerExt};
+
+/// What an API call tells the client besides its result.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// NOTICE messages to send.
+    pub notices: Vec<String>,
+    /// A created stream table still to populate (FULL refresh) in a transaction of its own.
+    pub populate: Option<i64>,
+}
+
+/// A stream table found in the catalog.
+pub struct Found {
+    /// Catalog id.
+    pub pgt_id: i64,
+    /// Storage table OID.
+    pub relid: u32,
+    /// Resolved name.
+    pub name: StName,
+}
+
+fn qualified(name: &StName) -> String {
+    format!(
+        "{}.{}",
+        quote_ident(name.schema.as_deref().unwrap_or("public")),
+        quote_ident(&name.name)
+    )
+}
+
+/// Looks a stream table up by name (search_path applies to unqualified names).
+pub async fn find<R: SqlRunner>(sql: &mut R, name: &StName) -> EngineResult<Option<Found>> {
+    let text = match &name.schema {
+        Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&name.name)),
+        None => quote_ident(&name.name),
+    };
+    let row = sql
+        .rows(&format!(
+            "SELECT pgt_id, pgt_relid, pgt_schema, pgt_name FROM pgtrickle.pgt_stream_tables \
+             WHERE pgt_relid = to_regclass({})",
+            quote_literal(&text)
+        ))
+        .await?
+        .into_iter()
+        .next();
+    Ok(row.map(|r| {
+        let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+        Found {
+            pgt_id: get(0).parse().unwrap_or(0),
+            relid: get(1).parse().unwrap_or(0),
+            name: StName {
+                schema: Some(get(2)),
+                name: get(3),
+            },
+        }
+    }))
+}
+
+async fn must_find<R: SqlRunner>(sql: &mut R, name: &StName) -> EngineResult<Found> {
+    find(sql, name).await?.ok_or_else(|| {
+        EngineError::api(
+            "42P01",
+            format!("stream table \"{}\" does not exist", name.name),
+        )
+    })
+}
+
+/// `create_stream_table` and its variants. With `populate_here`, an `initialize => true`
+/// stream table is populated in this transaction (and its next refresh is FULL, since this
+/// transaction's snapshot may predate the capture triggers); otherwise the caller populates it
+/// in a transaction of its own afterwards (see [`Outcome::populate`]).
+pub async fn create<R: SqlRunner>(
+    sql: &mut R,
+    req: &CreateStreamTable,
+    populate_here: bool,
+) -> EngineResult<Outcome> {
+    use pgtrickle_planner::api_call::CreateKind;
+    catalog::ensure(sql).await?;
+    if req.cdc_mode == Some(pgtrickle_planner::CdcMode::Wal) {
+        return Err(EngineError::api(
+            "0A000",
+            "cdc_mode 'wal' is not supported by pgtrickle-proxy yet",
+        )
+        .with_hint("use cdc_mode => 'trigger' or 'auto'"));
+    }
+    let name = resolve_name(sql, &req.name).await?;
+    let mut outcome = Outcome::default();
+    if let Some(existing) = find(sql, &name).await? {
+        match req.kind {
+            CreateKind::Create => {
+                return Err(EngineError::api(
+                    "42P07",
+                    format!("stream table \"{}\" already exists", name.name),
+                ))
+            }
+            CreateKind::IfNotExists => {
+                outcome.notices.push(format!(
+                    "stream table \"{}\" already exists, skipping",
+                    name.name
+                ));
+                return Ok(outcome);
+            }
+            CreateKind::OrReplace => drop_one(sql, &existing).await?,
+        }
+    } else if sql
+        .value(&format!(
+            "SELECT to_regclass({}) IS NOT NULL",
+            quote_literal(&qualified(&name))
+        ))
+        .await?
+        .as_deref()
+        == Some("t")
+    {
+        return Err(EngineError::api(
+            "42P07",
+            format!("relation \"{}\" already exists", name.name),
+        ));
+    }
+    let described = describe(sql, &name, &req.query, req.refresh_mode).await?;
+    let plan = plan_stream_table(&described.input)?;
+    if let Some(n) = &plan.notice {
+        outcome.notices.push(n.clone());
+    }
+    for stmt in &plan.storage_ddl {
+        sql.run(stmt).await?;
+    }
+    let storage = qualified(&name);
+    let mode_text = |m: RefreshMode| m.to_string();
+    let effective = match plan.mode {
+        EffectiveMode::Full => "FULL",
+        EffectiveMode::Differential => "DIFFERENTIAL",
+    };
+    let layout = match plan.layout {
+        StorageLayout::Plain => "plain",
+        StorageLayout::Bag => "bag",
+        StorageLayout::Grouped => "grouped",
+    };
+    let diff = plan
+        .differential_refresh
+        .as_ref()
+        .map(|d| text_array_literal(d))
+        .unwrap_or_else(|| "NULL".into());
+    let pgt_id: i64 = sql
+        .value(&format!(
+            "INSERT INTO pgtrickle.pgt_stream_tables (pgt_schema, pgt_name, pgt_relid, \
+             defining_query, schedule, refresh_mode, effective_mode, cdc_mode, owner, \
+             storage_layout, full_refresh, diff_refresh, explain) VALUES ({}, {}, {}::regclass, \
+             {}, {}, {}, '{effective}', {}, current_user, '{layout}', {}, {diff}, {}) \
+             RETURNING pgt_id",
+            quote_literal(name.schema.as_deref().unwrap_or("public")),
+            quote_literal(&name.name),
+            quote_literal(&storage),
+            quote_literal(&req.query),
+            quote_literal(&req.schedule.to_string()),
+            quote_literal(&mode_text(req.refresh_mode)),
+            req.cdc_mode
+                .map(|c| quote_literal(&c.to_string()))
+                .unwrap_or_else(|| "NULL".into()),
+            text_array_literal(&plan.full_refresh),
+            quote_literal(&plan.explain),
+        ))
+        .await?
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| EngineError::api("XX000", "catalog insert returned no id"))?;
+    sql.run(&format!(
+        "CREATE TRIGGER __pgt_read_only BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {storage} \
+         FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle.__pgt_read_only()"
+    ))
+    .await?;
+    // Capture on the storage too, so stream tables can read this one.
+    capture::install_on_stream_table(sql, &name, &described.input.columns).await?;
+    for i in &plan.sources {
+        let source = &described.sources[*i];
+        sql.run(&format!(
+            "INSERT INTO pgtrickle.pgt_dependencies VALUES ({pgt_id}, {}, {}, {}, {}) \
+             ON CONFLICT DO NOTHING",
+            source.oid,
+            quote_literal(&format!("{:?}", source.kind)),
+            quote_literal(&source.schema),
+            quote_literal(&source.name)
+        ))
+        .await?;
+        if source.has_capture() {
+            capture::install(sql, source).await?;
+        }
+    }
+    if req.initialize {
+        if populate_here {
+            refresh(sql, pgt_id, true, true).await?;
+        } else {
+            outcome.populate = Some(pgt_id);
+        }
+    }
+    Ok(outcome)
+}
+
+/// Stream tables that read `relid`.
+async fn dependents<R: SqlRunner>(sql: &mut R, relid: u32) -> EngineResult<Vec<StName>> {
+    Ok(sql
+        .rows(&format!(
+            "SELECT s.pgt_schema, s.pgt_name FROM pgtrickle.pgt_dependencies d \
+             JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) WHERE d.source_relid = {relid}"
+        ))
+        .await?
+        .into_iter()
+        .map(|r| StName {
+            schema: r.first().cloned().flatten(),
+            name: r.get(1).cloned().flatten().unwrap_or_default(),
+        })
+        .collect())
+}
+
+async fn drop_one<R: SqlRunner>(sql: &mut R, st: &Found) -> EngineResult<()> {
+    let sources: Vec<u32> = capture::sources_of(sql, st.pgt_id)
+        .await?
+        .into_iter()
+        .filter(|d| d.captured)
+        .map(|d| d.oid)
+        .collect();
+    sql.run(&format!(
+        "DELETE FROM pgtrickle.pgt_stream_tables WHERE pgt_id = {}",
+        st.pgt_id
+    ))
+    .await?;
+    capture::uninstall_if_unused(sql, st.relid).await?;
+    sql.run(&format!("DROP TABLE {}", qualified(&st.name)))
+        .await?;
+    for oid in sources {
+        capture::uninstall_if_unused(sql, oid).await?;
+    }
+    Ok(())
+}
+
+/// Drops a stream table by catalog id (undoing a create whose population failed).
+pub async fn drop_by_id<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<()> {
+    let row = sql
+        .rows(&format!(
+            "SELECT pgt_relid, pgt_schema, pgt_name FROM pgtrickle.pgt_stream_tables \
+             WHERE pgt_id = {pgt_id}"
+        ))
+        .await?
+        .into_iter()
+        .next();
+    if let Some(r) = row {
+        let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+        let st = Found {
+            pgt_id,
+            relid: get(0).parse().unwrap_or(0),
+            name: StName {
+                schema: Some(get(1)),
+                name: get(2),
+            },
+        };
+        drop_one(sql, &st).await?;
+    }
+    Ok(())
+}
+
+/// `drop_stream_table(name, cascade)`.
+pub async fn drop<R: SqlRunner>(sql: &mut R, name: &StName, cascade: bool) -> EngineResult<()> {
+    catalog::ensure(sql).await?;
+    let st = must_find(sql, name).await?;
+    let deps = dependents(sql, st.relid).await?;
+    if !deps.is_empty() {
+        if !cascade {
+            let names: Vec<String> = deps.iter().map(qualified).collect();
+            return Err(EngineError::api(
+                "2BP01",
+                format!(
+                    "cannot drop stream table \"{}\" because other stream tables depend on it: {}",
+                    st.name.name,
+                    names.join(", ")
+                ),
+            )
+            .with_hint("use cascade => true to drop the dependent stream tables too"));
+        }
+        for d in deps {
+            Box::pin(drop(sql, &d, true)).await?;
+        }
+    }
+    drop_one(sql, &st).await
+}
+
+/// `refresh_stream_table(name)`.
+pub async fn refresh_by_name<R: SqlRunner>(sql: &mut R, name: &StName) -> EngineResult<Refreshed> {
+    catalog::ensure(sql).await?;
+    let st = must_find(sql, name).await?;
+    refresh(sql, st.pgt_id, false, false).await
+}
+
+/// `resume_stream_table(name)`.
+pub async fn resume<R: SqlRunner>(sql: &mut R, name: &StName) -> EngineResult<()> {
+    catalog::ensure(sql).await?;
+    let st = must_find(sql, name).await?;
+    sql.run(&format!(
+        "UPDATE pgtrickle.pgt_stream_tables SET status = 'ACTIVE', consecutive_errors = 0, \
+         next_attempt_at = NULL WHERE pgt_id = {}",
+        st.pgt_id
+    ))
+    .await?;
+    Ok(())
+}
+
+/// `alter_stream_table(...)`: NULL arguments leave things unchanged; a new query or refresh
+/// mode re-plans the stream table (as create_or_replace does).
+pub async fn alter<R: SqlRunner>(
+    sql: &mut R,
+    req: &AlterStreamTable,
+    populate_here: bool,
+) -> EngineResult<Outcome> {
+    catalog::ensure(sql).await?;
+    let st = must_find(sql, &req.name).await?;
+    let mut outcome = Outcome::default();
+    if req.query.is_some() || req.refresh_mode.is_some() || req.cdc_mode.is_some() {
+        let row = sql
+            .rows(&format!(
+                "SELECT defining_query, schedule, refresh_mode, cdc_mode, status \
+                 FROM pgtrickle.pgt_stream_tables WHERE pgt_id = {}",
+                st.pgt_id
+            ))
+            .await?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let get = |i: usize| row.get(i).cloned().flatten();
+        let limits = pgtrickle_planner::ApiLimits {
+            min_schedule: std::time::Duration::from_secs(0),
+        };
+        let create = CreateStreamTable {
+            kind: pgtrickle_planner::api_call::CreateKind::OrReplace,
+            name: st.name.clone(),
+            query: req.query.clone().or(get(0)).unwrap_or_default(),
+            schedule: match &req.schedule {
+                Some(s) => s.clone(),
+                None => pgtrickle_planner::schedule::parse_schedule(
+                    &get(1).unwrap_or_else(|| "calculated".into()),
+                    limits.min_schedule,
+                )?,
+            },
+            refresh_mode: match req.refresh_mode {
+                Some(m) => m,
+                None => RefreshMode::parse(&get(2).unwrap_or_else(|| "AUTO".into()))?,
+            },
+            initialize: true,
+            cdc_mode: match req.cdc_mode {
+                Some(c) => Some(c),
+                None => get(3)
+                    .map(|c| pgtrickle_planner::CdcMode::parse(&c))
+                    .transpose()?,
+            },
+        };
+        if !dependents(sql, st.relid).await?.is_empty() && req.query.is_some() {
+            return Err(EngineError::api(
+                "0A000",
+                "cannot change the query of a stream table that other stream tables read",
+            ));
+        }
+        let status = get(4);
+        outcome = create_replacing(sql, &create, populate_here).await?;
+        if status.as_deref() == Some("SUSPENDED") && req.status.is_none() {
+            set_status(sql, &st.name, StStatus::Suspended).await?;
+        }
+    } else if let Some(schedule) = &req.schedule {
+        sql.run(&format!(
+            "UPDATE pgtrickle.pgt_stream_tables SET schedule = {} WHERE pgt_id = {}",
+            quote_literal(&schedule.to_string()),
+            st.pgt_id
+        ))
+        .await?;
+    }
+    if let Some(status) = req.status {
+        set_status(sql, &st.name, status).await?;
+    }
+    Ok(outcome)
+}
+
+async fn create_replacing<R: SqlRunner>(
+    sql: &mut R,
+    req: &CreateStreamTable,
+    populate_here: bool,
+) -> EngineResult<Outcome> {
+    Box::pin(create(sql, req, populate_here)).await
+}
+
+async fn set_status<R: SqlRunner>(
+    sql: &mut R,
+    name: &StName,
+    status: StStatus,
+) -> EngineResult<()> {
+    let st = must_find(sql, name).await?;
+    let text = match status {
+        StStatus::Active => "ACTIVE",
+        StStatus::Suspended => "SUSPENDED",
+    };
+    sql.run(&format!(
+        "UPDATE pgtrickle.pgt_stream_tables SET status = '{text}', consecutive_errors = 0, \
+         next_attempt_at = NULL WHERE pgt_id = {}",
+        st.pgt_id
+    ))
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,199 @@
+//! Glue between the engine and the cdc crate: installing capture on a stream table's sources,
+//! filling delta relations, detecting TRUNCATE, trimming buffers, uninstalling capture when the
+//! last reader of a source is dropped.
+
+use pgtrickle_cdc::SourceTable;
+use pgtrickle_planner::{ColumnDef, StName};
+
+use super::describe::Source;
+use super::error::{EngineError, EngineResult};
+use super::sql::{quote_literal, SqlRunner, SqlRunnerExt};
+
+/// A source of a stream table, as the catalog records it.
+#[derive(Debug, Clone)]
+pub struct Dep {
+    /// Its OID.
+    pub oid: u32,
+    /// True when its changes are captured (tables and stream tables).
+    pub captured: bool,
+}
+
+fn table(
+    oid: u32,
+    schema: &str,
+    name: &str,
+    columns: Vec<(String, String)>,
+) -> EngineResult<SourceTable> {
+    SourceTable::new(oid, schema, name, columns)
+        .map_err(|e| EngineError::api("0A000", format!("cannot capture changes: {e}")))
+}
+
+/// Describes a captured source from the catalog (stream tables without their `__pgt_*`
+/// columns).
+async fn source_table<R: SqlRunner>(sql: &mut R, oid: u32) -> EngineResult<SourceTable> {
+    // format_type qualifies every type outside pg_catalog under this search_path; the
+    // caller's own search_path is restored for the rest of its transaction.
+    let saved = sql
+        .value("SELECT current_setting('search_path')")
+        .await?
+        .unwrap_or_default();
+    sql.run("SET LOCAL search_path = pg_catalog").await?;
+    let rows = sql.rows(&pgtrickle_cdc::describe_source_sql(oid)).await;
+    sql.run(&format!(
+        "SELECT pg_catalog.set_config('search_path', {}, true)",
+        quote_literal(&saved)
+    ))
+    .await?;
+    let rows = rows?;
+    let first = rows.first().ok_or_else(|| {
+        EngineError::api("42P01", format!("source relation {oid} no longer exists"))
+    })?;
+    let get = |r: &Vec<Option<String>>, i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+    let (schema, name) = (get(first, 0), get(first, 1));
+    let columns = rows
+        .iter()
+        .map(|r| (get(r, 3), get(r, 4)))
+        .filter(|(c, _)| !c.starts_with("__pgt_"))
+        .collect();
+    table(oid, &schema, &name, columns)
+}
+
+/// Installs capture on a table source (idempotent; shared by every reader of the source).
+pub async fn install<R: SqlRunner>(sql: &mut R, source: &Source) -> EngineResult<()> {
+    let t = source_table(sql, source.oid).await?;
+    sql.run(&pgtrickle_cdc::install_capture_sql(&t)).await?;
+    Ok(())
+}
+
+/// Installs capture on a stream table's own storage, for the stream tables that will read it
+/// (its query's columns only).
+pub async fn install_on_stream_table<R: SqlRunner>(
+    sql: &mut R,
+    name: &StName,
+    columns: &[ColumnDef],
+) -> EngineResult<()> {
+    let storage = format!(
+        "{}.{}",
+        super::sql::quote_ident(name.schema.as_deref().unwrap_or("public")),
+        super::sql::quote_ident(&name.name)
+    );
+    let oid: u32 = sql
+        .value(&format!(
+            "SELECT {}::regclass::oid",
+            quote_literal(&storage)
+        ))
+        .await?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let _ = columns;
+    let t = source_table(sql, oid).await?;
+    sql.run(&pgtrickle_cdc::install_capture_sql(&t)).await?;
+    Ok(())
+}
+
+/// The sources of stream table `pgt_id`.
+pub async fn sources_of<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<Vec<Dep>> {
+    Ok(sql
+        .rows(&format!(
+            "SELECT source_relid, source_kind FROM pgtrickle.pgt_dependencies \
+             WHERE pgt_id = {pgt_id} ORDER BY source_relid"
+        ))
+        .await?
+        .into_iter()
+        .map(|r| Dep {
+            oid: r
+                .first()
+                .cloned()
+                .flatten()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            captured: matches!(
+                r.get(1).cloned().flatten().as_deref(),
+                Some("Table" | "StreamTable")
+            ),
+        })
+        .collect())
+}
+
+/// True when a TRUNCATE of the source is pending since snapshot `last`.
+pub async fn truncated_since<R: SqlRunner>(
+    sql: &mut R,
+    dep: &Dep,
+    last: &str,
+) -> EngineResult<bool> {
+    Ok(sql
+        .value(&pgtrickle_cdc::truncated_since_sql(dep.oid, last))
+        .await?
+        .as_deref()
+        == Some("t"))
+}
+
+/// SQL of the relation holding the source's changes since snapshot `last`.
+pub async fn delta_relation<R: SqlRunner>(
+    sql: &mut R,
+    dep: &Dep,
+    last: &str,
+) -> EngineResult<String> {
+    let t = source_table(sql, dep.oid).await?;
+    Ok(pgtrickle_cdc::delta_relation_sql(&t, last))
+}
+
+/// Deletes the buffered changes of a source that every reader has consumed.
+pub async fn trim<R: SqlRunner>(sql: &mut R, dep: &Dep) -> EngineResult<()> {
+    let snapshots: Vec<String> = sql
+        .rows(&format!(
+            "SELECT s.last_snapshot FROM pgtrickle.pgt_dependencies d \
+             JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) WHERE d.source_relid = {}",
+            dep.oid
+        ))
+        .await?
+        .into_iter()
+        .map(|r| r.into_iter().next().flatten())
+        .collect::<Option<Vec<String>>>()
+        .unwrap_or_default();
+    if !snapshots.is_empty() {
+        sql.run(&pgtrickle_cdc::cleanup_sql(dep.oid, &snapshots))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Removes capture from `oid` when no stream table reads it any more.
+pub async fn uninstall_if_unused<R: SqlRunner>(sql: &mut R, oid: u32) -> EngineResult<()> {
+    let used = sql
+        .value(&format!(
+            "SELECT EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies WHERE source_relid = {oid})"
+        ))
+        .await?;
+    if used.as_deref() != Some("t") {
+        sql.run(&pgtrickle_cdc::uninstall_capture_sql(oid)).await?;
+    }
+    Ok(())
+}
+
+/// True when some captured source of `pgt_id` has changes its last refresh has not seen.
+pub async fn has_pending_changes<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<bool> {
+    let last = sql
+        .value(&format!(
+            "SELECT last_snapshot FROM pgtrickle.pgt_stream_tables WHERE pgt_id = {pgt_id}"
+        ))
+        .await?;
+    let Some(last) = last else {
+        return Ok(true);
+    };
+    for dep in sources_of(sql, pgt_id)
+        .await?
+        .into_iter()
+        .filter(|d| d.captured)
+    {
+        if sql
+            .value(&pgtrickle_cdc::pending_changes_sql(dep.oid, &last))
+            .await?
+            .as_deref()
+            == Some("t")
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}

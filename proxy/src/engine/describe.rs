@@ -1,0 +1,202 @@
+//! Asking PostgreSQL about a defining query so the planner can plan it: the query's output
+//! columns (through a temporary view, which also validates the query with the caller's
+//! privileges), and for every relation it names: what it is, its columns and primary key.
+
+use pgtrickle_planner::{
+    referenced_relations, ColumnDef, PlanInput, RefreshMode, RelationKind, SourceRelation, StName,
+};
+
+use super::error::{EngineError, EngineResult};
+use super::sql::{quote_ident, quote_literal, SqlRunner, SqlRunnerExt};
+
+/// A source relation as found in the database.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Its OID.
+    pub oid: u32,
+    /// Schema.
+    pub schema: String,
+    /// Name.
+    pub name: String,
+    /// What it is.
+    pub kind: RelationKind,
+    /// Columns (name, type).
+    pub columns: Vec<ColumnDef>,
+}
+
+impl Source {
+    /// True when changes are captured inline by triggers (tables and stream tables).
+    pub fn has_capture(&self) -> bool {
+        matches!(self.kind, RelationKind::Table | RelationKind::StreamTable)
+    }
+
+    /// The schema-qualified, quoted name.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+}
+
+/// The temporary table holding a source's consumed changes during a refresh.
+pub fn delta_table(oid: u32) -> String {
+    format!("pg_temp.__pgt_delta_{oid}")
+}
+
+/// A described defining query, ready for the planner.
+pub struct Described {
+    /// The planner's input.
+    pub input: PlanInput,
+    /// The sources, parallel to `input.relations`.
+    pub sources: Vec<Source>,
+}
+
+/// Resolves the stream table's schema (the current schema when unqualified).
+pub async fn resolve_name<R: SqlRunner>(sql: &mut R, name: &StName) -> EngineResult<StName> {
+    let schema = match &name.schema {
+        Some(s) => s.clone(),
+        None => sql
+            .value("SELECT current_schema()")
+            .await?
+            .ok_or_else(|| EngineError::api("3F000", "no schema has been selected to create in"))?,
+    };
+    Ok(StName {
+        schema: Some(schema),
+        name: name.name.clone(),
+    })
+}
+
+/// Describes `query` for stream table `name` (already resolved).
+pub async fn describe<R: SqlRunner>(
+    sql: &mut R,
+    name: &StName,
+    query: &str,
+    mode: RefreshMode,
+) -> EngineResult<Described> {
+    let refs = referenced_relations(query)?;
+    // Validates the query as the calling role and yields its output columns.
+    sql.run(&format!("CREATE TEMP VIEW __pgt_describe AS {query}"))
+        .await?;
+    let columns = columns_of(sql, "pg_temp.__pgt_describe").await?;
+    sql.run("DROP VIEW pg_temp.__pgt_describe").await?;
+
+    let mut relations = Vec::new();
+    let mut sources = Vec::new();
+    for r in refs {
+        let text = match &r.schema {
+            Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&r.name)),
+            None => quote_ident(&r.name),
+        };
+        let row = sql
+            .rows(&format!(
+                "SELECT c.oid, n.nspname, c.relname, c.relkind, \
+                 EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables s WHERE s.pgt_relid = c.oid) \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.oid = to_regclass({})",
+                quote_literal(&text)
+            ))
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| EngineError::api("42P01", format!("relation \"{r}\" does not exist")))?;
+        let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+        let oid: u32 = field(0).parse().unwrap_or(0);
+        let kind = match (field(3).as_str(), field(4).as_str()) {
+            (_, "t") => RelationKind::StreamTable,
+            ("r" | "p", _) => RelationKind::Table,
+            ("f", _) => RelationKind::ForeignTable,
+            ("v" | "m", _) => RelationKind::View,
+            (other, _) => {
+                return Err(EngineError::api(
+                    "0A000",
+                    format!("relation \"{r}\" of kind {other:?} cannot be a stream table source"),
+                ))
+            }
+        };
+        let mut columns = columns_of(sql, &oid.to_string()).await?;
+        if kind == RelationKind::StreamTable {
+            // A stream table's hidden columns are its own business.
+            columns.retain(|c| !c.name.starts_with("__pgt_"));
+        }
+        let source = Source {
+            oid,
+            schema: field(1),
+            name: field(2),
+            kind,
+            columns,
+        };
+        let primary_key = primary_key(sql, oid).await?;
+        relations.push(SourceRelation {
+            reference: r,
+            resolved: StName {
+                schema: Some(source.schema.clone()),
+                name: source.name.clone(),
+            },
+            kind,
+            columns: source.columns.clone(),
+            primary_key,
+            current: if kind == RelationKind::StreamTable {
+                let cols: Vec<String> = source
+                    .columns
+                    .iter()
+                    .map(|c| quote_ident(&c.name))
+                    .collect();
+                format!("(SELECT {} FROM {})", cols.join(", "), source.qualified())
+            } else {
+                source.qualified()
+            },
+            delta: source.has_capture().then(|| delta_table(oid)),
+        });
+        sources.push(source);
+    }
+    let storage = format!(
+        "{}.{}",
+        quote_ident(name.schema.as_deref().unwrap_or("public")),
+        quote_ident(&name.name)
+    );
+    Ok(Described {
+        input: PlanInput {
+            stream_table: name.clone(),
+            storage,
+            query: query.to_string(),
+            refresh_mode: mode,
+            columns,
+            relations,
+        },
+        sources,
+    })
+}
+
+/// Columns of a relation given as a regclass expression (an OID or a name).
+async fn columns_of<R: SqlRunner>(sql: &mut R, rel: &str) -> EngineResult<Vec<ColumnDef>> {
+    let rel = if rel.chars().all(|c| c.is_ascii_digit()) {
+        format!("{rel}::oid")
+    } else {
+        format!("{}::regclass", quote_literal(rel))
+    };
+    Ok(sql
+        .rows(&format!(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute \
+             WHERE attrelid = {rel} AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+        ))
+        .await?
+        .into_iter()
+        .map(|r| ColumnDef {
+            name: r.first().cloned().flatten().unwrap_or_default(),
+            type_name: r.get(1).cloned().flatten().unwrap_or_default(),
+        })
+        .collect())
+}
+
+async fn primary_key<R: SqlRunner>(sql: &mut R, oid: u32) -> EngineResult<Option<Vec<String>>> {
+    let cols: Vec<String> = sql
+        .rows(&format!(
+            "SELECT a.attname FROM pg_index i \
+             JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord) ON true \
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+             WHERE i.indrelid = {oid}::oid AND i.indisprimary ORDER BY k.ord"
+        ))
+        .await?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    Ok((!cols.is_empty()).then_some(cols))
+}

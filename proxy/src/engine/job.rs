@@ -1,0 +1,216 @@
+//! An API call answered on the client's own session: run it in the client's transaction (or
+//! in a REPEATABLE READ transaction of its own when the client is not in one), and answer as
+//! PostgreSQL answers a call of a void function, or with the error and the transaction status
+//! PostgreSQL would leave.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::{Bytes, BytesMut};
+use pgtrickle_planner::{ApiRequest, PlanError};
+
+use super::answer::{self, Column};
+use super::api;
+use super::error::EngineError;
+use super::refresh::refresh;
+use super::sql::{quote_literal, SqlError, SqlRunner};
+use crate::protocol::error_response::{ErrorResponse, Severity};
+use crate::protocol::ready_for_query::TransactionStatus;
+use crate::session::intercept::SessionJob;
+use crate::session::session_sql::SessionSql;
+
+/// One API call to run on the session.
+pub struct ApiJob {
+    /// The bound request, or why it could not be bound.
+    pub request: Result<ApiRequest, PlanError>,
+    /// The result column's name.
+    pub column: String,
+    /// Told when a refresh or create committed (wakes the scheduler).
+    pub on_change: Option<std::sync::Arc<tokio::sync::Notify>>,
+}
+
+impl SessionJob for ApiJob {
+    fn run<'a>(
+        self: Box<Self>,
+        sql: &'a mut SessionSql<'_>,
+    ) -> Pin<Box<dyn Future<Output = Bytes> + Send + 'a>> {
+        Box::pin(async move { self.answer(sql).await })
+    }
+}
+
+async fn execute<R: SqlRunner>(
+    sql: &mut R,
+    request: &ApiRequest,
+    populate_here: bool,
+) -> Result<api::Outcome, EngineError> {
+    let done = |_| api::Outcome::default();
+    match request {
+        ApiRequest::Create(c) => api::create(sql, c, populate_here).await,
+        ApiRequest::Alter(a) => api::alter(sql, a, populate_here).await,
+        ApiRequest::Drop { name, cascade } => api::drop(sql, name, *cascade).await.map(done),
+        ApiRequest::Refresh { name } => api::refresh_by_name(sql, name)
+            .await
+            .map(|_| api::Outcome::default()),
+        ApiRequest::Resume { name } => api::resume(sql, name).await.map(done),
+        ApiRequest::Status | ApiRequest::Explain { .. } | ApiRequest::RefreshHistory { .. } => Err(
+            EngineError::api("XX000", "read functions are answered by the server"),
+        ),
+    }
+}
+
+impl ApiJob {
+    async fn answer(self, sql: &mut SessionSql<'_>) -> Bytes {
+        let out = BytesMut::new();
+        let status = sql.tx_status();
+        if status == TransactionStatus::Failed {
+            // Let the server say it: 25P02, current transaction is aborted.
+            let err = sql.simple_query("SELECT NULL").await.err();
+            return finish_error(out, sql, err.map(EngineError::Sql)).await;
+        }
+        let in_block = status == TransactionStatus::InTransaction;
+        let request = match &self.request {
+            Ok(r) => r.clone(),
+            Err(e) => return self_error(out, sql, in_block, EngineError::Plan(e.clone())).await,
+        };
+        let result = if in_block {
+            execute(sql, &request, true).await
+        } else {
+            self.own_transactions(sql, &request).await
+        };
+        match result {
+            Ok(outcome) => self.success(out, sql, outcome),
+            Err(e) => self_error(out, sql, in_block, e).await,
+        }
+    }
+
+    /// Outside a transaction block the call gets transactions of its own: one for the change,
+    /// then (for a new stream table) a REPEATABLE READ one for the population, whose snapshot
+    /// is taken after the capture triggers are in place. A failed population undoes the create.
+    async fn own_transactions(
+        &self,
+        sql: &mut SessionSql<'_>,
+        request: &ApiRequest,
+    ) -> Result<api::Outcome, EngineError> {
+        let begin = match request {
+            ApiRequest::Refresh { .. } => "BEGIN ISOLATION LEVEL REPEATABLE READ",
+            _ => "BEGIN ISOLATION LEVEL READ COMMITTED",
+        };
+        sql.simple_query(begin).await?;
+        let outcome = match execute(sql, request, false).await {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = sql.simple_query("ROLLBACK").await;
+                return Err(e);
+            }
+        };
+        sql.simple_query("COMMIT").await?;
+        if let Some(pgt_id) = outcome.populate {
+            sql.simple_query("BEGIN ISOLATION LEVEL REPEATABLE READ")
+                .await?;
+            let populated = refresh(sql, pgt_id, true, false).await;
+            match populated {
+                Ok(_) => {
+                    sql.simple_query("COMMIT").await?;
+                }
+                Err(e) => {
+                    let _ = sql.simple_query("ROLLBACK").await;
+                    sql.simple_query("BEGIN").await?;
+                    let undone = api::drop_by_id(sql, pgt_id).await;
+                    let _ = sql
+                        .simple_query(if undone.is_ok() { "COMMIT" } else { "ROLLBACK" })
+                        .await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn success(&self, mut out: BytesMut, sql: &SessionSql<'_>, outcome: api::Outcome) -> Bytes {
+        if let Some(n) = &self.on_change {
+            n.notify_one();
+        }
+        for notice in outcome.notices {
+            out.extend_from_slice(&ErrorResponse::new(Severity::Notice, "00000", notice).encode());
+        }
+        out.extend_from_slice(&answer::rows_answer(
+            &[Column::new(&self.column, answer::oid::VOID)],
+            &[vec![Some(String::new())]],
+            sql.tx_status(),
+        ));
+        out.freeze()
+    }
+}
+
+/// Reports an error so that the transaction ends up as PostgreSQL would leave it: a server
+/// error has already failed the transaction; an engine error inside a transaction block is
+/// raised through the server so that the block fails too.
+async fn self_error(
+    out: BytesMut,
+    sql: &mut SessionSql<'_>,
+    in_block: bool,
+    e: EngineError,
+) -> Bytes {
+    if in_block && !matches!(e, EngineError::Sql(_)) {
+        let raise = raise_sql(&e);
+        let err = sql.simple_query(&raise).await.err();
+        return finish_error(out, sql, err.map(EngineError::Sql).or(Some(e))).await;
+    }
+    finish_error(out, sql, Some(e)).await
+}
+
+fn raise_sql(e: &EngineError) -> String {
+    let hint = match e {
+        EngineError::Api { hint: Some(h), .. } => format!(", HINT = {}", quote_literal(h)),
+        _ => String::new(),
+    };
+    format!(
+        "DO $pgt$ BEGIN RAISE EXCEPTION USING ERRCODE = {}, MESSAGE = {}{hint}; END $pgt$",
+        quote_literal(&e.code()),
+        quote_literal(&message_of(e)),
+    )
+}
+
+fn message_of(e: &EngineError) -> String {
+    match e {
+        EngineError::Sql(SqlError::Server { message, .. }) => message.clone(),
+        EngineError::Api { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+async fn finish_error(
+    mut out: BytesMut,
+    sql: &mut SessionSql<'_>,
+    e: Option<EngineError>,
+) -> Bytes {
+    match e {
+        Some(EngineError::Sql(SqlError::Server { raw, .. })) => out.extend_from_slice(&raw),
+        Some(e) => {
+            let code: &'static str = match e.code().as_str() {
+                "42P01" => "42P01",
+                "42P07" => "42P07",
+                "2BP01" => "2BP01",
+                "0A000" => "0A000",
+                "22023" => "22023",
+                "42883" => "42883",
+                "42601" => "42601",
+                "22P02" => "22P02",
+                "22004" => "22004",
+                "42P17" => "42P17",
+                "08P01" => "08P01",
+                "3F000" => "3F000",
+                "08006" => "08006",
+                _ => "XX000",
+            };
+            let mut err = ErrorResponse::error(code, message_of(&e));
+            if let EngineError::Api { hint: Some(h), .. } = &e {
+                err = err.with_hint(h.clone());
+            }
+            out.extend_from_slice(&err.encode());
+        }
+        None => {}
+    }
+    out.extend_from_slice(&sql.tx_status().encode());
+    out.freeze()
+}

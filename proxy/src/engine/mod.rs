@@ -1,0 +1,17 @@
+//! The stream-table engine: the catalog in PostgreSQL ([`catalog`]), API calls intercepted from
+//! client sessions ([`interceptor`], [`job`], [`api`]), describing defining queries for the
+//! planner ([`describe`]), change capture glue to the cdc crate ([`capture`]), refreshes
+//! ([`refresh`]) and the scheduler ([`scheduler`]).
+
+pub mod answer;
+pub mod api;
+pub mod capture;
+pub mod catalog;
+pub mod describe;
+pub mod error;
+pub mod interceptor;
+pub mod job;
+pub mod own_connection;
+pub mod refresh;
+pub mod scheduler;
+pub mod sql;

@@ -1,0 +1,188 @@
+//! Refreshing one stream table inside the caller's transaction: FULL (recompute) or
+//! DIFFERENTIAL (consume exactly the changes committed since the last refresh's snapshot and
+//! apply them), then record the new snapshot, the history row, and trim the change buffers.
+//!
+//! Exactly once: the delta of a source is the set of its buffered changes visible in this
+//! transaction's snapshot but not in the snapshot of the previous refresh. A DIFFERENTIAL
+//! refresh therefore needs one snapshot for all its statements (REPEATABLE READ); in a READ
+//! COMMITTED transaction block the engine refreshes FULL and marks the next refresh FULL too.
+
+use super::capture;
+use super::describe::delta_table;
+use super::error::{EngineError, EngineResult};
+use super::sql::{quote_literal, SqlRunner, SqlRunnerExt};
+
+/// What a refresh did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refreshed {
+    /// `FULL` or `DIFFERENTIAL`.
+    pub action: &'static str,
+    /// Rows inserted, updated or deleted in the storage table.
+    pub rows_changed: i64,
+}
+
+struct StRow {
+    effective_mode: String,
+    full_refresh: Vec<String>,
+    diff_refresh: Option<Vec<String>>,
+    last_snapshot: Option<String>,
+    needs_full: bool,
+    is_populated: bool,
+}
+
+/// Parses a PostgreSQL text[] literal as the simple query protocol returns it.
+pub fn parse_text_array(s: &str) -> Vec<String> {
+    let inner = s.trim().trim_start_matches('{').trim_end_matches('}');
+    let mut out = Vec::new();
+    let mut chars = inner.chars().peekable();
+    while chars.peek().is_some() {
+        let mut item = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some(n) = chars.next() {
+                            item.push(n)
+                        }
+                    }
+                    '"' => break,
+                    c => item.push(c),
+                }
+            }
+            // Skip to the separator.
+            for c in chars.by_ref() {
+                if c == ',' {
+                    break;
+                }
+            }
+        } else {
+            for c in chars.by_ref() {
+                if c == ',' {
+                    break;
+                }
+                item.push(c);
+            }
+        }
+        out.push(item);
+    }
+    out
+}
+
+/// Encodes statements as a text[] literal.
+pub fn text_array_literal(items: &[String]) -> String {
+    let parts: Vec<String> = items
+        .iter()
+        .map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    quote_literal(&format!("{{{}}}", parts.join(",")))
+}
+
+async fn load<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<StRow> {
+    let row = sql
+        .rows(&format!(
+            "SELECT effective_mode, full_refresh, diff_refresh, last_snapshot, needs_full, \
+             is_populated FROM pgtrickle.pgt_stream_tables WHERE pgt_id = {pgt_id} FOR UPDATE"
+        ))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| EngineError::api("42P01", "stream table was dropped"))?;
+    let get = |i: usize| row.get(i).cloned().flatten();
+    Ok(StRow {
+        effective_mode: get(0).unwrap_or_default(),
+        full_refresh: get(1).map(|s| parse_text_array(&s)).unwrap_or_default(),
+        diff_refresh: get(2).map(|s| parse_text_array(&s)),
+        last_snapshot: get(3),
+        needs_full: get(4).as_deref() == Some("t"),
+        is_populated: get(5).as_deref() == Some("t"),
+    })
+}
+
+fn rows_of(tag: &str) -> i64 {
+    match tag.split_whitespace().next() {
+        // "ROWS n" is what the scheduler's own connection reports for any statement.
+        Some("INSERT" | "UPDATE" | "DELETE" | "MERGE" | "ROWS") => tag
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Refreshes stream table `pgt_id` in the caller's transaction (FULL when `force_full`).
+/// `distrust_snapshot` marks the next refresh FULL whatever this one sees: for a population in
+/// a transaction whose snapshot may predate the capture triggers it just installed.
+pub async fn refresh<R: SqlRunner>(
+    sql: &mut R,
+    pgt_id: i64,
+    force_full: bool,
+    distrust_snapshot: bool,
+) -> EngineResult<Refreshed> {
+    let st = load(sql, pgt_id).await?;
+    let single_snapshot = sql
+        .value("SELECT current_setting('transaction_isolation') <> 'read committed'")
+        .await?
+        .as_deref()
+        == Some("t");
+    let deps = capture::sources_of(sql, pgt_id).await?;
+    let mut full = force_full
+        || st.effective_mode == "FULL"
+        || st.needs_full
+        || !st.is_populated
+        || !single_snapshot;
+    let last = st.last_snapshot.clone().unwrap_or_default();
+    if !full {
+        match &st.last_snapshot {
+            None => full = true,
+            Some(last) => {
+                for d in deps.iter().filter(|d| d.captured) {
+                    if capture::truncated_since(sql, d, last).await? {
+                        full = true;
+                    }
+                }
+            }
+        }
+    }
+    sql.run("SET LOCAL pgtrickle.refreshing = 'on'").await?;
+    let statements = if full {
+        st.full_refresh.clone()
+    } else {
+        for d in deps.iter().filter(|d| d.captured) {
+            let table = delta_table(d.oid);
+            let delta = capture::delta_relation(sql, d, &last).await?;
+            sql.run(&format!(
+                "DROP TABLE IF EXISTS {table}; CREATE TEMP TABLE {} ON COMMIT DROP AS {delta}",
+                table.trim_start_matches("pg_temp."),
+            ))
+            .await?;
+        }
+        st.diff_refresh.clone().unwrap_or_default()
+    };
+    let mut rows_changed = 0;
+    for stmt in &statements {
+        for result in sql.run(stmt).await? {
+            rows_changed += rows_of(&result.tag);
+        }
+    }
+    let action = if full { "FULL" } else { "DIFFERENTIAL" };
+    sql.run(&format!(
+        "SET LOCAL pgtrickle.refreshing = 'off'; \
+         UPDATE pgtrickle.pgt_stream_tables SET last_snapshot = pg_current_snapshot()::text, \
+         last_refresh_at = now(), is_populated = true, needs_full = {}, \
+         consecutive_errors = 0, last_error = NULL, next_attempt_at = NULL \
+         WHERE pgt_id = {pgt_id}; \
+         INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, action, status, rows_changed) \
+         VALUES ({pgt_id}, now(), '{action}', 'SUCCESS', {rows_changed})",
+        !single_snapshot || distrust_snapshot
+    ))
+    .await?;
+    for d in deps.iter().filter(|d| d.captured) {
+        capture::trim(sql, d).await?;
+    }
+    Ok(Refreshed {
+        action,
+        rows_changed,
+    })
+}

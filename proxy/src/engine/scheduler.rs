@@ -1,0 +1,216 @@
+//! The scheduler: a background task on the proxy's own connection that refreshes due stream
+//! tables of the `--upstream` database, upstream stream tables first so chains converge in one
+//! pass. Duration schedules are due when that long has passed since the last refresh, cron
+//! schedules when the expression fired since then, `calculated` ones when a source has changes
+//! waiting. Each refresh runs in its own REPEATABLE READ transaction as the stream table's
+//! owner; a failing one is retried with backoff and suspended after 3 consecutive failures.
+//! Several proxies may run schedulers against one database: a refresh locks its catalog row,
+//! and a concurrent one fails with a serialization error and is simply not counted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pgtrickle_planner::schedule::parse_schedule;
+use pgtrickle_planner::Schedule;
+use tokio::sync::Notify;
+use tokio_postgres::Client;
+
+use super::capture;
+use super::catalog;
+use super::error::{EngineError, EngineResult};
+use super::refresh::refresh;
+use super::sql::{quote_ident, quote_literal, SqlRunner, SqlRunnerExt};
+use crate::upstream::UpstreamTarget;
+
+/// Consecutive failures after which a stream table is suspended.
+pub const MAX_CONSECUTIVE_ERRORS: i32 = 3;
+
+/// How the scheduler runs.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Longest sleep between two checks (a Notify wakes it earlier).
+    pub tick: Duration,
+}
+
+struct Candidate {
+    pgt_id: i64,
+    name: String,
+    schedule: String,
+    owner: String,
+    since_refresh: Option<f64>,
+    last_refresh_epoch: Option<f64>,
+    backoff_over: bool,
+}
+
+/// Runs forever: connects (retrying), then refreshes what is due on every tick.
+pub async fn run(
+    target: UpstreamTarget,
+    tls: Option<tokio_rustls::TlsConnector>,
+    config: SchedulerConfig,
+    wake: Arc<Notify>,
+) {
+    loop {
+        let mut client = match super::own_connection::open(&target, tls.as_ref()).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("scheduler cannot connect to the upstream: {e}; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+        };
+        if let Err(e) = setup(&mut client).await {
+            tracing::warn!("scheduler cannot set up the catalog: {e}");
+        }
+        loop {
+            if client.is_closed() {
+                break;
+            }
+            if let Err(e) = tick(&mut client).await {
+                tracing::warn!("scheduler: {e}");
+            }
+            let _ = tokio::time::timeout(config.tick, wake.notified()).await;
+        }
+    }
+}
+
+async fn setup(client: &mut Client) -> EngineResult<()> {
+    client.run("BEGIN").await?;
+    let r = catalog::ensure(client).await;
+    client
+        .run(if r.is_ok() { "COMMIT" } else { "ROLLBACK" })
+        .await?;
+    Ok(r?)
+}
+
+async fn candidates(client: &mut Client) -> EngineResult<Vec<Candidate>> {
+    if !catalog::is_current(client).await? {
+        return Ok(Vec::new());
+    }
+    // Order by depth in the dependency graph: sources before their readers.
+    let rows = client
+        .rows(
+            "WITH RECURSIVE depth(pgt_id, d) AS ( \
+               SELECT pgt_id, 0 FROM pgtrickle.pgt_stream_tables \
+               UNION ALL \
+               SELECT s.pgt_id, depth.d + 1 FROM depth \
+               JOIN pgtrickle.pgt_stream_tables up ON up.pgt_id = depth.pgt_id \
+               JOIN pgtrickle.pgt_dependencies dep ON dep.source_relid = up.pgt_relid \
+               JOIN pgtrickle.pgt_stream_tables s ON s.pgt_id = dep.pgt_id \
+               WHERE depth.d < 100) \
+             SELECT s.pgt_id, format('%I.%I', s.pgt_schema, s.pgt_name), s.schedule, s.owner, \
+               extract(epoch FROM now() - s.last_refresh_at), extract(epoch FROM s.last_refresh_at), \
+               coalesce(s.next_attempt_at <= now(), true) \
+             FROM pgtrickle.pgt_stream_tables s \
+             JOIN (SELECT pgt_id, max(d) AS d FROM depth GROUP BY pgt_id) m USING (pgt_id) \
+             WHERE s.status = 'ACTIVE' ORDER BY m.d, s.pgt_id",
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let get = |i: usize| r.get(i).cloned().flatten();
+            Candidate {
+                pgt_id: get(0).and_then(|v| v.parse().ok()).unwrap_or(0),
+                name: get(1).unwrap_or_default(),
+                schedule: get(2).unwrap_or_default(),
+                owner: get(3).unwrap_or_default(),
+                since_refresh: get(4).and_then(|v| v.parse().ok()),
+                last_refresh_epoch: get(5).and_then(|v| v.parse().ok()),
+                backoff_over: get(6).as_deref() != Some("f"),
+            }
+        })
+        .collect())
+}
+
+async fn is_due(client: &mut Client, c: &Candidate) -> EngineResult<bool> {
+    if !c.backoff_over {
+        return Ok(false);
+    }
+    let Some(since) = c.since_refresh else {
+        return Ok(true);
+    };
+    Ok(match parse_schedule(&c.schedule, Duration::ZERO) {
+        Ok(Schedule::Every(d)) => since >= d.as_secs_f64(),
+        Ok(Schedule::Cron(expr)) => cron_fired_since(&expr, c.last_refresh_epoch.unwrap_or(0.0)),
+        Ok(Schedule::Calculated) | Err(_) => capture::has_pending_changes(client, c.pgt_id).await?,
+    })
+}
+
+fn cron_fired_since(expr: &str, last_epoch: f64) -> bool {
+    use croner::parser::{CronParser, Seconds, Year};
+    let parser = CronParser::builder()
+        .seconds(Seconds::Optional)
+        .year(Year::Disallowed)
+        .build();
+    let Ok(cron) = parser.parse(expr) else {
+        return false;
+    };
+    let Some(last) = chrono::DateTime::from_timestamp(last_epoch as i64, 0) else {
+        return false;
+    };
+    match cron.find_next_occurrence(&last, false) {
+        Ok(next) => next <= chrono::Utc::now(),
+        Err(_) => false,
+    }
+}
+
+async fn tick(client: &mut Client) -> EngineResult<()> {
+    for c in candidates(client).await? {
+        if !is_due(client, &c).await? {
+            continue;
+        }
+        match refresh_as_owner(client, &c).await {
+            Ok(()) => {}
+            Err(e) if e.is_serialization_failure() => {
+                tracing::debug!(stream_table = %c.name, "refreshed concurrently elsewhere");
+            }
+            Err(e) => record_failure(client, &c, &e).await?,
+        }
+    }
+    Ok(())
+}
+
+async fn refresh_as_owner(client: &mut Client, c: &Candidate) -> EngineResult<()> {
+    client
+        .run(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL ROLE {}",
+            quote_ident(&c.owner)
+        ))
+        .await?;
+    match refresh(client, c.pgt_id, false, false).await {
+        Ok(r) => {
+            client.run("COMMIT").await?;
+            tracing::debug!(stream_table = %c.name, action = r.action, rows = r.rows_changed, "refreshed");
+            Ok(())
+        }
+        Err(e) => {
+            let _ = client.run("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
+async fn record_failure(client: &mut Client, c: &Candidate, e: &EngineError) -> EngineResult<()> {
+    let message = e.to_string();
+    tracing::warn!(stream_table = %c.name, "refresh failed: {message}");
+    let errors: i32 = client
+        .value(&format!(
+            "INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, action, status, error) \
+             VALUES ({id}, now(), 'SCHEDULED', 'FAILED', {msg}); \
+             UPDATE pgtrickle.pgt_stream_tables SET consecutive_errors = consecutive_errors + 1, \
+             last_error = {msg}, \
+             next_attempt_at = now() + make_interval(secs => least(60, 2 ^ consecutive_errors)), \
+             status = CASE WHEN consecutive_errors + 1 >= {MAX_CONSECUTIVE_ERRORS} \
+                      THEN 'SUSPENDED' ELSE status END \
+             WHERE pgt_id = {id} RETURNING consecutive_errors",
+            msg = quote_literal(&message),
+            id = c.pgt_id
+        ))
+        .await?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if errors >= MAX_CONSECUTIVE_ERRORS {
+        tracing::warn!(stream_table = %c.name, "suspended after {errors} consecutive failures");
+    }
+    Ok(())
+}

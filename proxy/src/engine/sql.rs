@@ -1,0 +1,63 @@
+//! Where the engine's SQL runs: on a client session's own connection (so an API call is part
+//! of the client's transaction) or on a connection of the proxy's own (the scheduler). Both
+//! speak the simple query protocol and return text.
+
+use std::future::Future;
+
+use crate::session::session_sql::SessionSql;
+pub use crate::session::session_sql::{ResultSet, SqlError};
+
+/// Runs SQL text and returns one result per statement.
+pub trait SqlRunner: Send {
+    /// Runs `sql` (one or more statements).
+    fn run(&mut self, sql: &str) -> impl Future<Output = Result<Vec<ResultSet>, SqlError>> + Send;
+}
+
+impl SqlRunner for SessionSql<'_> {
+    fn run(&mut self, sql: &str) -> impl Future<Output = Result<Vec<ResultSet>, SqlError>> + Send {
+        self.simple_query(sql)
+    }
+}
+
+/// Convenience queries over a [`SqlRunner`].
+pub trait SqlRunnerExt: SqlRunner {
+    /// The rows of the last statement of `sql`.
+    fn rows(
+        &mut self,
+        sql: &str,
+    ) -> impl Future<Output = Result<Vec<Vec<Option<String>>>, SqlError>> + Send {
+        let fut = self.run(sql);
+        async move { Ok(fut.await?.pop().map(|r| r.rows).unwrap_or_default()) }
+    }
+
+    /// The first column of the first row of the last statement, if any.
+    fn value(
+        &mut self,
+        sql: &str,
+    ) -> impl Future<Output = Result<Option<String>, SqlError>> + Send {
+        let fut = self.rows(sql);
+        async move {
+            Ok(fut
+                .await?
+                .into_iter()
+                .next()
+                .and_then(|r| r.into_iter().next().flatten()))
+        }
+    }
+}
+
+impl<T: SqlRunner + ?Sized> SqlRunnerExt for T {}
+
+/// Quotes an identifier as PostgreSQL's quote_ident does (always quoted).
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Quotes a string literal (standard_conforming_strings on; E'' for backslashes).
+pub fn quote_literal(s: &str) -> String {
+    if s.contains('\\') {
+        format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+    } else {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+}
