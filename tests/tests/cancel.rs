@@ -85,7 +85,7 @@ fn a_cancel_with_a_wrong_key_cancels_nothing() {
     let secret = u32::from_be_bytes(key.body[4..8].try_into().unwrap());
     // The proxy's key is its own, not the server's.
     let backend_pid: u32 = cluster
-        .psql("select pid from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid()")
+        .psql("select pid from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid() and application_name = ''")
         .trim()
         .parse()
         .unwrap();
