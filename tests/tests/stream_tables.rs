@@ -457,3 +457,39 @@ async fn randomised_oracle_stream_tables_equal_their_queries() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_through_the_proxy_wakes_calculated_stream_tables() {
+    let cluster = Cluster::start();
+    // The scheduler's own clock ticks once a minute: only the write can wake it in time.
+    let proxy = proxy_for(
+        proxy_bin!(),
+        &cluster,
+        &["--scheduler-interval-ms", "60000"],
+    );
+    let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    client.batch_execute(ORDERS).await.unwrap();
+    client
+        .batch_execute(
+            "SELECT pgtrickle.create_stream_table('fresh', \
+               'SELECT currency, count(*) AS n FROM orders GROUP BY currency')",
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute("BEGIN; INSERT INTO orders (currency) VALUES ('JPY'); COMMIT")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if count(&client, "SELECT count(*) FROM fresh WHERE currency = 'JPY'").await == 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "calculated stream table not refreshed after a committed write:\n{}",
+            proxy.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

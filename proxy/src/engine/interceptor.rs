@@ -64,4 +64,8 @@ impl Interceptor for EngineInterceptor {
             on_change: Some(Arc::clone(&self.on_change)),
         }))
     }
+
+    fn write_listener(&self) -> Option<Arc<Notify>> {
+        Some(Arc::clone(&self.on_change))
+    }
 }

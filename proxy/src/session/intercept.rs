@@ -51,4 +51,10 @@ pub trait Interceptor: Send + Sync {
 
     /// Decides about one whole message (tag, length and body).
     fn inspect(&self, session: &SessionState, message: Bytes) -> Verdict;
+
+    /// Notified when a session that wrote (INSERT, UPDATE, DELETE, COPY, MERGE) becomes idle
+    /// again, i.e. its writes are committed or rolled back.
+    fn write_listener(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
 }

@@ -58,6 +58,7 @@ where
             let from_server = Some(ServerControl {
                 control: control_rx,
                 outstanding: &outstanding,
+                on_write_commit: interceptor.write_listener(),
             });
             tokio::select! {
                 r = to_server.run(client_r, client_leftover, upstream_w) => r,
@@ -144,6 +145,14 @@ enum Control<R> {
 struct ServerControl<'a, R> {
     control: mpsc::Receiver<Control<R>>,
     outstanding: &'a Outstanding,
+    on_write_commit: Option<Arc<Notify>>,
+}
+
+/// True for the CommandComplete tags of statements that write.
+fn is_write_tag(tag: &[u8]) -> bool {
+    [&b"INSERT"[..], b"UPDATE", b"DELETE", b"COPY", b"MERGE"]
+        .iter()
+        .any(|w| tag.starts_with(w))
 }
 
 struct InterceptedClientToServer<'a, R> {
@@ -168,16 +177,13 @@ impl<UR: AsyncRead + Unpin + Send> InterceptedClientToServer<'_, UR> {
         let mut passing: usize = 0;
         buf.reserve(CHUNK);
         loop {
-            if passing > 0 && !buf.is_empty() {
-                let n = passing.min(buf.len());
-                upstream.write_all(&buf[..n]).await?;
-                buf.advance(n);
-                passing -= n;
-                continue;
-            }
-            if buf.len() >= 5 {
-                let tag = buf[0];
-                let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
+            // Forward, in one write, every message up to the next one the interceptor holds.
+            let mut pos = passing.min(buf.len());
+            passing -= pos;
+            while passing == 0 && buf.len() - pos >= 5 {
+                let tag = buf[pos];
+                let len =
+                    u32::from_be_bytes([buf[pos + 1], buf[pos + 2], buf[pos + 3], buf[pos + 4]]);
                 if len < 4 || len - 4 > MAX_MESSAGE_LEN {
                     return Err(FrameError {
                         tag: char::from(tag),
@@ -185,12 +191,33 @@ impl<UR: AsyncRead + Unpin + Send> InterceptedClientToServer<'_, UR> {
                     }
                     .into());
                 }
-                let total = len as usize + 1;
-                if !self.interceptor.wants(tag) {
-                    self.count(tag);
-                    passing = total;
-                    continue;
+                if self.interceptor.wants(tag) {
+                    break;
                 }
+                self.count(tag);
+                let total = len as usize + 1;
+                let available = buf.len() - pos;
+                if available >= total {
+                    pos += total;
+                } else {
+                    passing = total - available;
+                    pos = buf.len();
+                }
+            }
+            if pos > 0 {
+                upstream.write_all(&buf[..pos]).await?;
+                buf.advance(pos);
+            }
+            if passing == 0 && buf.len() >= 5 && self.interceptor.wants(buf[0]) {
+                let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
+                if len < 4 || len - 4 > MAX_MESSAGE_LEN {
+                    return Err(FrameError {
+                        tag: char::from(buf[0]),
+                        len,
+                    }
+                    .into());
+                }
+                let total = len as usize + 1;
                 if buf.len() >= total {
                     let message = buf.split_to(total).freeze();
                     match self.interceptor.inspect(self.state, message) {
@@ -278,8 +305,12 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut upstream = Some(upstream);
-    let mut framer = Framer::new(MAX_MESSAGE_LEN, b"Z");
+    let mut framer = Framer::new(
+        MAX_MESSAGE_LEN,
+        if control.is_some() { b"ZC" } else { b"Z" },
+    );
     let mut last_tag = 0u8;
+    let mut wrote = false;
     let mut pending: Option<Control<R>> = None;
     buf.reserve(CHUNK);
     loop {
@@ -307,14 +338,25 @@ where
         }
         if !buf.is_empty() {
             let outstanding = control.as_ref().map(|c| c.outstanding);
+            let on_write_commit = control.as_ref().and_then(|c| c.on_write_commit.as_ref());
             framer.feed(&buf, |f| {
-                if f.tag == b'Z' {
-                    if let Some(&status) = f.captured.first() {
-                        state.set_tx_status(status);
+                match f.tag {
+                    b'Z' => {
+                        if let Some(&status) = f.captured.first() {
+                            state.set_tx_status(status);
+                            if status == b'I' && wrote {
+                                wrote = false;
+                                if let Some(n) = on_write_commit {
+                                    n.notify_one();
+                                }
+                            }
+                        }
+                        if let Some(o) = outstanding {
+                            o.answered();
+                        }
                     }
-                    if let Some(o) = outstanding {
-                        o.answered();
-                    }
+                    b'C' => wrote |= is_write_tag(f.captured),
+                    _ => {}
                 }
                 last_tag = f.tag;
             })?;
