@@ -12,7 +12,7 @@ use clap::Parser;
 use crate::cancel::CancelRegistry;
 use crate::context::ProxyContext;
 use crate::embedded::EmbeddedServer;
-use crate::engine::interceptor::EngineInterceptor;
+use crate::engine::interceptor::EngineInterceptorFactory;
 use crate::engine::scheduler::{self, SchedulerConfig};
 use crate::upstream::UpstreamTarget;
 use crate::{server, tls};
@@ -146,7 +146,7 @@ fn run(args: Args) -> Result<(), BoxError> {
             );
         }
         let wake = Arc::new(tokio::sync::Notify::new());
-        let interceptor = EngineInterceptor {
+        let interceptor = EngineInterceptorFactory {
             limits: ApiLimits {
                 min_schedule: Duration::from_secs(args.min_schedule_seconds),
             },

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::cancel::CancelRegistry;
-use crate::session::intercept::Interceptor;
+use crate::session::intercept::InterceptorFactory;
 use crate::upstream::UpstreamTarget;
 
 /// Shared, read-only state of a running proxy.
@@ -23,7 +23,7 @@ pub struct ProxyContext {
     /// Live sessions' cancel keys.
     pub cancels: Arc<CancelRegistry>,
     /// The stream-table engine's hook, if any.
-    pub interceptor: Option<Arc<dyn Interceptor>>,
+    pub interceptor: Option<Arc<dyn InterceptorFactory>>,
     /// Time a client has to start up and log in.
     pub startup_timeout: Duration,
 }

@@ -493,3 +493,78 @@ async fn a_write_through_the_proxy_wakes_calculated_stream_tables() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_extended_protocol_with_bound_parameters() {
+    let (_cluster, proxy) = setup();
+    let mut client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    client.batch_execute(ORDERS).await.unwrap();
+    // Parse/Describe/Sync, then Bind/Execute/Sync with text parameters, as drivers send them.
+    let stmt = client
+        .prepare("SELECT pgtrickle.create_stream_table(name => $1, query => $2, schedule => $3)")
+        .await
+        .unwrap();
+    assert_eq!(stmt.columns()[0].name(), "create_stream_table");
+    assert_eq!(stmt.params().len(), 3);
+    let rows = client
+        .query(
+            &stmt,
+            &[
+                &"by_currency",
+                &"SELECT currency, count(*) AS n FROM orders GROUP BY currency",
+                &"1h",
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        count(&client, "SELECT sum(n)::int8 FROM by_currency").await,
+        500
+    );
+    // The same prepared statement again, with a bad argument: the server's kind of error,
+    // and the session goes on.
+    let err = client
+        .query(&stmt, &[&"other", &"SELECT 1 AS x", &"sometimes"])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "22023");
+    assert_eq!(count(&client, "SELECT 1::int8").await, 1);
+
+    // Inside a transaction, with pipelined calls polled together.
+    let tx = client.transaction().await.unwrap();
+    tx.execute("INSERT INTO orders (currency) VALUES ('CHF')", &[])
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(
+        tx.execute(
+            "SELECT pgtrickle.refresh_stream_table($1)",
+            &[&"by_currency"]
+        ),
+        tx.query_one("SELECT count(*) FROM orders", &[])
+    );
+    a.unwrap();
+    assert_eq!(b.unwrap().get::<_, i64>(0), 501);
+    let chf = tx
+        .query_one("SELECT n FROM by_currency WHERE currency = 'CHF'", &[])
+        .await
+        .unwrap();
+    assert_eq!(chf.get::<_, i64>(0), 1);
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        count(
+            &client,
+            "SELECT count(*) FROM by_currency WHERE currency = 'CHF'"
+        )
+        .await,
+        0
+    );
+    client
+        .execute("SELECT pgtrickle.drop_stream_table('by_currency')", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM pgtrickle.pgt_stream_tables").await,
+        0
+    );
+}

@@ -1,34 +1,144 @@
-//! The engine's [`Interceptor`]: finds pgtrickle API calls among the client's messages (a cheap
+//! The engine's interceptor: finds pgtrickle API calls among a session's messages (a cheap
 //! substring prefilter first, a real parse only for candidates) and turns the ones that change
-//! things into [`ApiJob`]s. Read functions (pgt_status, explain_st, get_refresh_history) are SQL
-//! functions in the database and are forwarded.
+//! things into [`ApiJob`]s, in the simple protocol (Query) and the extended protocol (Parse,
+//! Bind, Describe, Execute, Close, Sync, with `$n` parameters bound at Bind). Read functions
+//! (pgt_status, explain_st, get_refresh_history) are SQL functions in the database and are
+//! forwarded.
+//!
+//! Extended-protocol API calls are answered by the proxy from their Parse to the next Sync, so
+//! they must start a batch of their own (after a Sync), as drivers send a statement; other
+//! statements in the same batch get a clear error.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use pgtrickle_planner::api_call::ApiFunction;
-use pgtrickle_planner::api_call::CallOutput;
-use pgtrickle_planner::{may_contain_api_call, parse_api_call, ApiLimits};
+use bytes::{BufMut, Bytes, BytesMut};
+use pgtrickle_planner::api_call::{ApiFunction, CallOutput, ParamType};
+use pgtrickle_planner::{
+    may_contain_api_call, parse_api_call, ApiLimits, ApiRequest, ParsedApiCall, PlanError,
+};
 use tokio::sync::Notify;
 
-use super::job::ApiJob;
-use crate::session::intercept::{Interceptor, Verdict};
+use super::answer::{self, Column};
+use super::job::{ApiJob, Protocol};
+use crate::protocol::error_response::ErrorResponse;
+use crate::session::intercept::{Interceptor, InterceptorFactory, Verdict};
 use crate::session::SessionState;
 
-/// Intercepts API calls sent with the simple query protocol.
-pub struct EngineInterceptor {
+/// Makes an [`EngineInterceptor`] per session.
+pub struct EngineInterceptorFactory {
     /// Limits applied to API arguments.
     pub limits: ApiLimits,
-    /// Woken when a call changed stream tables.
+    /// Woken when a call changed stream tables or a session committed writes.
     pub on_change: Arc<Notify>,
 }
 
-impl Interceptor for EngineInterceptor {
-    fn wants(&self, tag: u8) -> bool {
-        tag == b'Q'
+impl InterceptorFactory for EngineInterceptorFactory {
+    fn for_session(&self) -> Box<dyn Interceptor> {
+        Box::new(EngineInterceptor {
+            limits: self.limits,
+            on_change: Arc::clone(&self.on_change),
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            in_batch: false,
+            failed: Arc::new(AtomicBool::new(false)),
+        })
+    }
+}
+
+/// One session's interceptor.
+pub struct EngineInterceptor {
+    limits: ApiLimits,
+    on_change: Arc<Notify>,
+    /// Prepared statements that are API calls, by name.
+    statements: HashMap<String, ParsedApiCall>,
+    /// Portals bound to API statements, by name.
+    portals: HashMap<String, (Result<ApiRequest, PlanError>, String)>,
+    /// Answering an extended-protocol batch up to its Sync.
+    in_batch: bool,
+    /// The batch failed: skip to Sync.
+    failed: Arc<AtomicBool>,
+}
+
+fn cstr(body: &[u8]) -> Option<(&str, &[u8])> {
+    let end = body.iter().position(|&b| b == 0)?;
+    Some((std::str::from_utf8(&body[..end]).ok()?, &body[end + 1..]))
+}
+
+fn be16(b: &[u8]) -> Option<(i16, &[u8])> {
+    Some((i16::from_be_bytes([*b.first()?, *b.get(1)?]), &b[2..]))
+}
+
+fn be32(b: &[u8]) -> Option<(i32, &[u8])> {
+    let x: [u8; 4] = b.get(..4)?.try_into().ok()?;
+    Some((i32::from_be_bytes(x), &b[4..]))
+}
+
+fn simple_message(tag: u8) -> Bytes {
+    Bytes::from(vec![tag, 0, 0, 0, 4])
+}
+
+fn type_oid(t: ParamType) -> u32 {
+    match t {
+        ParamType::Bool => answer::oid::BOOL,
+        ParamType::Int => answer::oid::INT4,
+        _ => answer::oid::TEXT,
+    }
+}
+
+fn column_of(call: &ParsedApiCall) -> String {
+    match call.output() {
+        CallOutput::Scalar { column } => column.clone(),
+        CallOutput::Table => call.function().sql_name().to_string(),
+    }
+}
+
+fn is_read_function(call: &ParsedApiCall) -> bool {
+    matches!(
+        call.function(),
+        ApiFunction::PgtStatus | ApiFunction::ExplainSt | ApiFunction::GetRefreshHistory
+    )
+}
+
+/// Decodes a Bind parameter of an API call (text format, or binary for text, bool and
+/// integers) as text.
+fn param_text(value: &[u8], binary: bool, ty: ParamType) -> Result<String, PlanError> {
+    if !binary {
+        return std::str::from_utf8(value).map(str::to_string).map_err(|_| {
+            PlanError::InvalidTextRepresentation("parameter is not valid UTF-8".into())
+        });
+    }
+    match (ty, value.len()) {
+        (ParamType::Bool, 1) => Ok(if value[0] != 0 { "true" } else { "false" }.into()),
+        (ParamType::Int, 4) => {
+            Ok(i32::from_be_bytes([value[0], value[1], value[2], value[3]]).to_string())
+        }
+        (ParamType::Int, 8) => {
+            Ok(i64::from_be_bytes(value.try_into().unwrap_or([0; 8])).to_string())
+        }
+        (_, _) => std::str::from_utf8(value).map(str::to_string).map_err(|_| {
+            PlanError::InvalidTextRepresentation("binary parameter of an unsupported type".into())
+        }),
+    }
+}
+
+impl EngineInterceptor {
+    fn job(
+        &self,
+        request: Result<ApiRequest, PlanError>,
+        column: String,
+        protocol: Protocol,
+    ) -> Verdict {
+        Verdict::Run(Box::new(ApiJob {
+            request,
+            column,
+            on_change: Some(Arc::clone(&self.on_change)),
+            protocol,
+        }))
     }
 
-    fn inspect(&self, _session: &SessionState, message: Bytes) -> Verdict {
+    fn query(&mut self, message: Bytes) -> Verdict {
         let body = &message[5..];
         let text = body.strip_suffix(b"\0").unwrap_or(body);
         if !may_contain_api_call(text) {
@@ -37,32 +147,254 @@ impl Interceptor for EngineInterceptor {
         let Ok(sql) = std::str::from_utf8(text) else {
             return Verdict::Forward(message);
         };
-        let call = match parse_api_call(sql) {
-            Ok(None) => return Verdict::Forward(message),
-            Ok(Some(call)) => call,
-            Err(e) => {
-                return Verdict::Run(Box::new(ApiJob {
-                    request: Err(e),
-                    column: String::new(),
-                    on_change: None,
-                }))
+        match parse_api_call(sql) {
+            Ok(None) => Verdict::Forward(message),
+            Ok(Some(call)) if is_read_function(&call) => Verdict::Forward(message),
+            Ok(Some(call)) => {
+                let request = call.request(&self.limits);
+                self.job(request, column_of(&call), Protocol::Simple)
             }
+            Err(e) => self.job(Err(e), String::new(), Protocol::Simple),
+        }
+    }
+
+    /// An error answered in the batch; the rest of the batch is skipped up to Sync.
+    fn batch_error(&mut self, e: &PlanError) -> Verdict {
+        self.failed.store(true, Ordering::Release);
+        Verdict::Answer(ErrorResponse::error(e.sqlstate(), e.message()).encode())
+    }
+
+    fn parse(&mut self, message: Bytes) -> Verdict {
+        let Some((name, rest)) = cstr(&message[5..]) else {
+            return Verdict::Forward(message);
         };
-        if matches!(
-            call.function(),
-            ApiFunction::PgtStatus | ApiFunction::ExplainSt | ApiFunction::GetRefreshHistory
-        ) {
+        let Some((sql, _)) = cstr(rest) else {
+            return Verdict::Forward(message);
+        };
+        if !may_contain_api_call(sql.as_bytes()) {
+            return self.not_api(message);
+        }
+        match parse_api_call(sql) {
+            Ok(Some(call)) if !is_read_function(&call) => {
+                self.in_batch = true;
+                if self.failed.load(Ordering::Acquire) {
+                    return Verdict::Answer(Bytes::new());
+                }
+                self.statements.insert(name.to_string(), call);
+                Verdict::Answer(simple_message(b'1'))
+            }
+            Err(e) => {
+                self.in_batch = true;
+                self.batch_error(&e)
+            }
+            _ => self.not_api(message),
+        }
+    }
+
+    /// A message that is not an API call: forwarded, unless it sits in an API batch.
+    fn not_api(&mut self, message: Bytes) -> Verdict {
+        if self.in_batch {
+            if self.failed.load(Ordering::Acquire) {
+                return Verdict::Answer(Bytes::new());
+            }
+            return self.batch_error(&PlanError::FeatureNotSupported(
+                "pgtrickle API calls must be sent in an extended-protocol batch of their own \
+                 (follow them with Sync before other statements)"
+                    .into(),
+            ));
+        }
+        Verdict::Forward(message)
+    }
+
+    fn bind(&mut self, message: Bytes) -> Verdict {
+        let parsed = (|| {
+            let (portal, rest) = cstr(&message[5..])?;
+            let (stmt, rest) = cstr(rest)?;
+            Some((portal.to_string(), stmt.to_string(), rest.to_vec()))
+        })();
+        let Some((portal, stmt, rest)) = parsed else {
+            return self.not_api(message);
+        };
+        let Some(call) = self.statements.get(&stmt) else {
+            return self.not_api(message);
+        };
+        self.in_batch = true;
+        if self.failed.load(Ordering::Acquire) {
+            return Verdict::Answer(Bytes::new());
+        }
+        let values = (|| {
+            let (nfmt, mut r) = be16(&rest)?;
+            let mut formats = Vec::new();
+            for _ in 0..nfmt {
+                let (f, next) = be16(r)?;
+                formats.push(f);
+                r = next;
+            }
+            let (nparams, mut r) = be16(r)?;
+            let mut values = Vec::new();
+            for i in 0..nparams as usize {
+                let (len, next) = be32(r)?;
+                r = next;
+                if len < 0 {
+                    values.push((None, false));
+                    continue;
+                }
+                let v = r.get(..len as usize)?.to_vec();
+                r = &r[len as usize..];
+                let binary = match formats.len() {
+                    0 => false,
+                    1 => formats[0] == 1,
+                    _ => formats.get(i).copied() == Some(1),
+                };
+                values.push((Some(v), binary));
+            }
+            Some(values)
+        })();
+        let Some(values) = values else {
+            return self.batch_error(&PlanError::ProtocolViolation(
+                "malformed Bind message".into(),
+            ));
+        };
+        let params = call.params();
+        let mut texts: Vec<Option<String>> = Vec::new();
+        for (i, (v, binary)) in values.iter().enumerate() {
+            let ty = params
+                .get(i)
+                .map(|&n| call.param_type(n))
+                .unwrap_or(ParamType::Text);
+            match v {
+                None => texts.push(None),
+                Some(v) => match param_text(v, *binary, ty) {
+                    Ok(t) => texts.push(Some(t)),
+                    Err(e) => return self.batch_error(&e),
+                },
+            }
+        }
+        let request = call.bind(&texts, &self.limits);
+        let column = column_of(call);
+        if let Err(e) = &request {
+            let e = e.clone();
+            return self.batch_error(&e);
+        }
+        self.portals.insert(portal, (request, column));
+        Verdict::Answer(simple_message(b'2'))
+    }
+
+    fn describe(&mut self, message: Bytes) -> Verdict {
+        let kind = message.get(5).copied();
+        let Some((name, _)) = message.get(6..).and_then(cstr) else {
+            return self.not_api(message);
+        };
+        let mut out = BytesMut::new();
+        match kind {
+            Some(b'S') => {
+                let Some(call) = self.statements.get(name) else {
+                    return self.not_api(message);
+                };
+                let params = call.params();
+                out.put_u8(b't');
+                out.put_u32(6 + 4 * params.len() as u32);
+                out.put_u16(params.len() as u16);
+                for n in &params {
+                    out.put_u32(type_oid(call.param_type(*n)));
+                }
+                answer::row_description(
+                    &mut out,
+                    &[Column::new(&column_of(call), answer::oid::VOID)],
+                );
+            }
+            Some(b'P') => {
+                let Some((_, column)) = self.portals.get(name) else {
+                    return self.not_api(message);
+                };
+                answer::row_description(&mut out, &[Column::new(column, answer::oid::VOID)]);
+            }
+            _ => return self.not_api(message),
+        }
+        self.in_batch = true;
+        if self.failed.load(Ordering::Acquire) {
+            return Verdict::Answer(Bytes::new());
+        }
+        Verdict::Answer(out.freeze())
+    }
+
+    fn execute(&mut self, message: Bytes) -> Verdict {
+        let Some((portal, _)) = cstr(&message[5..]) else {
+            return self.not_api(message);
+        };
+        let Some((request, column)) = self.portals.get(portal).cloned() else {
+            return self.not_api(message);
+        };
+        self.in_batch = true;
+        if self.failed.load(Ordering::Acquire) {
+            return Verdict::Answer(Bytes::new());
+        }
+        // An unnamed portal lasts until the end of the transaction; executing it again is a
+        // no-op in PostgreSQL's terms for a function call, so drop it now.
+        if portal.is_empty() {
+            self.portals.remove(portal);
+        }
+        self.job(
+            request,
+            column,
+            Protocol::Extended {
+                failed: Arc::clone(&self.failed),
+            },
+        )
+    }
+
+    fn close(&mut self, message: Bytes) -> Verdict {
+        let kind = message.get(5).copied();
+        let Some((name, _)) = message.get(6..).and_then(cstr) else {
+            return self.not_api(message);
+        };
+        let removed = match kind {
+            Some(b'S') => self.statements.remove(name).is_some(),
+            Some(b'P') => self.portals.remove(name).is_some(),
+            _ => false,
+        };
+        if !removed {
+            return self.not_api(message);
+        }
+        self.in_batch = true;
+        Verdict::Answer(simple_message(b'3'))
+    }
+
+    fn sync(&mut self, session: &SessionState, message: Bytes) -> Verdict {
+        if !self.in_batch {
             return Verdict::Forward(message);
         }
-        let column = match call.output() {
-            CallOutput::Scalar { column } => column.clone(),
-            CallOutput::Table => call.function().sql_name().to_string(),
-        };
-        Verdict::Run(Box::new(ApiJob {
-            request: call.request(&self.limits),
-            column,
-            on_change: Some(Arc::clone(&self.on_change)),
-        }))
+        self.in_batch = false;
+        self.failed.store(false, Ordering::Release);
+        self.portals.remove("");
+        Verdict::Answer(Bytes::copy_from_slice(&session.tx_status().encode()))
+    }
+}
+
+impl Interceptor for EngineInterceptor {
+    fn wants(&self, tag: u8) -> bool {
+        match tag {
+            b'Q' | b'P' => true,
+            b'B' | b'D' | b'E' | b'C' | b'S' | b'H' => {
+                self.in_batch || !self.statements.is_empty() || !self.portals.is_empty()
+            }
+            _ => false,
+        }
+    }
+
+    fn inspect(&mut self, session: &SessionState, message: Bytes) -> Verdict {
+        match message[0] {
+            b'Q' => self.query(message),
+            b'P' => self.parse(message),
+            b'B' => self.bind(message),
+            b'D' => self.describe(message),
+            b'E' => self.execute(message),
+            b'C' => self.close(message),
+            b'S' => self.sync(session, message),
+            // Flush: everything the proxy answers is sent at once anyway.
+            b'H' if self.in_batch => Verdict::Answer(Bytes::new()),
+            _ => Verdict::Forward(message),
+        }
     }
 
     fn write_listener(&self) -> Option<Arc<Notify>> {

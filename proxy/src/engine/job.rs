@@ -19,6 +19,19 @@ use crate::protocol::ready_for_query::TransactionStatus;
 use crate::session::intercept::SessionJob;
 use crate::session::session_sql::SessionSql;
 
+/// How the client asked: the answer's shape differs.
+#[derive(Debug, Clone)]
+pub enum Protocol {
+    /// A Query: RowDescription, DataRow, CommandComplete, ReadyForQuery.
+    Simple,
+    /// An Execute: DataRow and CommandComplete only (Describe and Sync answer the rest); an
+    /// error sets the flag so that the batch is skipped up to Sync, as PostgreSQL does.
+    Extended {
+        /// Set when the call failed.
+        failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    },
+}
+
 /// One API call to run on the session.
 pub struct ApiJob {
     /// The bound request, or why it could not be bound.
@@ -27,6 +40,8 @@ pub struct ApiJob {
     pub column: String,
     /// Told when a refresh or create committed (wakes the scheduler).
     pub on_change: Option<std::sync::Arc<tokio::sync::Notify>>,
+    /// The protocol of the call.
+    pub protocol: Protocol,
 }
 
 impl SessionJob for ApiJob {
@@ -65,12 +80,15 @@ impl ApiJob {
         if status == TransactionStatus::Failed {
             // Let the server say it: 25P02, current transaction is aborted.
             let err = sql.simple_query("SELECT NULL").await.err();
-            return finish_error(out, sql, err.map(EngineError::Sql)).await;
+            return self.failed(finish_error(out, sql, err.map(EngineError::Sql)).await);
         }
         let in_block = status == TransactionStatus::InTransaction;
         let request = match &self.request {
             Ok(r) => r.clone(),
-            Err(e) => return self_error(out, sql, in_block, EngineError::Plan(e.clone())).await,
+            Err(e) => {
+                let bytes = self_error(out, sql, in_block, EngineError::Plan(e.clone())).await;
+                return self.failed(bytes);
+            }
         };
         let result = if in_block {
             execute(sql, &request, true).await
@@ -79,7 +97,22 @@ impl ApiJob {
         };
         match result {
             Ok(outcome) => self.success(out, sql, outcome),
-            Err(e) => self_error(out, sql, in_block, e).await,
+            Err(e) => {
+                let bytes = self_error(out, sql, in_block, e).await;
+                self.failed(bytes)
+            }
+        }
+    }
+
+    /// An error answer: in the extended protocol without the ReadyForQuery (Sync sends it) and
+    /// with the batch marked failed.
+    fn failed(&self, bytes: Bytes) -> Bytes {
+        match &self.protocol {
+            Protocol::Simple => bytes,
+            Protocol::Extended { failed } => {
+                failed.store(true, std::sync::atomic::Ordering::Release);
+                bytes.slice(..bytes.len().saturating_sub(6))
+            }
         }
     }
 
@@ -133,11 +166,17 @@ impl ApiJob {
         for notice in outcome.notices {
             out.extend_from_slice(&ErrorResponse::new(Severity::Notice, "00000", notice).encode());
         }
-        out.extend_from_slice(&answer::rows_answer(
-            &[Column::new(&self.column, answer::oid::VOID)],
-            &[vec![Some(String::new())]],
-            sql.tx_status(),
-        ));
+        match self.protocol {
+            Protocol::Simple => out.extend_from_slice(&answer::rows_answer(
+                &[Column::new(&self.column, answer::oid::VOID)],
+                &[vec![Some(String::new())]],
+                sql.tx_status(),
+            )),
+            Protocol::Extended { .. } => {
+                answer::data_row(&mut out, &[Some(String::new())]);
+                answer::command_complete(&mut out, "SELECT 1");
+            }
+        }
         out.freeze()
     }
 }

@@ -43,14 +43,20 @@ pub trait SessionJob: Send {
     ) -> Pin<Box<dyn Future<Output = Bytes> + Send + 'a>>;
 }
 
-/// Looks at frontend messages on their way to the server.
+/// Makes the interceptor of each new session.
+pub trait InterceptorFactory: Send + Sync {
+    /// A fresh interceptor for one session.
+    fn for_session(&self) -> Box<dyn Interceptor>;
+}
+
+/// Looks at one session's frontend messages on their way to the server.
 pub trait Interceptor: Send + Sync {
     /// Called with each frontend message's tag: true to have the whole message held back and
     /// passed to [`Interceptor::inspect`]. Must be cheap: it runs for every message.
     fn wants(&self, tag: u8) -> bool;
 
     /// Decides about one whole message (tag, length and body).
-    fn inspect(&self, session: &SessionState, message: Bytes) -> Verdict;
+    fn inspect(&mut self, session: &SessionState, message: Bytes) -> Verdict;
 
     /// Notified when a session that wrote (INSERT, UPDATE, DELETE, COPY, MERGE) becomes idle
     /// again, i.e. its writes are committed or rolled back.

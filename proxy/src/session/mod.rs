@@ -60,7 +60,7 @@ pub async fn serve(tcp: TcpStream, ctx: Arc<ProxyContext>) -> Result<(), Session
         logged_in.upstream,
         logged_in.upstream_leftover,
         state,
-        ctx.interceptor.clone(),
+        ctx.interceptor.as_ref().map(|f| f.for_session()),
     )
     .await
 }

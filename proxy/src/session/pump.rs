@@ -31,7 +31,7 @@ pub async fn pump<C, U>(
     upstream: U,
     upstream_leftover: BytesMut,
     state: Arc<SessionState>,
-    interceptor: Option<Arc<dyn Interceptor>>,
+    interceptor: Option<Box<dyn Interceptor>>,
 ) -> Result<(), SessionError>
 where
     C: AsyncRead + AsyncWrite + Unpin + Send,
@@ -46,20 +46,20 @@ where
                 r = server_to_client(upstream_r, upstream_leftover, client_w, &state, None) => r,
             }
         }
-        Some(interceptor) => {
+        Some(mut interceptor) => {
             let (control_tx, control_rx) = mpsc::channel(4);
             let outstanding = Outstanding::default();
-            let to_server = InterceptedClientToServer {
-                state: &state,
-                interceptor: &*interceptor,
-                control: control_tx,
-                outstanding: &outstanding,
-            };
             let from_server = Some(ServerControl {
                 control: control_rx,
                 outstanding: &outstanding,
                 on_write_commit: interceptor.write_listener(),
             });
+            let to_server = InterceptedClientToServer {
+                state: &state,
+                interceptor: &mut *interceptor,
+                control: control_tx,
+                outstanding: &outstanding,
+            };
             tokio::select! {
                 r = to_server.run(client_r, client_leftover, upstream_w) => r,
                 r = server_to_client(upstream_r, upstream_leftover, client_w, &state, from_server) => r,
@@ -157,7 +157,7 @@ fn is_write_tag(tag: &[u8]) -> bool {
 
 struct InterceptedClientToServer<'a, R> {
     state: &'a SessionState,
-    interceptor: &'a dyn Interceptor,
+    interceptor: &'a mut dyn Interceptor,
     control: mpsc::Sender<Control<R>>,
     outstanding: &'a Outstanding,
 }
@@ -481,7 +481,7 @@ mod tests {
             tag == b'Q'
         }
 
-        fn inspect(&self, _session: &SessionState, message: Bytes) -> Verdict {
+        fn inspect(&mut self, _session: &SessionState, message: Bytes) -> Verdict {
             if &message[5..] == b"intercept me\0" {
                 let mut answer = msg(b'I', b"");
                 answer.extend(TransactionStatus::Idle.encode());
@@ -503,7 +503,7 @@ mod tests {
             upstream_side,
             BytesMut::new(),
             state,
-            Some(Arc::new(AnswerSelectOne)),
+            Some(Box::new(AnswerSelectOne)),
         ));
         // Three messages in one write: forwarded, answered by the interceptor, forwarded.
         let mut batch = msg(b'Q', b"select 1\0");
