@@ -12,6 +12,11 @@
 //! Reading a consumer's snapshot while its refresh commits a newer one is harmless: an older
 //! snapshot only keeps more rows. The DELETE does not block writers or refreshes (a refresh's
 //! REPEATABLE READ snapshot still sees deleted rows it might read).
+//!
+//! Do not clean up inside a refresh's REPEATABLE READ transaction: two refreshes of different
+//! consumers of one source would delete the same rows, and the second fails with a serialization
+//! error (40001) that rolls its whole refresh back. [`cleanup_transaction_sql`] packs the whole
+//! protocol into one READ COMMITTED transaction to run after the refresh has committed.
 
 use crate::naming::{buffer_table, source_lock_key, XID_COLUMN};
 use crate::quote::{quote_ident, quote_literal};
@@ -48,6 +53,30 @@ pub fn cleanup_sql(oid: u32, consumer_snapshots: &[String]) -> String {
         .collect::<Vec<_>>()
         .join(" AND ");
     format!("DELETE FROM {buffer} WHERE {conditions}")
+}
+
+/// The whole cleanup of source `oid` as one multi-statement string to send (simple query
+/// protocol) on a connection that is not in a transaction block: `BEGIN ISOLATION LEVEL READ
+/// COMMITTED`, the source lock, then one DELETE that reads the consumers' last snapshots with
+/// `snapshots_query` after the lock, `COMMIT`.
+///
+/// `snapshots_query` returns one text column, one row per consumer of the source (e.g. `SELECT
+/// last_snapshot FROM <catalog> WHERE <reads oid>`). Nothing is deleted when it returns no row
+/// (use [`crate::uninstall_capture_sql`] when the last consumer goes) or when any snapshot is NULL
+/// (a consumer not populated yet).
+pub fn cleanup_transaction_sql(oid: u32, snapshots_query: &str) -> String {
+    let xid = quote_ident(XID_COLUMN);
+    format!(
+        "BEGIN ISOLATION LEVEL READ COMMITTED;\n{};\n\
+         WITH c AS MATERIALIZED (SELECT q.s::pg_catalog.pg_snapshot AS s FROM ({snapshots_query}) AS q(s)), \
+         g AS MATERIALIZED (SELECT count(*) > 0 AND count(*) = count(s) AS ok, \
+         min(pg_catalog.pg_snapshot_xmax(s)) AS bound FROM c) \
+         DELETE FROM {} b USING g WHERE g.ok AND b.{xid} < g.bound \
+         AND NOT EXISTS (SELECT 1 FROM c WHERE NOT pg_catalog.pg_visible_in_snapshot(b.{xid}, c.s));\n\
+         COMMIT;",
+        source_lock_sql(oid),
+        buffer_table(oid),
+    )
 }
 
 #[cfg(test)]

@@ -46,7 +46,9 @@
 //! [`current_snapshot_sql`] in one transaction whose snapshot is taken *after* capture is in place
 //! on every source (see [`install_capture_sql`] for the locking that makes this hold).
 //!
-//! [`cleanup_sql`] deletes the buffer rows that every consumer has already consumed.
+//! [`cleanup_sql`] / [`cleanup_transaction_sql`] delete the buffer rows that every consumer has
+//! already consumed, in a READ COMMITTED transaction of their own after the refresh committed
+//! (not inside the refresh: see the `cleanup` module).
 //!
 //! # Other producers
 //!
@@ -67,7 +69,7 @@ pub use buffer::{
     ChangeRow,
 };
 pub use catalog::{capture_status_sql, describe_source_sql};
-pub use cleanup::{cleanup_sql, source_lock_sql};
+pub use cleanup::{cleanup_sql, cleanup_transaction_sql, source_lock_sql};
 pub use consume::{
     consolidated_delta_relation_sql, current_snapshot_sql, delta_relation_sql,
     pending_change_count_sql, pending_changes_sql, truncated_since_sql,

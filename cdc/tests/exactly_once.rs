@@ -35,7 +35,14 @@ async fn populate(db: &Client, mirror: &str, consolidated: bool) -> Consumer {
     .await
     .unwrap();
     let last = text(db, &pgtrickle_cdc::current_snapshot_sql()).await;
-    db.batch_execute("COMMIT").await.unwrap();
+    // Also in a catalog table, as the engine keeps it (for cleanup_transaction_sql).
+    db.batch_execute(&format!(
+        "CREATE TABLE IF NOT EXISTS consumers (name text PRIMARY KEY, last text); \
+         INSERT INTO consumers VALUES ('{mirror}', '{last}') \
+         ON CONFLICT (name) DO UPDATE SET last = excluded.last; COMMIT"
+    ))
+    .await
+    .unwrap();
     Consumer {
         mirror: mirror.to_string(),
         last,
@@ -100,13 +107,33 @@ async fn refresh(db: &Client, source: &SourceTable, c: &mut Consumer) -> i64 {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(
-        diff, 0,
-        "mirror {m} differs from the source after refresh {} (last {})",
-        c.refreshes, c.last
-    );
+    if diff != 0 {
+        let now = text(db, &pgtrickle_cdc::current_snapshot_sql()).await;
+        let detail = db
+            .query(
+                &format!(
+                    "(SELECT 'missing', k, v FROM (SELECT k, v FROM s EXCEPT ALL SELECT k, v FROM {m}) a \
+                      UNION ALL SELECT 'extra', k, v FROM (SELECT k, v FROM {m} EXCEPT ALL SELECT k, v FROM s) b) \
+                     ORDER BY 2, 3 LIMIT 30"
+                ),
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| format!("{} {:?} {:?}", r.get::<_, &str>(0), r.get::<_, Option<i32>>(1), r.get::<_, Option<i32>>(2)))
+            .collect::<Vec<_>>();
+        panic!(
+            "mirror {m} differs from the source by {diff} rows after refresh {} (last {}, now {now}): {detail:#?}",
+            c.refreshes, c.last
+        );
+    }
     let now = text(db, &pgtrickle_cdc::current_snapshot_sql()).await;
-    db.batch_execute("COMMIT").await.unwrap();
+    db.batch_execute(&format!(
+        "UPDATE consumers SET last = pg_current_snapshot()::text WHERE name = '{m}'; COMMIT"
+    ))
+    .await
+    .unwrap();
     c.last = now;
     c.refreshes += 1;
     rows
@@ -119,6 +146,16 @@ async fn cleanup(db: &Client, source: &SourceTable, consumers: &[&Consumer]) {
         "BEGIN; {}; {}; COMMIT",
         pgtrickle_cdc::source_lock_sql(source.oid),
         pgtrickle_cdc::cleanup_sql(source.oid, &snapshots)
+    ))
+    .await
+    .unwrap();
+}
+
+/// Cleanup in one call, reading the snapshots from the catalog table.
+async fn cleanup_from_catalog(db: &Client, source: &SourceTable) {
+    db.batch_execute(&pgtrickle_cdc::cleanup_transaction_sql(
+        source.oid,
+        "SELECT last FROM consumers",
     ))
     .await
     .unwrap();
@@ -410,7 +447,11 @@ async fn randomised_round(seed: u64) {
             if let Some(b) = b.as_ref() {
                 consumers.push(b);
             }
-            cleanup(&maint, &s, &consumers).await;
+            if rng.gen_bool(0.5) {
+                cleanup(&maint, &s, &consumers).await;
+            } else {
+                cleanup_from_catalog(&maint, &s).await;
+            }
         }
     }
     // Finish every transaction, catch both consumers up, clean up.
@@ -455,4 +496,63 @@ async fn randomised_interleavings_are_consumed_exactly_once() {
     for seed in seeds {
         randomised_round(seed).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_runs_concurrently_in_read_committed_not_inside_a_refresh() {
+    let cluster = Cluster::start();
+    let (db, s) = setup(&cluster).await;
+    let mut a = populate(&db, "mirror_a", false).await;
+    let other = connect(&cluster, "postgres").await;
+    db.batch_execute("UPDATE s SET v = v + 1").await.unwrap();
+    refresh(&db, &s, &mut a).await;
+    let before = buffer_count(&db, &s).await;
+    assert_eq!(before, 60);
+
+    // Inside a REPEATABLE READ transaction whose snapshot predates another cleanup, deleting the
+    // same rows is a serialization failure: that is why cleanup has a transaction of its own.
+    other
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1")
+        .await
+        .unwrap();
+    cleanup(&db, &s, &[&a]).await;
+    let err = other
+        .batch_execute(&pgtrickle_cdc::cleanup_sql(s.oid, &[a.last.clone()]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE)
+    );
+    other.batch_execute("ROLLBACK").await.unwrap();
+
+    // Two cleanups at once in READ COMMITTED: both succeed.
+    db.batch_execute("DELETE FROM s WHERE k < 3").await.unwrap();
+    refresh(&db, &s, &mut a).await;
+    assert!(buffer_count(&db, &s).await > 0);
+    let sql = pgtrickle_cdc::cleanup_transaction_sql(s.oid, "SELECT last FROM consumers");
+    let (x, y) = tokio::join!(db.batch_execute(&sql), other.batch_execute(&sql));
+    x.unwrap();
+    y.unwrap();
+    assert_eq!(buffer_count(&db, &s).await, 0);
+
+    // A consumer not populated yet (NULL snapshot) and no consumer at all: nothing deleted.
+    db.batch_execute("INSERT INTO s VALUES (1, 1); INSERT INTO consumers VALUES ('new', NULL)")
+        .await
+        .unwrap();
+    db.batch_execute(&sql).await.unwrap();
+    assert_eq!(buffer_count(&db, &s).await, 1);
+    db.batch_execute(&pgtrickle_cdc::cleanup_transaction_sql(
+        s.oid,
+        "SELECT last FROM consumers WHERE false",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(buffer_count(&db, &s).await, 1);
+    db.batch_execute("DELETE FROM consumers WHERE name = 'new'")
+        .await
+        .unwrap();
+    refresh(&db, &s, &mut a).await;
+    db.batch_execute(&sql).await.unwrap();
+    assert_eq!(buffer_count(&db, &s).await, 0);
 }
