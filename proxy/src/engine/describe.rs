@@ -133,16 +133,7 @@ pub async fn describe<R: SqlRunner>(
             kind,
             columns: source.columns.clone(),
             primary_key,
-            current: if kind == RelationKind::StreamTable {
-                let cols: Vec<String> = source
-                    .columns
-                    .iter()
-                    .map(|c| quote_ident(&c.name))
-                    .collect();
-                format!("(SELECT {} FROM {})", cols.join(", "), source.qualified())
-            } else {
-                source.qualified()
-            },
+            current: source.qualified(),
             delta: source.has_capture().then(|| delta_table(oid)),
         });
         sources.push(source);

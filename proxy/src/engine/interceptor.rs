@@ -61,6 +61,22 @@ pub struct EngineInterceptor {
     failed: Arc<AtomicBool>,
 }
 
+/// The API functions that change things; a statement naming none of them is forwarded without
+/// a parse (the read functions are SQL functions in the database).
+const CHANGING_FUNCTIONS: [&[u8]; 5] = [
+    b"create_",
+    b"alter_stream_table",
+    b"drop_stream_table",
+    b"refresh_stream_table",
+    b"resume_stream_table",
+];
+
+fn names_a_changing_function(text: &[u8]) -> bool {
+    CHANGING_FUNCTIONS
+        .iter()
+        .any(|f| text.windows(f.len()).any(|w| w.eq_ignore_ascii_case(f)))
+}
+
 fn cstr(body: &[u8]) -> Option<(&str, &[u8])> {
     let end = body.iter().position(|&b| b == 0)?;
     Some((std::str::from_utf8(&body[..end]).ok()?, &body[end + 1..]))
@@ -141,7 +157,7 @@ impl EngineInterceptor {
     fn query(&mut self, message: Bytes) -> Verdict {
         let body = &message[5..];
         let text = body.strip_suffix(b"\0").unwrap_or(body);
-        if !may_contain_api_call(text) {
+        if !may_contain_api_call(text) || !names_a_changing_function(text) {
             return Verdict::Forward(message);
         }
         let Ok(sql) = std::str::from_utf8(text) else {
@@ -171,7 +187,7 @@ impl EngineInterceptor {
         let Some((sql, _)) = cstr(rest) else {
             return Verdict::Forward(message);
         };
-        if !may_contain_api_call(sql.as_bytes()) {
+        if !may_contain_api_call(sql.as_bytes()) || !names_a_changing_function(sql.as_bytes()) {
             return self.not_api(message);
         }
         match parse_api_call(sql) {

@@ -1,0 +1,272 @@
+//! Stream tables under concurrency and failure, through the proxy: a long transaction that
+//! commits after a refresh, concurrent writers, TRUNCATE, diamonds of stream tables, two proxies
+//! on one database, and suspension after repeated failures with resume.
+
+use std::time::{Duration, Instant};
+
+use pgtrickle_e2e::{connect, proxy_bin, proxy_for, Cluster, ProxyProcess};
+use tokio_postgres::Client;
+
+fn setup(args: &[&str]) -> (Cluster, ProxyProcess) {
+    let cluster = Cluster::start();
+    let proxy = proxy_for(proxy_bin!(), &cluster, args);
+    (cluster, proxy)
+}
+
+async fn count(client: &Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.unwrap().get::<_, i64>(0)
+}
+
+async fn differs(client: &Client, st: &str, cols: &str, query: &str) -> i64 {
+    count(
+        client,
+        &format!(
+            "SELECT (SELECT count(*) FROM (SELECT {cols} FROM {st} EXCEPT ALL ({query})) a) + \
+             (SELECT count(*) FROM (({query}) EXCEPT ALL SELECT {cols} FROM {st}) b)"
+        ),
+    )
+    .await
+}
+
+async fn refresh(client: &Client, st: &str) {
+    client
+        .batch_execute(&format!("SELECT pgtrickle.refresh_stream_table('{st}')"))
+        .await
+        .unwrap_or_else(|e| panic!("refresh {st}: {e:?}"));
+}
+
+const Q: &str = "SELECT g, count(*) AS n, sum(v) AS s FROM t GROUP BY g";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_transaction_committing_after_a_refresh_is_applied_once() {
+    let (_cluster, proxy) = setup(&["--scheduler-interval-ms", "60000"]);
+    let conninfo = proxy.conninfo("postgres", "postgres");
+    let client = connect(&conninfo).await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (g int, v int); \
+             INSERT INTO t SELECT g % 4, g FROM generate_series(1, 100) g",
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!(
+            "SELECT pgtrickle.create_stream_table('agg', '{Q}', schedule => '1h')"
+        ))
+        .await
+        .unwrap();
+    // A long transaction writes before the refresh and commits after it.
+    let long = connect(&conninfo).await;
+    long.batch_execute("BEGIN; INSERT INTO t VALUES (1, 1000), (9, 9)")
+        .await
+        .unwrap();
+    // Concurrent short writers commit around it.
+    let mut writers = Vec::new();
+    for i in 0..4 {
+        let c = connect(&conninfo).await;
+        writers.push(tokio::spawn(async move {
+            for j in 0..20 {
+                c.batch_execute(&format!("INSERT INTO t VALUES ({}, {})", (i + j) % 5, j))
+                    .await
+                    .unwrap();
+                if j % 7 == 0 {
+                    c.batch_execute(&format!("DELETE FROM t WHERE v = {}", j + i))
+                        .await
+                        .unwrap();
+                }
+            }
+        }));
+    }
+    refresh(&client, "agg").await;
+    for w in writers {
+        w.await.unwrap();
+    }
+    // The long transaction's rows are not in yet: the stream table equals the query as the
+    // refresh saw it, which is the current state minus the long transaction.
+    long.batch_execute("COMMIT").await.unwrap();
+    refresh(&client, "agg").await;
+    assert_eq!(differs(&client, "agg", "g, n, s", Q).await, 0);
+    refresh(&client, "agg").await;
+    assert_eq!(
+        differs(&client, "agg", "g, n, s", Q).await,
+        0,
+        "applied twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncate_diamonds_and_buffers_that_empty() {
+    let (_cluster, proxy) = setup(&["--scheduler-interval-ms", "60000"]);
+    let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (g int, v int); \
+             INSERT INTO t SELECT g % 4, g FROM generate_series(1, 100) g",
+        )
+        .await
+        .unwrap();
+    // A diamond: two stream tables over t, a third joining both.
+    for (name, query) in [
+        ("left_st", "SELECT g, sum(v) AS s FROM t GROUP BY g"),
+        ("right_st", "SELECT g, count(*) AS n FROM t GROUP BY g"),
+        (
+            "joined",
+            "SELECT l.g, l.s, r.n FROM left_st l JOIN right_st r ON l.g = r.g",
+        ),
+    ] {
+        client
+            .batch_execute(&format!(
+                "SELECT pgtrickle.create_stream_table('{name}', '{query}', schedule => '1h')"
+            ))
+            .await
+            .unwrap();
+    }
+    let joined_q = "SELECT l.g, l.s, r.n FROM (SELECT g, sum(v) AS s FROM t GROUP BY g) l \
+                    JOIN (SELECT g, count(*) AS n FROM t GROUP BY g) r ON l.g = r.g";
+    for round in 0..3 {
+        match round {
+            0 => client
+                .batch_execute("INSERT INTO t VALUES (7, 7), (1, 1); DELETE FROM t WHERE v < 10")
+                .await
+                .unwrap(),
+            1 => client.batch_execute("TRUNCATE t").await.unwrap(),
+            _ => client
+                .batch_execute("INSERT INTO t SELECT g % 3, g FROM generate_series(1, 30) g")
+                .await
+                .unwrap(),
+        }
+        for st in ["left_st", "right_st", "joined"] {
+            refresh(&client, st).await;
+        }
+        assert_eq!(
+            differs(&client, "joined", "g, s, n", joined_q).await,
+            0,
+            "round {round}"
+        );
+    }
+    // Every reader consumed everything: the source's buffer is empty.
+    let oid: u32 = client
+        .query_one("SELECT 't'::regclass::oid", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        count(
+            &client,
+            &format!("SELECT count(*) FROM pgtrickle_changes.changes_{oid}")
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_proxies_on_one_database_converge() {
+    let cluster = Cluster::start();
+    let a = proxy_for(proxy_bin!(), &cluster, &["--scheduler-interval-ms", "100"]);
+    let b = proxy_for(proxy_bin!(), &cluster, &["--scheduler-interval-ms", "100"]);
+    let ca = connect(&a.conninfo("postgres", "postgres")).await;
+    let cb = connect(&b.conninfo("postgres", "postgres")).await;
+    ca.batch_execute("CREATE TABLE t (g int, v int)")
+        .await
+        .unwrap();
+    ca.batch_execute(&format!(
+        "SELECT pgtrickle.create_stream_table('agg', '{Q}', schedule => '1s')"
+    ))
+    .await
+    .unwrap();
+    for i in 0..50 {
+        let c = if i % 2 == 0 { &ca } else { &cb };
+        c.batch_execute(&format!("INSERT INTO t VALUES ({}, {i})", i % 6))
+            .await
+            .unwrap();
+        if i % 10 == 9 {
+            c.batch_execute(&format!("DELETE FROM t WHERE v = {}", i - 3))
+                .await
+                .unwrap();
+        }
+    }
+    let started = Instant::now();
+    while differs(&ca, "agg", "g, n, s", Q).await != 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "not converged");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Both schedulers kept running refreshes; none was applied twice.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(differs(&cb, "agg", "g, n, s", Q).await, 0);
+    assert_eq!(
+        count(
+            &ca,
+            "SELECT count(*) FROM pgtrickle.pgt_refresh_history WHERE status <> 'SUCCESS'"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failures_suspend_and_resume_brings_back() {
+    let (_cluster, proxy) = setup(&["--scheduler-interval-ms", "100"]);
+    let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    client
+        .batch_execute("CREATE TABLE t (g int, v int); INSERT INTO t VALUES (1, 1)")
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "SELECT pgtrickle.create_stream_table('ratio', \
+             'SELECT g, 100 / v AS r FROM t', schedule => '1s', refresh_mode => 'FULL')",
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute("INSERT INTO t VALUES (2, 0)")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let row = client
+            .query_one(
+                "SELECT status, consecutive_errors, coalesce(last_error, '') \
+                 FROM pgtrickle.pgt_status() WHERE name = 'public.ratio'",
+                &[],
+            )
+            .await
+            .unwrap();
+        if row.get::<_, String>(0) == "SUSPENDED" {
+            assert_eq!(row.get::<_, i32>(1), 3);
+            assert!(row.get::<_, String>(2).contains("division by zero"));
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "not suspended:\n{}",
+            proxy.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The stream table kept its last good contents.
+    assert_eq!(count(&client, "SELECT count(*) FROM ratio").await, 1);
+    client
+        .batch_execute("DELETE FROM t WHERE v = 0; INSERT INTO t VALUES (3, 50)")
+        .await
+        .unwrap();
+    client
+        .batch_execute("SELECT pgtrickle.resume_stream_table('ratio')")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while count(&client, "SELECT count(*) FROM ratio").await != 2 {
+        assert!(started.elapsed() < Duration::from_secs(20), "not resumed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status: String = client
+        .query_one(
+            "SELECT status FROM pgtrickle.pgt_status() WHERE name = 'public.ratio'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "ACTIVE");
+}
