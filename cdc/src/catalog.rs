@@ -22,7 +22,12 @@ pub(crate) const COLUMN_TYPE_EXPR: &str = "pg_catalog.format_type(a.atttypid, a.
 
 /// Query describing source `oid`: one row per live column, in attribute order, with columns
 /// `schema`, `name`, `relkind` (`r` table, `p` partitioned table: capture by triggers; `f`
-/// foreign table: polling, later), `column_name`, `column_type`. No rows: no such relation.
+/// foreign table: polling, later), `column_name`, `column_type`, `is_partition` (bool),
+/// `has_inheritance_children` (bool). No rows: no such relation.
+///
+/// Refuse sources with `is_partition` (writes routed through the partitioned parent do not fire
+/// a partition's statement triggers, so they would be missed) or `has_inheritance_children`
+/// (writes addressed to children are not captured); a partitioned root is fine.
 ///
 /// Run it with `search_path = pg_catalog` (e.g. `SET LOCAL search_path = pg_catalog` in the
 /// engine's transaction) so that every type outside pg_catalog comes out schema-qualified, or
@@ -30,7 +35,10 @@ pub(crate) const COLUMN_TYPE_EXPR: &str = "pg_catalog.format_type(a.atttypid, a.
 pub fn describe_source_sql(oid: u32) -> String {
     format!(
         "SELECT n.nspname::text AS schema, c.relname::text AS name, c.relkind::text AS relkind, \
-         a.attname::text AS column_name, {COLUMN_TYPE_EXPR} AS column_type \
+         a.attname::text AS column_name, {COLUMN_TYPE_EXPR} AS column_type, \
+         c.relispartition AS is_partition, \
+         EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid) \
+         AND c.relkind <> 'p' AS has_inheritance_children \
          FROM pg_catalog.pg_class c \
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
          JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
@@ -59,11 +67,13 @@ pub(crate) fn columns_signature_expr(rel: &str) -> String {
 ///   NULL when there are none);
 /// - `columns_match bool`: the source's columns (names, types, collations, order; columns named
 ///   `__pgt_*` left out) are those of the buffer (NULL when the source or the buffer is missing). False means the source was
-///   altered after install: see the module documentation.
+///   altered after install: see the module documentation;
+/// - `uncaptured_partitions int`: partitions (at any level) of a partitioned source that lack
+///   some of the capture triggers (created or attached after the install): run the install again.
 pub fn capture_status_sql(oid: u32) -> String {
     let names = CaptureEvent::ALL
         .iter()
-        .map(|e| quote_literal(&trigger_name(*e)))
+        .map(|e| quote_literal(&trigger_name(oid, *e)))
         .collect::<Vec<_>>()
         .join(", ");
     let buffer = format!(
@@ -79,7 +89,11 @@ pub fn capture_status_sql(oid: u32) -> String {
          (SELECT pg_catalog.bool_and(t.tgenabled = 'A') FROM pg_catalog.pg_trigger t \
          WHERE t.tgrelid = {oid}::pg_catalog.oid AND t.tgname IN ({names})) AS triggers_always, \
          CASE WHEN {buffer} IS NULL OR NOT {source_exists} THEN NULL ELSE \
-         {} IS NOT DISTINCT FROM {} END AS columns_match",
+         {} IS NOT DISTINCT FROM {} END AS columns_match, \
+         (SELECT count(*)::int FROM pg_catalog.pg_partition_tree({oid}::pg_catalog.oid::pg_catalog.regclass) p \
+         WHERE p.relid <> {oid}::pg_catalog.oid::pg_catalog.regclass AND (SELECT count(*) \
+         FROM pg_catalog.pg_trigger t WHERE t.tgrelid = p.relid AND t.tgname IN ({names})) < 4) \
+         AS uncaptured_partitions",
         columns_signature_expr(&format!("{oid}::pg_catalog.oid")),
         columns_signature_expr(&buffer),
     )

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | change buffer | `pgtrickle_changes.changes_<oid>` |
 //! | capture functions | `pgtrickle_changes.capture_<oid>_ins/_upd/_del/_trunc()` |
-//! | triggers on the source | `__pgt_capture_ins/_upd/_del/_trunc` |
+//! | triggers on the source (and its partitions) | `__pgt_capture_<oid>_ins/_upd/_del/_trunc` |
 //! | advisory lock | `pg_advisory_xact_lock(`[`source_lock_key`]`(<oid>))` |
 
 use crate::quote::qualified;
@@ -94,9 +94,11 @@ pub fn function(oid: u32, event: CaptureEvent) -> String {
     qualified(CHANGES_SCHEMA, &function_name(oid, event))
 }
 
-/// Name of the capture trigger for `event` on a source table.
-pub fn trigger_name(event: CaptureEvent) -> String {
-    format!("{TRIGGER_PREFIX}{}", event.suffix())
+/// Name of the capture trigger of source `oid` for `event`: `__pgt_capture_<oid>_<event>`. The
+/// OID in the name keeps apart the triggers a partition gets as part of its partitioned root's
+/// capture and those of its own capture (when it is a source itself).
+pub fn trigger_name(oid: u32, event: CaptureEvent) -> String {
+    format!("{TRIGGER_PREFIX}{oid}_{}", event.suffix())
 }
 
 /// Key of the transaction-level advisory lock that serialises, per source table, capture
@@ -124,7 +126,7 @@ mod tests {
             function(7, CaptureEvent::Truncate),
             "\"pgtrickle_changes\".\"capture_7_trunc\""
         );
-        assert_eq!(trigger_name(CaptureEvent::Update), "__pgt_capture_upd");
+        assert_eq!(trigger_name(7, CaptureEvent::Update), "__pgt_capture_7_upd");
         assert!(source_lock_key(u32::MAX) > 0);
         assert_ne!(source_lock_key(u32::MAX), SCHEMA_LOCK_KEY);
         assert_ne!(source_lock_key(0), SCHEMA_LOCK_KEY);

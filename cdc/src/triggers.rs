@@ -3,11 +3,11 @@
 //! Capture is four statement-level AFTER triggers, one per event, because PostgreSQL forbids
 //! transition tables on triggers with several events:
 //!
-//! - `__pgt_capture_ins`: `AFTER INSERT REFERENCING NEW TABLE`, writes each new row with +1;
-//! - `__pgt_capture_upd`: `AFTER UPDATE REFERENCING OLD TABLE NEW TABLE`, writes each old row with
+//! - `__pgt_capture_<oid>_ins`: `AFTER INSERT REFERENCING NEW TABLE`, writes each new row with +1;
+//! - `__pgt_capture_<oid>_upd`: `AFTER UPDATE REFERENCING OLD TABLE NEW TABLE`, writes each old row with
 //!   -1 and each new row with +1;
-//! - `__pgt_capture_del`: `AFTER DELETE REFERENCING OLD TABLE`, writes each old row with -1;
-//! - `__pgt_capture_trunc`: `AFTER TRUNCATE`, writes one marker row.
+//! - `__pgt_capture_<oid>_del`: `AFTER DELETE REFERENCING OLD TABLE`, writes each old row with -1;
+//! - `__pgt_capture_<oid>_trunc`: `AFTER TRUNCATE`, writes one marker row.
 //!
 //! Each trigger calls its own plpgsql function `pgtrickle_changes.capture_<oid>_<event>()`, which
 //! is `SECURITY DEFINER` with `search_path = pg_catalog, pg_temp`. That means:
@@ -26,9 +26,17 @@
 //! replica` (logical replication apply workers, some restore tools). A user can still disable
 //! them with `ALTER TABLE ... DISABLE TRIGGER`: [`crate::capture_status_sql`] shows it.
 //!
-//! Known gaps: on a partitioned source, statement triggers fire only for statements addressed to
-//! the partitioned table itself, not for writes (or TRUNCATE) addressed directly to a partition;
-//! on a table with inheritance children, writes to the children are not captured.
+//! Partitioned sources: statement triggers fire only for the table a statement addresses, so the
+//! install puts the same four triggers (calling the same functions, writing the same buffer) on
+//! every partition at every level as well; each write is captured exactly once, whether addressed
+//! to the root or to a partition (a TRUNCATE of one partition leaves a marker too). A partition
+//! created or attached later has no triggers until the install runs again:
+//! [`crate::capture_status_sql`] counts such partitions (`uncaptured_partitions`).
+//!
+//! Known gaps (the engine should refuse such sources; [`crate::describe_source_sql`] reports
+//! them): a partition as a source of its own misses the writes routed to it through its parent
+//! (they fire only the parent's statement triggers); a table with (non-partition) inheritance
+//! children misses writes addressed to the children.
 //!
 //! # Locking
 //!
@@ -99,6 +107,7 @@ pub fn install_capture_statements(source: &SourceTable) -> Vec<String> {
     ));
 
     let table = source.qualified_name();
+    let mut partition_templates = Vec::new();
     for event in CaptureEvent::ALL {
         let f = function(source.oid, event);
         out.push(format!(
@@ -107,32 +116,64 @@ pub fn install_capture_statements(source: &SourceTable) -> Vec<String> {
             dollar_quote(&function_body(source, event))
         ));
         out.push(format!("REVOKE ALL ON FUNCTION {f}() FROM PUBLIC"));
-        let referencing = match event {
-            CaptureEvent::Insert => format!(" REFERENCING NEW TABLE AS {}", quote_ident(NEW_TABLE)),
-            CaptureEvent::Update => format!(
-                " REFERENCING OLD TABLE AS {} NEW TABLE AS {}",
-                quote_ident(OLD_TABLE),
-                quote_ident(NEW_TABLE)
-            ),
-            CaptureEvent::Delete => format!(" REFERENCING OLD TABLE AS {}", quote_ident(OLD_TABLE)),
-            CaptureEvent::Truncate => String::new(),
-        };
-        out.push(format!(
-            "CREATE OR REPLACE TRIGGER {} AFTER {} ON {table}{referencing} FOR EACH STATEMENT \
-             EXECUTE FUNCTION {f}()",
-            quote_ident(&trigger_name(event)),
-            event.keyword(),
-        ));
+        out.push(create_trigger_sql(source.oid, event, &table));
+        partition_templates.push(create_trigger_sql(source.oid, event, "%s"));
     }
-    out.push(format!(
+    out.push(enable_always_sql(source.oid, &table));
+    partition_templates.push(enable_always_sql(source.oid, "%s"));
+
+    // Partitions (at every level) get the same triggers, calling the same functions: statement
+    // triggers of a partitioned table fire only for statements addressed to it, and a write
+    // addressed to a partition fires only that partition's. Each write is captured once.
+    let body = format!(
+        "DECLARE r pg_catalog.regclass; BEGIN FOR r IN SELECT t.relid FROM \
+         pg_catalog.pg_partition_tree({oid}::pg_catalog.oid::pg_catalog.regclass) t \
+         WHERE t.relid <> {oid}::pg_catalog.oid::pg_catalog.regclass LOOP {} END LOOP; END",
+        partition_templates
+            .iter()
+            .map(|t| format!("EXECUTE pg_catalog.format({}, r);", quote_literal(t)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        oid = source.oid,
+    );
+    out.push(format!("DO {}", dollar_quote(&body)));
+    out
+}
+
+/// `CREATE OR REPLACE TRIGGER` of the capture trigger for `event` on `table` (quoted).
+fn create_trigger_sql(oid: u32, event: CaptureEvent, table: &str) -> String {
+    let referencing = match event {
+        CaptureEvent::Insert => format!(" REFERENCING NEW TABLE AS {}", quote_ident(NEW_TABLE)),
+        CaptureEvent::Update => format!(
+            " REFERENCING OLD TABLE AS {} NEW TABLE AS {}",
+            quote_ident(OLD_TABLE),
+            quote_ident(NEW_TABLE)
+        ),
+        CaptureEvent::Delete => format!(" REFERENCING OLD TABLE AS {}", quote_ident(OLD_TABLE)),
+        CaptureEvent::Truncate => String::new(),
+    };
+    format!(
+        "CREATE OR REPLACE TRIGGER {} AFTER {} ON {table}{referencing} FOR EACH STATEMENT \
+         EXECUTE FUNCTION {}()",
+        quote_ident(&trigger_name(oid, event)),
+        event.keyword(),
+        function(oid, event),
+    )
+}
+
+/// `ALTER TABLE <table> ENABLE ALWAYS TRIGGER ...` for the four capture triggers of `oid`.
+fn enable_always_sql(oid: u32, table: &str) -> String {
+    format!(
         "ALTER TABLE {table} {}",
         CaptureEvent::ALL
             .iter()
-            .map(|e| format!("ENABLE ALWAYS TRIGGER {}", quote_ident(&trigger_name(*e))))
+            .map(|e| format!(
+                "ENABLE ALWAYS TRIGGER {}",
+                quote_ident(&trigger_name(oid, *e))
+            ))
             .collect::<Vec<_>>()
             .join(", ")
-    ));
-    out
+    )
 }
 
 /// The install as one multi-statement string (simple query protocol, e.g. `batch_execute`).
@@ -211,7 +252,7 @@ mod tests {
         let sql = install_capture_sql(&t);
         assert!(sql.starts_with("SELECT pg_catalog.pg_advisory_xact_lock("));
         assert!(sql.contains(
-            "CREATE OR REPLACE TRIGGER \"__pgt_capture_upd\" AFTER UPDATE ON \"s\".\"T\" \
+            "CREATE OR REPLACE TRIGGER \"__pgt_capture_5_upd\" AFTER UPDATE ON \"s\".\"T\" \
              REFERENCING OLD TABLE AS \"__pgt_old\" NEW TABLE AS \"__pgt_new\" FOR EACH \
              STATEMENT EXECUTE FUNCTION \"pgtrickle_changes\".\"capture_5_upd\"()"
         ));
@@ -220,11 +261,12 @@ mod tests {
              SELECT \"a\", \"new\", -1 FROM \"__pgt_old\" UNION ALL SELECT \"a\", \"new\", 1 FROM \
              \"__pgt_new\""
         ));
-        assert!(sql.ends_with(
-            "ALTER TABLE \"s\".\"T\" ENABLE ALWAYS TRIGGER \"__pgt_capture_ins\", ENABLE ALWAYS \
-             TRIGGER \"__pgt_capture_upd\", ENABLE ALWAYS TRIGGER \"__pgt_capture_del\", ENABLE \
-             ALWAYS TRIGGER \"__pgt_capture_trunc\";"
+        assert!(sql.contains(
+            "ALTER TABLE \"s\".\"T\" ENABLE ALWAYS TRIGGER \"__pgt_capture_5_ins\", ENABLE ALWAYS \
+             TRIGGER \"__pgt_capture_5_upd\", ENABLE ALWAYS TRIGGER \"__pgt_capture_5_del\", ENABLE \
+             ALWAYS TRIGGER \"__pgt_capture_5_trunc\";"
         ));
+        assert!(sql.ends_with("END LOOP; END$pgt$;"));
     }
 
     #[test]

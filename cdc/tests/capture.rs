@@ -422,9 +422,12 @@ async fn install_is_idempotent_detects_drift_and_uninstalls() {
     b.unwrap();
 
     // A disabled trigger shows.
-    db.batch_execute("ALTER TABLE t DISABLE TRIGGER __pgt_capture_ins")
-        .await
-        .unwrap();
+    db.batch_execute(&format!(
+        "ALTER TABLE t DISABLE TRIGGER __pgt_capture_{}_ins",
+        t.oid
+    ))
+    .await
+    .unwrap();
     assert!(!db
         .query_one(&status, &[])
         .await
@@ -504,4 +507,141 @@ async fn install_is_idempotent_detects_drift_and_uninstalls() {
         .await
         .unwrap()
         .get::<_, bool>("buffer_exists"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_sources_capture_writes_addressed_to_partitions_once() {
+    let cluster = Cluster::start();
+    let db = connect(&cluster, "postgres").await;
+    db.batch_execute(
+        "CREATE TABLE p (k int, v text) PARTITION BY RANGE (k);
+         CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10);
+         CREATE TABLE p2 PARTITION OF p FOR VALUES FROM (10) TO (20) PARTITION BY LIST (v);
+         CREATE TABLE p2a PARTITION OF p2 FOR VALUES IN ('a');
+         CREATE TABLE p2b PARTITION OF p2 DEFAULT;",
+    )
+    .await
+    .unwrap();
+    let p = install(&db, "p").await;
+    let status = pgtrickle_cdc::capture_status_sql(p.oid);
+    assert_eq!(
+        db.query_one(&status, &[])
+            .await
+            .unwrap()
+            .get::<_, i32>("uncaptured_partitions"),
+        0
+    );
+    step(
+        &db,
+        &p,
+        "INSERT INTO p VALUES (1, 'x'), (11, 'a'), (12, 'b')",
+        &["1|x 1", "11|a 1", "12|b 1"],
+    )
+    .await;
+    step(&db, &p, "INSERT INTO p1 VALUES (2, 'y')", &["2|y 1"]).await;
+    step(
+        &db,
+        &p,
+        "INSERT INTO p2a VALUES (13, 'a'); INSERT INTO p2 VALUES (14, 'c')",
+        &["13|a 1", "14|c 1"],
+    )
+    .await;
+    // Row movement across partitions through the root, and an UPDATE addressed to a leaf.
+    step(
+        &db,
+        &p,
+        "UPDATE p SET k = 15 WHERE k = 1",
+        &["1|x -1", "15|x 1"],
+    )
+    .await;
+    step(
+        &db,
+        &p,
+        "UPDATE p2b SET v = 'd' WHERE k = 12",
+        &["12|b -1", "12|d 1"],
+    )
+    .await;
+    step(&db, &p, "DELETE FROM p2a WHERE k = 13", &["13|a -1"]).await;
+    step(&db, &p, "TRUNCATE p1", &["TRUNCATE"]).await;
+    // A partition attached later is reported, and a reinstall covers it.
+    db.batch_execute("CREATE TABLE p3 PARTITION OF p FOR VALUES FROM (20) TO (30)")
+        .await
+        .unwrap();
+    assert_eq!(
+        db.query_one(&status, &[])
+            .await
+            .unwrap()
+            .get::<_, i32>("uncaptured_partitions"),
+        1
+    );
+    install(&db, "p").await;
+    assert_eq!(
+        db.query_one(&status, &[])
+            .await
+            .unwrap()
+            .get::<_, i32>("uncaptured_partitions"),
+        0
+    );
+    step(&db, &p, "INSERT INTO p3 VALUES (21, 'z')", &["21|z 1"]).await;
+    // A partition that is a source of its own keeps both captures apart.
+    let p1 = install(&db, "p1").await;
+    db.batch_execute("INSERT INTO p1 VALUES (3, 'q')")
+        .await
+        .unwrap();
+    assert_eq!(buffer_rows(&db, &p).await, sorted(&["3|q 1"]));
+    assert_eq!(buffer_rows(&db, &p1).await, sorted(&["3|q 1"]));
+    clear(&db, &p).await;
+    // describe_source_sql reports the sources the engine should refuse.
+    db.batch_execute("CREATE TABLE base (a int); CREATE TABLE derived (b int) INHERITS (base)")
+        .await
+        .unwrap();
+    for (name, expected) in [
+        ("p", (false, false)),
+        ("p1", (true, false)),
+        ("base", (false, true)),
+    ] {
+        let oid: u32 = db
+            .query_one("SELECT $1::text::regclass::oid", &[&name])
+            .await
+            .unwrap()
+            .get(0);
+        let row = db
+            .query_one(
+                &format!(
+                    "SELECT bool_or(is_partition), bool_or(has_inheritance_children) FROM ({}) d",
+                    pgtrickle_cdc::describe_source_sql(oid)
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (row.get::<_, bool>(0), row.get::<_, bool>(1)),
+            expected,
+            "{name}"
+        );
+    }
+    // Uninstall removes the triggers from every partition.
+    db.batch_execute(&pgtrickle_cdc::uninstall_capture_sql(p.oid))
+        .await
+        .unwrap();
+    let left: i64 = db
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM pg_trigger WHERE tgname LIKE '\\_\\_pgt\\_capture\\_{}\\_%'",
+                p.oid
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+    // Known gap, kept visible here: a write routed to p1 through the root does not fire p1's own
+    // statement triggers, so a partition that is itself a source misses it (the engine refuses
+    // partitions as sources: describe_source_sql reports is_partition).
+    db.batch_execute("INSERT INTO p VALUES (4, 'r'); INSERT INTO p1 VALUES (5, 's')")
+        .await
+        .unwrap();
+    assert_eq!(buffer_rows(&db, &p1).await, sorted(&["3|q 1", "5|s 1"]));
 }
