@@ -270,3 +270,61 @@ async fn repeated_failures_suspend_and_resume_brings_back() {
         .get(0);
     assert_eq!(status, "ACTIVE");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_cannot_expose_what_it_cannot_read() {
+    let (cluster, proxy) = setup(&["--scheduler-interval-ms", "100"]);
+    cluster.psql(
+        "CREATE ROLE alice LOGIN; CREATE ROLE bob LOGIN; \
+         CREATE TABLE secret (id int, payload text); INSERT INTO secret VALUES (1, 'classified'); \
+         GRANT CREATE ON SCHEMA public TO alice, bob",
+    );
+    let alice = connect(&proxy.conninfo("alice", "postgres")).await;
+    let bob = connect(&proxy.conninfo("bob", "postgres")).await;
+    // alice's own data works.
+    alice
+        .batch_execute("CREATE TABLE mine (g int, v int); INSERT INTO mine VALUES (1, 2), (1, 3)")
+        .await
+        .unwrap();
+    alice
+        .batch_execute(
+            "SELECT pgtrickle.create_stream_table('mine_sum', \
+             'SELECT g, sum(v) AS s FROM mine GROUP BY g', schedule => '1s')",
+        )
+        .await
+        .unwrap();
+    assert_eq!(count(&alice, "SELECT s FROM mine_sum WHERE g = 1").await, 5);
+    // A stream table over a table she cannot read is refused with PostgreSQL's own error.
+    let err = alice
+        .batch_execute(
+            "SELECT pgtrickle.create_stream_table('leak', 'SELECT id, payload FROM secret')",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "42501");
+    // bob cannot drop or refresh alice's stream table.
+    let err = bob
+        .batch_execute("SELECT pgtrickle.drop_stream_table('mine_sum')")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "42501", "{err:?}");
+    let err = bob
+        .batch_execute("SELECT pgtrickle.refresh_stream_table('mine_sum')")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "42501", "{err:?}");
+    // Scheduled refreshes run as alice and keep the table fresh.
+    alice
+        .batch_execute("INSERT INTO mine VALUES (1, 10)")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while count(&alice, "SELECT s FROM mine_sum WHERE g = 1").await != 15 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "not refreshed as alice:\n{}",
+            proxy.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

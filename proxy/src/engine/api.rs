@@ -77,6 +77,26 @@ async fn must_find<R: SqlRunner>(sql: &mut R, name: &StName) -> EngineResult<Fou
     })
 }
 
+/// Finds a stream table the current role owns (or is a member of the owner of), as
+/// PostgreSQL requires for REFRESH MATERIALIZED VIEW, ALTER and DROP.
+async fn must_own<R: SqlRunner>(sql: &mut R, name: &StName) -> EngineResult<Found> {
+    let st = must_find(sql, name).await?;
+    let owns = sql
+        .value(&format!(
+            "SELECT pg_has_role(owner, 'MEMBER') FROM pgtrickle.pgt_stream_tables \
+             WHERE pgt_id = {}",
+            st.pgt_id
+        ))
+        .await?;
+    if owns.as_deref() != Some("t") {
+        return Err(EngineError::api(
+            "42501",
+            format!("must be owner of stream table {}", st.name.name),
+        ));
+    }
+    Ok(st)
+}
+
 /// `create_stream_table` and its variants. With `populate_here`, an `initialize => true`
 /// stream table is populated in this transaction (and its next refresh is FULL, since this
 /// transaction's snapshot may predate the capture triggers); otherwise the caller populates it
@@ -271,7 +291,7 @@ pub async fn drop_by_id<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<
 /// `drop_stream_table(name, cascade)`.
 pub async fn drop<R: SqlRunner>(sql: &mut R, name: &StName, cascade: bool) -> EngineResult<()> {
     catalog::ensure(sql).await?;
-    let st = must_find(sql, name).await?;
+    let st = must_own(sql, name).await?;
     let deps = dependents(sql, st.relid).await?;
     if !deps.is_empty() {
         if !cascade {
@@ -296,14 +316,14 @@ pub async fn drop<R: SqlRunner>(sql: &mut R, name: &StName, cascade: bool) -> En
 /// `refresh_stream_table(name)`.
 pub async fn refresh_by_name<R: SqlRunner>(sql: &mut R, name: &StName) -> EngineResult<Refreshed> {
     catalog::ensure(sql).await?;
-    let st = must_find(sql, name).await?;
+    let st = must_own(sql, name).await?;
     refresh(sql, st.pgt_id, false, false).await
 }
 
 /// `resume_stream_table(name)`.
 pub async fn resume<R: SqlRunner>(sql: &mut R, name: &StName) -> EngineResult<()> {
     catalog::ensure(sql).await?;
-    let st = must_find(sql, name).await?;
+    let st = must_own(sql, name).await?;
     sql.run(&format!(
         "UPDATE pgtrickle.pgt_stream_tables SET status = 'ACTIVE', consecutive_errors = 0, \
          next_attempt_at = NULL WHERE pgt_id = {}",
@@ -321,7 +341,7 @@ pub async fn alter<R: SqlRunner>(
     populate_here: bool,
 ) -> EngineResult<Outcome> {
     catalog::ensure(sql).await?;
-    let st = must_find(sql, &req.name).await?;
+    let st = must_own(sql, &req.name).await?;
     let mut outcome = Outcome::default();
     if req.query.is_some() || req.refresh_mode.is_some() || req.cdc_mode.is_some() {
         let row = sql

@@ -6,7 +6,7 @@
 use super::sql::{SqlError, SqlRunner, SqlRunnerExt};
 
 /// The catalog version this proxy writes; bump it with every change of the DDL below.
-pub const CATALOG_VERSION: i32 = 1;
+pub const CATALOG_VERSION: i32 = 2;
 
 /// Advisory lock key serialising catalog set-up between sessions and proxies.
 const SETUP_LOCK: i64 = 0x7067_7472_6963_6b6c; // "pgtrickl"
@@ -152,6 +152,40 @@ BEGIN
     RETURN NULL;
 END
 $f$;
+
+-- Every role may use the API; row-level security keeps each role to its own stream tables
+-- (refreshes run as the owner, so a role that could rewrite another's refresh SQL could read
+-- what that owner can read).
+GRANT USAGE ON SCHEMA pgtrickle TO PUBLIC;
+GRANT USAGE, CREATE ON SCHEMA pgtrickle_changes TO PUBLIC;
+GRANT SELECT ON ALL TABLES IN SCHEMA pgtrickle TO PUBLIC;
+GRANT INSERT, UPDATE, DELETE ON pgtrickle.pgt_stream_tables, pgtrickle.pgt_dependencies,
+    pgtrickle.pgt_refresh_history TO PUBLIC;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA pgtrickle TO PUBLIC;
+ALTER TABLE pgtrickle.pgt_stream_tables ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pgtrickle.pgt_dependencies ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pgtrickle.pgt_refresh_history ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS pgt_read ON pgtrickle.pgt_stream_tables;
+DROP POLICY IF EXISTS pgt_own ON pgtrickle.pgt_stream_tables;
+CREATE POLICY pgt_read ON pgtrickle.pgt_stream_tables FOR SELECT USING (true);
+CREATE POLICY pgt_own ON pgtrickle.pgt_stream_tables FOR ALL
+    USING (pg_has_role(owner, 'MEMBER')) WITH CHECK (pg_has_role(owner, 'MEMBER'));
+DROP POLICY IF EXISTS pgt_read ON pgtrickle.pgt_dependencies;
+DROP POLICY IF EXISTS pgt_own ON pgtrickle.pgt_dependencies;
+CREATE POLICY pgt_read ON pgtrickle.pgt_dependencies FOR SELECT USING (true);
+CREATE POLICY pgt_own ON pgtrickle.pgt_dependencies FOR ALL
+    USING (EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables s
+                   WHERE s.pgt_id = pgt_dependencies.pgt_id AND pg_has_role(s.owner, 'MEMBER')))
+    WITH CHECK (EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables s
+                   WHERE s.pgt_id = pgt_dependencies.pgt_id AND pg_has_role(s.owner, 'MEMBER')));
+DROP POLICY IF EXISTS pgt_read ON pgtrickle.pgt_refresh_history;
+DROP POLICY IF EXISTS pgt_own ON pgtrickle.pgt_refresh_history;
+CREATE POLICY pgt_read ON pgtrickle.pgt_refresh_history FOR SELECT USING (true);
+CREATE POLICY pgt_own ON pgtrickle.pgt_refresh_history FOR ALL
+    USING (EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables s
+                   WHERE s.pgt_id = pgt_refresh_history.pgt_id AND pg_has_role(s.owner, 'MEMBER')))
+    WITH CHECK (EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables s
+                   WHERE s.pgt_id = pgt_refresh_history.pgt_id AND pg_has_role(s.owner, 'MEMBER')));
 
 DELETE FROM pgtrickle.pgt_catalog_version;
 INSERT INTO pgtrickle.pgt_catalog_version VALUES ({CATALOG_VERSION});

@@ -226,23 +226,7 @@ async fn finish_error(
     match e {
         Some(EngineError::Sql(SqlError::Server { raw, .. })) => out.extend_from_slice(&raw),
         Some(e) => {
-            let code: &'static str = match e.code().as_str() {
-                "42P01" => "42P01",
-                "42P07" => "42P07",
-                "2BP01" => "2BP01",
-                "0A000" => "0A000",
-                "22023" => "22023",
-                "42883" => "42883",
-                "42601" => "42601",
-                "22P02" => "22P02",
-                "22004" => "22004",
-                "42P17" => "42P17",
-                "08P01" => "08P01",
-                "3F000" => "3F000",
-                "08006" => "08006",
-                _ => "XX000",
-            };
-            let mut err = ErrorResponse::error(code, message_of(&e));
+            let mut err = ErrorResponse::error(e.code(), message_of(&e));
             if let EngineError::Api { hint: Some(h), .. } = &e {
                 err = err.with_hint(h.clone());
             }

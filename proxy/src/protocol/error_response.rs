@@ -1,5 +1,7 @@
 //! ErrorResponse (`E`) and NoticeResponse (`N`) messages written by the proxy itself.
 
+use std::borrow::Cow;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// Severity of a message the proxy writes.
@@ -32,7 +34,7 @@ pub struct ErrorResponse {
     /// Severity.
     pub severity: Severity,
     /// Five-character SQLSTATE.
-    pub code: &'static str,
+    pub code: Cow<'static, str>,
     /// Primary message.
     pub message: String,
     /// Optional detail.
@@ -43,20 +45,24 @@ pub struct ErrorResponse {
 
 impl ErrorResponse {
     /// A FATAL error (the proxy closes the connection after sending it).
-    pub fn fatal(code: &'static str, message: impl Into<String>) -> ErrorResponse {
+    pub fn fatal(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> ErrorResponse {
         ErrorResponse::new(Severity::Fatal, code, message)
     }
 
     /// An ERROR (the statement fails, the session goes on).
-    pub fn error(code: &'static str, message: impl Into<String>) -> ErrorResponse {
+    pub fn error(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> ErrorResponse {
         ErrorResponse::new(Severity::Error, code, message)
     }
 
     /// A message of any severity.
-    pub fn new(severity: Severity, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(
+        severity: Severity,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
         ErrorResponse {
             severity,
-            code,
+            code: code.into(),
             message: message.into(),
             detail: None,
             hint: None,
@@ -92,7 +98,7 @@ impl ErrorResponse {
         };
         field(b'S', self.severity.as_str());
         field(b'V', self.severity.as_str());
-        field(b'C', self.code);
+        field(b'C', &self.code);
         field(b'M', &self.message);
         if let Some(d) = &self.detail {
             field(b'D', d);
