@@ -20,7 +20,13 @@
 //!   (`ALTER TABLE ... ENABLE ALWAYS TRIGGER` needs ownership);
 //! - the function bodies contain no dynamic SQL and name everything schema-qualified, so a writer
 //!   cannot redirect them with its own search_path or temporary objects;
-//! - the buffers hold copies of source rows: they must stay readable only by the engine.
+//! - the buffers hold copies of source rows: they must stay readable only by the engine;
+//! - nobody else may create objects in `pgtrickle_changes`: whoever could pre-create a buffer
+//!   would receive the rows of a table they cannot read. The install refuses (42501) a buffer or
+//!   capture function owned by a role whose privileges the installing role does not have; a
+//!   superuser has every role's privileges, so for installs as superuser only the schema's
+//!   privileges protect. Run every install as one fixed role (the engine's), which then owns all
+//!   buffers and functions, and grant readers of a buffer SELECT on it as needed.
 //!
 //! The triggers are `ENABLE ALWAYS`, so they also fire under `session_replication_role =
 //! replica` (logical replication apply workers, some restore tools). A user can still disable
@@ -55,8 +61,8 @@ use crate::buffer::{create_buffer_sql, truncate_marker_sql};
 use crate::catalog::columns_signature_expr;
 use crate::cleanup::source_lock_sql;
 use crate::naming::{
-    buffer_table, function, trigger_name, CaptureEvent, CHANGES_SCHEMA, NEW_TABLE, OLD_TABLE,
-    SCHEMA_LOCK_KEY, WEIGHT_COLUMN,
+    buffer_table, function, function_name, trigger_name, CaptureEvent, CHANGES_SCHEMA, NEW_TABLE,
+    OLD_TABLE, SCHEMA_LOCK_KEY, WEIGHT_COLUMN,
 };
 use crate::quote::{dollar_quote, quote_ident, quote_literal};
 use crate::SourceTable;
@@ -83,8 +89,33 @@ pub fn install_capture_statements(source: &SourceTable) -> Vec<String> {
         ))
     ));
 
-    out.push(create_buffer_sql(source));
+    // Refuse a buffer or capture function somebody else already created (anyone who can create
+    // objects in the schema could otherwise pre-create the buffer and receive, through the
+    // SECURITY DEFINER functions, the rows of a table they cannot read).
     let buffer = buffer_table(source.oid);
+    let functions = CaptureEvent::ALL
+        .iter()
+        .map(|e| quote_literal(&function_name(source.oid, *e)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    out.push(format!(
+        "DO {}",
+        dollar_quote(&format!(
+            "BEGIN IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = \
+             pg_catalog.to_regclass({buffer_lit}) AND NOT pg_catalog.pg_has_role(current_user, \
+             c.relowner, 'USAGE')) OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE \
+             p.pronamespace = {schema_lit}::pg_catalog.regnamespace AND p.proname IN ({functions}) \
+             AND NOT pg_catalog.pg_has_role(current_user, p.proowner, 'USAGE')) THEN RAISE \
+             EXCEPTION USING ERRCODE = '42501', MESSAGE = {message}; END IF; END",
+            buffer_lit = quote_literal(&buffer),
+            schema_lit = quote_literal(&schema),
+            message = quote_literal(&format!(
+                "pgtrickle: change capture objects for {} belong to another role",
+                source.qualified_name()
+            )),
+        ))
+    ));
+    out.push(create_buffer_sql(source));
     out.push(format!("REVOKE ALL ON TABLE {buffer} FROM PUBLIC"));
 
     // Refuse a buffer that does not match the source (stale description, or source altered).

@@ -497,6 +497,49 @@ async fn install_is_idempotent_detects_drift_and_uninstalls() {
     db.batch_execute("INSERT INTO t VALUES (5)").await.unwrap();
     assert_eq!(buffer_rows(&db, &t3).await, sorted(&["5 1"]));
 
+    // A buffer pre-created by another role is refused (it would receive rows its owner cannot
+    // read); the table owner's own install works.
+    db.batch_execute(
+        "CREATE ROLE mallory LOGIN; CREATE ROLE alice LOGIN; \
+         GRANT USAGE, CREATE ON SCHEMA pgtrickle_changes TO mallory, alice; \
+         CREATE TABLE secret (x text); ALTER TABLE secret OWNER TO alice; \
+         CREATE TABLE open_t (x text); ALTER TABLE open_t OWNER TO alice",
+    )
+    .await
+    .unwrap();
+    let secret = describe(&db, "secret").await;
+    let mallory = connect(&cluster, "mallory").await;
+    mallory
+        .batch_execute(&format!(
+            "CREATE TABLE {} (x text, __pgt_weight int, __pgt_xid xid8, __pgt_truncate bool)",
+            buffer_table(secret.oid)
+        ))
+        .await
+        .unwrap();
+    let alice = connect(&cluster, "alice").await;
+    let err = alice
+        .batch_execute(&format!(
+            "BEGIN; {} COMMIT;",
+            pgtrickle_cdc::install_capture_sql(&secret)
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "42501", "{err}");
+    alice.batch_execute("ROLLBACK").await.unwrap();
+    let open_t = describe(&db, "open_t").await;
+    alice
+        .batch_execute(&format!(
+            "BEGIN; {} COMMIT;",
+            pgtrickle_cdc::install_capture_sql(&open_t)
+        ))
+        .await
+        .unwrap();
+    alice
+        .batch_execute("INSERT INTO open_t VALUES ('mine')")
+        .await
+        .unwrap();
+    assert_eq!(buffer_rows(&db, &open_t).await, sorted(&["mine 1"]));
+
     // Uninstall after the source itself was dropped.
     db.batch_execute("DROP TABLE u").await.unwrap();
     db.batch_execute(&pgtrickle_cdc::uninstall_capture_sql(u.oid))
