@@ -37,18 +37,22 @@
 //! The delta holds exactly the buffer rows whose writing transaction is visible in the refresh's
 //! own snapshot and was not visible in `last`. Snapshots of successive refreshes of one consumer
 //! only grow, so every committed change is consumed by exactly one refresh: the first whose
-//! snapshot sees it. A long transaction that began before refresh N and commits after it is in
+//! snapshot sees it (refreshes of one consumer must not overlap: each starts after the previous
+//! one committed, e.g. serialised with an advisory lock). A long transaction that began before refresh N and commits after it is in
 //! progress in N's snapshot, hence skipped by N and taken by N+1. Changes the refresh transaction
 //! writes itself (a stream table that is itself a source) are not visible in its own snapshot and
 //! are therefore left for the next refresh.
 //!
 //! The initial population of a stream table sets its first `last`: populate and record
 //! [`current_snapshot_sql`] in one transaction whose snapshot is taken *after* capture is in place
-//! on every source (see [`install_capture_sql`] for the locking that makes this hold).
+//! on every source (see the [`triggers`] module for the locking that makes this hold).
 //!
 //! [`cleanup_sql`] / [`cleanup_transaction_sql`] delete the buffer rows that every consumer has
 //! already consumed, in a READ COMMITTED transaction of their own after the refresh committed
-//! (not inside the refresh: see the `cleanup` module).
+//! (not inside the refresh: see the [`cleanup`] module).
+//!
+//! Security, partitioned sources, known gaps: see the [`triggers`] module; column changes on a
+//! source after install: see the [`catalog`] module.
 //!
 //! # Other producers
 //!
@@ -56,13 +60,13 @@
 //! [`insert_changes_sql`] / [`insert_changes_from_query_sql`] / [`truncate_marker_sql`] in its own
 //! transaction; its `__pgt_xid` then orders its changes like any other writer's.
 
-mod buffer;
-mod catalog;
-mod cleanup;
-mod consume;
-mod naming;
-mod quote;
-mod triggers;
+pub mod buffer;
+pub mod catalog;
+pub mod cleanup;
+pub mod consume;
+pub mod naming;
+pub mod quote;
+pub mod triggers;
 
 pub use buffer::{
     create_buffer_sql, insert_changes_from_query_sql, insert_changes_sql, truncate_marker_sql,
