@@ -156,7 +156,9 @@ async fn truncate_diamonds_and_buffers_that_empty() {
             &format!("SELECT count(*) FROM pgtrickle_changes.changes_{oid}")
         )
         .await,
-        0
+        0,
+        "{}",
+        proxy.log()
     );
 }
 

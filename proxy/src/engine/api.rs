@@ -20,6 +20,8 @@ pub struct Outcome {
     pub notices: Vec<String>,
     /// A created stream table still to populate (FULL refresh) in a transaction of its own.
     pub populate: Option<i64>,
+    /// Sources whose change buffers to trim after commit.
+    pub trim: Vec<u32>,
 }
 
 /// A stream table found in the catalog.

@@ -138,24 +138,21 @@ pub async fn delta_relation<R: SqlRunner>(
     Ok(pgtrickle_cdc::delta_relation_sql(&t, last))
 }
 
-/// Deletes the buffered changes of a source that every reader has consumed.
-pub async fn trim<R: SqlRunner>(sql: &mut R, dep: &Dep) -> EngineResult<()> {
-    let snapshots: Vec<String> = sql
-        .rows(&format!(
-            "SELECT s.last_snapshot FROM pgtrickle.pgt_dependencies d \
-             JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) WHERE d.source_relid = {}",
-            dep.oid
-        ))
-        .await?
-        .into_iter()
-        .map(|r| r.into_iter().next().flatten())
-        .collect::<Option<Vec<String>>>()
-        .unwrap_or_default();
-    if !snapshots.is_empty() {
-        sql.run(&pgtrickle_cdc::cleanup_sql(dep.oid, &snapshots))
-            .await?;
+/// Deletes, in a READ COMMITTED transaction of its own, the buffered changes of source `oid`
+/// that every reader has consumed. Housekeeping: a failure (say, a role that may not delete
+/// from another owner's buffer) is logged and left for a later refresh.
+pub async fn trim_committed<R: SqlRunner>(sql: &mut R, oid: u32) {
+    let snapshots = format!(
+        "SELECT s.last_snapshot FROM pgtrickle.pgt_dependencies d \
+         JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) WHERE d.source_relid = {oid}"
+    );
+    if let Err(e) = sql
+        .run(&pgtrickle_cdc::cleanup_transaction_sql(oid, &snapshots))
+        .await
+    {
+        let _ = sql.run("ROLLBACK").await;
+        tracing::debug!(source = oid, "change buffer not trimmed: {e}");
     }
-    Ok(())
 }
 
 /// Removes capture from `oid` when no stream table reads it any more.

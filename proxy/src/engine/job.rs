@@ -11,6 +11,7 @@ use pgtrickle_planner::{ApiRequest, PlanError};
 
 use super::answer::{self, Column};
 use super::api;
+use super::capture;
 use super::error::EngineError;
 use super::refresh::refresh;
 use super::sql::{quote_literal, SqlError, SqlRunner};
@@ -31,6 +32,9 @@ pub enum Protocol {
         failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
     },
 }
+
+/// Attempts of a refresh that keeps colliding with concurrent refreshes.
+const MAX_ATTEMPTS: u32 = 5;
 
 /// One API call to run on the session.
 pub struct ApiJob {
@@ -63,9 +67,12 @@ async fn execute<R: SqlRunner>(
         ApiRequest::Create(c) => api::create(sql, c, populate_here).await,
         ApiRequest::Alter(a) => api::alter(sql, a, populate_here).await,
         ApiRequest::Drop { name, cascade } => api::drop(sql, name, *cascade).await.map(done),
-        ApiRequest::Refresh { name } => api::refresh_by_name(sql, name)
-            .await
-            .map(|_| api::Outcome::default()),
+        ApiRequest::Refresh { name } => {
+            api::refresh_by_name(sql, name).await.map(|r| api::Outcome {
+                trim: r.sources,
+                ..api::Outcome::default()
+            })
+        }
         ApiRequest::Resume { name } => api::resume(sql, name).await.map(done),
         ApiRequest::Status | ApiRequest::Explain { .. } | ApiRequest::RefreshHistory { .. } => Err(
             EngineError::api("XX000", "read functions are answered by the server"),
@@ -128,33 +135,54 @@ impl ApiJob {
             ApiRequest::Refresh { .. } => "BEGIN ISOLATION LEVEL REPEATABLE READ",
             _ => "BEGIN ISOLATION LEVEL READ COMMITTED",
         };
-        sql.simple_query(begin).await?;
-        let outcome = match execute(sql, request, false).await {
-            Ok(o) => o,
-            Err(e) => {
-                let _ = sql.simple_query("ROLLBACK").await;
-                return Err(e);
-            }
-        };
-        sql.simple_query("COMMIT").await?;
-        if let Some(pgt_id) = outcome.populate {
-            sql.simple_query("BEGIN ISOLATION LEVEL REPEATABLE READ")
-                .await?;
-            let populated = refresh(sql, pgt_id, true, false).await;
-            match populated {
-                Ok(_) => {
+        // A refresh that collides with a concurrent one (the scheduler's, another proxy's)
+        // fails with a serialization error; refreshing again is always right.
+        let mut attempt = 0;
+        let mut outcome = loop {
+            attempt += 1;
+            sql.simple_query(begin).await?;
+            match execute(sql, request, false).await {
+                Ok(o) => {
                     sql.simple_query("COMMIT").await?;
+                    break o;
                 }
                 Err(e) => {
                     let _ = sql.simple_query("ROLLBACK").await;
-                    sql.simple_query("BEGIN").await?;
-                    let undone = api::drop_by_id(sql, pgt_id).await;
-                    let _ = sql
-                        .simple_query(if undone.is_ok() { "COMMIT" } else { "ROLLBACK" })
-                        .await;
-                    return Err(e);
+                    if !(e.is_serialization_failure() && attempt < MAX_ATTEMPTS) {
+                        return Err(e);
+                    }
                 }
             }
+        };
+        if let Some(pgt_id) = outcome.populate {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                sql.simple_query("BEGIN ISOLATION LEVEL REPEATABLE READ")
+                    .await?;
+                match refresh(sql, pgt_id, true, false).await {
+                    Ok(r) => {
+                        sql.simple_query("COMMIT").await?;
+                        outcome.trim.extend(r.sources);
+                        break;
+                    }
+                    Err(e) => {
+                        let _ = sql.simple_query("ROLLBACK").await;
+                        if e.is_serialization_failure() && attempt < MAX_ATTEMPTS {
+                            continue;
+                        }
+                        sql.simple_query("BEGIN").await?;
+                        let undone = api::drop_by_id(sql, pgt_id).await;
+                        let _ = sql
+                            .simple_query(if undone.is_ok() { "COMMIT" } else { "ROLLBACK" })
+                            .await;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        for oid in &outcome.trim {
+            capture::trim_committed(sql, *oid).await;
         }
         Ok(outcome)
     }

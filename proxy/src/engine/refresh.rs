@@ -1,6 +1,7 @@
 //! Refreshing one stream table inside the caller's transaction: FULL (recompute) or
 //! DIFFERENTIAL (consume exactly the changes committed since the last refresh's snapshot and
-//! apply them), then record the new snapshot, the history row, and trim the change buffers.
+//! apply them), then record the new snapshot and the history row. The caller trims the change
+//! buffers after commit.
 //!
 //! Exactly once: the delta of a source is the set of its buffered changes visible in this
 //! transaction's snapshot but not in the snapshot of the previous refresh. A DIFFERENTIAL
@@ -19,6 +20,10 @@ pub struct Refreshed {
     pub action: &'static str,
     /// Rows inserted, updated or deleted in the storage table.
     pub rows_changed: i64,
+    /// The captured sources, whose buffers the caller trims once this transaction committed
+    /// ([`super::capture::trim_committed`]; trimming inside the refresh would make concurrent
+    /// refreshes of stream tables sharing a source fail with serialization errors).
+    pub sources: Vec<u32>,
 }
 
 struct StRow {
@@ -178,11 +183,9 @@ pub async fn refresh<R: SqlRunner>(
         !single_snapshot || distrust_snapshot
     ))
     .await?;
-    for d in deps.iter().filter(|d| d.captured) {
-        capture::trim(sql, d).await?;
-    }
     Ok(Refreshed {
         action,
         rows_changed,
+        sources: deps.iter().filter(|d| d.captured).map(|d| d.oid).collect(),
     })
 }

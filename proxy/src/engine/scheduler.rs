@@ -180,6 +180,9 @@ async fn refresh_as_owner(client: &mut Client, c: &Candidate) -> EngineResult<()
     match refresh(client, c.pgt_id, false, false).await {
         Ok(r) => {
             client.run("COMMIT").await?;
+            for oid in &r.sources {
+                capture::trim_committed(client, *oid).await;
+            }
             tracing::debug!(stream_table = %c.name, action = r.action, rows = r.rows_changed, "refreshed");
             Ok(())
         }
