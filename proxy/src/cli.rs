@@ -73,6 +73,11 @@ pub struct Args {
     #[arg(long, env = "PGTRICKLE_MIN_SCHEDULE_SECONDS", default_value_t = 1)]
     pub min_schedule_seconds: u64,
 
+    /// AUTO stream tables refresh FULL instead of DIFFERENTIAL when the changes waiting since the
+    /// last refresh exceed this share of a source's rows (0 to 1).
+    #[arg(long, env = "PGTRICKLE_AUTO_FULL_THRESHOLD", default_value_t = 0.5)]
+    pub auto_full_threshold: f64,
+
     /// Log filter (error, warn, info, debug, trace, or a tracing directive list).
     #[arg(long, env = "PGTRICKLE_LOG", default_value = "info")]
     pub log: String,
@@ -145,6 +150,7 @@ fn run(args: Args) -> Result<(), BoxError> {
                 local.port()
             );
         }
+        crate::engine::settings::set_auto_full_threshold(args.auto_full_threshold);
         let wake = Arc::new(tokio::sync::Notify::new());
         let interceptor = EngineInterceptorFactory {
             limits: ApiLimits {

@@ -28,6 +28,17 @@ async fn differs(client: &Client, st: &str, cols: &str, query: &str) -> i64 {
     .await
 }
 
+async fn last_action(client: &Client, st: &str) -> String {
+    client
+        .query_one(
+            &format!("SELECT action FROM pgtrickle.get_refresh_history('{st}', 1)"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, String>(0)
+}
+
 async fn refresh(client: &Client, st: &str) {
     client
         .batch_execute(&format!("SELECT pgtrickle.refresh_stream_table('{st}')"))
@@ -329,4 +340,41 @@ async fn a_role_cannot_expose_what_it_cannot_read() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_refreshes_full_when_most_of_a_source_changed() {
+    let (_cluster, proxy) = setup(&[
+        "--scheduler-interval-ms",
+        "60000",
+        "--auto-full-threshold",
+        "0.3",
+    ]);
+    let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (g int, v int); \
+             INSERT INTO t SELECT g % 4, g FROM generate_series(1, 1000) g; ANALYZE t",
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!(
+            "SELECT pgtrickle.create_stream_table('agg', '{Q}', schedule => '1h')"
+        ))
+        .await
+        .unwrap();
+    client
+        .batch_execute("UPDATE t SET v = v + 1 WHERE v <= 10")
+        .await
+        .unwrap();
+    refresh(&client, "agg").await;
+    assert_eq!(last_action(&client, "agg").await, "DIFFERENTIAL");
+    client
+        .batch_execute("UPDATE t SET v = v + 1 WHERE v <= 500")
+        .await
+        .unwrap();
+    refresh(&client, "agg").await;
+    assert_eq!(last_action(&client, "agg").await, "FULL");
+    assert_eq!(differs(&client, "agg", "g, n, s", Q).await, 0);
 }

@@ -14,4 +14,5 @@ pub mod job;
 pub mod own_connection;
 pub mod refresh;
 pub mod scheduler;
+pub mod settings;
 pub mod sql;

@@ -27,6 +27,7 @@ pub struct Refreshed {
 }
 
 struct StRow {
+    refresh_mode: String,
     effective_mode: String,
     full_refresh: Vec<String>,
     diff_refresh: Option<Vec<String>>,
@@ -87,7 +88,8 @@ async fn load<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<StRow> {
     let row = sql
         .rows(&format!(
             "SELECT effective_mode, full_refresh, diff_refresh, last_snapshot, needs_full, \
-             is_populated FROM pgtrickle.pgt_stream_tables WHERE pgt_id = {pgt_id} FOR UPDATE"
+             is_populated, refresh_mode FROM pgtrickle.pgt_stream_tables \
+             WHERE pgt_id = {pgt_id} FOR UPDATE"
         ))
         .await?
         .into_iter()
@@ -95,6 +97,7 @@ async fn load<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<StRow> {
         .ok_or_else(|| EngineError::api("42P01", "stream table was dropped"))?;
     let get = |i: usize| row.get(i).cloned().flatten();
     Ok(StRow {
+        refresh_mode: get(6).unwrap_or_default(),
         effective_mode: get(0).unwrap_or_default(),
         full_refresh: get(1).map(|s| parse_text_array(&s)).unwrap_or_default(),
         diff_refresh: get(2).map(|s| parse_text_array(&s)),
@@ -114,6 +117,26 @@ fn rows_of(tag: &str) -> i64 {
             .unwrap_or(0),
         _ => 0,
     }
+}
+
+/// AUTO at run time: true when the changes waiting in a source's buffer are a larger share of
+/// its rows (PostgreSQL's estimate) than the configured threshold, so recomputing is cheaper.
+async fn mostly_changed<R: SqlRunner>(sql: &mut R, oid: u32, last: &str) -> EngineResult<bool> {
+    let rows: f64 = sql
+        .value(&format!("SELECT reltuples FROM pg_class WHERE oid = {oid}"))
+        .await?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1.0);
+    if rows <= 0.0 {
+        // Never analysed: no estimate to compare with.
+        return Ok(false);
+    }
+    let changes: f64 = sql
+        .value(&pgtrickle_cdc::pending_change_count_sql(oid, last))
+        .await?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    Ok(changes > rows * super::settings::auto_full_threshold())
 }
 
 /// Refreshes stream table `pgt_id` in the caller's transaction (FULL when `force_full`).
@@ -143,7 +166,9 @@ pub async fn refresh<R: SqlRunner>(
             None => full = true,
             Some(last) => {
                 for d in deps.iter().filter(|d| d.captured) {
-                    if capture::truncated_since(sql, d, last).await? {
+                    if capture::truncated_since(sql, d, last).await?
+                        || (st.refresh_mode == "AUTO" && mostly_changed(sql, d.oid, last).await?)
+                    {
                         full = true;
                     }
                 }
