@@ -182,8 +182,11 @@ pub async fn refresh<R: SqlRunner>(
         for d in deps.iter().filter(|d| d.captured) {
             let table = delta_table(d.oid);
             let delta = capture::delta_relation(sql, d, &last).await?;
+            // ANALYZE: with real row counts (often zero) the planner joins from the small
+            // deltas into the sources' indexes instead of scanning the sources.
             sql.run(&format!(
-                "DROP TABLE IF EXISTS {table}; CREATE TEMP TABLE {} ON COMMIT DROP AS {delta}",
+                "DROP TABLE IF EXISTS {table}; CREATE TEMP TABLE {} ON COMMIT DROP AS {delta}; \
+                 ANALYZE {table}",
                 table.trim_start_matches("pg_temp."),
             ))
             .await?;
