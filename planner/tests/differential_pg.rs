@@ -107,8 +107,12 @@ const SCENARIOS: &[Scenario] = &[
         query: "SELECT x.id, x.v FROM a x WHERE NOT EXISTS (SELECT 1 FROM a y WHERE y.v > x.v AND y.k = x.k)" },
     Scenario { name: "not_in_falls_back_to_full", tables: &["a", "b"], mode: F,
         query: "SELECT id FROM a WHERE k NOT IN (SELECT v FROM b WHERE v IS NOT NULL)" },
-    Scenario { name: "intersect_falls_back_to_full", tables: &["a", "b"], mode: F,
-        query: "SELECT k FROM a INTERSECT SELECT k FROM b" },
+    Scenario { name: "intersect", tables: &["a", "b"], mode: D,
+        query: "SELECT k, s FROM a INTERSECT SELECT k, s FROM b" },
+    Scenario { name: "except", tables: &["a", "b"], mode: D,
+        query: "SELECT k, v FROM a WHERE b EXCEPT SELECT k, v FROM b" },
+    Scenario { name: "except_all_falls_back_to_full", tables: &["a", "b"], mode: F,
+        query: "SELECT k FROM a EXCEPT ALL SELECT k FROM b" },
 ];
 
 fn base_seed() -> u64 {

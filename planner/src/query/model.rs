@@ -385,6 +385,15 @@ impl Builder<'_> {
                 let body = Body::UnionAll(vec![self.body(left)?, self.body(right)?]);
                 Ok(distinct_plan(body))
             }
+            SetExpr::SetOperation {
+                op: op @ (SetOperator::Intersect | SetOperator::Except),
+                set_quantifier: SetQuantifier::Distinct | SetQuantifier::None,
+                left,
+                right,
+            } => {
+                let body = self.intersect_except(left, right, *op == SetOperator::Intersect)?;
+                Ok(distinct_plan(body))
+            }
             SetExpr::Query(q) if q.with.is_none() && q.limit_clause.is_none() => {
                 self.top_set_expr(&q.body)
             }
@@ -403,6 +412,64 @@ impl Builder<'_> {
             }
         }
         Ok(())
+    }
+
+    /// `left INTERSECT right` as `left WHERE EXISTS (matching right row)`, `EXCEPT` with NOT
+    /// EXISTS, matching NULLs as equal like set operations do; DISTINCT is applied on top.
+    fn intersect_except(&mut self, left: &SetExpr, right: &SetExpr, intersect: bool) -> R<Body> {
+        let l = self.body(left)?;
+        let r = self.body(right)?;
+        let n = l.names().len();
+        if r.names().len() != n {
+            return unsupported("INTERSECT/EXCEPT of inputs with different column counts");
+        }
+        let (lid, rid, pid) = (self.next_id, self.next_id + 1, self.next_id + 2);
+        self.next_id += 3;
+        let cols: Vec<String> = (0..n).map(|i| format!("__pgt_c{i}")).collect();
+        let lf = Factor {
+            id: lid,
+            source: FactorSource::Derived(l),
+            columns: cols.clone(),
+        };
+        let rf = Factor {
+            id: rid,
+            source: FactorSource::Derived(r),
+            columns: cols.clone(),
+        };
+        let alias_list = |f: &Factor| format!("({}, {})", cols.join(", "), f.weight());
+        let matches = cols
+            .iter()
+            .map(|c| format!("__pgt_r.{c} IS NOT DISTINCT FROM __pgt_l.{c}"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let pred_body = Block {
+            items: vec!["1".into()],
+            names: vec!["?column?".into()],
+            item_exprs: vec!["1".into()],
+            aliases: vec!["__pgt_r".into()],
+            from_sql: format!("{} AS __pgt_r{}", rf.placeholder(), alias_list(&rf)),
+            factors: vec![rf],
+            where_sql: Some(matches),
+            preds: vec![],
+            variants: vec![],
+        };
+        let items: Vec<String> = cols.iter().map(|c| format!("__pgt_l.{c}")).collect();
+        let from_sql = format!("{} AS __pgt_l{}", lf.placeholder(), alias_list(&lf));
+        Ok(Body::Block(Box::new(Block {
+            items: items.clone(),
+            names: cols.clone(),
+            item_exprs: items,
+            aliases: vec!["__pgt_l".into()],
+            from_sql,
+            factors: vec![lf],
+            where_sql: None,
+            preds: vec![Pred {
+                negated: !intersect,
+                body: Body::Block(Box::new(pred_body)),
+                id: pid,
+            }],
+            variants: vec![],
+        })))
     }
 
     /// A body: a plain block or UNION ALL of bodies.
