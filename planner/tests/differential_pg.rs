@@ -77,6 +77,25 @@ const SCENARIOS: &[Scenario] = &[
     Scenario { name: "union_all_in_subquery_aggregate", tables: &["a", "b"], mode: D,
         query: "SELECT u.k, count(*) AS cnt, max(u.v) AS mx FROM (SELECT k, v FROM a UNION ALL \
                 SELECT k, v FROM b) u GROUP BY u.k" },
+    Scenario { name: "having_without_group_by", tables: &["a"], mode: D,
+        query: "SELECT count(*) AS cnt, sum(v) AS sv FROM a HAVING count(*) > 12" },
+    Scenario { name: "cte_referenced_twice", tables: &["a"], mode: D,
+        query: "WITH p AS (SELECT id, k, v FROM a WHERE v IS NOT NULL) SELECT p1.id, p2.id AS id2 \
+                FROM p p1 JOIN p p2 ON p1.k = p2.k AND p1.v < p2.v" },
+    Scenario { name: "quoted_mixed_case_names", tables: &["a"], mode: D,
+        query: "SELECT k AS \"Key\", sum(v) AS \"Total Value\", count(*) AS \"select\" FROM a GROUP BY k" },
+    Scenario { name: "nested_subqueries", tables: &["a", "b"], mode: D,
+        query: "SELECT x.k, x.w FROM (SELECT y.k, y.v + 1 AS w FROM (SELECT k, v FROM a WHERE k IS NOT NULL) y \
+                WHERE y.v > 0) x JOIN b ON b.id = x.k" },
+    Scenario { name: "distinct_over_join", tables: &["a", "b"], mode: D,
+        query: "SELECT DISTINCT a.k, b.s FROM a JOIN b ON a.id = b.id" },
+    Scenario { name: "union_three_branches", tables: &["a", "b", "c"], mode: D,
+        query: "SELECT k, s FROM a UNION SELECT k, s FROM b UNION SELECT v, s FROM c" },
+    Scenario { name: "join_with_or_condition", tables: &["a", "b"], mode: D,
+        query: "SELECT a.id, b.id AS bid FROM a JOIN b ON a.k = b.k OR a.v = b.v" },
+    Scenario { name: "group_by_coalesce_expression", tables: &["a"], mode: D,
+        query: "SELECT coalesce(k, -1) AS kk, s, avg(v) AS av, bool_or(v > 5) AS anybig FROM a \
+                GROUP BY coalesce(k, -1), s" },
     Scenario { name: "left_join", tables: &["a", "b"], mode: D,
         query: "SELECT a.id, a.k, b.v FROM a LEFT JOIN b ON a.id = b.id" },
     Scenario { name: "left_join_null_keys_and_filter", tables: &["a", "b"], mode: D,

@@ -382,8 +382,11 @@ impl Builder<'_> {
                 left,
                 right,
             } => {
-                let body = Body::UnionAll(vec![self.body(left)?, self.body(right)?]);
-                Ok(distinct_plan(body))
+                // DISTINCT over the whole union absorbs any UNION / UNION ALL below it.
+                let mut parts = Vec::new();
+                self.union_branches(left, &mut parts)?;
+                self.union_branches(right, &mut parts)?;
+                Ok(distinct_plan(Body::UnionAll(parts)))
             }
             SetExpr::SetOperation {
                 op: op @ (SetOperator::Intersect | SetOperator::Except),
@@ -412,6 +415,24 @@ impl Builder<'_> {
             }
         }
         Ok(())
+    }
+
+    fn union_branches(&mut self, s: &SetExpr, out: &mut Vec<Body>) -> R<()> {
+        match s {
+            SetExpr::SetOperation {
+                op: SetOperator::Union,
+                left,
+                right,
+                ..
+            } => {
+                self.union_branches(left, out)?;
+                self.union_branches(right, out)
+            }
+            _ => {
+                out.push(self.body(s)?);
+                Ok(())
+            }
+        }
     }
 
     /// `left INTERSECT right` as `left WHERE EXISTS (matching right row)`, `EXCEPT` with NOT
