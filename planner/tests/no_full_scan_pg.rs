@@ -90,6 +90,16 @@ fn differential_refresh_does_not_scan_unchanged_sources() {
              WHERE p.price > 3",
             &[("id", "integer"), ("total", "numeric"), ("category", "text")],
         ),
+        (
+            "SELECT o.id, p.category FROM orders o LEFT JOIN products p ON p.id = o.product_id",
+            &[("id", "integer"), ("category", "text")],
+        ),
+        (
+            "SELECT o.customer_id, count(*) AS n FROM orders o WHERE NOT EXISTS \
+             (SELECT 1 FROM products p WHERE p.id = o.product_id AND p.price > 90) \
+             GROUP BY o.customer_id",
+            &[("customer_id", "integer"), ("n", "bigint")],
+        ),
     ];
     for (ci, (query, cols)) in cases.iter().enumerate() {
         let plan = plan_stream_table(&PlanInput {

@@ -156,10 +156,11 @@ impl RelGen<'_> {
                 PredVersion::New => conds.push(self.pred_new(p)),
                 PredVersion::Old => conds.push(self.pred_old(p)),
                 PredVersion::Changed => {
+                    // The subquery goes directly into EXISTS, with its correlation in its
+                    // WHERE, so PostgreSQL can turn it into a semi-join driven by the delta.
                     conds.push(format!(
-                        "EXISTS (SELECT 1 FROM ({}) AS __pgt_d{})",
-                        self.body(&p.body, Version::Delta, "__pgt_ws"),
-                        p.id
+                        "EXISTS ({})",
+                        self.body(&p.body, Version::Delta, "__pgt_ws")
                     ));
                     weights.push(format!(
                         "(({})::int - ({})::int)",
@@ -199,10 +200,9 @@ impl RelGen<'_> {
 
     fn pred_new(&self, p: &Pred) -> String {
         format!(
-            "{}EXISTS (SELECT 1 FROM ({}) AS __pgt_s{})",
+            "{}EXISTS ({})",
             if p.negated { "NOT " } else { "" },
             self.body(&p.body, Version::New, "__pgt_ws"),
-            p.id
         )
     }
 
