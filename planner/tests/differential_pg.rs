@@ -96,6 +96,18 @@ const SCENARIOS: &[Scenario] = &[
     Scenario { name: "group_by_coalesce_expression", tables: &["a"], mode: D,
         query: "SELECT coalesce(k, -1) AS kk, s, avg(v) AS av, bool_or(v > 5) AS anybig FROM a \
                 GROUP BY coalesce(k, -1), s" },
+    Scenario { name: "grouped_subquery_filtered", tables: &["a"], mode: D,
+        query: "SELECT t.k, t.total FROM (SELECT k, sum(v) AS total, count(*) AS c FROM a GROUP BY k) t \
+                WHERE t.c > 1" },
+    Scenario { name: "grouped_cte_joined", tables: &["a", "b"], mode: D,
+        query: "WITH tot AS (SELECT id, sum(v) AS sv, max(s) AS ms, min(v) FILTER (WHERE b) AS mb \
+                FROM b GROUP BY id) SELECT a.id, tot.sv, tot.ms, tot.mb FROM a JOIN tot ON tot.id = a.id" },
+    Scenario { name: "two_level_aggregation", tables: &["a"], mode: D,
+        query: "SELECT g.c, count(*) AS groups, sum(g.sv) AS total FROM (SELECT k, count(*) AS c, \
+                sum(v) AS sv FROM a GROUP BY k) g GROUP BY g.c" },
+    Scenario { name: "grouped_subquery_over_join", tables: &["a", "b"], mode: D,
+        query: "SELECT x.s, x.n, x.av FROM (SELECT b.s, count(*) AS n, avg(a.v) AS av, bool_and(a.b) AS ba \
+                FROM a JOIN b ON a.k = b.k GROUP BY b.s) x" },
     Scenario { name: "left_join", tables: &["a", "b"], mode: D,
         query: "SELECT a.id, a.k, b.v FROM a LEFT JOIN b ON a.id = b.id" },
     Scenario { name: "left_join_null_keys_and_filter", tables: &["a", "b"], mode: D,

@@ -36,6 +36,18 @@ pub enum Body {
     Block(Box<Block>),
     /// UNION ALL of bodies with the same columns.
     UnionAll(Vec<Body>),
+    /// GROUP BY with plain keys and maintainable aggregates, below the top of the query (a
+    /// subquery in FROM or a CTE).
+    Grouped(Box<GroupedBody>),
+}
+
+/// A grouped subquery: its groups are recomputed for the keys its input's changes reach.
+#[derive(Debug, Clone)]
+pub struct GroupedBody {
+    /// The grouping plan (input block, keys, aggregates, outputs).
+    pub plan: AggPlan,
+    /// Output column names.
+    pub names: Vec<String>,
 }
 
 impl Body {
@@ -44,6 +56,7 @@ impl Body {
         match self {
             Body::Block(b) => b.names.clone(),
             Body::UnionAll(bs) => bs.first().map(|b| b.names()).unwrap_or_default(),
+            Body::Grouped(g) => g.names.clone(),
         }
     }
 }
@@ -499,6 +512,17 @@ impl Builder<'_> {
             SetExpr::Select(sel) => {
                 if sel.distinct.is_some() {
                     return unsupported("DISTINCT below the top of the query");
+                }
+                let grouped = !matches!(&sel.group_by, GroupByExpr::Expressions(e, _) if e.is_empty())
+                    || sel.having.is_some()
+                    || sel.projection.iter().any(|i| match i {
+                        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                            expr_has_aggregate(e)
+                        }
+                        _ => false,
+                    });
+                if grouped {
+                    return self.grouped_body(sel);
                 }
                 Ok(Body::Block(Box::new(self.block(sel)?)))
             }
@@ -1087,6 +1111,30 @@ impl Builder<'_> {
             }
         }
         Ok((sql, names, exprs))
+    }
+
+    /// A GROUP BY subquery: keys and plain aggregates only (no HAVING, no DISTINCT
+    /// aggregates, no expressions over aggregates), with at least one key.
+    fn grouped_body(&mut self, s: &Select) -> R<Body> {
+        let Shape::Aggregate(plan) = self.grouped(s)? else {
+            return unsupported("GROUP BY in a subquery");
+        };
+        if let Some(why) = &plan.rescan_all {
+            return unsupported(format!("{why} in a GROUP BY subquery"));
+        }
+        if plan.key_exprs.is_empty() {
+            return unsupported("aggregate without GROUP BY in a subquery");
+        }
+        let names = s
+            .projection
+            .iter()
+            .map(|i| match i {
+                SelectItem::ExprWithAlias { alias, .. } => fold_ident(alias),
+                SelectItem::UnnamedExpr(e) => expr_name(e),
+                _ => "?column?".into(),
+            })
+            .collect();
+        Ok(Body::Grouped(Box::new(GroupedBody { plan: *plan, names })))
     }
 
     fn grouped(&mut self, s: &Select) -> R<Shape> {

@@ -4,7 +4,9 @@
 //! d(F1..Fn) = sum over i of F1new..F(i-1)new dFi F(i+1)old..Fnold).
 
 use crate::input::SourceRelation;
-use crate::query::model::{Block, Body, Factor, FactorSource, Pred};
+use crate::query::model::{
+    AggInput, AggKind, Block, Body, Factor, FactorSource, GroupedBody, OutCol, Pred,
+};
 
 /// How a semi/anti-join predicate is evaluated in one SELECT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +80,118 @@ impl RelGen<'_> {
                 .map(|p| format!("({})", self.body(p, version, weight)))
                 .collect::<Vec<_>>()
                 .join(" UNION ALL "),
+            Body::Grouped(g) => self.grouped(g, version, weight),
+        }
+    }
+
+    /// A grouped subquery in a version. Its input is projected to keys `__pgt_kI`, arguments
+    /// `__pgt_aJ` and filters `__pgt_fJ`; the aggregates are applied to that projection. The
+    /// old state regroups the input's old rows expanded from their net weights; the delta is
+    /// +1 for the new and -1 for the old rows of every group whose key hash appears in the
+    /// input's delta (a colliding unchanged group cancels out).
+    fn grouped(&self, g: &GroupedBody, version: Version, weight: &str) -> String {
+        let plan = &g.plan;
+        let AggInput::Grouped { block, .. } = &plan.input else {
+            return String::new();
+        };
+        let mut cols: Vec<String> = Vec::new();
+        let mut proj: Vec<String> = Vec::new();
+        for (i, k) in plan.key_exprs.iter().enumerate() {
+            proj.push(format!("{k} AS __pgt_k{i}"));
+            cols.push(format!("__pgt_k{i}"));
+        }
+        for (j, a) in plan.aggs.iter().enumerate() {
+            if let Some(arg) = &a.arg {
+                proj.push(format!("{arg} AS __pgt_a{j}"));
+                cols.push(format!("__pgt_a{j}"));
+            }
+            if let Some(f) = &a.filter {
+                proj.push(format!("({f}) AS __pgt_f{j}"));
+                cols.push(format!("__pgt_f{j}"));
+            }
+        }
+        let keys: Vec<String> = (0..plan.key_exprs.len())
+            .map(|i| format!("__pgt_k{i}"))
+            .collect();
+        let outputs: Vec<String> = plan
+            .outputs
+            .iter()
+            .zip(&g.names)
+            .map(|(o, name)| {
+                let e = match o {
+                    OutCol::Key(i) => format!("__pgt_k{i}"),
+                    OutCol::Agg(j) => {
+                        let a = &plan.aggs[*j];
+                        let f = if a.filter.is_some() {
+                            format!(" FILTER (WHERE __pgt_f{j})")
+                        } else {
+                            String::new()
+                        };
+                        let func = match a.kind {
+                            AggKind::CountStar => "count(*)".to_string(),
+                            AggKind::Count => format!("count(__pgt_a{j})"),
+                            AggKind::Sum => format!("sum(__pgt_a{j})"),
+                            AggKind::Avg => format!("avg(__pgt_a{j})"),
+                            AggKind::Min => format!("min(__pgt_a{j})"),
+                            AggKind::Max => format!("max(__pgt_a{j})"),
+                            AggKind::BoolAnd => format!("bool_and(__pgt_a{j})"),
+                            AggKind::BoolOr => format!("bool_or(__pgt_a{j})"),
+                        };
+                        format!("{func}{f}")
+                    }
+                    OutCol::Expr => "NULL".into(),
+                };
+                format!("{e} AS {}", crate::api_call::quote_ident(name))
+            })
+            .collect();
+        let n = block.factors.len();
+        let m = block.preds.len();
+        let new_input = self.select(
+            block,
+            &vec![Version::New; n],
+            &vec![PredVersion::New; m],
+            Some(&proj),
+            "__pgt_iw",
+        );
+        let old_input = self.select(
+            block,
+            &vec![Version::Old; n],
+            &vec![PredVersion::Old; m],
+            Some(&proj),
+            "__pgt_iw",
+        );
+        let list = cols.join(", ");
+        let old_bag = |restrict: &str| {
+            format!(
+                "SELECT {list} FROM (SELECT {list}, sum(__pgt_iw) AS __pgt_m FROM ({old_input}) \
+                 AS __pgt_o {restrict} GROUP BY {list} HAVING sum(__pgt_iw) > 0) AS __pgt_e \
+                 CROSS JOIN LATERAL generate_series(1, __pgt_e.__pgt_m)"
+            )
+        };
+        let group = |input: &str, w: &str| {
+            format!(
+                "SELECT {}, {w} AS {weight} FROM ({input}) AS __pgt_in GROUP BY {}",
+                outputs.join(", "),
+                keys.join(", ")
+            )
+        };
+        match version {
+            Version::New => group(&new_input, "1"),
+            Version::Old => group(&old_bag(""), "1"),
+            Version::Delta => {
+                let hash = super::row_hash(&keys);
+                let delta_input = self.block_delta(block, Some(&proj), "__pgt_iw");
+                let restrict =
+                    format!("WHERE {hash} IN (SELECT {hash} FROM ({delta_input}) AS __pgt_dk)");
+                format!(
+                    "({}) UNION ALL ({})",
+                    group(
+                        &format!("SELECT * FROM ({new_input}) AS __pgt_n {restrict}"),
+                        "1"
+                    ),
+                    group(&old_bag(&restrict), "-1")
+                )
+            }
         }
     }
 
@@ -306,6 +420,10 @@ fn body_reads(b: &Body, k: usize) -> bool {
             b.factors.iter().any(|f| reads(f, k)) || b.preds.iter().any(|p| body_reads(&p.body, k))
         }
         Body::UnionAll(v) => v.iter().any(|b| body_reads(b, k)),
+        Body::Grouped(g) => match &g.plan.input {
+            AggInput::Grouped { block, .. } => body_reads(&Body::Block(block.clone()), k),
+            AggInput::Distinct(b) => body_reads(b, k),
+        },
     }
 }
 
@@ -328,5 +446,9 @@ pub fn sources_of(b: &Body, out: &mut Vec<usize>) {
             }
         }
         Body::UnionAll(v) => v.iter().for_each(|b| sources_of(b, out)),
+        Body::Grouped(g) => match &g.plan.input {
+            AggInput::Grouped { block, .. } => sources_of(&Body::Block(block.clone()), out),
+            AggInput::Distinct(b) => sources_of(b, out),
+        },
     }
 }
