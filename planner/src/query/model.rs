@@ -453,7 +453,8 @@ impl Builder<'_> {
     fn intersect_except(&mut self, left: &SetExpr, right: &SetExpr, intersect: bool) -> R<Body> {
         let l = self.body(left)?;
         let r = self.body(right)?;
-        let n = l.names().len();
+        let names = l.names();
+        let n = names.len();
         if r.names().len() != n {
             return unsupported("INTERSECT/EXCEPT of inputs with different column counts");
         }
@@ -487,12 +488,17 @@ impl Builder<'_> {
             preds: vec![],
             variants: vec![],
         };
-        let items: Vec<String> = cols.iter().map(|c| format!("__pgt_l.{c}")).collect();
+        let exprs: Vec<String> = cols.iter().map(|c| format!("__pgt_l.{c}")).collect();
+        let items: Vec<String> = exprs
+            .iter()
+            .zip(&names)
+            .map(|(e, n)| format!("{e} AS {}", quote_ident(n)))
+            .collect();
         let from_sql = format!("{} AS __pgt_l{}", lf.placeholder(), alias_list(&lf));
         Ok(Body::Block(Box::new(Block {
-            items: items.clone(),
-            names: cols.clone(),
-            item_exprs: items,
+            items,
+            names,
+            item_exprs: exprs,
             aliases: vec!["__pgt_l".into()],
             from_sql,
             factors: vec![lf],
@@ -510,8 +516,17 @@ impl Builder<'_> {
     fn body(&mut self, s: &SetExpr) -> R<Body> {
         match s {
             SetExpr::Select(sel) => {
-                if sel.distinct.is_some() {
-                    return unsupported("DISTINCT below the top of the query");
+                match &sel.distinct {
+                    None => {}
+                    Some(Distinct::Distinct) => {
+                        let mut plain = sel.as_ref().clone();
+                        plain.distinct = None;
+                        let inner = self.body(&SetExpr::Select(Box::new(plain)))?;
+                        let id = self.next_id;
+                        self.next_id += 1;
+                        return Ok(distinct_body(inner, id));
+                    }
+                    Some(_) => return unsupported("DISTINCT ON"),
                 }
                 let grouped = !matches!(&sel.group_by, GroupByExpr::Expressions(e, _) if e.is_empty())
                     || sel.having.is_some()
@@ -541,15 +556,37 @@ impl Builder<'_> {
                 }
                 Ok(Body::UnionAll(parts))
             }
+            SetExpr::SetOperation {
+                op: SetOperator::Union,
+                set_quantifier: SetQuantifier::Distinct | SetQuantifier::None,
+                left,
+                right,
+            } => {
+                let mut parts = Vec::new();
+                self.union_branches(left, &mut parts)?;
+                self.union_branches(right, &mut parts)?;
+                let id = self.next_id;
+                self.next_id += 1;
+                Ok(distinct_body(Body::UnionAll(parts), id))
+            }
+            SetExpr::SetOperation {
+                op: op @ (SetOperator::Intersect | SetOperator::Except),
+                set_quantifier: SetQuantifier::Distinct | SetQuantifier::None,
+                left,
+                right,
+            } => {
+                let body = self.intersect_except(left, right, *op == SetOperator::Intersect)?;
+                let id = self.next_id;
+                self.next_id += 1;
+                Ok(distinct_body(body, id))
+            }
             SetExpr::SetOperation { op, .. } => {
                 let name = match op {
                     SetOperator::Union => "UNION",
                     SetOperator::Intersect => "INTERSECT",
                     _ => "EXCEPT",
                 };
-                unsupported(format!(
-                    "{name} (other than UNION ALL, or UNION at the top)"
-                ))
+                unsupported(format!("{name} ALL"))
             }
             SetExpr::Query(q) => self.subquery(q),
             SetExpr::Values(_) => unsupported("VALUES"),
@@ -1116,8 +1153,10 @@ impl Builder<'_> {
     /// A GROUP BY subquery: keys and plain aggregates only (no HAVING, no DISTINCT
     /// aggregates, no expressions over aggregates), with at least one key.
     fn grouped_body(&mut self, s: &Select) -> R<Body> {
-        let Shape::Aggregate(plan) = self.grouped(s)? else {
-            return unsupported("GROUP BY in a subquery");
+        let plan = match self.grouped(s)? {
+            Shape::Aggregate(plan) => plan,
+            Shape::Bag(b @ Body::Grouped(_)) => return Ok(b),
+            Shape::Bag(_) => return unsupported("GROUP BY in a subquery"),
         };
         if let Some(why) = &plan.rescan_all {
             return unsupported(format!("{why} in a GROUP BY subquery"));
@@ -1125,15 +1164,7 @@ impl Builder<'_> {
         if plan.key_exprs.is_empty() {
             return unsupported("aggregate without GROUP BY in a subquery");
         }
-        let names = s
-            .projection
-            .iter()
-            .map(|i| match i {
-                SelectItem::ExprWithAlias { alias, .. } => fold_ident(alias),
-                SelectItem::UnnamedExpr(e) => expr_name(e),
-                _ => "?column?".into(),
-            })
-            .collect();
+        let names = s.projection.iter().map(item_name).collect();
         Ok(Body::Grouped(Box::new(GroupedBody { plan: *plan, names })))
     }
 
@@ -1169,6 +1200,7 @@ impl Builder<'_> {
         // Resolve each GROUP BY entry to an expression and the output column holding it.
         let mut key_exprs = Vec::new();
         let mut key_outputs = Vec::new();
+        let mut hidden_key: Option<String> = None;
         for g in &group_exprs {
             check_expr(g)?;
             let resolved: Expr = match g {
@@ -1197,10 +1229,14 @@ impl Builder<'_> {
                 _ => g.clone(),
             };
             let text = resolved.to_string();
-            let Some(out) = out_exprs.iter().position(|(e, _)| e.to_string() == text) else {
-                return unsupported(format!(
-                    "GROUP BY expression {g} that is not in the select list"
-                ));
+            let out = match out_exprs.iter().position(|(e, _)| e.to_string() == text) {
+                Some(o) => o,
+                None => {
+                    hidden_key.get_or_insert(format!(
+                        "GROUP BY expression {g} that is not in the select list"
+                    ));
+                    usize::MAX
+                }
             };
             key_exprs.push(text);
             key_outputs.push(out);
@@ -1237,6 +1273,31 @@ impl Builder<'_> {
         if let Some(h) = &s.having {
             check_expr(h)?;
             rescan_all.get_or_insert("HAVING".into());
+        }
+        if let Some(why) = hidden_key {
+            // Stored per group only when every key is an output column; otherwise the grouped
+            // result is kept as a bag, with the changed groups recomputed.
+            if rescan_all.is_some() || key_exprs.is_empty() {
+                return unsupported(why);
+            }
+            let plan = AggPlan {
+                input: AggInput::Grouped {
+                    block: Box::new(fw.block),
+                    items,
+                    group_by: group_exprs.iter().map(|g| g.to_string()).collect(),
+                    having: None,
+                },
+                key_exprs,
+                key_outputs,
+                aggs,
+                outputs,
+                rescan_all: None,
+            };
+            let names = s.projection.iter().map(item_name).collect();
+            return Ok(Shape::Bag(Body::Grouped(Box::new(GroupedBody {
+                plan,
+                names,
+            }))));
         }
         Ok(Shape::Aggregate(Box::new(AggPlan {
             input: AggInput::Grouped {
@@ -1402,6 +1463,64 @@ fn distinct_plan(body: Body) -> Shape {
         outputs: (0..n).map(OutCol::Key).collect(),
         rescan_all: None,
     }))
+}
+
+/// The output name of a select item.
+fn item_name(i: &SelectItem) -> String {
+    match i {
+        SelectItem::ExprWithAlias { alias, .. } => fold_ident(alias),
+        SelectItem::UnnamedExpr(e) => expr_name(e),
+        _ => "?column?".into(),
+    }
+}
+
+/// DISTINCT over a body, as a grouped body whose keys are all its columns.
+fn distinct_body(body: Body, id: usize) -> Body {
+    let names = body.names();
+    let n = names.len();
+    let block = match body {
+        Body::Block(b) if b.preds.is_empty() && b.variants.is_empty() => *b,
+        other => {
+            // Wrap the body as the one factor of a block.
+            let cols: Vec<String> = (0..n).map(|i| format!("__pgt_c{i}")).collect();
+            let f = Factor {
+                id,
+                source: FactorSource::Derived(other),
+                columns: cols.clone(),
+            };
+            let items: Vec<String> = cols.iter().map(|c| format!("__pgt_u.{c}")).collect();
+            Block {
+                items: items.clone(),
+                names: names.clone(),
+                item_exprs: items,
+                aliases: vec!["__pgt_u".into()],
+                from_sql: format!(
+                    "{} AS __pgt_u({}, {})",
+                    f.placeholder(),
+                    cols.join(", "),
+                    f.weight()
+                ),
+                factors: vec![f],
+                where_sql: None,
+                preds: vec![],
+                variants: vec![],
+            }
+        }
+    };
+    let plan = AggPlan {
+        key_exprs: block.item_exprs.clone(),
+        key_outputs: (0..n).collect(),
+        aggs: vec![],
+        outputs: (0..n).map(OutCol::Key).collect(),
+        rescan_all: None,
+        input: AggInput::Grouped {
+            block: Box::new(block),
+            items: vec![],
+            group_by: vec![],
+            having: None,
+        },
+    };
+    Body::Grouped(Box::new(GroupedBody { plan, names }))
 }
 
 /// The name PostgreSQL gives an unaliased output expression.
