@@ -1035,17 +1035,13 @@ impl Builder<'_> {
                 } => (true, subquery.as_ref(), None),
                 _ => return Ok(None),
             },
+            // x NOT IN (SELECT y ...) is true exactly when no y makes x = y true or NULL.
             Expr::In {
                 expr,
                 target: sqlparser::ast::InTarget::Subquery(q),
-                negated: false,
+                negated,
                 ..
-            } => (false, q.as_ref(), Some(expr.as_ref())),
-            Expr::In {
-                target: sqlparser::ast::InTarget::Subquery(_),
-                negated: true,
-                ..
-            } => return unsupported("NOT IN (subquery)"),
+            } => (*negated, q.as_ref(), Some(expr.as_ref())),
             Expr::Nested(inner) => return self.semi_join(inner, outer, outer_aliases),
             _ => return Ok(None),
         };
@@ -1073,7 +1069,11 @@ impl Builder<'_> {
             if captured {
                 return unsupported("IN (subquery) whose left side names the subquery's columns");
             }
-            let eq = format!("({x}) = ({item})");
+            let eq = if negated {
+                format!("(({x}) = ({item})) IS NOT FALSE")
+            } else {
+                format!("({x}) = ({item})")
+            };
             b.where_sql = Some(match &b.where_sql {
                 Some(w) => format!("({w}) AND {eq}"),
                 None => eq,
