@@ -35,6 +35,38 @@
 //! ([`StreamPlan::hidden_columns`]). The query's columns always hold exactly the query's rows
 //! as a bag (duplicates included); see [`sqlgen`] for the layouts.
 
+//! # What is maintained differentially
+//!
+//! Bag semantics throughout (duplicates, keyless sources, NULLs):
+//! - selection and projection with deterministic expressions, `*` and `alias.*`;
+//! - inner joins of any number of relations (comma, `JOIN ... ON`, `USING`), self-joins;
+//!   delta by the telescoping rule over new/old states, old state = `current` minus `delta`;
+//! - LEFT joins anywhere in a join chain, RIGHT and FULL joins as the first join of a chain
+//!   (at most 3 outer joins per SELECT), as an inner join plus null-padded anti-joins;
+//! - `EXISTS`, `NOT EXISTS`, `IN (subquery)`, `NOT IN (subquery)` as AND-ed WHERE conjuncts
+//!   (semi- and anti-joins; old existence is a positive sum of old weights);
+//! - at the top: GROUP BY (expressions, NULL keys) or global aggregates with COUNT(*),
+//!   COUNT(x), SUM, AVG, MIN, MAX, BOOL_AND/OR/EVERY and FILTER, maintained from per-group state
+//!   (a group whose MIN/MAX value is deleted is re-scanned); HAVING, aggregates with DISTINCT
+//!   and expressions over aggregates re-compute each changed group; DISTINCT; UNION; INTERSECT
+//!   and EXCEPT (set semantics);
+//! - UNION ALL anywhere; subqueries in FROM and non-recursive CTEs (each reference inlined),
+//!   including GROUP BY, DISTINCT, UNION, INTERSECT and EXCEPT inside them (their changed
+//!   groups are recomputed from their input, which reads that input in full);
+//! - GROUP BY keys outside the select list (the grouped result is kept as a bag).
+//!
+//! Everything else falls back to FULL under AUTO (with a notice naming the construct) and is
+//! an error 0A000 naming it under DIFFERENTIAL: window functions, ORDER BY ... LIMIT, DISTINCT
+//! ON, GROUPING SETS/ROLLUP/CUBE, scalar subqueries, subqueries outside AND-ed WHERE conjuncts,
+//! LATERAL, table functions, VALUES, INTERSECT ALL / EXCEPT ALL, HAVING or DISTINCT aggregates
+//! inside subqueries, NATURAL joins, volatile and time-dependent functions (`now()`,
+//! `CURRENT_DATE`), columns of types without equality (json, point, ...), and sources without
+//! change capture (`delta` None). Always rejected, in every mode: LIMIT/OFFSET without ORDER
+//! BY, FOR UPDATE/SHARE, TABLESAMPLE, a query reading its own stream table, WITH RECURSIVE.
+//!
+//! Floating-point SUM/AVG maintained incrementally can differ in the last bits from a fresh
+//! computation (addition order); exact types (integers, numeric) are exact.
+
 pub mod api_call;
 pub mod error;
 pub mod explain;
