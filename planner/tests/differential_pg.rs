@@ -152,8 +152,14 @@ const SCENARIOS: &[Scenario] = &[
         query: "SELECT k, s FROM a INTERSECT SELECT k, s FROM b" },
     Scenario { name: "except", tables: &["a", "b"], mode: D,
         query: "SELECT k, v FROM a WHERE b EXCEPT SELECT k, v FROM b" },
-    Scenario { name: "except_all_falls_back_to_full", tables: &["a", "b"], mode: F,
+    Scenario { name: "except_all", tables: &["a", "b"], mode: D,
         query: "SELECT k FROM a EXCEPT ALL SELECT k FROM b" },
+    Scenario { name: "intersect_all", tables: &["a", "b"], mode: D,
+        query: "SELECT k, s FROM a INTERSECT ALL SELECT v, s FROM b" },
+    Scenario { name: "intersect_all_in_subquery_joined", tables: &["a", "b", "c"], mode: D,
+        query: "SELECT x.k, c.id FROM (SELECT k FROM a INTERSECT ALL SELECT k FROM b) x JOIN c ON c.k = x.k" },
+    Scenario { name: "window_function_falls_back_to_full", tables: &["a"], mode: F,
+        query: "SELECT id, row_number() OVER (PARTITION BY k ORDER BY id, v, s, b, n) AS rn FROM a" },
 ];
 
 fn base_seed() -> u64 {

@@ -206,7 +206,7 @@ fn auto_falls_back_with_notice_and_differential_errors_naming_construct() {
         ("SELECT o.id FROM orders o WHERE o.product_id NOT IN (SELECT id, price FROM products)", "IN (subquery returning several columns)"),
         ("SELECT o.id FROM orders o WHERE o.total > 0 OR EXISTS (SELECT 1 FROM products p WHERE p.id = o.product_id)", "EXISTS (subquery)"),
         ("SELECT o.id, (SELECT max(price) FROM products) AS r FROM orders o", "scalar subquery"),
-        ("SELECT id FROM orders INTERSECT ALL SELECT id FROM products", "INTERSECT"),
+        ("SELECT id FROM orders UNION ALL (SELECT id FROM orders ORDER BY id LIMIT 1)", "LIMIT"),
         ("SELECT id FROM orders ORDER BY id LIMIT 3", "LIMIT"),
         ("SELECT id, random() AS r FROM orders", "volatile function random()"),
         ("SELECT id, row_number() OVER (ORDER BY id) AS r FROM orders", "window function"),

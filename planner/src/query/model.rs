@@ -39,6 +39,21 @@ pub enum Body {
     /// GROUP BY with plain keys and maintainable aggregates, below the top of the query (a
     /// subquery in FROM or a CTE).
     Grouped(Box<GroupedBody>),
+    /// INTERSECT ALL (each row min(left, right) times) or EXCEPT ALL (max(left - right, 0)).
+    SetAll(Box<SetAllBody>),
+}
+
+/// INTERSECT ALL / EXCEPT ALL of two bodies with the same number of columns.
+#[derive(Debug, Clone)]
+pub struct SetAllBody {
+    /// Left input.
+    pub left: Body,
+    /// Right input.
+    pub right: Body,
+    /// INTERSECT ALL (else EXCEPT ALL).
+    pub intersect: bool,
+    /// Output column names (the left's).
+    pub names: Vec<String>,
 }
 
 /// A grouped subquery: its groups are recomputed for the keys its input's changes reach.
@@ -57,6 +72,7 @@ impl Body {
             Body::Block(b) => b.names.clone(),
             Body::UnionAll(bs) => bs.first().map(|b| b.names()).unwrap_or_default(),
             Body::Grouped(g) => g.names.clone(),
+            Body::SetAll(x) => x.names.clone(),
         }
     }
 }
@@ -579,6 +595,25 @@ impl Builder<'_> {
                 let id = self.next_id;
                 self.next_id += 1;
                 Ok(distinct_body(body, id))
+            }
+            SetExpr::SetOperation {
+                op: op @ (SetOperator::Intersect | SetOperator::Except),
+                set_quantifier: SetQuantifier::All,
+                left,
+                right,
+            } => {
+                let l = self.body(left)?;
+                let r = self.body(right)?;
+                let names = l.names();
+                if r.names().len() != names.len() {
+                    return unsupported("INTERSECT/EXCEPT of inputs with different column counts");
+                }
+                Ok(Body::SetAll(Box::new(SetAllBody {
+                    left: l,
+                    right: r,
+                    intersect: *op == SetOperator::Intersect,
+                    names,
+                })))
             }
             SetExpr::SetOperation { op, .. } => {
                 let name = match op {
