@@ -116,6 +116,9 @@ const SCENARIOS: &[Scenario] = &[
         query: "SELECT u.k, count(*) AS cnt FROM (SELECT k FROM a UNION SELECT k FROM b) u GROUP BY u.k" },
     Scenario { name: "except_subquery", tables: &["a", "b"], mode: D,
         query: "SELECT e.k, e.s FROM (SELECT k, s FROM a EXCEPT SELECT k, s FROM b) e WHERE e.k IS NOT NULL" },
+    Scenario { name: "global_aggregate_subquery_cross_join", tables: &["a", "b"], mode: D,
+        query: "SELECT a.id, t.c, t.mx FROM a CROSS JOIN (SELECT count(*) AS c, max(v) AS mx FROM b) t \
+                WHERE a.v > 4" },
     Scenario { name: "left_join", tables: &["a", "b"], mode: D,
         query: "SELECT a.id, a.k, b.v FROM a LEFT JOIN b ON a.id = b.id" },
     Scenario { name: "left_join_null_keys_and_filter", tables: &["a", "b"], mode: D,

@@ -1196,9 +1196,6 @@ impl Builder<'_> {
         if let Some(why) = &plan.rescan_all {
             return unsupported(format!("{why} in a GROUP BY subquery"));
         }
-        if plan.key_exprs.is_empty() {
-            return unsupported("aggregate without GROUP BY in a subquery");
-        }
         let names = s.projection.iter().map(item_name).collect();
         Ok(Body::Grouped(Box::new(GroupedBody { plan: *plan, names })))
     }

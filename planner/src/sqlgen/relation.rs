@@ -227,11 +227,17 @@ impl RelGen<'_> {
                  CROSS JOIN LATERAL generate_series(1, __pgt_e.__pgt_m)"
             )
         };
+        // Without keys: one row always (also over no input rows), so the delta's new and old
+        // rows cancel when nothing changed.
+        let group_by = if keys.is_empty() {
+            String::new()
+        } else {
+            format!(" GROUP BY {}", keys.join(", "))
+        };
         let group = |input: &str, w: &str| {
             format!(
-                "SELECT {}, {w} AS {weight} FROM ({input}) AS __pgt_in GROUP BY {}",
+                "SELECT {}, {w} AS {weight} FROM ({input}) AS __pgt_in{group_by}",
                 outputs.join(", "),
-                keys.join(", ")
             )
         };
         match version {
