@@ -80,6 +80,18 @@ pub fn plan_stream_table(input: &PlanInput) -> Result<StreamPlan> {
     }
 
     let model = differential_model(input, &parsed);
+    if let Ok(shape) = &model {
+        let n = match shape {
+            Shape::Bag(b) => b.names().len(),
+            Shape::Aggregate(p) => p.outputs.len(),
+        };
+        if n != input.columns.len() {
+            return Err(PlanError::Internal(format!(
+                "the defining query returns {n} columns but {} were described",
+                input.columns.len()
+            )));
+        }
+    }
     let (mode, notice) = match (input.refresh_mode, &model) {
         (RefreshMode::Full, _) => (EffectiveMode::Full, None),
         (RefreshMode::Auto, Ok(_)) => (EffectiveMode::Differential, None),
