@@ -243,11 +243,9 @@ impl RelGen<'_> {
         match version {
             Version::New => group(&new_input, "1"),
             Version::Old => group(&old_bag(""), "1"),
-            Version::Delta => {
-                let hash = super::row_hash(&keys);
+            Version::Delta if keys.is_empty() => {
                 let delta_input = self.block_delta(block, Some(&proj), "__pgt_iw");
-                let restrict =
-                    format!("WHERE {hash} IN (SELECT {hash} FROM ({delta_input}) AS __pgt_dk)");
+                let restrict = format!("WHERE EXISTS (SELECT 1 FROM ({delta_input}) AS __pgt_dk)");
                 format!(
                     "({}) UNION ALL ({})",
                     group(
@@ -255,6 +253,55 @@ impl RelGen<'_> {
                         "1"
                     ),
                     group(&old_bag(&restrict), "-1")
+                )
+            }
+            Version::Delta => {
+                let hash = super::row_hash(&keys);
+                let delta_input = self.block_delta(block, Some(&proj), "__pgt_iw");
+                let all_set = keys
+                    .iter()
+                    .map(|k| format!("{k} IS NOT NULL"))
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                // Changed groups without NULL keys: recomputed one by one (LATERAL), so an
+                // index on a key column serves both the new and the old rows.
+                let affected = format!(
+                    "(SELECT DISTINCT {} FROM ({delta_input}) AS __pgt_dk WHERE {all_set}) AS \
+                     __pgt_ak",
+                    keys.join(", ")
+                );
+                let eq = |alias: &str| {
+                    keys.iter()
+                        .map(|k| format!("{alias}.{k} = __pgt_ak.{k}"))
+                        .collect::<Vec<_>>()
+                        .join(" AND ")
+                };
+                let by_key_new = format!(
+                    "SELECT __pgt_g.* FROM {affected} CROSS JOIN LATERAL ({}) AS __pgt_g",
+                    group(
+                        &format!(
+                            "SELECT * FROM ({new_input}) AS __pgt_n WHERE {}",
+                            eq("__pgt_n")
+                        ),
+                        "1"
+                    )
+                );
+                let by_key_old = format!(
+                    "SELECT __pgt_g.* FROM {affected} CROSS JOIN LATERAL ({}) AS __pgt_g",
+                    group(&old_bag(&format!("WHERE {}", eq("__pgt_o"))), "-1")
+                );
+                // Groups with a NULL key: by key hash (a colliding unchanged group cancels).
+                let null_restrict = format!(
+                    "WHERE NOT ({all_set}) AND {hash} IN (SELECT {hash} FROM ({delta_input}) AS \
+                     __pgt_dk WHERE NOT ({all_set}))"
+                );
+                format!(
+                    "({by_key_new}) UNION ALL ({by_key_old}) UNION ALL ({}) UNION ALL ({})",
+                    group(
+                        &format!("SELECT * FROM ({new_input}) AS __pgt_n {null_restrict}"),
+                        "1"
+                    ),
+                    group(&old_bag(&null_restrict), "-1")
                 )
             }
         }
@@ -341,9 +388,11 @@ impl RelGen<'_> {
                         "EXISTS ({})",
                         self.body(&p.body, Version::Delta, "__pgt_ws")
                     ));
+                    // Evaluated per affected row: OFFSET 0 keeps PostgreSQL from hashing the
+                    // whole subquery relation instead.
                     weights.push(format!(
                         "(({})::int - ({})::int)",
-                        self.pred_new(p),
+                        self.pred_new_fenced(p),
                         self.pred_old(p)
                     ));
                 }
@@ -382,6 +431,15 @@ impl RelGen<'_> {
             "{}EXISTS ({})",
             if p.negated { "NOT " } else { "" },
             self.body(&p.body, Version::New, "__pgt_ws"),
+        )
+    }
+
+    fn pred_new_fenced(&self, p: &Pred) -> String {
+        format!(
+            "{}EXISTS (SELECT * FROM ({}) AS __pgt_e{} OFFSET 0)",
+            if p.negated { "NOT " } else { "" },
+            self.body(&p.body, Version::New, "__pgt_ws"),
+            p.id
         )
     }
 
