@@ -29,6 +29,12 @@
 //! delta). The planner derives the old state as `current` minus `delta`. Every relation in the
 //! generated SQL is one of `current`, `delta` or the storage table.
 //!
+//! Practical notes for the engine: every `delta` relation named in the plan must exist when
+//! the refresh runs, even if empty; ANALYZE the delta relations after filling them (PostgreSQL
+//! then drives the refresh from the few changed rows through the sources' indexes, as the
+//! EXPLAIN ANALYZE test shows); after the refresh, remove the consumed changes in the same
+//! transaction. The FULL refresh statements need no delta relations.
+//!
 //! # Storage
 //!
 //! The storage table has the query's columns first, then hidden columns named `__pgt_*`
