@@ -79,15 +79,17 @@ pub fn plan_stream_table(input: &PlanInput) -> Result<StreamPlan> {
         }
     }
 
-    let model = differential_model(input, &parsed);
+    let mut model = differential_model(input, &parsed);
     if let Ok(shape) = &model {
         let n = match shape {
             Shape::Bag(b) => b.names().len(),
             Shape::Aggregate(p) => p.outputs.len(),
         };
+        // The model must see exactly the described columns; if not (a select-list form it
+        // expands differently), it is not used.
         if n != input.columns.len() {
-            return Err(PlanError::Internal(format!(
-                "the defining query returns {n} columns but {} were described",
+            model = Err(Unsupported(format!(
+                "this select list ({n} columns seen where {} were described)",
                 input.columns.len()
             )));
         }

@@ -668,6 +668,13 @@ impl Builder<'_> {
             return unsupported("GROUP BY below the top of the query");
         }
         let mut b = self.scan_from_where(s)?;
+        if b.using
+            && s.projection
+                .iter()
+                .any(|i| matches!(i, SelectItem::Wildcard(_)))
+        {
+            return unsupported("SELECT * with JOIN ... USING");
+        }
         let (items, names, item_exprs) =
             self.expand_items(&s.projection, &b.block.factors, &b.alias_names)?;
         for i in &s.projection {
@@ -1207,9 +1214,6 @@ impl Builder<'_> {
             _ => return unsupported("GROUP BY ALL/ROLLUP/CUBE/GROUPING SETS"),
         };
         let fw = self.scan_from_where(s)?;
-        if fw.using {
-            return unsupported("JOIN ... USING with GROUP BY");
-        }
         // Output items: expressions with their aliases.
         let mut out_exprs: Vec<(Expr, Option<String>)> = Vec::new();
         let mut items = Vec::new();
