@@ -237,9 +237,16 @@ fn refreshes_keep_stream_tables_bag_equal_to_their_queries() {
     let mut failures = Vec::new();
     for (idx, sc) in SCENARIOS.iter().enumerate() {
         // Several seeds per scenario: different data shapes hit different paths.
-        for rep in 0..2u64 {
+        for rep in 0..3u64 {
             let seed = base_seed().wrapping_add(idx as u64 * 1000 + rep);
-            if let Err(e) = run(&mut c, idx, sc, seed) {
+            let started = std::time::Instant::now();
+            let result = run(&mut c, idx, sc, seed);
+            eprintln!(
+                "{} ms {} (seed {seed})",
+                started.elapsed().as_millis(),
+                sc.name
+            );
+            if let Err(e) = result {
                 failures.push(format!("{} (seed {seed}): {e}", sc.name));
                 break;
             }

@@ -156,12 +156,16 @@ fn differential_refresh_does_not_scan_unchanged_sources() {
             c.batch_execute(&batch).unwrap();
             c.batch_execute("ANALYZE big.orders_delta; ANALYZE big.products_delta; ANALYZE big.st")
                 .unwrap();
-            let stmt = &plan.differential_refresh.as_ref().unwrap()[0];
+            let stmts = plan.differential_refresh.as_ref().unwrap();
+            let (stmt, setup) = stmts.split_last().unwrap();
             let mut tx = c
                 .build_transaction()
                 .isolation_level(postgres::IsolationLevel::RepeatableRead)
                 .start()
                 .unwrap();
+            for s in setup {
+                tx.batch_execute(s).unwrap();
+            }
             let rows = tx
                 .query(
                     &format!("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {stmt}"),
