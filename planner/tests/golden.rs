@@ -501,3 +501,48 @@ fn generated_sql_stays_small() {
         assert!(len < 100_000, "{len} bytes of SQL for {q}");
     }
 }
+
+#[test]
+fn quoted_and_qualified_relation_names() {
+    let mut r = rel("Orders", &[("Id", "integer"), ("total", "numeric")]);
+    r.reference = pgtrickle_planner::RelationRef {
+        schema: Some("Sales".into()),
+        name: "Orders".into(),
+    };
+    r.current = "\"Sales\".\"Orders\"".into();
+    r.delta = Some("pgtrickle_changes.\"Sales_Orders_delta\"".into());
+    let q = "SELECT \"Id\", \"Orders\".total FROM \"Sales\".\"Orders\" WHERE \"Orders\".total > 1";
+    assert_eq!(
+        referenced_relations(q).unwrap(),
+        vec![pgtrickle_planner::RelationRef {
+            schema: Some("Sales".into()),
+            name: "Orders".into()
+        }]
+    );
+    let p = plan_stream_table(&input(
+        q,
+        RefreshMode::Differential,
+        &[("Id", "integer"), ("total", "numeric")],
+        vec![r],
+    ))
+    .unwrap();
+    assert_eq!(
+        p.full_refresh[1],
+        "INSERT INTO public.st (\"Id\", total, __pgt_hash) SELECT __pgt_q.*, \
+         hash_record_extended(__pgt_q, 0) FROM (SELECT \"Id\", \"Orders\".total FROM \
+         \"Sales\".\"Orders\" AS \"Orders\" WHERE \"Orders\".total > 1) AS __pgt_q(\"Id\", total)"
+    );
+    let d = &p.differential_refresh.as_ref().unwrap()[1];
+    assert!(
+        d.contains(
+            "(SELECT \"Id\", total, __pgt_weight AS __pgt_w0 FROM \
+             pgtrickle_changes.\"Sales_Orders_delta\") AS \"Orders\""
+        ),
+        "{d}"
+    );
+    // Unquoted names fold: a reference to sales.orders is another relation.
+    assert_eq!(
+        referenced_relations("SELECT id FROM Sales.Orders").unwrap()[0].name,
+        "orders"
+    );
+}
