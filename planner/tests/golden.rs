@@ -206,7 +206,7 @@ fn join_delta_uses_new_left_and_old_right() {
 #[test]
 fn auto_falls_back_with_notice_and_differential_errors_naming_construct() {
     let cases: &[(&str, &str)] = &[
-        ("SELECT o.id, p.category FROM orders o JOIN orders x ON x.id = o.id RIGHT JOIN products p ON p.id = o.product_id", "RIGHT JOIN after other joins"),
+        ("SELECT o.id, p.category FROM orders o LEFT JOIN orders x ON x.id = o.id RIGHT JOIN products p ON p.id = o.product_id", "RIGHT JOIN after another outer join"),
         ("SELECT o.id FROM orders o WHERE o.product_id NOT IN (SELECT id, price FROM products)", "IN (subquery returning several columns)"),
         ("SELECT o.id FROM orders o WHERE o.total > 0 OR EXISTS (SELECT 1 FROM products p WHERE p.id = o.product_id)", "EXISTS (subquery)"),
         ("SELECT o.id, (SELECT max(price) FROM products) AS r FROM orders o", "scalar subquery"),

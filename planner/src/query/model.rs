@@ -773,7 +773,7 @@ impl Builder<'_> {
         place: Option<(usize, &mut Vec<Outer>)>,
     ) -> R<()> {
         let first = factors.len();
-        let single_left = !matches!(t.relation, TableFactor::NestedJoin { .. });
+        let mut had_outer = false;
         self.factor(&mut t.relation, factors, aliases, using)?;
         let mut place = place;
         for (ji, j) in t.joins.iter_mut().enumerate() {
@@ -809,12 +809,13 @@ impl Builder<'_> {
                 let Some((twj, outers)) = place.as_mut() else {
                     return unsupported(format!("{} JOIN inside parentheses", kind.name()));
                 };
-                if kind != OuterKind::Left && !(ji == 0 && single_left) {
+                if kind != OuterKind::Left && had_outer {
                     return unsupported(format!(
-                        "{} JOIN after other joins (write it as a LEFT JOIN)",
+                        "{} JOIN after another outer join (write it as a LEFT JOIN)",
                         kind.name()
                     ));
                 }
+                had_outer = true;
                 outers.push(Outer {
                     twj: *twj,
                     join: ji,
@@ -998,35 +999,58 @@ impl Builder<'_> {
                 };
                 ast[o.twj].joins[o.join].join_operator =
                     JoinOperator::Inner(JoinConstraint::On(cond));
-                let padded = match alt {
+                // The padded factors (one for LEFT, the whole chain before the join for
+                // RIGHT/FULL) become one row of NULLs; the anti-join checks that no row of them
+                // matches.
+                let (range, pad_left) = match alt {
                     Alt::Inner => continue,
-                    Alt::PadRight => o.right,
-                    Alt::PadLeft => o.left,
+                    Alt::PadRight => (o.right..o.right + 1, false),
+                    Alt::PadLeft => (o.left..o.right, true),
                 };
-                let old = factors[padded].clone();
-                let null_id = self.next_id;
-                let copy_id = self.next_id + 1;
-                self.next_id += 2;
-                let alias = quote_ident(&base.aliases[padded]);
-                let null_row = Factor {
-                    id: null_id,
-                    source: FactorSource::NullRow(Box::new(old.source.clone())),
-                    columns: old.columns.clone(),
+                let true_on = on_expr("true")?;
+                let mut body_from = if pad_left {
+                    for j in &mut ast[o.twj].joins[..o.join] {
+                        j.join_operator = JoinOperator::Inner(JoinConstraint::On(true_on.clone()));
+                    }
+                    TableWithJoins {
+                        relation: from[o.twj].relation.clone(),
+                        joins: from[o.twj].joins[..o.join].to_vec(),
+                    }
+                    .to_string()
+                } else {
+                    format!(
+                        "{} AS {}",
+                        factors[o.right].placeholder(),
+                        quote_ident(&base.aliases[o.right])
+                    )
                 };
-                swaps.push((old.placeholder(), null_row.placeholder()));
-                factors[padded] = null_row;
-                let copy = Factor {
-                    id: copy_id,
-                    source: old.source.clone(),
-                    columns: old.columns.clone(),
-                };
+                let mut copies = Vec::new();
+                for i in range.clone() {
+                    let old = factors[i].clone();
+                    let (null_id, copy_id) = (self.next_id, self.next_id + 1);
+                    self.next_id += 2;
+                    let null_row = Factor {
+                        id: null_id,
+                        source: FactorSource::NullRow(Box::new(old.source.clone())),
+                        columns: old.columns.clone(),
+                    };
+                    swaps.push((old.placeholder(), null_row.placeholder()));
+                    factors[i] = null_row;
+                    let copy = Factor {
+                        id: copy_id,
+                        source: old.source.clone(),
+                        columns: old.columns.clone(),
+                    };
+                    body_from = body_from.replacen(&old.placeholder(), &copy.placeholder(), 1);
+                    copies.push(copy);
+                }
                 let body = Block {
                     items: vec!["1".into()],
                     names: vec!["?column?".into()],
                     item_exprs: vec!["1".into()],
-                    aliases: vec![base.aliases[padded].clone()],
-                    from_sql: format!("{} AS {alias}", copy.placeholder()),
-                    factors: vec![copy],
+                    aliases: base.aliases[range].to_vec(),
+                    from_sql: body_from,
+                    factors: copies,
                     where_sql: Some(o.on.clone()),
                     preds: vec![],
                     variants: vec![],
@@ -1444,7 +1468,8 @@ struct Outer {
     twj: usize,
     join: usize,
     kind: OuterKind,
-    /// Factor index of the left side (meaningful for RIGHT/FULL, whose left is one factor).
+    /// Index of the first factor of the join chain (the left side of a RIGHT/FULL join is
+    /// every factor from here to `right`).
     left: usize,
     /// Factor index of the right side.
     right: usize,
