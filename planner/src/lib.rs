@@ -47,8 +47,9 @@
 //! - selection and projection with deterministic expressions, `*` and `alias.*`;
 //! - inner joins of any number of relations (comma, `JOIN ... ON`, `USING`), self-joins;
 //!   delta by the telescoping rule over new/old states, old state = `current` minus `delta`;
-//! - LEFT joins anywhere in a join chain, RIGHT and FULL joins as the first join of a chain
-//!   (at most 3 outer joins per SELECT), as an inner join plus null-padded anti-joins;
+//! - LEFT joins anywhere in a join chain, RIGHT and FULL joins unless after another outer join
+//!   in the chain (at most 3 outer joins per SELECT), as an inner join plus null-padded
+//!   anti-joins;
 //! - `EXISTS`, `NOT EXISTS`, `IN (subquery)`, `NOT IN (subquery)` as AND-ed WHERE conjuncts
 //!   (semi- and anti-joins; old existence is a positive sum of old weights);
 //! - at the top: GROUP BY (expressions, NULL keys) or global aggregates with COUNT(*),
