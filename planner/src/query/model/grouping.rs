@@ -1,0 +1,293 @@
+//! Grouping: GROUP BY blocks at the top (per-group storage) and in subqueries, DISTINCT as
+//! grouping on every column, classification of aggregate calls, output names.
+
+use super::*;
+
+impl Builder<'_> {
+    /// A GROUP BY subquery: keys and plain aggregates only (no HAVING, no DISTINCT
+    /// aggregates, no expressions over aggregates), with at least one key.
+    pub(super) fn grouped_body(&mut self, s: &Select) -> R<Body> {
+        let plan = match self.grouped(s)? {
+            Shape::Aggregate(plan) => plan,
+            Shape::Bag(b @ Body::Grouped(_)) => return Ok(b),
+            Shape::Bag(_) => return unsupported("GROUP BY in a subquery"),
+        };
+        if let Some(why) = &plan.rescan_all {
+            return unsupported(format!("{why} in a GROUP BY subquery"));
+        }
+        let names = s.projection.iter().map(item_name).collect();
+        Ok(Body::Grouped(Box::new(GroupedBody { plan: *plan, names })))
+    }
+
+    pub(super) fn grouped(&mut self, s: &Select) -> R<Shape> {
+        self.check_plain_select(s)?;
+        let group_exprs: Vec<Expr> = match &s.group_by {
+            GroupByExpr::Expressions(e, m) if m.is_empty() => e.clone(),
+            _ => return unsupported("GROUP BY ALL/ROLLUP/CUBE/GROUPING SETS"),
+        };
+        let fw = self.scan_from_where(s)?;
+        // Output items: expressions with their aliases.
+        let mut out_exprs: Vec<(Expr, Option<String>)> = Vec::new();
+        let mut items = Vec::new();
+        for i in &s.projection {
+            match i {
+                SelectItem::UnnamedExpr(e) => {
+                    check_expr(e)?;
+                    out_exprs.push((e.clone(), None));
+                }
+                SelectItem::ExprWithAlias { expr, alias } => {
+                    check_expr(expr)?;
+                    out_exprs.push((expr.clone(), Some(fold_ident(alias))));
+                }
+                _ => return unsupported("* with GROUP BY"),
+            }
+            items.push(i.to_string());
+        }
+        let input_columns: Vec<&String> =
+            fw.block.factors.iter().flat_map(|f| &f.columns).collect();
+        // Resolve each GROUP BY entry to an expression and the output column holding it.
+        let mut key_exprs = Vec::new();
+        let mut key_outputs = Vec::new();
+        let mut hidden_key: Option<String> = None;
+        for g in &group_exprs {
+            check_expr(g)?;
+            let resolved: Expr = match g {
+                Expr::Value(v) => match &v.value {
+                    Value::Number(n, _) => {
+                        let k: usize = n
+                            .parse()
+                            .map_err(|_| Unsupported(format!("GROUP BY {n}")))?;
+                        match k.checked_sub(1).and_then(|k| out_exprs.get(k)) {
+                            Some((e, _)) => e.clone(),
+                            None => return unsupported(format!("GROUP BY {n}")),
+                        }
+                    }
+                    _ => g.clone(),
+                },
+                Expr::Identifier(id) if !input_columns.contains(&&fold_ident(id)) => {
+                    let name = fold_ident(id);
+                    match out_exprs
+                        .iter()
+                        .find(|(_, a)| a.as_deref() == Some(name.as_str()))
+                    {
+                        Some((e, _)) => e.clone(),
+                        None => g.clone(),
+                    }
+                }
+                _ => g.clone(),
+            };
+            let text = resolved.to_string();
+            let out = match out_exprs.iter().position(|(e, _)| e.to_string() == text) {
+                Some(o) => o,
+                None => {
+                    hidden_key.get_or_insert(format!(
+                        "GROUP BY expression {g} that is not in the select list"
+                    ));
+                    usize::MAX
+                }
+            };
+            key_exprs.push(text);
+            key_outputs.push(out);
+        }
+        let mut aggs = Vec::new();
+        let mut outputs = Vec::new();
+        let mut rescan_all: Option<String> = None;
+        for (i, (e, _)) in out_exprs.iter().enumerate() {
+            let text = e.to_string();
+            if let Some(k) = key_exprs.iter().position(|k| *k == text) {
+                outputs.push(OutCol::Key(k));
+                continue;
+            }
+            match classify_agg(e) {
+                Some(Ok((kind, arg, filter))) => {
+                    outputs.push(OutCol::Agg(aggs.len()));
+                    aggs.push(Agg {
+                        kind,
+                        arg,
+                        filter,
+                        output: i,
+                    });
+                }
+                Some(Err(why)) => {
+                    rescan_all.get_or_insert(why);
+                    outputs.push(OutCol::Expr);
+                }
+                None => {
+                    rescan_all.get_or_insert(format!("output expression {e}"));
+                    outputs.push(OutCol::Expr);
+                }
+            }
+        }
+        if let Some(h) = &s.having {
+            check_expr(h)?;
+            rescan_all.get_or_insert("HAVING".into());
+        }
+        if let Some(why) = hidden_key {
+            // Stored per group only when every key is an output column; otherwise the grouped
+            // result is kept as a bag, with the changed groups recomputed.
+            if rescan_all.is_some() || key_exprs.is_empty() {
+                return unsupported(why);
+            }
+            let plan = AggPlan {
+                input: AggInput::Grouped {
+                    block: Box::new(fw.block),
+                    items,
+                    group_by: group_exprs.iter().map(|g| g.to_string()).collect(),
+                    having: None,
+                },
+                key_exprs,
+                key_outputs,
+                aggs,
+                outputs,
+                rescan_all: None,
+            };
+            let names = s.projection.iter().map(item_name).collect();
+            return Ok(Shape::Bag(Body::Grouped(Box::new(GroupedBody {
+                plan,
+                names,
+            }))));
+        }
+        Ok(Shape::Aggregate(Box::new(AggPlan {
+            input: AggInput::Grouped {
+                block: Box::new(fw.block),
+                items,
+                group_by: group_exprs.iter().map(|g| g.to_string()).collect(),
+                having: s.having.as_ref().map(|h| h.to_string()),
+            },
+            key_exprs,
+            key_outputs,
+            aggs,
+            outputs,
+            rescan_all,
+        })))
+    }
+}
+
+pub(super) fn distinct_plan(body: Body) -> Shape {
+    let n = body.names().len();
+    Shape::Aggregate(Box::new(AggPlan {
+        input: AggInput::Distinct(body),
+        key_exprs: (0..n).map(|i| format!("__pgt_k{i}")).collect(),
+        key_outputs: (0..n).collect(),
+        aggs: vec![],
+        outputs: (0..n).map(OutCol::Key).collect(),
+        rescan_all: None,
+    }))
+}
+
+/// The output name of a select item.
+pub(super) fn item_name(i: &SelectItem) -> String {
+    match i {
+        SelectItem::ExprWithAlias { alias, .. } => fold_ident(alias),
+        SelectItem::UnnamedExpr(e) => expr_name(e),
+        _ => "?column?".into(),
+    }
+}
+
+/// DISTINCT over a body, as a grouped body whose keys are all its columns.
+pub(super) fn distinct_body(body: Body, id: usize) -> Body {
+    let names = body.names();
+    let n = names.len();
+    let block = match body {
+        Body::Block(b) if b.preds.is_empty() && b.variants.is_empty() => *b,
+        other => {
+            // Wrap the body as the one factor of a block.
+            let cols: Vec<String> = (0..n).map(|i| format!("__pgt_c{i}")).collect();
+            let f = Factor {
+                id,
+                source: FactorSource::Derived(other),
+                columns: cols.clone(),
+            };
+            let items: Vec<String> = cols.iter().map(|c| format!("__pgt_u.{c}")).collect();
+            Block {
+                items: items.clone(),
+                names: names.clone(),
+                item_exprs: items,
+                aliases: vec!["__pgt_u".into()],
+                from_sql: format!(
+                    "{} AS __pgt_u({}, {})",
+                    f.placeholder(),
+                    cols.join(", "),
+                    f.weight()
+                ),
+                factors: vec![f],
+                where_sql: None,
+                preds: vec![],
+                variants: vec![],
+            }
+        }
+    };
+    let plan = AggPlan {
+        key_exprs: block.item_exprs.clone(),
+        key_outputs: (0..n).collect(),
+        aggs: vec![],
+        outputs: (0..n).map(OutCol::Key).collect(),
+        rescan_all: None,
+        input: AggInput::Grouped {
+            block: Box::new(block),
+            items: vec![],
+            group_by: vec![],
+            having: None,
+        },
+    };
+    Body::Grouped(Box::new(GroupedBody { plan, names }))
+}
+
+/// The name PostgreSQL gives an unaliased output expression.
+pub(super) fn expr_name(e: &Expr) -> String {
+    match e {
+        Expr::Identifier(i) => fold_ident(i),
+        Expr::CompoundIdentifier(v) => v.last().map(fold_ident).unwrap_or_default(),
+        Expr::Function(f) => fold_name(&f.name)
+            .and_then(|p| p.last().cloned())
+            .unwrap_or_else(|| "?column?".into()),
+        Expr::Cast { expr, .. } => expr_name(expr),
+        Expr::Nested(e) => expr_name(e),
+        _ => "?column?".into(),
+    }
+}
+
+pub(super) type Classified = Result<(AggKind, Option<String>, Option<String>), String>;
+
+/// None: not an aggregate call. Some(Err): an aggregate maintained by re-scanning groups.
+pub(super) fn classify_agg(e: &Expr) -> Option<Classified> {
+    let name = aggregate_name(e)?;
+    let Expr::Function(f) = e else { return None };
+    let FunctionArguments::List(list) = &f.args else {
+        return Some(Err(format!("{name}() without arguments")));
+    };
+    if matches!(list.duplicate_treatment, Some(DuplicateTreatment::Distinct)) {
+        return Some(Err(format!("{name}(DISTINCT ...)")));
+    }
+    if !list.clauses.is_empty() || !f.within_group.is_empty() {
+        return Some(Err(format!("{name}(... ORDER BY ...)")));
+    }
+    let filter = f.filter.as_ref().map(|x| x.to_string());
+    let kind = match name.as_str() {
+        "count" => {
+            if matches!(
+                list.args.as_slice(),
+                [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)]
+            ) {
+                return Some(Ok((AggKind::CountStar, None, filter)));
+            }
+            AggKind::Count
+        }
+        "sum" => AggKind::Sum,
+        "avg" => AggKind::Avg,
+        "min" => AggKind::Min,
+        "max" => AggKind::Max,
+        "bool_and" | "every" => AggKind::BoolAnd,
+        "bool_or" => AggKind::BoolOr,
+        _ => return Some(Err(format!("{name}()"))),
+    };
+    match list.args.as_slice() {
+        [FunctionArg::Unnamed(FunctionArgExpr::Expr(a))] => {
+            if expr_has_aggregate(a) {
+                return Some(Err("nested aggregate".into()));
+            }
+            Some(Ok((kind, Some(a.to_string()), filter)))
+        }
+        _ => Some(Err(format!("{name}() with these arguments"))),
+    }
+}
