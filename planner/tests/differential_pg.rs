@@ -123,6 +123,11 @@ const SCENARIOS: &[Scenario] = &[
         query: "SELECT id, count(*) AS c, sum(b.v) AS sv FROM a JOIN b USING (id) GROUP BY id" },
     Scenario { name: "using_join_star_falls_back_to_full", tables: &["a", "b"], mode: F,
         query: "SELECT * FROM a JOIN (SELECT id, s AS bs FROM b) q USING (id)" },
+    Scenario { name: "distinct_aggregates_in_subquery", tables: &["a"], mode: D,
+        query: "SELECT g.k, g.dv, g.sdv FROM (SELECT k, count(DISTINCT v) AS dv, sum(DISTINCT v) AS sdv, \
+                count(*) AS c FROM a GROUP BY k) g WHERE g.c > 1" },
+    Scenario { name: "distinct_aggregate_key_not_in_output", tables: &["a"], mode: D,
+        query: "SELECT count(DISTINCT s) AS ds FROM a GROUP BY k" },
     Scenario { name: "left_join", tables: &["a", "b"], mode: D,
         query: "SELECT a.id, a.k, b.v FROM a LEFT JOIN b ON a.id = b.id" },
     Scenario { name: "left_join_null_keys_and_filter", tables: &["a", "b"], mode: D,

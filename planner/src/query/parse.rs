@@ -50,6 +50,8 @@ const VOLATILE: &[&str] = &[
 ];
 
 const TIME_DEPENDENT: &[&str] = &[
+    // age(x) with one argument measures from current_date (age(a, b) does not, but is rare).
+    "age",
     "now",
     "current_date",
     "current_time",

@@ -12,7 +12,7 @@ impl Builder<'_> {
             Shape::Bag(b @ Body::Grouped(_)) => return Ok(b),
             Shape::Bag(_) => return unsupported("GROUP BY in a subquery"),
         };
-        if let Some(why) = &plan.rescan_all {
+        if let Some(why) = subquery_blocker(&plan) {
             return unsupported(format!("{why} in a GROUP BY subquery"));
         }
         let names = s.projection.iter().map(item_name).collect();
@@ -99,12 +99,16 @@ impl Builder<'_> {
                 continue;
             }
             match classify_agg(e) {
-                Some(Ok((kind, arg, filter))) => {
+                Some(Ok((kind, arg, filter, distinct))) => {
+                    if distinct {
+                        rescan_all.get_or_insert(format!("aggregate with DISTINCT ({e})"));
+                    }
                     outputs.push(OutCol::Agg(aggs.len()));
                     aggs.push(Agg {
                         kind,
                         arg,
                         filter,
+                        distinct,
                         output: i,
                     });
                 }
@@ -125,7 +129,7 @@ impl Builder<'_> {
         if let Some(why) = hidden_key {
             // Stored per group only when every key is an output column; otherwise the grouped
             // result is kept as a bag, with the changed groups recomputed.
-            if rescan_all.is_some() || key_exprs.is_empty() {
+            if s.having.is_some() || outputs.contains(&OutCol::Expr) || key_exprs.is_empty() {
                 return unsupported(why);
             }
             let plan = AggPlan {
@@ -247,7 +251,26 @@ pub(super) fn expr_name(e: &Expr) -> String {
     }
 }
 
-pub(super) type Classified = Result<(AggKind, Option<String>, Option<String>), String>;
+/// What keeps a grouped plan from being regrouped as a subquery body: HAVING, or an output
+/// that is neither a key nor a (possibly DISTINCT) maintained aggregate.
+fn subquery_blocker(plan: &AggPlan) -> Option<String> {
+    if matches!(
+        &plan.input,
+        AggInput::Grouped {
+            having: Some(_),
+            ..
+        }
+    ) {
+        return Some("HAVING".into());
+    }
+    if plan.outputs.contains(&OutCol::Expr) {
+        return plan.rescan_all.clone();
+    }
+    None
+}
+
+/// Kind, argument, FILTER predicate, DISTINCT.
+pub(super) type Classified = Result<(AggKind, Option<String>, Option<String>, bool), String>;
 
 /// None: not an aggregate call. Some(Err): an aggregate maintained by re-scanning groups.
 pub(super) fn classify_agg(e: &Expr) -> Option<Classified> {
@@ -256,9 +279,7 @@ pub(super) fn classify_agg(e: &Expr) -> Option<Classified> {
     let FunctionArguments::List(list) = &f.args else {
         return Some(Err(format!("{name}() without arguments")));
     };
-    if matches!(list.duplicate_treatment, Some(DuplicateTreatment::Distinct)) {
-        return Some(Err(format!("{name}(DISTINCT ...)")));
-    }
+    let distinct = matches!(list.duplicate_treatment, Some(DuplicateTreatment::Distinct));
     if !list.clauses.is_empty() || !f.within_group.is_empty() {
         return Some(Err(format!("{name}(... ORDER BY ...)")));
     }
@@ -269,7 +290,7 @@ pub(super) fn classify_agg(e: &Expr) -> Option<Classified> {
                 list.args.as_slice(),
                 [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)]
             ) {
-                return Some(Ok((AggKind::CountStar, None, filter)));
+                return Some(Ok((AggKind::CountStar, None, filter, false)));
             }
             AggKind::Count
         }
@@ -286,7 +307,7 @@ pub(super) fn classify_agg(e: &Expr) -> Option<Classified> {
             if expr_has_aggregate(a) {
                 return Some(Err("nested aggregate".into()));
             }
-            Some(Ok((kind, Some(a.to_string()), filter)))
+            Some(Ok((kind, Some(a.to_string()), filter, distinct)))
         }
         _ => Some(Err(format!("{name}() with these arguments"))),
     }

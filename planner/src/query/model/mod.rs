@@ -248,6 +248,8 @@ pub struct Agg {
     pub arg: Option<String>,
     /// Its FILTER predicate as SQL.
     pub filter: Option<String>,
+    /// `agg(DISTINCT x)`: maintained by re-scanning (at the top) or regrouping (in subqueries).
+    pub distinct: bool,
     /// The output column it fills.
     pub output: usize,
 }

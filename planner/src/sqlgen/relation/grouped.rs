@@ -48,15 +48,16 @@ impl RelGen<'_> {
                         } else {
                             String::new()
                         };
+                        let d = if a.distinct { "DISTINCT " } else { "" };
                         let func = match a.kind {
                             AggKind::CountStar => "count(*)".to_string(),
-                            AggKind::Count => format!("count(__pgt_a{j})"),
-                            AggKind::Sum => format!("sum(__pgt_a{j})"),
-                            AggKind::Avg => format!("avg(__pgt_a{j})"),
-                            AggKind::Min => format!("min(__pgt_a{j})"),
-                            AggKind::Max => format!("max(__pgt_a{j})"),
-                            AggKind::BoolAnd => format!("bool_and(__pgt_a{j})"),
-                            AggKind::BoolOr => format!("bool_or(__pgt_a{j})"),
+                            AggKind::Count => format!("count({d}__pgt_a{j})"),
+                            AggKind::Sum => format!("sum({d}__pgt_a{j})"),
+                            AggKind::Avg => format!("avg({d}__pgt_a{j})"),
+                            AggKind::Min => format!("min({d}__pgt_a{j})"),
+                            AggKind::Max => format!("max({d}__pgt_a{j})"),
+                            AggKind::BoolAnd => format!("bool_and({d}__pgt_a{j})"),
+                            AggKind::BoolOr => format!("bool_or({d}__pgt_a{j})"),
                         };
                         format!("{func}{f}")
                     }
