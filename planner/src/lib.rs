@@ -58,8 +58,8 @@
 //!   and expressions over aggregates re-compute each changed group; DISTINCT; UNION;
 //! - INTERSECT and EXCEPT, with or without ALL, anywhere;
 //! - UNION ALL anywhere; subqueries in FROM and non-recursive CTEs (each reference inlined),
-//!   including GROUP BY (or global aggregates, also with DISTINCT), DISTINCT, UNION, INTERSECT
-//!   and EXCEPT inside
+//!   including GROUP BY (or global aggregates; DISTINCT aggregates, HAVING and expressions
+//!   over aggregates too), DISTINCT, UNION, INTERSECT and EXCEPT inside
 //!   them (their changed groups are recomputed from their input, which reads that input in
 //!   full);
 //! - GROUP BY keys outside the select list (the grouped result is kept as a bag).
@@ -67,7 +67,7 @@
 //! Everything else falls back to FULL under AUTO (with a notice naming the construct) and is
 //! an error 0A000 naming it under DIFFERENTIAL: window functions, ORDER BY ... LIMIT, DISTINCT
 //! ON, GROUPING SETS/ROLLUP/CUBE, scalar subqueries, subqueries outside AND-ed WHERE conjuncts,
-//! LATERAL, table functions, VALUES, HAVING or expressions over aggregates inside subqueries, NATURAL joins, volatile and time-dependent functions (`now()`,
+//! LATERAL, table functions, VALUES, aggregates other than the ones above inside subqueries, NATURAL joins, volatile and time-dependent functions (`now()`,
 //! `CURRENT_DATE`), columns of types without equality (json, point, ...), and sources without
 //! change capture (`delta` None). Always rejected, in every mode: LIMIT/OFFSET without ORDER
 //! BY, FOR UPDATE/SHARE, TABLESAMPLE, a query reading its own stream table, WITH RECURSIVE.

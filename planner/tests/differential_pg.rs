@@ -128,6 +128,9 @@ const SCENARIOS: &[Scenario] = &[
                 count(*) AS c FROM a GROUP BY k) g WHERE g.c > 1" },
     Scenario { name: "distinct_aggregate_key_not_in_output", tables: &["a"], mode: D,
         query: "SELECT count(DISTINCT s) AS ds FROM a GROUP BY k" },
+    Scenario { name: "having_and_expressions_in_subquery", tables: &["a", "b"], mode: D,
+        query: "SELECT h.k, h.ratio, b.id FROM (SELECT k, coalesce(sum(v), 0) * 2 + count(*) AS ratio \
+                FROM a GROUP BY k HAVING count(*) > 1 AND max(v) IS NOT NULL) h JOIN b ON b.k = h.k" },
     Scenario { name: "left_join", tables: &["a", "b"], mode: D,
         query: "SELECT a.id, a.k, b.v FROM a LEFT JOIN b ON a.id = b.id" },
     Scenario { name: "left_join_null_keys_and_filter", tables: &["a", "b"], mode: D,

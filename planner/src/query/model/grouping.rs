@@ -12,11 +12,35 @@ impl Builder<'_> {
             Shape::Bag(b @ Body::Grouped(_)) => return Ok(b),
             Shape::Bag(_) => return unsupported("GROUP BY in a subquery"),
         };
-        if let Some(why) = subquery_blocker(&plan) {
-            return unsupported(format!("{why} in a GROUP BY subquery"));
-        }
+        let mut plan = *plan;
         let names = s.projection.iter().map(item_name).collect();
-        Ok(Body::Grouped(Box::new(GroupedBody { plan: *plan, names })))
+        // Outputs and HAVING as expressions over the grouped row.
+        let mut out_exprs = Vec::new();
+        for (c, item) in s.projection.iter().enumerate() {
+            let e = match plan.outputs[c] {
+                OutCol::Key(i) => format!("__pgt_k{i}"),
+                OutCol::Agg(j) => format!("__pgt_v{j}"),
+                OutCol::Expr => {
+                    let (SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }) =
+                        item
+                    else {
+                        return unsupported("this select item in a GROUP BY subquery");
+                    };
+                    over_grouped_row(e, &mut plan)?
+                }
+            };
+            out_exprs.push(e);
+        }
+        let having = match &s.having {
+            Some(h) => Some(over_grouped_row(h, &mut plan)?),
+            None => None,
+        };
+        Ok(Body::Grouped(Box::new(GroupedBody {
+            plan,
+            names,
+            out_exprs,
+            having,
+        })))
     }
 
     pub(super) fn grouped(&mut self, s: &Select) -> R<Shape> {
@@ -146,9 +170,20 @@ impl Builder<'_> {
                 rescan_all: None,
             };
             let names = s.projection.iter().map(item_name).collect();
+            let out_exprs = plan
+                .outputs
+                .iter()
+                .map(|o| match o {
+                    OutCol::Key(i) => format!("__pgt_k{i}"),
+                    OutCol::Agg(j) => format!("__pgt_v{j}"),
+                    OutCol::Expr => "NULL".into(),
+                })
+                .collect();
             return Ok(Shape::Bag(Body::Grouped(Box::new(GroupedBody {
                 plan,
                 names,
+                out_exprs,
+                having: None,
             }))));
         }
         Ok(Shape::Aggregate(Box::new(AggPlan {
@@ -234,7 +269,13 @@ pub(super) fn distinct_body(body: Body, id: usize) -> Body {
             having: None,
         },
     };
-    Body::Grouped(Box::new(GroupedBody { plan, names }))
+    let out_exprs = (0..n).map(|i| format!("__pgt_k{i}")).collect();
+    Body::Grouped(Box::new(GroupedBody {
+        plan,
+        names,
+        out_exprs,
+        having: None,
+    }))
 }
 
 /// The name PostgreSQL gives an unaliased output expression.
@@ -251,22 +292,63 @@ pub(super) fn expr_name(e: &Expr) -> String {
     }
 }
 
-/// What keeps a grouped plan from being regrouped as a subquery body: HAVING, or an output
-/// that is neither a key nor a (possibly DISTINCT) maintained aggregate.
-fn subquery_blocker(plan: &AggPlan) -> Option<String> {
-    if matches!(
-        &plan.input,
-        AggInput::Grouped {
-            having: Some(_),
-            ..
+/// `e` (an output or HAVING of a grouped subquery) rewritten over the grouped row: group key
+/// expressions become `__pgt_kI`, aggregate calls become `__pgt_vJ` (added to the plan as
+/// hidden aggregates). Any other column reference makes it unsupported.
+fn over_grouped_row(e: &Expr, plan: &mut AggPlan) -> R<String> {
+    use sqlparser::ast::{VisitMut, VisitorMut};
+    struct Rw<'a> {
+        plan: &'a mut AggPlan,
+        err: Option<Unsupported>,
+    }
+    impl VisitorMut for Rw<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            let text = e.to_string();
+            if let Some(i) = self.plan.key_exprs.iter().position(|k| *k == text) {
+                *e = Expr::Identifier(Ident::new(format!("__pgt_k{i}")));
+                return ControlFlow::Continue(());
+            }
+            match classify_agg(e) {
+                Some(Ok((kind, arg, filter, distinct))) => {
+                    let j = self.plan.aggs.len();
+                    self.plan.aggs.push(Agg {
+                        kind,
+                        arg,
+                        filter,
+                        distinct,
+                        output: usize::MAX,
+                    });
+                    *e = Expr::Identifier(Ident::new(format!("__pgt_v{j}")));
+                    ControlFlow::Continue(())
+                }
+                Some(Err(why)) => {
+                    self.err = Some(Unsupported(format!("{why} in a GROUP BY subquery")));
+                    ControlFlow::Break(())
+                }
+                None => match e {
+                    Expr::Identifier(i) if i.value.starts_with("__pgt_") => {
+                        ControlFlow::Continue(())
+                    }
+                    Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
+                        self.err = Some(Unsupported(format!(
+                            "column {e} outside GROUP BY in a GROUP BY subquery"
+                        )));
+                        ControlFlow::Break(())
+                    }
+                    _ => ControlFlow::Continue(()),
+                },
+            }
         }
-    ) {
-        return Some("HAVING".into());
     }
-    if plan.outputs.contains(&OutCol::Expr) {
-        return plan.rescan_all.clone();
+    check_expr(e)?;
+    let mut e = e.clone();
+    let mut rw = Rw { plan, err: None };
+    let _ = VisitMut::visit(&mut e, &mut rw);
+    match rw.err {
+        Some(u) => Err(u),
+        None => Ok(e.to_string()),
     }
-    None
 }
 
 /// Kind, argument, FILTER predicate, DISTINCT.

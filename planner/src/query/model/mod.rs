@@ -73,6 +73,10 @@ pub struct GroupedBody {
     pub plan: AggPlan,
     /// Output column names.
     pub names: Vec<String>,
+    /// Output expressions over the grouped row: keys `__pgt_kI`, aggregates `__pgt_vJ`.
+    pub out_exprs: Vec<String>,
+    /// HAVING over the grouped row, likewise.
+    pub having: Option<String>,
 }
 
 impl Body {

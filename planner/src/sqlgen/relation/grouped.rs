@@ -34,38 +34,41 @@ impl RelGen<'_> {
         let keys: Vec<String> = (0..plan.key_exprs.len())
             .map(|i| format!("__pgt_k{i}"))
             .collect();
-        let outputs: Vec<String> = plan
-            .outputs
+        // Keys and every aggregate (the outputs' and HAVING's) on the grouped row, then the
+        // outputs and HAVING over it.
+        let mut row: Vec<String> = (0..plan.key_exprs.len())
+            .map(|i| format!("__pgt_k{i}"))
+            .collect();
+        for (j, a) in plan.aggs.iter().enumerate() {
+            let f = if a.filter.is_some() {
+                format!(" FILTER (WHERE __pgt_f{j})")
+            } else {
+                String::new()
+            };
+            let d = if a.distinct { "DISTINCT " } else { "" };
+            let func = match a.kind {
+                AggKind::CountStar => "count(*)".to_string(),
+                AggKind::Count => format!("count({d}__pgt_a{j})"),
+                AggKind::Sum => format!("sum({d}__pgt_a{j})"),
+                AggKind::Avg => format!("avg({d}__pgt_a{j})"),
+                AggKind::Min => format!("min({d}__pgt_a{j})"),
+                AggKind::Max => format!("max({d}__pgt_a{j})"),
+                AggKind::BoolAnd => format!("bool_and({d}__pgt_a{j})"),
+                AggKind::BoolOr => format!("bool_or({d}__pgt_a{j})"),
+            };
+            row.push(format!("{func}{f} AS __pgt_v{j}"));
+        }
+        let outputs: Vec<String> = g
+            .out_exprs
             .iter()
             .zip(&g.names)
-            .map(|(o, name)| {
-                let e = match o {
-                    OutCol::Key(i) => format!("__pgt_k{i}"),
-                    OutCol::Agg(j) => {
-                        let a = &plan.aggs[*j];
-                        let f = if a.filter.is_some() {
-                            format!(" FILTER (WHERE __pgt_f{j})")
-                        } else {
-                            String::new()
-                        };
-                        let d = if a.distinct { "DISTINCT " } else { "" };
-                        let func = match a.kind {
-                            AggKind::CountStar => "count(*)".to_string(),
-                            AggKind::Count => format!("count({d}__pgt_a{j})"),
-                            AggKind::Sum => format!("sum({d}__pgt_a{j})"),
-                            AggKind::Avg => format!("avg({d}__pgt_a{j})"),
-                            AggKind::Min => format!("min({d}__pgt_a{j})"),
-                            AggKind::Max => format!("max({d}__pgt_a{j})"),
-                            AggKind::BoolAnd => format!("bool_and({d}__pgt_a{j})"),
-                            AggKind::BoolOr => format!("bool_or({d}__pgt_a{j})"),
-                        };
-                        format!("{func}{f}")
-                    }
-                    OutCol::Expr => "NULL".into(),
-                };
-                format!("{e} AS {}", crate::api_call::quote_ident(name))
-            })
+            .map(|(e, name)| format!("{e} AS {}", crate::api_call::quote_ident(name)))
             .collect();
+        let having = g
+            .having
+            .as_ref()
+            .map(|h| format!(" WHERE {h}"))
+            .unwrap_or_default();
         let n = block.factors.len();
         let m = block.preds.len();
         let new_input = self.select(
@@ -99,8 +102,10 @@ impl RelGen<'_> {
         };
         let group = |input: &str, w: &str| {
             format!(
-                "SELECT {}, {w} AS {weight} FROM ({input}) AS __pgt_in{group_by}",
+                "SELECT {}, {w} AS {weight} FROM (SELECT {} FROM ({input}) AS __pgt_in{group_by}) \
+                 AS __pgt_gr{having}",
                 outputs.join(", "),
+                row.join(", "),
             )
         };
         match version {

@@ -8,7 +8,7 @@ mod set_all;
 
 use crate::input::SourceRelation;
 use crate::query::model::{
-    AggInput, AggKind, Block, Body, Factor, FactorSource, GroupedBody, OutCol, Pred, SetAllBody,
+    AggInput, AggKind, Block, Body, Factor, FactorSource, GroupedBody, Pred, SetAllBody,
 };
 
 /// How a semi/anti-join predicate is evaluated in one SELECT.
