@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use crate::input::PlanInput;
 use crate::plan::{body_sources, EffectiveMode, StreamPlan};
-use crate::query::model::{AggInput, Shape};
+use crate::query::model::Shape;
 use crate::sqlgen::relation::{RelGen, Version};
 
 /// Renders the explain text of a plan.
@@ -42,10 +42,8 @@ pub fn render(input: &PlanInput, plan: &StreamPlan, model: Option<&Shape>) -> St
         };
         let sql = match shape {
             Shape::Bag(b) => rg.body(b, Version::Delta, "__pgt_w"),
-            Shape::Aggregate(p) => match &p.input {
-                AggInput::Grouped { block, .. } => rg.block_delta(block, None, "__pgt_w"),
-                AggInput::Distinct(b) => rg.body(b, Version::Delta, "__pgt_w"),
-            },
+            // The grouped input's changes: group keys, aggregate arguments and filters.
+            Shape::Aggregate(p) => crate::sqlgen::aggregate::input_delta(&rg, p),
         };
         let _ = writeln!(
             out,

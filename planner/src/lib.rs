@@ -29,11 +29,51 @@
 //! delta). The planner derives the old state as `current` minus `delta`. Every relation in the
 //! generated SQL is one of `current`, `delta` or the storage table.
 //!
+//! Practical notes for the engine: every `delta` relation named in the plan must exist when
+//! the refresh runs, even if empty; ANALYZE the delta relations after filling them (PostgreSQL
+//! then drives the refresh from the few changed rows through the sources' indexes, as the
+//! EXPLAIN ANALYZE test shows); after the refresh, remove the consumed changes in the same
+//! transaction. The FULL refresh statements need no delta relations.
+//!
 //! # Storage
 //!
 //! The storage table has the query's columns first, then hidden columns named `__pgt_*`
 //! ([`StreamPlan::hidden_columns`]). The query's columns always hold exactly the query's rows
 //! as a bag (duplicates included); see [`sqlgen`] for the layouts.
+
+//! # What is maintained differentially
+//!
+//! Bag semantics throughout (duplicates, keyless sources, NULLs):
+//! - selection and projection with deterministic expressions, `*` and `alias.*`;
+//! - inner joins of any number of relations (comma, `JOIN ... ON`, `USING`), self-joins;
+//!   delta by the telescoping rule over new/old states, old state = `current` minus `delta`;
+//! - LEFT joins anywhere in a join chain, RIGHT and FULL joins unless after another outer join
+//!   in the chain (at most 3 outer joins per SELECT), as an inner join plus null-padded
+//!   anti-joins;
+//! - `EXISTS`, `NOT EXISTS`, `IN (subquery)`, `NOT IN (subquery)` as AND-ed WHERE conjuncts
+//!   (semi- and anti-joins; old existence is a positive sum of old weights);
+//! - at the top: GROUP BY (expressions, NULL keys) or global aggregates with COUNT(*),
+//!   COUNT(x), SUM, AVG, MIN, MAX, BOOL_AND/OR/EVERY and FILTER, maintained from per-group state
+//!   (a group whose MIN/MAX value is deleted is re-scanned); HAVING, aggregates with DISTINCT
+//!   and expressions over aggregates re-compute each changed group; DISTINCT; UNION;
+//! - INTERSECT and EXCEPT, with or without ALL, anywhere;
+//! - UNION ALL anywhere; subqueries in FROM and non-recursive CTEs (each reference inlined),
+//!   including GROUP BY (or global aggregates; DISTINCT aggregates, HAVING and expressions
+//!   over aggregates too), DISTINCT, UNION, INTERSECT and EXCEPT inside
+//!   them (their changed groups are recomputed from their input, which reads that input in
+//!   full);
+//! - GROUP BY keys outside the select list (the grouped result is kept as a bag).
+//!
+//! Everything else falls back to FULL under AUTO (with a notice naming the construct) and is
+//! an error 0A000 naming it under DIFFERENTIAL: window functions, ORDER BY ... LIMIT, DISTINCT
+//! ON, GROUPING SETS/ROLLUP/CUBE, scalar subqueries, subqueries outside AND-ed WHERE conjuncts,
+//! LATERAL, table functions, VALUES, aggregates other than the ones above inside subqueries, NATURAL joins, volatile and time-dependent functions (`now()`,
+//! `CURRENT_DATE`), columns of types without equality (json, point, ...), and sources without
+//! change capture (`delta` None). Always rejected, in every mode: LIMIT/OFFSET without ORDER
+//! BY, FOR UPDATE/SHARE, TABLESAMPLE, a query reading its own stream table, WITH RECURSIVE.
+//!
+//! Floating-point SUM/AVG maintained incrementally can differ in the last bits from a fresh
+//! computation (addition order); exact types (integers, numeric) are exact.
 
 pub mod api_call;
 pub mod error;

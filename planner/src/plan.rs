@@ -10,6 +10,10 @@ use crate::query::{parse_query, Operator};
 use crate::sqlgen::relation::{sources_of, RelGen, Version};
 use crate::sqlgen::{aggregate, bag, full};
 
+/// First statement of every DIFFERENTIAL refresh: the statements are large and touch few
+/// rows, so JIT compilation (seconds for such plans) would dwarf their run time.
+pub const NO_JIT: &str = "SET LOCAL jit = off";
+
 /// The refresh mode a plan uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EffectiveMode {
@@ -79,7 +83,21 @@ pub fn plan_stream_table(input: &PlanInput) -> Result<StreamPlan> {
         }
     }
 
-    let model = differential_model(input, &parsed);
+    let mut model = differential_model(input, &parsed);
+    if let Ok(shape) = &model {
+        let n = match shape {
+            Shape::Bag(b) => b.names().len(),
+            Shape::Aggregate(p) => p.outputs.len(),
+        };
+        // The model must see exactly the described columns; if not (a select-list form it
+        // expands differently), it is not used.
+        if n != input.columns.len() {
+            model = Err(Unsupported(format!(
+                "this select list ({n} columns seen where {} were described)",
+                input.columns.len()
+            )));
+        }
+    }
     let (mode, notice) = match (input.refresh_mode, &model) {
         (RefreshMode::Full, _) => (EffectiveMode::Full, None),
         (RefreshMode::Auto, Ok(_)) => (EffectiveMode::Differential, None),
@@ -115,7 +133,10 @@ pub fn plan_stream_table(input: &PlanInput) -> Result<StreamPlan> {
                     StorageLayout::Bag,
                     bag::ddl(storage, cols),
                     bag::full(storage, cols, &query_sql),
-                    Some(vec![bag::differential(storage, cols, &delta)]),
+                    Some(vec![
+                        NO_JIT.into(),
+                        bag::differential(storage, cols, &delta),
+                    ]),
                     vec!["__pgt_hash".to_string()],
                 )
             }
@@ -126,7 +147,10 @@ pub fn plan_stream_table(input: &PlanInput) -> Result<StreamPlan> {
                     StorageLayout::Grouped,
                     hidden,
                     aggregate::full(&rg, storage, cols, plan),
-                    Some(vec![aggregate::differential(&rg, storage, cols, plan)]),
+                    Some(vec![
+                        NO_JIT.into(),
+                        aggregate::differential(&rg, storage, cols, plan),
+                    ]),
                     names,
                 )
             }

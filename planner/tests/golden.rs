@@ -148,7 +148,11 @@ fn bag_sql_golden() {
                 .to_string(),
         ]
     );
-    let d = &p.differential_refresh.as_ref().unwrap()[0];
+    let d = &p.differential_refresh.as_ref().unwrap()[1];
+    assert_eq!(
+        p.differential_refresh.as_ref().unwrap()[0],
+        "SET LOCAL jit = off"
+    );
     assert_eq!(
         d,
         "WITH __pgt_d(id, total, __pgt_w) AS (SELECT id, total, __pgt_w0 AS __pgt_w FROM \
@@ -202,11 +206,11 @@ fn join_delta_uses_new_left_and_old_right() {
 #[test]
 fn auto_falls_back_with_notice_and_differential_errors_naming_construct() {
     let cases: &[(&str, &str)] = &[
-        ("SELECT o.id, p.category FROM orders o JOIN orders x ON x.id = o.id RIGHT JOIN products p ON p.id = o.product_id", "RIGHT JOIN after other joins"),
-        ("SELECT o.id FROM orders o WHERE o.product_id NOT IN (SELECT id FROM products)", "NOT IN (subquery)"),
+        ("SELECT o.id, p.category FROM orders o LEFT JOIN orders x ON x.id = o.id RIGHT JOIN products p ON p.id = o.product_id", "RIGHT JOIN after another outer join"),
+        ("SELECT o.id FROM orders o WHERE o.product_id NOT IN (SELECT id, price FROM products)", "IN (subquery returning several columns)"),
         ("SELECT o.id FROM orders o WHERE o.total > 0 OR EXISTS (SELECT 1 FROM products p WHERE p.id = o.product_id)", "EXISTS (subquery)"),
         ("SELECT o.id, (SELECT max(price) FROM products) AS r FROM orders o", "scalar subquery"),
-        ("SELECT id FROM orders INTERSECT SELECT id FROM products", "INTERSECT"),
+        ("SELECT id FROM orders UNION ALL (SELECT id FROM orders ORDER BY id LIMIT 1)", "LIMIT"),
         ("SELECT id FROM orders ORDER BY id LIMIT 3", "LIMIT"),
         ("SELECT id, random() AS r FROM orders", "volatile function random()"),
         ("SELECT id, row_number() OVER (ORDER BY id) AS r FROM orders", "window function"),
@@ -307,6 +311,19 @@ fn always_rejected_and_caller_errors() {
     );
     assert_eq!(e.sqlstate(), "42P17");
     assert!(e.message().contains("\"id\" appears more than once"), "{e}");
+    // A description that does not fit the query.
+    let e = err(
+        "SELECT id, total FROM orders",
+        RefreshMode::Differential,
+        &one,
+        o(),
+    );
+    assert_eq!(e.sqlstate(), "0A000");
+    assert!(
+        e.message()
+            .contains("2 columns seen where 1 were described"),
+        "{e}"
+    );
     // Syntax error.
     let e = err("SELECT FROM WHERE", RefreshMode::Full, &one, o());
     assert_eq!(e.sqlstate(), "42601");
@@ -448,4 +465,84 @@ fn planning_ten_table_join_with_aggregates_is_fast() {
         "median planning time {median:?}"
     );
     eprintln!("10-table join with aggregates: median planning time {median:?}");
+}
+
+#[test]
+fn generated_sql_stays_small() {
+    let a = rel("a", &[("id", "integer"), ("k", "integer"), ("s", "text")]);
+    let b = rel("b", &[("id", "integer"), ("k", "integer"), ("s", "text")]);
+    let c = rel("c", &[("id", "integer"), ("k", "integer"), ("s", "text")]);
+    let cases: &[(&str, &[(&str, &str)])] = &[
+        (
+            "SELECT e.k, e.s FROM (SELECT k, s FROM a EXCEPT SELECT k, s FROM b) e WHERE e.k IS NOT NULL",
+            &[("k", "integer"), ("s", "text")],
+        ),
+        (
+            "SELECT x.k, c.id FROM (SELECT k FROM a INTERSECT ALL SELECT k FROM b) x JOIN c ON c.k = x.k",
+            &[("k", "integer"), ("id", "integer")],
+        ),
+    ];
+    for (q, cols) in cases {
+        let p = plan_stream_table(&input(
+            q,
+            RefreshMode::Differential,
+            cols,
+            vec![a.clone(), b.clone(), c.clone()],
+        ))
+        .unwrap();
+        let len: usize = p
+            .differential_refresh
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|s| s.len())
+            .sum();
+        eprintln!("{len} bytes: {q}");
+        assert!(len < 100_000, "{len} bytes of SQL for {q}");
+    }
+}
+
+#[test]
+fn quoted_and_qualified_relation_names() {
+    let mut r = rel("Orders", &[("Id", "integer"), ("total", "numeric")]);
+    r.reference = pgtrickle_planner::RelationRef {
+        schema: Some("Sales".into()),
+        name: "Orders".into(),
+    };
+    r.current = "\"Sales\".\"Orders\"".into();
+    r.delta = Some("pgtrickle_changes.\"Sales_Orders_delta\"".into());
+    let q = "SELECT \"Id\", \"Orders\".total FROM \"Sales\".\"Orders\" WHERE \"Orders\".total > 1";
+    assert_eq!(
+        referenced_relations(q).unwrap(),
+        vec![pgtrickle_planner::RelationRef {
+            schema: Some("Sales".into()),
+            name: "Orders".into()
+        }]
+    );
+    let p = plan_stream_table(&input(
+        q,
+        RefreshMode::Differential,
+        &[("Id", "integer"), ("total", "numeric")],
+        vec![r],
+    ))
+    .unwrap();
+    assert_eq!(
+        p.full_refresh[1],
+        "INSERT INTO public.st (\"Id\", total, __pgt_hash) SELECT __pgt_q.*, \
+         hash_record_extended(__pgt_q, 0) FROM (SELECT \"Id\", \"Orders\".total FROM \
+         \"Sales\".\"Orders\" AS \"Orders\" WHERE \"Orders\".total > 1) AS __pgt_q(\"Id\", total)"
+    );
+    let d = &p.differential_refresh.as_ref().unwrap()[1];
+    assert!(
+        d.contains(
+            "(SELECT \"Id\", total, __pgt_weight AS __pgt_w0 FROM \
+             pgtrickle_changes.\"Sales_Orders_delta\") AS \"Orders\""
+        ),
+        "{d}"
+    );
+    // Unquoted names fold: a reference to sales.orders is another relation.
+    assert_eq!(
+        referenced_relations("SELECT id FROM Sales.Orders").unwrap()[0].name,
+        "orders"
+    );
 }

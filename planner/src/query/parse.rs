@@ -50,6 +50,8 @@ const VOLATILE: &[&str] = &[
 ];
 
 const TIME_DEPENDENT: &[&str] = &[
+    // age(x) with one argument measures from current_date (age(a, b) does not, but is rare).
+    "age",
     "now",
     "current_date",
     "current_time",
@@ -189,6 +191,14 @@ impl Visitor for Checker {
     }
 
     fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<PlanError> {
+        if let Expr::CompoundIdentifier(parts) = e {
+            if parts.len() > 2 {
+                return ControlFlow::Break(PlanError::FeatureNotSupported(format!(
+                    "column reference {e} is not supported in a defining query; write \
+                     table_or_alias.column"
+                )));
+            }
+        }
         if let Expr::Function(f) = e {
             if let Some(parts) = fold_name(&f.name) {
                 let last = parts.last().cloned().unwrap_or_default();
@@ -248,6 +258,11 @@ mod tests {
             ("INSERT INTO t VALUES (1)", "42P17", "SELECT"),
             ("SELECT 1; SELECT 2", "42P17", "single"),
             ("SELECT 1 AS __pgt_x", "0A000", "__pgt_"),
+            (
+                "SELECT public.t.a FROM public.t",
+                "0A000",
+                "table_or_alias.column",
+            ),
             (
                 "WITH RECURSIVE r AS (SELECT 1 UNION ALL SELECT 1 FROM r) SELECT * FROM r",
                 "0A000",

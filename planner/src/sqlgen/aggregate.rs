@@ -160,7 +160,7 @@ pub fn full(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPlan) -> V
 
 /// The delta rows of the grouped input: keys `__pgt_kI`, arguments `__pgt_aJ`, filters
 /// `__pgt_fJ`, weight `__pgt_w`.
-fn input_delta(rg: &RelGen, plan: &AggPlan) -> String {
+pub fn input_delta(rg: &RelGen, plan: &AggPlan) -> String {
     match &plan.input {
         AggInput::Grouped { block, .. } => {
             let mut items: Vec<String> = plan

@@ -3,8 +3,13 @@
 //! with its weight negated) and `delta` (the changes, by the telescoping join rule
 //! d(F1..Fn) = sum over i of F1new..F(i-1)new dFi F(i+1)old..Fnold).
 
+mod grouped;
+mod set_all;
+
 use crate::input::SourceRelation;
-use crate::query::model::{Block, Body, Factor, FactorSource, Pred};
+use crate::query::model::{
+    AggInput, AggKind, Block, Body, Factor, FactorSource, GroupedBody, Pred, SetAllBody,
+};
 
 /// How a semi/anti-join predicate is evaluated in one SELECT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +83,8 @@ impl RelGen<'_> {
                 .map(|p| format!("({})", self.body(p, version, weight)))
                 .collect::<Vec<_>>()
                 .join(" UNION ALL "),
+            Body::Grouped(g) => self.grouped(g, version, weight),
+            Body::SetAll(x) => self.set_all(x, version, weight),
         }
     }
 
@@ -156,14 +163,17 @@ impl RelGen<'_> {
                 PredVersion::New => conds.push(self.pred_new(p)),
                 PredVersion::Old => conds.push(self.pred_old(p)),
                 PredVersion::Changed => {
+                    // The subquery goes directly into EXISTS, with its correlation in its
+                    // WHERE, so PostgreSQL can turn it into a semi-join driven by the delta.
                     conds.push(format!(
-                        "EXISTS (SELECT 1 FROM ({}) AS __pgt_d{})",
-                        self.body(&p.body, Version::Delta, "__pgt_ws"),
-                        p.id
+                        "EXISTS ({})",
+                        self.body(&p.body, Version::Delta, "__pgt_ws")
                     ));
+                    // Evaluated per affected row: OFFSET 0 keeps PostgreSQL from hashing the
+                    // whole subquery relation instead.
                     weights.push(format!(
                         "(({})::int - ({})::int)",
-                        self.pred_new(p),
+                        self.pred_new_fenced(p),
                         self.pred_old(p)
                     ));
                 }
@@ -199,7 +209,15 @@ impl RelGen<'_> {
 
     fn pred_new(&self, p: &Pred) -> String {
         format!(
-            "{}EXISTS (SELECT 1 FROM ({}) AS __pgt_s{})",
+            "{}EXISTS ({})",
+            if p.negated { "NOT " } else { "" },
+            self.body(&p.body, Version::New, "__pgt_ws"),
+        )
+    }
+
+    fn pred_new_fenced(&self, p: &Pred) -> String {
+        format!(
+            "{}EXISTS (SELECT * FROM ({}) AS __pgt_e{} OFFSET 0)",
             if p.negated { "NOT " } else { "" },
             self.body(&p.body, Version::New, "__pgt_ws"),
             p.id
@@ -306,6 +324,11 @@ fn body_reads(b: &Body, k: usize) -> bool {
             b.factors.iter().any(|f| reads(f, k)) || b.preds.iter().any(|p| body_reads(&p.body, k))
         }
         Body::UnionAll(v) => v.iter().any(|b| body_reads(b, k)),
+        Body::Grouped(g) => match &g.plan.input {
+            AggInput::Grouped { block, .. } => body_reads(&Body::Block(block.clone()), k),
+            AggInput::Distinct(b) => body_reads(b, k),
+        },
+        Body::SetAll(x) => body_reads(&x.left, k) || body_reads(&x.right, k),
     }
 }
 
@@ -328,5 +351,13 @@ pub fn sources_of(b: &Body, out: &mut Vec<usize>) {
             }
         }
         Body::UnionAll(v) => v.iter().for_each(|b| sources_of(b, out)),
+        Body::Grouped(g) => match &g.plan.input {
+            AggInput::Grouped { block, .. } => sources_of(&Body::Block(block.clone()), out),
+            AggInput::Distinct(b) => sources_of(b, out),
+        },
+        Body::SetAll(x) => {
+            sources_of(&x.left, out);
+            sources_of(&x.right, out);
+        }
     }
 }

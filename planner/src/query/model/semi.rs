@@ -1,0 +1,145 @@
+//! WHERE conjuncts that are semi- or anti-joins: `[NOT] EXISTS (subquery)`,
+//! `[NOT] IN (subquery)`, and the helpers that split and qualify predicates.
+
+use super::*;
+
+impl Builder<'_> {
+    /// A WHERE conjunct that is `[NOT] EXISTS (subquery)` or `x IN (subquery)`, as a predicate.
+    pub(super) fn semi_join(
+        &mut self,
+        e: &Expr,
+        outer: &[Factor],
+        outer_aliases: &[String],
+    ) -> R<Option<Pred>> {
+        let (negated, q, in_expr) = match e {
+            Expr::Exists { subquery, negated } => (*negated, subquery.as_ref(), None),
+            Expr::UnaryOp {
+                op: sqlparser::ast::UnaryOperator::Not,
+                expr,
+            } => match strip_nested(expr) {
+                Expr::Exists {
+                    subquery,
+                    negated: false,
+                } => (true, subquery.as_ref(), None),
+                _ => return Ok(None),
+            },
+            // x NOT IN (SELECT y ...) is true exactly when no y makes x = y true or NULL.
+            Expr::In {
+                expr,
+                target: sqlparser::ast::InTarget::Subquery(q),
+                negated,
+                ..
+            } => (*negated, q.as_ref(), Some(expr.as_ref())),
+            Expr::Nested(inner) => return self.semi_join(inner, outer, outer_aliases),
+            _ => return Ok(None),
+        };
+        let mut body = self.subquery(q)?;
+        if let Some(x) = in_expr {
+            check_expr(x)?;
+            let Body::Block(b) = &mut body else {
+                return unsupported("IN (subquery with UNION)");
+            };
+            let [item] = b.item_exprs.as_slice() else {
+                return unsupported("IN (subquery returning several columns)");
+            };
+            // The left side moves into the subquery: qualify its columns with the outer
+            // aliases so the subquery's own columns cannot capture them.
+            let x = qualify(x, outer, outer_aliases)?;
+            let inner_cols: Vec<&String> = b.factors.iter().flat_map(|f| &f.columns).collect();
+            let mut captured = false;
+            let _ = x.visit(&mut ExprIdents(|e: &Expr| match e {
+                Expr::Identifier(i) => captured |= inner_cols.contains(&&fold_ident(i)),
+                Expr::CompoundIdentifier(v) if v.len() == 2 => {
+                    captured |= b.aliases.contains(&fold_ident(&v[0]))
+                }
+                _ => {}
+            }));
+            if captured {
+                return unsupported("IN (subquery) whose left side names the subquery's columns");
+            }
+            let eq = if negated {
+                format!("(({x}) = ({item})) IS NOT FALSE")
+            } else {
+                format!("({x}) = ({item})")
+            };
+            b.where_sql = Some(match &b.where_sql {
+                Some(w) => format!("({w}) AND {eq}"),
+                None => eq,
+            });
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        Ok(Some(Pred { negated, body, id }))
+    }
+}
+
+/// Calls a closure on every expression node.
+pub(super) struct ExprIdents<F: FnMut(&Expr)>(F);
+
+impl<F: FnMut(&Expr)> Visitor for ExprIdents<F> {
+    type Break = ();
+    fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+        (self.0)(e);
+        ControlFlow::Continue(())
+    }
+}
+
+/// `x` with each unqualified column of exactly one outer factor qualified by its alias.
+pub(super) fn qualify(x: &Expr, outer: &[Factor], aliases: &[String]) -> R<Expr> {
+    use sqlparser::ast::{VisitMut, VisitorMut};
+    struct Q<'a>(&'a [Factor], &'a [String]);
+    impl VisitorMut for Q<'_> {
+        type Break = ();
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if let Expr::Identifier(id) = e {
+                let name = fold_ident(id);
+                let owners: Vec<usize> = (0..self.0.len())
+                    .filter(|&i| self.0[i].columns.contains(&name))
+                    .collect();
+                if let [i] = owners.as_slice() {
+                    *e = Expr::CompoundIdentifier(vec![
+                        Ident::with_quote('"', self.1[*i].clone()),
+                        id.clone(),
+                    ]);
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut x = x.clone();
+    let _ = VisitMut::visit(&mut x, &mut Q(outer, aliases));
+    Ok(x)
+}
+
+pub(super) fn strip_nested(e: &Expr) -> &Expr {
+    match e {
+        Expr::Nested(i) => strip_nested(i),
+        _ => e,
+    }
+}
+
+/// The AND-ed conjuncts of a predicate.
+pub(super) fn split_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: sqlparser::ast::BinaryOperator::And,
+            right,
+        } => {
+            split_and(left, out);
+            split_and(right, out);
+        }
+        Expr::Nested(inner)
+            if matches!(
+                inner.as_ref(),
+                Expr::BinaryOp {
+                    op: sqlparser::ast::BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
+            split_and(inner, out)
+        }
+        _ => out.push(e),
+    }
+}
