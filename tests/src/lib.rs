@@ -45,3 +45,30 @@ pub fn rss_kb(pid: u32) -> u64 {
         })
         .unwrap_or_else(|| panic!("cannot read VmRSS of process {pid}"))
 }
+
+/// The single int8 value of a query.
+pub async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
+    client
+        .query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .get::<_, i64>(0)
+}
+
+/// How many rows of stream table `st` (columns `cols`) and of `query` are not matched by a row
+/// of the other, as bags (EXCEPT ALL both ways): 0 when the stream table equals its query.
+pub async fn rows_differing(
+    client: &tokio_postgres::Client,
+    st: &str,
+    cols: &str,
+    query: &str,
+) -> i64 {
+    count(
+        client,
+        &format!(
+            "SELECT (SELECT count(*) FROM (SELECT {cols} FROM {st} EXCEPT ALL ({query})) a) + \
+             (SELECT count(*) FROM (({query}) EXCEPT ALL SELECT {cols} FROM {st}) b)"
+        ),
+    )
+    .await
+}

@@ -2,22 +2,7 @@
 //! proxy: the DuckLake bridge table and metadata tables. Each stream table must equal its
 //! defining query after writes and a refresh.
 
-use pgtrickle_e2e::{connect, proxy_bin, proxy_for, Cluster};
-use tokio_postgres::Client;
-
-async fn differs(client: &Client, st: &str, cols: &str, query: &str) -> i64 {
-    client
-        .query_one(
-            &format!(
-                "SELECT (SELECT count(*) FROM (SELECT {cols} FROM {st} EXCEPT ALL ({query})) a) + \
-                 (SELECT count(*) FROM (({query}) EXCEPT ALL SELECT {cols} FROM {st}) b)"
-            ),
-            &[],
-        )
-        .await
-        .unwrap()
-        .get::<_, i64>(0)
-}
+use pgtrickle_e2e::{connect, proxy_bin, proxy_for, rows_differing, Cluster};
 
 const REVENUE_QUERY: &str = "SELECT date_trunc('minute', occurred_at) AS minute, product_id, \
     SUM(revenue_usd) AS total_revenue, COUNT(*) AS purchase_count FROM events_bridge \
@@ -108,11 +93,11 @@ async fn the_seed_documents_local_examples_work_verbatim() {
     let revenue_cols = "minute, product_id, total_revenue, purchase_count";
     let files_cols = "schema_name, table_name, small_file_count, total_small_file_bytes";
     assert_eq!(
-        differs(&client, "revenue_by_minute", revenue_cols, REVENUE_QUERY).await,
+        rows_differing(&client, "revenue_by_minute", revenue_cols, REVENUE_QUERY).await,
         0
     );
     assert_eq!(
-        differs(
+        rows_differing(
             &client,
             "ducklake_small_file_counts",
             files_cols,
@@ -142,11 +127,11 @@ async fn the_seed_documents_local_examples_work_verbatim() {
         .await
         .unwrap();
     assert_eq!(
-        differs(&client, "revenue_by_minute", revenue_cols, REVENUE_QUERY).await,
+        rows_differing(&client, "revenue_by_minute", revenue_cols, REVENUE_QUERY).await,
         0
     );
     assert_eq!(
-        differs(
+        rows_differing(
             &client,
             "ducklake_small_file_counts",
             files_cols,

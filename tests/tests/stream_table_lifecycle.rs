@@ -4,28 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use pgtrickle_e2e::{connect, proxy_bin, proxy_for, Cluster, ProxyProcess};
+use pgtrickle_e2e::{connect, count, proxy_bin, proxy_for, rows_differing, Cluster, ProxyProcess};
 use tokio_postgres::Client;
 
 fn setup(args: &[&str]) -> (Cluster, ProxyProcess) {
     let cluster = Cluster::start();
     let proxy = proxy_for(proxy_bin!(), &cluster, args);
     (cluster, proxy)
-}
-
-async fn count(client: &Client, sql: &str) -> i64 {
-    client.query_one(sql, &[]).await.unwrap().get::<_, i64>(0)
-}
-
-async fn differs(client: &Client, st: &str, cols: &str, query: &str) -> i64 {
-    count(
-        client,
-        &format!(
-            "SELECT (SELECT count(*) FROM (SELECT {cols} FROM {st} EXCEPT ALL ({query})) a) + \
-             (SELECT count(*) FROM (({query}) EXCEPT ALL SELECT {cols} FROM {st}) b)"
-        ),
-    )
-    .await
 }
 
 async fn last_action(client: &Client, st: &str) -> String {
@@ -96,10 +81,10 @@ async fn a_long_transaction_committing_after_a_refresh_is_applied_once() {
     // refresh saw it, which is the current state minus the long transaction.
     long.batch_execute("COMMIT").await.unwrap();
     refresh(&client, "agg").await;
-    assert_eq!(differs(&client, "agg", "g, n, s", Q).await, 0);
+    assert_eq!(rows_differing(&client, "agg", "g, n, s", Q).await, 0);
     refresh(&client, "agg").await;
     assert_eq!(
-        differs(&client, "agg", "g, n, s", Q).await,
+        rows_differing(&client, "agg", "g, n, s", Q).await,
         0,
         "applied twice"
     );
@@ -150,7 +135,7 @@ async fn truncate_diamonds_and_buffers_that_empty() {
             refresh(&client, st).await;
         }
         assert_eq!(
-            differs(&client, "joined", "g, s, n", joined_q).await,
+            rows_differing(&client, "joined", "g, s, n", joined_q).await,
             0,
             "round {round}"
         );
@@ -200,13 +185,13 @@ async fn two_proxies_on_one_database_converge() {
         }
     }
     let started = Instant::now();
-    while differs(&ca, "agg", "g, n, s", Q).await != 0 {
+    while rows_differing(&ca, "agg", "g, n, s", Q).await != 0 {
         assert!(started.elapsed() < Duration::from_secs(30), "not converged");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Both schedulers kept running refreshes; none was applied twice.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(differs(&cb, "agg", "g, n, s", Q).await, 0);
+    assert_eq!(rows_differing(&cb, "agg", "g, n, s", Q).await, 0);
     assert_eq!(
         count(
             &ca,
@@ -376,5 +361,5 @@ async fn auto_refreshes_full_when_most_of_a_source_changed() {
         .unwrap();
     refresh(&client, "agg").await;
     assert_eq!(last_action(&client, "agg").await, "FULL");
-    assert_eq!(differs(&client, "agg", "g, n, s", Q).await, 0);
+    assert_eq!(rows_differing(&client, "agg", "g, n, s", Q).await, 0);
 }

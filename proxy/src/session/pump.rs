@@ -319,12 +319,16 @@ where
         };
         if buf.is_empty() {
             let read = match control.as_mut() {
+                // Requests first: the client-to-server direction queues an answer before it
+                // forwards the messages that follow it, so draining the queue before reading
+                // the server keeps answers and server responses in the client's order.
                 Some(ctl) if pending.is_none() => tokio::select! {
-                    r = reader.read_buf(&mut buf) => r,
+                    biased;
                     Some(request) = ctl.control.recv() => {
                         pending = Some(request);
                         Ok(usize::MAX)
                     }
+                    r = reader.read_buf(&mut buf) => r,
                 },
                 _ => reader.read_buf(&mut buf).await,
             };
