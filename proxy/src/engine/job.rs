@@ -231,11 +231,17 @@ fn raise_sql(e: &EngineError) -> String {
         EngineError::Api { hint: Some(h), .. } => format!(", HINT = {}", quote_literal(h)),
         _ => String::new(),
     };
-    format!(
-        "DO $pgt$ BEGIN RAISE EXCEPTION USING ERRCODE = {}, MESSAGE = {}{hint}; END $pgt$",
+    let body = format!(
+        "BEGIN RAISE EXCEPTION USING ERRCODE = {}, MESSAGE = {}{hint}; END",
         quote_literal(&e.code()),
         quote_literal(&message_of(e)),
-    )
+    );
+    // A dollar-quote tag that the body cannot contain.
+    let mut tag = String::from("pgt");
+    while body.contains(&format!("${tag}$")) {
+        tag.push('x');
+    }
+    format!("DO ${tag}${body}${tag}$")
 }
 
 fn message_of(e: &EngineError) -> String {
