@@ -363,3 +363,35 @@ async fn auto_refreshes_full_when_most_of_a_source_changed() {
     assert_eq!(last_action(&client, "agg").await, "FULL");
     assert_eq!(rows_differing(&client, "agg", "g, n, s", Q).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_change_buffer_is_refused() {
+    let (cluster, proxy) = setup(&["--scheduler-interval-ms", "60000"]);
+    let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    client
+        .batch_execute("CREATE TABLE t (g int, v int)")
+        .await
+        .unwrap();
+    // The catalog exists once any stream table was created.
+    client
+        .batch_execute("SELECT pgtrickle.create_stream_table('warmup', 'SELECT 1 AS one')")
+        .await
+        .unwrap();
+    let oid: u32 = client
+        .query_one("SELECT 't'::regclass::oid", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // Another role creates the buffer before any stream table reads t.
+    cluster.psql(&format!(
+        "CREATE ROLE mallory LOGIN; GRANT USAGE, CREATE ON SCHEMA pgtrickle_changes TO mallory; \
+         SET ROLE mallory; CREATE TABLE pgtrickle_changes.changes_{oid} (g int, v int, \
+         __pgt_weight int NOT NULL, __pgt_xid xid8 NOT NULL DEFAULT pg_current_xact_id(), \
+         __pgt_truncate bool NOT NULL DEFAULT false)"
+    ));
+    let err = client
+        .batch_execute("SELECT pgtrickle.create_stream_table('agg', 'SELECT g, count(*) AS n FROM t GROUP BY g')")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "42501", "{err:?}");
+}

@@ -205,6 +205,11 @@ pub async fn create<R: SqlRunner>(
     capture::install_on_stream_table(sql, &name, &described.input.columns).await?;
     for i in &plan.sources {
         let source = &described.sources[*i];
+        // Before the dependency row: the install checks that no stream table read the source
+        // yet when it finds a buffer of another role's.
+        if source.has_capture() {
+            capture::install(sql, source).await?;
+        }
         sql.run(&format!(
             "INSERT INTO pgtrickle.pgt_dependencies VALUES ({pgt_id}, {}, {}, {}, {}) \
              ON CONFLICT DO NOTHING",
@@ -214,9 +219,6 @@ pub async fn create<R: SqlRunner>(
             quote_literal(&source.name)
         ))
         .await?;
-        if source.has_capture() {
-            capture::install(sql, source).await?;
-        }
     }
     if req.initialize {
         if populate_here {

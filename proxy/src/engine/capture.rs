@@ -58,8 +58,33 @@ async fn source_table<R: SqlRunner>(sql: &mut R, oid: u32) -> EngineResult<Sourc
     table(oid, &schema, &name, columns)
 }
 
+/// Refuses a change buffer that some other role created while no stream table reads the
+/// source: the capture functions run as the buffer's writer, so a planted buffer would receive
+/// the source's rows (the cdc crate checks this for ordinary roles; this covers superusers).
+async fn refuse_planted_buffer<R: SqlRunner>(sql: &mut R, oid: u32) -> EngineResult<()> {
+    let planted = sql
+        .value(&format!(
+            "SELECT c.relowner <> (SELECT oid FROM pg_roles WHERE rolname = current_user) \
+               AND NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies WHERE source_relid = {oid}) \
+             FROM pg_class c WHERE c.oid = to_regclass({})",
+            quote_literal(&format!("pgtrickle_changes.changes_{oid}"))
+        ))
+        .await?;
+    if planted.as_deref() == Some("t") {
+        return Err(EngineError::api(
+            "42501",
+            format!(
+                "change buffer pgtrickle_changes.changes_{oid} was created by another role \
+                 outside pgtrickle; drop it before creating a stream table over this source"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Installs capture on a table source (idempotent; shared by every reader of the source).
 pub async fn install<R: SqlRunner>(sql: &mut R, source: &Source) -> EngineResult<()> {
+    refuse_planted_buffer(sql, source.oid).await?;
     let t = source_table(sql, source.oid).await?;
     sql.run(&pgtrickle_cdc::install_capture_sql(&t)).await?;
     Ok(())
@@ -86,6 +111,7 @@ pub async fn install_on_stream_table<R: SqlRunner>(
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let _ = columns;
+    refuse_planted_buffer(sql, oid).await?;
     let t = source_table(sql, oid).await?;
     sql.run(&pgtrickle_cdc::install_capture_sql(&t)).await?;
     Ok(())
