@@ -395,3 +395,40 @@ async fn a_planted_change_buffer_is_refused() {
         .unwrap_err();
     assert_eq!(err.code().unwrap().code(), "42501", "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_sources_work_and_partitions_alone_are_refused() {
+    let (_cluster, proxy) = setup(&["--scheduler-interval-ms", "60000"]);
+    let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    client
+        .batch_execute(
+            "CREATE TABLE p (g int, v int) PARTITION BY RANGE (g); \
+             CREATE TABLE p_low PARTITION OF p FOR VALUES FROM (0) TO (5); \
+             CREATE TABLE p_high PARTITION OF p FOR VALUES FROM (5) TO (100); \
+             INSERT INTO p SELECT g % 10, g FROM generate_series(1, 200) g",
+        )
+        .await
+        .unwrap();
+    let q = "SELECT g, count(*) AS n, sum(v) AS s FROM p GROUP BY g";
+    client
+        .batch_execute(&format!(
+            "SELECT pgtrickle.create_stream_table('pagg', '{q}', schedule => '1h')"
+        ))
+        .await
+        .unwrap();
+    // Writes to the root and to a partition directly, and rows moving between partitions.
+    client
+        .batch_execute(
+            "INSERT INTO p VALUES (1, 1000); INSERT INTO p_high VALUES (7, 7); \
+             UPDATE p SET g = g + 5 WHERE v % 9 = 0 AND g < 5; DELETE FROM p_low WHERE v % 4 = 0",
+        )
+        .await
+        .unwrap();
+    refresh(&client, "pagg").await;
+    assert_eq!(rows_differing(&client, "pagg", "g, n, s", q).await, 0);
+    let err = client
+        .batch_execute("SELECT pgtrickle.create_stream_table('low_only', 'SELECT g, v FROM p_low')")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "0A000");
+}

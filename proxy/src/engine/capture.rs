@@ -50,6 +50,21 @@ async fn source_table<R: SqlRunner>(sql: &mut R, oid: u32) -> EngineResult<Sourc
     })?;
     let get = |r: &Vec<Option<String>>, i: usize| r.get(i).cloned().flatten().unwrap_or_default();
     let (schema, name) = (get(first, 0), get(first, 1));
+    // Writes routed through a partition's parent, or addressed to inheritance children, do
+    // not fire the source's own statement triggers: such sources would miss changes.
+    if get(first, 5) == "t" {
+        return Err(EngineError::api(
+            "0A000",
+            format!("partition {schema}.{name} cannot be a stream table source"),
+        )
+        .with_hint("use the partitioned table in the defining query"));
+    }
+    if get(first, 6) == "t" {
+        return Err(EngineError::api(
+            "0A000",
+            format!("table {schema}.{name} has inheritance children and cannot be a stream table source"),
+        ));
+    }
     let columns = rows
         .iter()
         .map(|r| (get(r, 3), get(r, 4)))
