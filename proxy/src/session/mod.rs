@@ -15,6 +15,7 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use crate::conn::Conn;
 use crate::context::ProxyContext;
 use crate::protocol::error_response::ErrorResponse;
 pub use error::SessionError;
@@ -54,13 +55,29 @@ pub async fn serve(tcp: TcpStream, ctx: Arc<ProxyContext>) -> Result<(), Session
     tracing::debug!(%user, %database, tls = client.is_tls(), "session logged in");
     let state = Arc::new(SessionState::new(user, database));
     let _cancel_guard = logged_in.cancel_guard;
-    pump::pump(
-        client,
-        logged_in.client_leftover,
-        logged_in.upstream,
-        logged_in.upstream_leftover,
-        state,
-        ctx.interceptor.as_ref().map(|f| f.for_session()),
-    )
-    .await
+    let interceptor = ctx.interceptor.as_ref().map(|f| f.for_session());
+    match (client, logged_in.upstream) {
+        (Conn::Plain(client), Conn::Plain(upstream)) => {
+            pump::pump_halves(
+                client.into_split(),
+                logged_in.client_leftover,
+                upstream.into_split(),
+                logged_in.upstream_leftover,
+                state,
+                interceptor,
+            )
+            .await
+        }
+        (client, upstream) => {
+            pump::pump(
+                client,
+                logged_in.client_leftover,
+                upstream,
+                logged_in.upstream_leftover,
+                state,
+                interceptor,
+            )
+            .await
+        }
+    }
 }

@@ -39,6 +39,33 @@ where
 {
     let (client_r, client_w) = tokio::io::split(client);
     let (upstream_r, upstream_w) = tokio::io::split(upstream);
+    pump_halves(
+        (client_r, client_w),
+        client_leftover,
+        (upstream_r, upstream_w),
+        upstream_leftover,
+        state,
+        interceptor,
+    )
+    .await
+}
+
+/// [`pump`] over connections already split into read and write halves (plain TCP splits
+/// without the lock that [`tokio::io::split`] takes on every poll).
+pub async fn pump_halves<CR, CW, UR, UW>(
+    (client_r, client_w): (CR, CW),
+    client_leftover: BytesMut,
+    (upstream_r, upstream_w): (UR, UW),
+    upstream_leftover: BytesMut,
+    state: Arc<SessionState>,
+    interceptor: Option<Box<dyn Interceptor>>,
+) -> Result<(), SessionError>
+where
+    CR: AsyncRead + Unpin + Send,
+    CW: AsyncWrite + Unpin + Send,
+    UR: AsyncRead + Unpin + Send,
+    UW: AsyncWrite + Unpin + Send,
+{
     match interceptor {
         None => {
             tokio::select! {
