@@ -72,3 +72,43 @@ pub async fn rows_differing(
     )
     .await
 }
+
+/// Runs the cluster's psql with `conninfo`, the password in PGPASSWORD (if any), and each of
+/// `commands` as a `-c`; no PG* variable of the environment and no password file applies.
+pub fn psql_isolated(
+    cluster: &Cluster,
+    conninfo: &str,
+    password: Option<&str>,
+    commands: &[&str],
+) -> std::process::Output {
+    let mut cmd = std::process::Command::new(cluster.bin_dir().join("psql"));
+    cmd.args(["-X", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1", "-d"])
+        .arg(format!("{conninfo} connect_timeout=20"));
+    for c in commands {
+        cmd.arg("-c").arg(c);
+    }
+    for var in [
+        "PGPASSWORD",
+        "PGSSLMODE",
+        "PGCHANNELBINDING",
+        "PGSSLROOTCERT",
+        "PGSSLCERT",
+        "PGSSLKEY",
+        "PGSERVICE",
+        "PGHOST",
+        "PGHOSTADDR",
+        "PGPORT",
+        "PGUSER",
+        "PGDATABASE",
+        "PGOPTIONS",
+    ] {
+        cmd.env_remove(var);
+    }
+    if let Some(p) = password {
+        cmd.env("PGPASSWORD", p);
+    }
+    cmd.env("PGPASSFILE", "/nonexistent/pgpass")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run psql")
+}

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -81,43 +81,8 @@ fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// Runs the cluster's psql with `conninfo`, the password in PGPASSWORD (if any), and each of
-/// `commands` as a `-c`; nothing else from the environment or a password file applies.
-fn psql(cluster: &Cluster, conninfo: &str, password: Option<&str>, commands: &[&str]) -> Output {
-    let mut cmd = Command::new(cluster.bin_dir().join("psql"));
-    cmd.args(["-X", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1", "-d"])
-        .arg(format!("{conninfo} connect_timeout=20"));
-    for c in commands {
-        cmd.arg("-c").arg(c);
-    }
-    for var in [
-        "PGPASSWORD",
-        "PGSSLMODE",
-        "PGCHANNELBINDING",
-        "PGSSLROOTCERT",
-        "PGSSLCERT",
-        "PGSSLKEY",
-        "PGSERVICE",
-        "PGHOST",
-        "PGHOSTADDR",
-        "PGPORT",
-        "PGUSER",
-        "PGDATABASE",
-        "PGOPTIONS",
-    ] {
-        cmd.env_remove(var);
-    }
-    if let Some(p) = password {
-        cmd.env("PGPASSWORD", p);
-    }
-    cmd.env("PGPASSFILE", "/nonexistent/pgpass")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run psql")
-}
-
 fn psql_ok(cluster: &Cluster, conninfo: &str, password: Option<&str>, commands: &[&str]) -> String {
-    let out = psql(cluster, conninfo, password, commands);
+    let out = pgtrickle_e2e::psql_isolated(cluster, conninfo, password, commands);
     assert!(
         out.status.success(),
         "psql {conninfo:?} {commands:?} failed ({}):\nstdout: {}\nstderr: {}",
@@ -129,7 +94,7 @@ fn psql_ok(cluster: &Cluster, conninfo: &str, password: Option<&str>, commands: 
 }
 
 fn psql_err(cluster: &Cluster, conninfo: &str, password: Option<&str>) -> String {
-    let out = psql(cluster, conninfo, password, &["select 1"]);
+    let out = pgtrickle_e2e::psql_isolated(cluster, conninfo, password, &["select 1"]);
     assert!(
         !out.status.success(),
         "psql {conninfo:?} should have failed:\nstdout: {}\nstderr: {}",

@@ -6,7 +6,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use pgtrickle_e2e::{proxy_bin, proxy_for, Cluster, ClusterOptions, ProxyProcess};
@@ -87,38 +87,6 @@ fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// Runs psql (the cluster's own) with `conninfo` and each of `commands` as a `-c`, with no
-/// environment or password file that could change the connection.
-fn psql(cluster: &Cluster, conninfo: &str, commands: &[&str]) -> Output {
-    let mut cmd = Command::new(cluster.bin_dir().join("psql"));
-    cmd.args(["-X", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1", "-d"])
-        .arg(format!("{conninfo} connect_timeout=20"));
-    for c in commands {
-        cmd.arg("-c").arg(c);
-    }
-    for var in [
-        "PGPASSWORD",
-        "PGSSLMODE",
-        "PGCHANNELBINDING",
-        "PGSSLROOTCERT",
-        "PGSSLCERT",
-        "PGSSLKEY",
-        "PGSERVICE",
-        "PGHOST",
-        "PGHOSTADDR",
-        "PGPORT",
-        "PGUSER",
-        "PGDATABASE",
-        "PGOPTIONS",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("PGPASSFILE", "/nonexistent/pgpass")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run psql")
-}
-
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -129,7 +97,7 @@ fn stderr(out: &Output) -> String {
 
 /// psql must succeed; returns its output.
 fn psql_ok(cluster: &Cluster, conninfo: &str, commands: &[&str]) -> String {
-    let out = psql(cluster, conninfo, commands);
+    let out = pgtrickle_e2e::psql_isolated(cluster, conninfo, None, commands);
     assert!(
         out.status.success(),
         "psql {conninfo:?} {commands:?} failed ({}):\nstdout: {}\nstderr: {}",
@@ -142,7 +110,7 @@ fn psql_ok(cluster: &Cluster, conninfo: &str, commands: &[&str]) -> String {
 
 /// psql must fail; returns its stderr.
 fn psql_err(cluster: &Cluster, conninfo: &str, commands: &[&str]) -> String {
-    let out = psql(cluster, conninfo, commands);
+    let out = pgtrickle_e2e::psql_isolated(cluster, conninfo, None, commands);
     assert!(
         !out.status.success(),
         "psql {conninfo:?} {commands:?} should have failed:\nstdout: {}\nstderr: {}",
