@@ -17,6 +17,28 @@ pub struct FrameError {
     pub len: u32,
 }
 
+/// Checks a message's length field (it counts itself, not the tag) against `max_body` and
+/// returns the body length.
+pub fn body_len(tag: u8, len: u32, max_body: u32) -> Result<u32, FrameError> {
+    if len < 4 || len - 4 > max_body {
+        return Err(FrameError {
+            tag: char::from(tag),
+            len,
+        });
+    }
+    Ok(len - 4)
+}
+
+/// The tag and whole length (tag and length field included) of the message that starts at
+/// `bytes[0]`, once its 5-byte header is there (None before); an error for an impossible length.
+pub fn message_header(bytes: &[u8], max_body: u32) -> Result<Option<(u8, usize)>, FrameError> {
+    let Some(h) = bytes.get(..5) else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes([h[1], h[2], h[3], h[4]]);
+    Ok(Some((h[0], body_len(h[0], len, max_body)? as usize + 5)))
+}
+
 /// A message seen by the framer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame<'a> {
@@ -108,13 +130,7 @@ impl Framer {
                         (h[0], u32::from_be_bytes([h[1], h[2], h[3], h[4]]), n)
                     };
                     chunk = &chunk[used..];
-                    if len < 4 || len - 4 > self.max_len {
-                        return Err(FrameError {
-                            tag: char::from(tag),
-                            len,
-                        });
-                    }
-                    let body_len = len - 4;
+                    let body_len = body_len(tag, len, self.max_len)?;
                     if self.capture_tags.contains(&tag) && body_len > 0 {
                         self.state = State::Capture {
                             tag,

@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::error::SessionError;
-use crate::protocol::framer::FrameError;
+use crate::protocol::framer::message_header;
 
 /// Buffers one direction of a connection and cuts whole messages out of it.
 #[derive(Debug, Default)]
@@ -30,16 +30,7 @@ impl MessageReader {
         max_body: u32,
     ) -> Result<Bytes, SessionError> {
         loop {
-            if self.buf.len() >= 5 {
-                let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]);
-                if len < 4 || len - 4 > max_body {
-                    return Err(FrameError {
-                        tag: char::from(self.buf[0]),
-                        len,
-                    }
-                    .into());
-                }
-                let total = len as usize + 1;
+            if let Some((_, total)) = message_header(&self.buf, max_body)? {
                 if self.buf.len() >= total {
                     return Ok(self.buf.split_to(total).freeze());
                 }

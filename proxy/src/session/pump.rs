@@ -18,7 +18,7 @@ use super::intercept::{Interceptor, SessionJob, Verdict};
 use super::session_sql::SessionSql;
 use super::state::SessionState;
 use crate::protocol::error_response::ErrorResponse;
-use crate::protocol::framer::{FrameError, Framer};
+use crate::protocol::framer::{message_header, Framer};
 use crate::protocol::MAX_MESSAGE_LEN;
 
 /// Size of each direction's read buffer.
@@ -207,22 +207,14 @@ impl<UR: AsyncRead + Unpin + Send> InterceptedClientToServer<'_, UR> {
             // Forward, in one write, every message up to the next one the interceptor holds.
             let mut pos = passing.min(buf.len());
             passing -= pos;
-            while passing == 0 && buf.len() - pos >= 5 {
-                let tag = buf[pos];
-                let len =
-                    u32::from_be_bytes([buf[pos + 1], buf[pos + 2], buf[pos + 3], buf[pos + 4]]);
-                if len < 4 || len - 4 > MAX_MESSAGE_LEN {
-                    return Err(FrameError {
-                        tag: char::from(tag),
-                        len,
-                    }
-                    .into());
-                }
+            while passing == 0 {
+                let Some((tag, total)) = message_header(&buf[pos..], MAX_MESSAGE_LEN)? else {
+                    break;
+                };
                 if self.interceptor.wants(tag) {
                     break;
                 }
                 self.count(tag);
-                let total = len as usize + 1;
                 let available = buf.len() - pos;
                 if available >= total {
                     pos += total;
@@ -235,16 +227,14 @@ impl<UR: AsyncRead + Unpin + Send> InterceptedClientToServer<'_, UR> {
                 upstream.write_all(&buf[..pos]).await?;
                 buf.advance(pos);
             }
-            if passing == 0 && buf.len() >= 5 && self.interceptor.wants(buf[0]) {
-                let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
-                if len < 4 || len - 4 > MAX_MESSAGE_LEN {
-                    return Err(FrameError {
-                        tag: char::from(buf[0]),
-                        len,
-                    }
-                    .into());
-                }
-                let total = len as usize + 1;
+            let held = match passing {
+                0 => match message_header(&buf, MAX_MESSAGE_LEN)? {
+                    Some((tag, total)) if self.interceptor.wants(tag) => Some(total),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(total) = held {
                 if buf.len() >= total {
                     let message = buf.split_to(total).freeze();
                     match self.interceptor.inspect(self.state, message) {

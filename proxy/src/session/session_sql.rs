@@ -7,6 +7,7 @@ use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::protocol::error_response::field_of;
+use crate::protocol::framer::message_header;
 use crate::protocol::ready_for_query::TransactionStatus;
 use crate::protocol::MAX_MESSAGE_LEN;
 
@@ -76,18 +77,15 @@ impl<'a> SessionSql<'a> {
 
     async fn next_message(&mut self) -> Result<Bytes, SqlError> {
         loop {
-            if self.buf.len() >= 5 {
-                let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]);
-                if len < 4 || len - 4 > MAX_MESSAGE_LEN {
-                    return Err(SqlError::Unexpected(char::from(self.buf[0])));
+            match message_header(self.buf, MAX_MESSAGE_LEN) {
+                Err(_) => return Err(SqlError::Unexpected(char::from(self.buf[0]))),
+                Ok(Some((_, total))) => {
+                    if self.buf.len() >= total {
+                        return Ok(self.buf.split_to(total).freeze());
+                    }
+                    self.buf.reserve((total - self.buf.len()).min(1 << 20));
                 }
-                let total = len as usize + 1;
-                if self.buf.len() >= total {
-                    return Ok(self.buf.split_to(total).freeze());
-                }
-                self.buf.reserve((total - self.buf.len()).min(1 << 20));
-            } else {
-                self.buf.reserve(8192);
+                Ok(None) => self.buf.reserve(8192),
             }
             if self.reader.read_buf(self.buf).await? == 0 {
                 return Err(SqlError::Io(std::io::ErrorKind::UnexpectedEof.into()));
