@@ -174,13 +174,20 @@ pub async fn create<R: SqlRunner>(
         .as_ref()
         .map(|d| text_array_literal(d))
         .unwrap_or_else(|| "NULL".into());
+    // A stream table its creator populates in a transaction of its own is kept from the
+    // scheduler meanwhile (the population clears next_attempt_at; a failed one drops it).
+    let hold = if req.initialize && !populate_here {
+        "now() + interval '10 minutes'"
+    } else {
+        "NULL"
+    };
     let pgt_id: i64 = sql
         .value(&format!(
             "INSERT INTO pgtrickle.pgt_stream_tables (pgt_schema, pgt_name, pgt_relid, \
              defining_query, schedule, refresh_mode, effective_mode, cdc_mode, owner, \
-             storage_layout, full_refresh, diff_refresh, explain) VALUES ({}, {}, {}::regclass, \
-             {}, {}, {}, '{effective}', {}, current_user, '{layout}', {}, {diff}, {}) \
-             RETURNING pgt_id",
+             storage_layout, full_refresh, diff_refresh, explain, next_attempt_at) VALUES \
+             ({}, {}, {}::regclass, {}, {}, {}, '{effective}', {}, current_user, '{layout}', {}, \
+             {diff}, {}, {hold}) RETURNING pgt_id",
             quote_literal(name.schema.as_deref().unwrap_or("public")),
             quote_literal(&name.name),
             quote_literal(&storage),
