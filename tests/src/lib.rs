@@ -112,3 +112,28 @@ pub fn psql_isolated(
         .output()
         .expect("run psql")
 }
+
+/// Statements that make database `postgres` of `remote` reachable from the current database as
+/// the postgres_fdw server `server`, for the current user as `postgres` (the remote trusts local
+/// connections; postgres_fdw refuses password-less connections for non-superusers, so tests
+/// connect as `postgres`).
+pub fn postgres_fdw_server_sql(server: &str, remote: &Cluster) -> String {
+    format!(
+        "CREATE EXTENSION IF NOT EXISTS postgres_fdw; \
+         CREATE SERVER {server} FOREIGN DATA WRAPPER postgres_fdw \
+         OPTIONS (host '127.0.0.1', dbname 'postgres', port '{}'); \
+         CREATE USER MAPPING FOR CURRENT_USER SERVER {server} OPTIONS (user 'postgres');",
+        remote.port()
+    )
+}
+
+/// The rows of `query` as text, sorted, joined by `;` (to compare a table before and after).
+pub async fn contents(client: &tokio_postgres::Client, query: &str) -> String {
+    let sql =
+        format!("SELECT coalesce(string_agg(q::text, ';' ORDER BY q::text), '') FROM ({query}) q");
+    client
+        .query_one(&sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .get::<_, String>(0)
+}

@@ -1,0 +1,1277 @@
+//! Foreign tables as stream table sources, polled by content hashing, through the proxy with
+//! real clusters: a "remote" cluster reached with postgres_fdw and a "local" one the proxy
+//! fronts, and CSV files read with file_fdw.
+//!
+//! Covered: the founding document's three foreign examples verbatim; duplicates and NULLs in
+//! foreign rows; a remote that goes down and comes back (manual refresh errors, scheduled polls
+//! report the error without suspending, then converge); a proxy restart between polls; one
+//! mirror shared by two stream tables and dropped with the last; a poll with no changes writing
+//! nothing; file_fdw's missing, half-written and atomically replaced files and the skipped scan
+//! of an unchanged file; `cdc_mode => 'wal'` refused; a changed foreign-table definition.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use pgtrickle_e2e::{
+    connect, contents, count, postgres_fdw_server_sql, proxy_bin, proxy_for, rows_differing,
+    Cluster, ProxyProcess,
+};
+use tokio_postgres::Client;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// A remote cluster, the local cluster the proxy fronts, the proxy, and a client through it
+/// (as `postgres`) on which server `remote_analytics` reaches the remote.
+struct Fdw {
+    remote: Cluster,
+    local: Cluster,
+    proxy: ProxyProcess,
+    client: Client,
+}
+
+/// Starts both clusters and the proxy (`--scheduler-interval-ms scheduler_ms`), runs
+/// `remote_sql` on the remote and declares server `remote_analytics` in the local database.
+async fn fdw_setup(remote_sql: &str, scheduler_ms: &str) -> Fdw {
+    let remote = Cluster::start();
+    remote.psql(remote_sql);
+    let local = Cluster::start();
+    let proxy = proxy_for(
+        proxy_bin!(),
+        &local,
+        &["--scheduler-interval-ms", scheduler_ms],
+    );
+    let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    client
+        .batch_execute(&postgres_fdw_server_sql("remote_analytics", &remote))
+        .await
+        .unwrap_or_else(|e| panic!("declare server remote_analytics: {e:?}"));
+    Fdw {
+        remote,
+        local,
+        proxy,
+        client,
+    }
+}
+
+/// Runs `sql` through `client`, panicking with the statement, the error and the proxy log.
+async fn exec(client: &Client, proxy: &ProxyProcess, sql: &str) {
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}\nproxy log:\n{}", proxy.log()));
+}
+
+async fn create_st(client: &Client, proxy: &ProxyProcess, name: &str, query: &str, rest: &str) {
+    exec(
+        client,
+        proxy,
+        &format!(
+            "SELECT pgtrickle.create_stream_table(name => '{name}', query => $q${query}$q$ \
+             {rest})"
+        ),
+    )
+    .await;
+}
+
+async fn refresh(client: &Client, proxy: &ProxyProcess, st: &str) {
+    exec(
+        client,
+        proxy,
+        &format!("SELECT pgtrickle.refresh_stream_table('{st}')"),
+    )
+    .await;
+}
+
+/// A refresh that must fail: returns the SQLSTATE and message of its error.
+async fn refresh_error(client: &Client, proxy: &ProxyProcess, st: &str) -> (String, String) {
+    let err = client
+        .batch_execute(&format!("SELECT pgtrickle.refresh_stream_table('{st}')"))
+        .await
+        .err()
+        .unwrap_or_else(|| {
+            panic!(
+                "refresh of {st} succeeded but should have failed\nproxy log:\n{}",
+                proxy.log()
+            )
+        });
+    let db = err
+        .as_db_error()
+        .unwrap_or_else(|| panic!("refresh of {st}: not a database error: {err:?}"));
+    (db.code().code().to_string(), db.message().to_string())
+}
+
+/// Asserts that stream table `st` (columns `cols`) equals `query` as a bag.
+async fn assert_equal(client: &Client, proxy: &ProxyProcess, st: &str, cols: &str, query: &str) {
+    let differing = rows_differing(client, st, cols, query).await;
+    assert_eq!(
+        differing,
+        0,
+        "{st} differs from its query by {differing} rows\n{st}: {}\nquery: {}\nproxy log:\n{}",
+        contents(client, &format!("SELECT {cols} FROM {st}")).await,
+        contents(client, query).await,
+        proxy.log()
+    );
+}
+
+/// Waits until `st` equals `query` (up to `limit`), checking every 200 ms.
+async fn await_equal(
+    client: &Client,
+    proxy: &ProxyProcess,
+    st: &str,
+    cols: &str,
+    query: &str,
+    limit: Duration,
+) {
+    let started = Instant::now();
+    while rows_differing(client, st, cols, query).await != 0 {
+        assert!(
+            started.elapsed() < limit,
+            "{st} did not converge within {limit:?} without a manual refresh\n{st}: {}\n\
+             query: {}\npoll status: {}\nproxy log:\n{}",
+            contents(client, &format!("SELECT {cols} FROM {st}")).await,
+            contents(client, query).await,
+            contents(client, "SELECT * FROM pgtrickle.pgt_poll_status()").await,
+            proxy.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One row of `pgtrickle.pgt_poll_status()`.
+#[derive(Debug)]
+struct Poll {
+    mirror: String,
+    polled: bool,
+    rows_scanned: i64,
+    rows_changed: i64,
+    scan_skipped: bool,
+    consecutive_errors: i32,
+    last_error: Option<String>,
+}
+
+/// The poll status of `source` (schema-qualified, as format('%I.%I') prints it), if any.
+async fn poll_status(client: &Client, source: &str) -> Option<Poll> {
+    let rows = client
+        .query(
+            "SELECT mirror, last_poll_at IS NOT NULL, duration_ms, rows_scanned, rows_changed, \
+             scan_skipped, consecutive_errors, last_error \
+             FROM pgtrickle.pgt_poll_status() WHERE source = $1",
+            &[&source],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("pgt_poll_status(): {e:?}"));
+    assert!(
+        rows.len() <= 1,
+        "{} poll status rows for {source}",
+        rows.len()
+    );
+    rows.first().map(|r| {
+        let _duration: Option<f64> = r.get(2);
+        Poll {
+            mirror: r.get(0),
+            polled: r.get(1),
+            rows_scanned: r.get(3),
+            rows_changed: r.get(4),
+            scan_skipped: r.get(5),
+            consecutive_errors: r.get(6),
+            last_error: r.get(7),
+        }
+    })
+}
+
+async fn poll_of(client: &Client, proxy: &ProxyProcess, source: &str) -> Poll {
+    match poll_status(client, source).await {
+        Some(poll) => poll,
+        None => panic!(
+            "no pgt_poll_status() row for {source}; all rows: {}\nproxy log:\n{}",
+            contents(client, "SELECT * FROM pgtrickle.pgt_poll_status()").await,
+            proxy.log()
+        ),
+    }
+}
+
+/// The mirror table of foreign table `foreign` (`pgtrickle_changes.mirror_<oid>`).
+async fn mirror_of(client: &Client, foreign: &str) -> String {
+    let oid: u32 = client
+        .query_one(&format!("SELECT '{foreign}'::regclass::oid"), &[])
+        .await
+        .unwrap_or_else(|e| panic!("oid of {foreign}: {e:?}"))
+        .get(0);
+    format!("pgtrickle_changes.mirror_{oid}")
+}
+
+async fn table_exists(client: &Client, name: &str) -> bool {
+    client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// How many mirror tables exist.
+async fn mirror_count(client: &Client) -> i64 {
+    count(
+        client,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'pgtrickle_changes' \
+         AND tablename LIKE 'mirror\\_%'",
+    )
+    .await
+}
+
+/// Where every row version of `table` is (ctid and xmin): any row written or removed changes it.
+async fn row_versions(client: &Client, table: &str) -> String {
+    client
+        .query_one(
+            &format!(
+                "SELECT coalesce(string_agg(ctid::text || '@' || xmin::text, ',' ORDER BY ctid), \
+                 '') FROM {table}"
+            ),
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("row versions of {table}: {e:?}"))
+        .get(0)
+}
+
+/// `(n_tup_ins, n_tup_del)` of `table` from pg_stat_user_tables.
+async fn tuple_stats(client: &Client, table: &str) -> (i64, i64) {
+    let row = client
+        .query_one(
+            "SELECT n_tup_ins, n_tup_del FROM pg_stat_user_tables WHERE relid = $1::regclass",
+            &[&table],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("stats of {table}: {e:?}"));
+    (row.get(0), row.get(1))
+}
+
+/// The status of `st` in pgt_status(): (status, last_error).
+async fn st_status(client: &Client, st: &str) -> (String, Option<String>) {
+    let row = client
+        .query_one(
+            "SELECT status, last_error FROM pgtrickle.pgt_status() WHERE name = $1",
+            &[&format!("public.{st}")],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("pgt_status() of {st}: {e:?}"));
+    (row.get(0), row.get(1))
+}
+
+/// A folder the server (user `postgres`) can read, for CSV files written by the test.
+fn csv_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("pgtrickle-fdw-")
+        .tempdir()
+        .expect("create csv dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod csv dir");
+    dir
+}
+
+/// Writes `text` to `path` atomically: a temporary file in the same folder, renamed over it.
+fn write_atomically(path: &Path, text: &str) {
+    let tmp: PathBuf = path.with_file_name(format!(
+        ".tmp-{}",
+        path.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&tmp, text).expect("write temporary csv");
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).expect("chmod csv");
+    std::fs::rename(&tmp, path).expect("rename csv into place");
+}
+
+/// Today's date as the server sees it (CURRENT_DATE), and the day before.
+async fn today_and_yesterday(client: &Client) -> (String, String) {
+    let row = client
+        .query_one("SELECT CURRENT_DATE::text, (CURRENT_DATE - 1)::text", &[])
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. The founding document's foreign examples, verbatim
+// ---------------------------------------------------------------------------------------------
+
+const PRODUCT_SUMMARY_Q: &str = "SELECT rp.category, COUNT(*) AS product_count, \
+    AVG(rp.price) AS avg_price, MIN(rp.price) AS min_price FROM remote_products rp \
+    GROUP BY rp.category";
+const PRODUCT_SUMMARY_COLS: &str = "category, product_count, avg_price, min_price";
+
+const ORDER_PRODUCT_Q: &str = "SELECT o.customer_id, rp.category, SUM(o.total) AS total_spent, \
+    COUNT(*) AS order_count FROM orders o JOIN remote_products rp ON rp.id = o.product_id \
+    GROUP BY o.customer_id, rp.category";
+const ORDER_PRODUCT_COLS: &str = "customer_id, category, total_spent, order_count";
+
+const REVENUE_Q: &str = "SELECT o.customer_id, SUM(o.total * er.rate) AS revenue_usd \
+    FROM orders o JOIN exchange_rates er ON er.currency = o.currency \
+    AND er.effective_date = CURRENT_DATE GROUP BY o.customer_id";
+const REVENUE_COLS: &str = "customer_id, revenue_usd";
+
+fn rates_csv(today: &str, yesterday: &str, eur: &str, gbp: &str) -> String {
+    format!(
+        "USD,1.00,{today}\nEUR,{eur},{today}\nGBP,{gbp},{today}\nEUR,1.05,{yesterday}\n\
+         GBP,1.25,{yesterday}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_founding_documents_foreign_examples_work_verbatim() {
+    let remote = Cluster::start();
+    // The document's user mapping logs in as 'reader' with a password; the remote trusts local
+    // connections, so the password is simply not asked for.
+    remote.psql(
+        "CREATE ROLE reader LOGIN PASSWORD 'secret'; \
+         CREATE TABLE products (id int PRIMARY KEY, name text, category text, price numeric); \
+         INSERT INTO products VALUES (1, 'hammer', 'tools', 12.50), (2, 'saw', 'tools', 20), \
+         (3, 'ball', 'toys', 5.25), (4, 'novel', 'books', 9.99), (5, 'atlas', 'books', NULL); \
+         GRANT SELECT ON products TO reader",
+    );
+    let local = Cluster::start();
+    let proxy = proxy_for(proxy_bin!(), &local, &["--scheduler-interval-ms", "60000"]);
+    let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    let dir = csv_dir();
+    let csv = dir.path().join("exchange_rates.csv");
+    let (today, yesterday) = today_and_yesterday(&client).await;
+    write_atomically(&csv, &rates_csv(&today, &yesterday, "1.08", "1.27"));
+
+    exec(
+        &client,
+        &proxy,
+        "CREATE EXTENSION postgres_fdw; CREATE EXTENSION file_fdw; \
+         CREATE SERVER file_server FOREIGN DATA WRAPPER file_fdw; \
+         CREATE TABLE orders (id serial, customer_id int, product_id int, total numeric, \
+         currency text); \
+         INSERT INTO orders (customer_id, product_id, total, currency) \
+         SELECT g % 4, g % 7, g * 1.5, (ARRAY['USD', 'EUR', 'GBP', 'JPY'])[g % 4 + 1] \
+         FROM generate_series(1, 40) g",
+    )
+    .await;
+    // Verbatim from the document (server options and CSV path adapted).
+    exec(
+        &client,
+        &proxy,
+        &format!(
+            "CREATE SERVER remote_analytics FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '127.0.0.1', dbname 'postgres', port '{}');",
+            remote.port()
+        ),
+    )
+    .await;
+    exec(
+        &client,
+        &proxy,
+        "CREATE USER MAPPING FOR CURRENT_USER SERVER remote_analytics OPTIONS (user 'reader', password 'secret');",
+    )
+    .await;
+    exec(
+        &client,
+        &proxy,
+        "CREATE FOREIGN TABLE remote_products ( id INT, name TEXT, category TEXT, price NUMERIC ) SERVER remote_analytics OPTIONS (table_name 'products');",
+    )
+    .await;
+    exec(
+        &client,
+        &proxy,
+        "SET pg_trickle.foreign_table_polling = on;",
+    )
+    .await;
+    exec(
+        &client,
+        &proxy,
+        "SELECT pgtrickle.create_stream_table( name => 'product_summary', query => $$ SELECT rp.category, COUNT(*) AS product_count, AVG(rp.price) AS avg_price, MIN(rp.price) AS min_price FROM remote_products rp GROUP BY rp.category $$, schedule => '30s', cdc_mode => 'trigger' -- only trigger mode works with FDW
+);",
+    )
+    .await;
+    exec(
+        &client,
+        &proxy,
+        "SELECT pgtrickle.create_stream_table( name => 'order_product_summary', query => $$ SELECT o.customer_id, rp.category, SUM(o.total) AS total_spent, COUNT(*) AS order_count FROM orders o JOIN remote_products rp ON rp.id = o.product_id GROUP BY o.customer_id, rp.category $$, schedule => '10s' );",
+    )
+    .await;
+    exec(
+        &client,
+        &proxy,
+        &format!(
+            "CREATE FOREIGN TABLE exchange_rates ( currency TEXT, rate NUMERIC, effective_date DATE ) SERVER file_server OPTIONS (filename '{}', format 'csv');",
+            csv.display()
+        ),
+    )
+    .await;
+    exec(
+        &client,
+        &proxy,
+        "SELECT pgtrickle.create_stream_table( name => 'revenue_in_usd', query => $$ SELECT o.customer_id, SUM(o.total * er.rate) AS revenue_usd FROM orders o JOIN exchange_rates er ON er.currency = o.currency AND er.effective_date = CURRENT_DATE GROUP BY o.customer_id $$, schedule => '1m' );",
+    )
+    .await;
+
+    let check_all = |step: &'static str| {
+        let client = &client;
+        let proxy = &proxy;
+        async move {
+            for (st, cols, q) in [
+                ("product_summary", PRODUCT_SUMMARY_COLS, PRODUCT_SUMMARY_Q),
+                ("order_product_summary", ORDER_PRODUCT_COLS, ORDER_PRODUCT_Q),
+                ("revenue_in_usd", REVENUE_COLS, REVENUE_Q),
+            ] {
+                let differing = rows_differing(client, st, cols, q).await;
+                assert_eq!(
+                    differing,
+                    0,
+                    "{step}: {st} differs from its query by {differing} rows\n{st}: {}\n\
+                     query: {}\nproxy log:\n{}",
+                    contents(client, &format!("SELECT {cols} FROM {st}")).await,
+                    contents(client, q).await,
+                    proxy.log()
+                );
+            }
+        }
+    };
+    check_all("right after create").await;
+    // The join matched something: the CSV's dates are today's.
+    assert!(count(&client, "SELECT count(*) FROM revenue_in_usd").await > 0);
+    // One mirror per foreign source.
+    assert_eq!(
+        mirror_count(&client).await,
+        2,
+        "one mirror per foreign table"
+    );
+    for foreign in ["remote_products", "exchange_rates"] {
+        let mirror = mirror_of(&client, foreign).await;
+        assert!(table_exists(&client, &mirror).await, "{mirror} missing");
+    }
+
+    // Remote inserts, updates and deletes.
+    remote.psql(
+        "INSERT INTO products VALUES (6, 'kite', 'toys', 15), (7, 'drill', 'tools', 80); \
+         UPDATE products SET price = 22.75 WHERE id = 2; \
+         UPDATE products SET category = 'books' WHERE id = 3; \
+         UPDATE products SET price = 3 WHERE id = 5; \
+         DELETE FROM products WHERE id = 1",
+    );
+    for st in ["product_summary", "order_product_summary", "revenue_in_usd"] {
+        refresh(&client, &proxy, st).await;
+    }
+    check_all("after remote writes").await;
+
+    // Local writes to orders.
+    exec(
+        &client,
+        &proxy,
+        "INSERT INTO orders (customer_id, product_id, total, currency) VALUES \
+         (9, 6, 100, 'EUR'), (9, 7, 50, 'GBP'), (1, 2, 7, 'USD'); \
+         UPDATE orders SET total = total + 1 WHERE id % 5 = 0; \
+         UPDATE orders SET currency = 'EUR' WHERE id % 7 = 0; \
+         DELETE FROM orders WHERE id % 6 = 0",
+    )
+    .await;
+    for st in ["order_product_summary", "revenue_in_usd", "product_summary"] {
+        refresh(&client, &proxy, st).await;
+    }
+    check_all("after local writes").await;
+
+    // The CSV replaced atomically, same size, new rates (and a new mtime).
+    let before = contents(
+        &client,
+        "SELECT customer_id, revenue_usd FROM revenue_in_usd",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    write_atomically(&csv, &rates_csv(&today, &yesterday, "1.11", "1.30"));
+    refresh(&client, &proxy, "revenue_in_usd").await;
+    check_all("after the CSV was replaced").await;
+    assert_ne!(
+        contents(
+            &client,
+            "SELECT customer_id, revenue_usd FROM revenue_in_usd"
+        )
+        .await,
+        before,
+        "the new rates were not picked up"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Duplicates and NULLs
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_and_null_foreign_rows_are_ordinary_rows() {
+    let fdw = fdw_setup(
+        "CREATE TABLE items (k int, v text); \
+         INSERT INTO items VALUES (1, 'a'), (1, 'a'), (2, NULL), (2, NULL), (NULL, NULL), \
+         (NULL, NULL), (3, 'c')",
+        "60000",
+    )
+    .await;
+    let (client, proxy) = (&fdw.client, &fdw.proxy);
+    exec(
+        client,
+        proxy,
+        "CREATE FOREIGN TABLE remote_items (k int, v text) SERVER remote_analytics \
+         OPTIONS (table_name 'items')",
+    )
+    .await;
+    let bag_q = "SELECT k, v FROM remote_items";
+    let by_v_q = "SELECT v, count(*) AS n, sum(k) AS s FROM remote_items GROUP BY v";
+    create_st(client, proxy, "items_bag", bag_q, ", schedule => '1h'").await;
+    create_st(client, proxy, "items_by_v", by_v_q, ", schedule => '1h'").await;
+    let mirror_name = mirror_of(client, "remote_items").await;
+    let mirror = &mirror_name;
+
+    let check = |step: &'static str| async move {
+        for (st, cols, q) in [
+            ("items_bag", "k, v", bag_q),
+            ("items_by_v", "v, n, s", by_v_q),
+        ] {
+            let differing = rows_differing(client, st, cols, q).await;
+            assert_eq!(
+                differing,
+                0,
+                "{step}: {st} differs by {differing} rows\n{st}: {}\nquery: {}\nproxy log:\n{}",
+                contents(client, &format!("SELECT {cols} FROM {st}")).await,
+                contents(client, q).await,
+                proxy.log()
+            );
+        }
+        // The mirror holds the foreign table's rows, duplicates and NULLs included.
+        assert_eq!(
+            rows_differing(client, mirror, "k, v", bag_q).await,
+            0,
+            "{step}: mirror {mirror} differs from the foreign table\nmirror: {}\nforeign: {}",
+            contents(client, &format!("SELECT k, v FROM {mirror}")).await,
+            contents(client, bag_q).await
+        );
+    };
+    check("after create").await;
+    assert_eq!(count(client, "SELECT count(*) FROM items_bag").await, 7);
+
+    // Delete one of two duplicates: one row disappeared.
+    fdw.remote.psql(
+        "DELETE FROM items WHERE ctid = (SELECT ctid FROM items WHERE k = 1 AND v = 'a' LIMIT 1)",
+    );
+    refresh(client, proxy, "items_bag").await;
+    let poll = poll_of(client, proxy, "public.remote_items").await;
+    assert_eq!(poll.rows_changed, 1, "one duplicate deleted: {poll:?}");
+    assert_eq!(poll.rows_scanned, 6, "{poll:?}");
+    refresh(client, proxy, "items_by_v").await;
+    check("one of two duplicates deleted").await;
+    assert_eq!(
+        count(
+            client,
+            "SELECT count(*) FROM items_bag WHERE k = 1 AND v = 'a'"
+        )
+        .await,
+        1
+    );
+
+    // NULL to a value: two rows disappear, two appear.
+    fdw.remote
+        .psql("UPDATE items SET v = 'z' WHERE k = 2 AND v IS NULL");
+    refresh(client, proxy, "items_by_v").await;
+    let poll = poll_of(client, proxy, "public.remote_items").await;
+    assert_eq!(poll.rows_changed, 4, "two NULLs became 'z': {poll:?}");
+    refresh(client, proxy, "items_bag").await;
+    check("NULL updated to a value").await;
+
+    // And back to NULL.
+    fdw.remote.psql("UPDATE items SET v = NULL WHERE v = 'z'");
+    refresh(client, proxy, "items_bag").await;
+    refresh(client, proxy, "items_by_v").await;
+    check("value updated back to NULL").await;
+
+    // An all-NULL duplicate removed, another added twice, a duplicate of an existing row.
+    fdw.remote.psql(
+        "DELETE FROM items WHERE ctid = (SELECT ctid FROM items WHERE k IS NULL LIMIT 1); \
+         INSERT INTO items VALUES (NULL, NULL), (NULL, NULL), (3, 'c')",
+    );
+    refresh(client, proxy, "items_bag").await;
+    refresh(client, proxy, "items_by_v").await;
+    check("all-NULL rows and duplicates added").await;
+    assert_eq!(
+        count(
+            client,
+            "SELECT count(*) FROM items_bag WHERE k IS NULL AND v IS NULL"
+        )
+        .await,
+        3
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. A remote that goes down and comes back
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_that_goes_down_fails_polls_without_suspending_and_converges_when_back() {
+    let mut fdw = fdw_setup(
+        "CREATE TABLE products (id int PRIMARY KEY, category text, price numeric); \
+         INSERT INTO products SELECT g, 'c' || (g % 3), g FROM generate_series(1, 30) g; \
+         CREATE TABLE stock (product_id int, qty int); \
+         INSERT INTO stock SELECT g % 10, g FROM generate_series(1, 50) g",
+        "200",
+    )
+    .await;
+    exec(
+        &fdw.client,
+        &fdw.proxy,
+        "CREATE FOREIGN TABLE remote_products (id int, category text, price numeric) \
+         SERVER remote_analytics OPTIONS (table_name 'products'); \
+         CREATE FOREIGN TABLE remote_stock (product_id int, qty int) \
+         SERVER remote_analytics OPTIONS (table_name 'stock')",
+    )
+    .await;
+    let slow_q = "SELECT category, count(*) AS n, sum(price) AS total FROM remote_products \
+                  GROUP BY category";
+    let fast_q = "SELECT product_id, sum(qty) AS qty FROM remote_stock GROUP BY product_id";
+    create_st(
+        &fdw.client,
+        &fdw.proxy,
+        "slow_summary",
+        slow_q,
+        ", schedule => '1h'",
+    )
+    .await;
+    create_st(
+        &fdw.client,
+        &fdw.proxy,
+        "fast_stock",
+        fast_q,
+        ", schedule => '1s'",
+    )
+    .await;
+    assert_equal(
+        &fdw.client,
+        &fdw.proxy,
+        "slow_summary",
+        "category, n, total",
+        slow_q,
+    )
+    .await;
+    assert_equal(
+        &fdw.client,
+        &fdw.proxy,
+        "fast_stock",
+        "product_id, qty",
+        fast_q,
+    )
+    .await;
+    let slow_before = contents(&fdw.client, "SELECT category, n, total FROM slow_summary").await;
+    let fast_before = contents(&fdw.client, "SELECT product_id, qty FROM fast_stock").await;
+
+    fdw.remote.stop();
+
+    // A manual refresh fails and keeps the contents.
+    let (code, message) = refresh_error(&fdw.client, &fdw.proxy, "slow_summary").await;
+    eprintln!("refresh with the remote down: {code}: {message}");
+    assert!(!message.is_empty(), "empty error message ({code})");
+    assert_eq!(
+        contents(&fdw.client, "SELECT category, n, total FROM slow_summary").await,
+        slow_before,
+        "slow_summary changed although its refresh failed"
+    );
+
+    // Scheduled polls fail: the error shows in both status functions, more times than the
+    // three failures that suspend a stream table, and fast_stock stays ACTIVE.
+    let started = Instant::now();
+    loop {
+        let poll = poll_status(&fdw.client, "public.remote_stock").await;
+        let (status, last_error) = st_status(&fdw.client, "fast_stock").await;
+        assert_eq!(
+            status,
+            "ACTIVE",
+            "fast_stock left ACTIVE because of poll failures (last_error {last_error:?}, \
+             poll {poll:?})\nproxy log:\n{}",
+            fdw.proxy.log()
+        );
+        let poll_failed = poll.as_ref().is_some_and(|p| {
+            p.consecutive_errors >= 4 && p.last_error.as_deref().is_some_and(|e| !e.is_empty())
+        });
+        if poll_failed && last_error.as_deref().is_some_and(|e| !e.is_empty()) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(45),
+            "scheduled polls of a remote that is down did not report 4 failures within 45 s: \
+             pgt_status last_error {last_error:?}, poll {poll:?}\nproxy log:\n{}",
+            fdw.proxy.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        contents(&fdw.client, "SELECT product_id, qty FROM fast_stock").await,
+        fast_before,
+        "fast_stock changed while its source could not be read"
+    );
+
+    // The remote comes back and changes: fast_stock converges by itself.
+    fdw.remote.start_again();
+    fdw.remote.psql(
+        "INSERT INTO stock VALUES (3, 1000), (42, 7); DELETE FROM stock WHERE qty % 4 = 0; \
+         UPDATE stock SET qty = qty + 1 WHERE product_id = 5; \
+         UPDATE products SET price = price * 2 WHERE id % 5 = 0",
+    );
+    await_equal(
+        &fdw.client,
+        &fdw.proxy,
+        "fast_stock",
+        "product_id, qty",
+        fast_q,
+        Duration::from_secs(30),
+    )
+    .await;
+    let poll = poll_of(&fdw.client, &fdw.proxy, "public.remote_stock").await;
+    assert_eq!(poll.consecutive_errors, 0, "after a good poll: {poll:?}");
+    assert_eq!(st_status(&fdw.client, "fast_stock").await.0, "ACTIVE");
+    // And a manual refresh works again.
+    refresh(&fdw.client, &fdw.proxy, "slow_summary").await;
+    assert_equal(
+        &fdw.client,
+        &fdw.proxy,
+        "slow_summary",
+        "category, n, total",
+        slow_q,
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. A proxy restart between polls
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_restart_between_polls_does_not_re_emit_rows() {
+    let mut fdw = fdw_setup(
+        "CREATE TABLE products (id int, category text, price numeric); \
+         INSERT INTO products SELECT g % 40, 'c' || (g % 4), g FROM generate_series(1, 100) g; \
+         INSERT INTO products VALUES (NULL, NULL, NULL), (NULL, NULL, NULL)",
+        "60000",
+    )
+    .await;
+    exec(
+        &fdw.client,
+        &fdw.proxy,
+        "CREATE FOREIGN TABLE remote_products (id int, category text, price numeric) \
+         SERVER remote_analytics OPTIONS (table_name 'products')",
+    )
+    .await;
+    let q = "SELECT category, count(*) AS n, sum(price) AS total FROM remote_products \
+             GROUP BY category";
+    create_st(&fdw.client, &fdw.proxy, "summary", q, ", schedule => '1h'").await;
+    fdw.remote
+        .psql("UPDATE products SET price = price + 1 WHERE id < 5");
+    refresh(&fdw.client, &fdw.proxy, "summary").await;
+    assert_equal(&fdw.client, &fdw.proxy, "summary", "category, n, total", q).await;
+    let mirror = mirror_of(&fdw.client, "remote_products").await;
+    let versions = row_versions(&fdw.client, &mirror).await;
+
+    // A new proxy on the same database. The old proxy's sessions flush their table statistics
+    // when their backends exit: wait for that before taking the mirror's counts.
+    let monitor = connect(&fdw.local.conninfo("postgres", "postgres")).await;
+    let old_backends: Vec<i32> = monitor
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' \
+             AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        fdw.proxy.terminate(Duration::from_secs(30)).is_some(),
+        "the proxy did not stop"
+    );
+    let started = Instant::now();
+    while monitor
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
+            &[&old_backends],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        > 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the old proxy's sessions did not end"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let proxy = proxy_for(
+        proxy_bin!(),
+        &fdw.local,
+        &["--scheduler-interval-ms", "60000"],
+    );
+    let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    let (ins_before, del_before) = tuple_stats(&monitor, &mirror).await;
+
+    refresh(&client, &proxy, "summary").await;
+    let poll = poll_of(&client, &proxy, "public.remote_products").await;
+    assert_eq!(poll.rows_changed, 0, "no remote change, but: {poll:?}");
+    assert_eq!(poll.rows_scanned, 102, "{poll:?}");
+    assert_eq!(
+        row_versions(&client, &mirror).await,
+        versions,
+        "the mirror was written by a poll after the restart that found no change"
+    );
+    assert_equal(&client, &proxy, "summary", "category, n, total", q).await;
+
+    // A change after the restart is picked up exactly once.
+    fdw.remote
+        .psql("INSERT INTO products VALUES (7, 'c1', 1000)");
+    refresh(&client, &proxy, "summary").await;
+    let poll = poll_of(&client, &proxy, "public.remote_products").await;
+    assert_eq!(poll.rows_changed, 1, "one remote insert: {poll:?}");
+    assert_equal(&client, &proxy, "summary", "category, n, total", q).await;
+    // The statistics confirm it: one insert and no delete since the restart (flushed when the
+    // session's backend exits).
+    drop(client);
+    let started = Instant::now();
+    loop {
+        let (ins, del) = tuple_stats(&monitor, &mirror).await;
+        if ins > ins_before {
+            assert_eq!(
+                (ins, del),
+                (ins_before + 1, del_before),
+                "mirror writes since the restart (n_tup_ins, n_tup_del): expected one insert"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the mirror's insert was never counted\nproxy log:\n{}",
+            proxy.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. One foreign source, two stream tables
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_mirror_serves_every_reader_and_goes_with_the_last() {
+    let fdw = fdw_setup(
+        "CREATE TABLE products (id int PRIMARY KEY, category text, price numeric); \
+         INSERT INTO products SELECT g, 'c' || (g % 3), g FROM generate_series(1, 30) g",
+        "200",
+    )
+    .await;
+    let (client, proxy) = (&fdw.client, &fdw.proxy);
+    exec(
+        client,
+        proxy,
+        "CREATE FOREIGN TABLE remote_products (id int, category text, price numeric) \
+         SERVER remote_analytics OPTIONS (table_name 'products')",
+    )
+    .await;
+    let fast_q = "SELECT category, count(*) AS n FROM remote_products GROUP BY category";
+    let slow_q = "SELECT id, price FROM remote_products WHERE price > 10";
+    create_st(client, proxy, "fast_counts", fast_q, ", schedule => '1s'").await;
+    create_st(client, proxy, "slow_prices", slow_q, ", schedule => '1h'").await;
+    let mirror = mirror_of(client, "remote_products").await;
+    assert_eq!(mirror_count(client).await, 1, "exactly one mirror");
+    assert!(table_exists(client, &mirror).await, "{mirror} missing");
+    let poll = poll_of(client, proxy, "public.remote_products").await;
+    assert!(
+        poll.mirror
+            .ends_with(mirror.trim_start_matches("pgtrickle_changes.")),
+        "pgt_poll_status().mirror {:?} is not {mirror}",
+        poll.mirror
+    );
+    assert!(poll.polled, "last_poll_at is NULL: {poll:?}");
+    assert_eq!(
+        count(client, "SELECT count(*) FROM pgtrickle.pgt_poll_status()").await,
+        1,
+        "one poll status row per source"
+    );
+
+    fdw.remote.psql(
+        "INSERT INTO products VALUES (100, 'new', 50); UPDATE products SET price = 5 \
+         WHERE id = 20; DELETE FROM products WHERE id IN (1, 2, 3)",
+    );
+    // The fast one converges by itself.
+    await_equal(
+        client,
+        proxy,
+        "fast_counts",
+        "category, n",
+        fast_q,
+        Duration::from_secs(20),
+    )
+    .await;
+    // The slow one equals its query after a manual refresh.
+    refresh(client, proxy, "slow_prices").await;
+    assert_equal(client, proxy, "slow_prices", "id, price", slow_q).await;
+    assert_equal(client, proxy, "fast_counts", "category, n", fast_q).await;
+    assert_eq!(mirror_count(client).await, 1, "still exactly one mirror");
+
+    exec(
+        client,
+        proxy,
+        "SELECT pgtrickle.drop_stream_table('fast_counts')",
+    )
+    .await;
+    assert!(
+        table_exists(client, &mirror).await,
+        "the mirror was dropped while slow_prices still reads it"
+    );
+    fdw.remote
+        .psql("UPDATE products SET price = 99 WHERE id = 4");
+    refresh(client, proxy, "slow_prices").await;
+    assert_equal(client, proxy, "slow_prices", "id, price", slow_q).await;
+
+    exec(
+        client,
+        proxy,
+        "SELECT pgtrickle.drop_stream_table('slow_prices')",
+    )
+    .await;
+    assert!(
+        !table_exists(client, &mirror).await,
+        "the mirror outlived its last reader"
+    );
+    assert_eq!(mirror_count(client).await, 0);
+    assert!(
+        poll_status(client, "public.remote_products")
+            .await
+            .is_none(),
+        "a poll status row is left for a source nothing reads"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. A poll with no changes writes nothing
+// ---------------------------------------------------------------------------------------------
+
+/// Connects through `proxy`, runs `sql`, disconnects, and waits until that session's backend has
+/// exited (which flushes its table statistics).
+async fn in_own_session(proxy: &ProxyProcess, monitor: &Client, sql: &str) {
+    let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    exec(&client, proxy, sql).await;
+    drop(client);
+    let started = Instant::now();
+    while monitor
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
+            &[&pid],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        > 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "backend {pid} did not exit"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_that_finds_no_change_writes_nothing_to_the_mirror() {
+    let fdw = fdw_setup(
+        "CREATE TABLE products (id int, category text, price numeric); \
+         INSERT INTO products SELECT g, 'c' || (g % 5), g FROM generate_series(1, 200) g",
+        "60000",
+    )
+    .await;
+    let (client, proxy) = (&fdw.client, &fdw.proxy);
+    exec(
+        client,
+        proxy,
+        "CREATE FOREIGN TABLE remote_products (id int, category text, price numeric) \
+         SERVER remote_analytics OPTIONS (table_name 'products')",
+    )
+    .await;
+    let q = "SELECT category, sum(price) AS total FROM remote_products GROUP BY category";
+    let monitor = connect(&fdw.local.conninfo("postgres", "postgres")).await;
+    in_own_session(
+        proxy,
+        &monitor,
+        &format!(
+            "SELECT pgtrickle.create_stream_table(name => 'totals', query => $q${q}$q$, \
+             schedule => '1h')"
+        ),
+    )
+    .await;
+    let mirror = mirror_of(client, "remote_products").await;
+    // The first poll filled the mirror: wait until its inserts are counted.
+    let started = Instant::now();
+    while tuple_stats(&monitor, &mirror).await.0 < 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the mirror's first 200 inserts were never counted: {:?}",
+            tuple_stats(&monitor, &mirror).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let stats_before = tuple_stats(&monitor, &mirror).await;
+    let versions = row_versions(&monitor, &mirror).await;
+
+    in_own_session(
+        proxy,
+        &monitor,
+        "SELECT pgtrickle.refresh_stream_table('totals')",
+    )
+    .await;
+    let poll = poll_of(client, proxy, "public.remote_products").await;
+    assert_eq!(poll.rows_changed, 0, "nothing changed remotely: {poll:?}");
+    assert_eq!(poll.rows_scanned, 200, "{poll:?}");
+    assert!(!poll.scan_skipped, "a postgres_fdw scan cannot be skipped");
+    assert_eq!(poll.consecutive_errors, 0, "{poll:?}");
+    assert_eq!(
+        row_versions(&monitor, &mirror).await,
+        versions,
+        "a poll that found no change rewrote mirror rows"
+    );
+    assert_eq!(
+        tuple_stats(&monitor, &mirror).await,
+        stats_before,
+        "a poll that found no change wrote to the mirror (n_tup_ins, n_tup_del)"
+    );
+    assert_equal(client, proxy, "totals", "category, total", q).await;
+
+    // A single remote change is a single mirror write.
+    fdw.remote
+        .psql("UPDATE products SET price = 0 WHERE id = 7");
+    in_own_session(
+        proxy,
+        &monitor,
+        "SELECT pgtrickle.refresh_stream_table('totals')",
+    )
+    .await;
+    let poll = poll_of(client, proxy, "public.remote_products").await;
+    assert_eq!(poll.rows_changed, 2, "one row updated remotely: {poll:?}");
+    let started = Instant::now();
+    loop {
+        let (ins, del) = tuple_stats(&monitor, &mirror).await;
+        if ins > stats_before.0 && del > stats_before.1 {
+            assert_eq!(
+                (ins, del),
+                (stats_before.0 + 1, stats_before.1 + 1),
+                "one row updated remotely: one insert and one delete in the mirror"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the mirror's writes were never counted: {:?}",
+            (ins, del)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_equal(client, proxy, "totals", "category, total", q).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. file_fdw
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_fdw_bad_files_fail_good_files_converge_and_unchanged_files_are_not_scanned() {
+    let local = Cluster::start();
+    let proxy = proxy_for(proxy_bin!(), &local, &["--scheduler-interval-ms", "60000"]);
+    let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    let dir = csv_dir();
+    let csv = dir.path().join("rates.csv");
+    let good_v1 = "USD,1.00,x\nEUR,1.08,x\nGBP,1.27,x\nEUR,1.08,x\nCHF,,x\n";
+    let good_v2 = "USD,1.00,y\nEUR,1.10,y\nGBP,1.27,y\nJPY,0.01,y\nCHF,,y\n";
+    write_atomically(&csv, good_v1);
+    exec(
+        &client,
+        &proxy,
+        &format!(
+            "CREATE EXTENSION file_fdw; CREATE SERVER file_server FOREIGN DATA WRAPPER file_fdw; \
+             CREATE FOREIGN TABLE rates (currency text, rate numeric, tag text) \
+             SERVER file_server OPTIONS (filename '{}', format 'csv')",
+            csv.display()
+        ),
+    )
+    .await;
+    let q = "SELECT currency, rate, tag FROM rates";
+    let cols = "currency, rate, tag";
+    // Older than the first scan by more than a second, so that the next poll may skip it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    create_st(&client, &proxy, "rate_list", q, ", schedule => '1h'").await;
+    assert_equal(&client, &proxy, "rate_list", cols, q).await;
+    let first = poll_of(&client, &proxy, "public.rates").await;
+    assert_eq!(first.rows_scanned, 5, "{first:?}");
+    assert!(!first.scan_skipped, "the first poll must scan: {first:?}");
+
+    // Unchanged file: the scan is skipped.
+    refresh(&client, &proxy, "rate_list").await;
+    let poll = poll_of(&client, &proxy, "public.rates").await;
+    assert!(
+        poll.scan_skipped,
+        "an unchanged file was scanned again: {poll:?}"
+    );
+    assert_eq!(poll.rows_scanned, 0, "{poll:?}");
+    assert_eq!(poll.rows_changed, 0, "{poll:?}");
+    assert_equal(&client, &proxy, "rate_list", cols, q).await;
+    let kept = contents(&client, &format!("SELECT {cols} FROM rate_list")).await;
+
+    // Missing file.
+    let aside = dir.path().join("rates.csv.aside");
+    std::fs::rename(&csv, &aside).expect("move the csv aside");
+    let (code, message) = refresh_error(&client, &proxy, "rate_list").await;
+    eprintln!("refresh with the file missing: {code}: {message}");
+    assert!(!message.is_empty(), "empty error message ({code})");
+    assert_eq!(
+        contents(&client, &format!("SELECT {cols} FROM rate_list")).await,
+        kept,
+        "rate_list changed although its refresh failed (missing file)"
+    );
+
+    // Half-written file: the last row cut in the middle.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    write_atomically(&csv, "USD,1.00,z\nEUR,1.12,z\nGBP,1.2");
+    let (code, message) = refresh_error(&client, &proxy, "rate_list").await;
+    eprintln!("refresh with a half-written file: {code}: {message}");
+    assert!(!message.is_empty(), "empty error message ({code})");
+    assert_eq!(
+        contents(&client, &format!("SELECT {cols} FROM rate_list")).await,
+        kept,
+        "rate_list changed although its refresh failed (half-written file)"
+    );
+
+    // A good file put in place atomically, the same size as the first one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(good_v1.len(), good_v2.len());
+    write_atomically(&csv, good_v2);
+    refresh(&client, &proxy, "rate_list").await;
+    assert_equal(&client, &proxy, "rate_list", cols, q).await;
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM rate_list WHERE tag = 'y'").await,
+        5,
+        "the new file was not picked up"
+    );
+    let poll = poll_of(&client, &proxy, "public.rates").await;
+    assert!(!poll.scan_skipped, "{poll:?}");
+    assert_eq!(poll.rows_scanned, 5, "{poll:?}");
+    assert_eq!(poll.consecutive_errors, 0, "{poll:?}");
+
+    // Replaced again, same size, after more than a second: a new mtime is a new scan.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    write_atomically(&csv, &good_v2.replace("1.10", "1.11"));
+    refresh(&client, &proxy, "rate_list").await;
+    assert_equal(&client, &proxy, "rate_list", cols, q).await;
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM rate_list WHERE rate = 1.11").await,
+        1,
+        "the replaced file (same size, new mtime) was not picked up"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. cdc_mode => 'wal'
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_cdc_mode_over_a_foreign_table_is_refused_and_auto_works() {
+    let fdw = fdw_setup(
+        "CREATE TABLE products (id int, category text, price numeric); \
+         INSERT INTO products VALUES (1, 'a', 1), (2, 'b', 2)",
+        "60000",
+    )
+    .await;
+    let (client, proxy) = (&fdw.client, &fdw.proxy);
+    exec(
+        client,
+        proxy,
+        "CREATE FOREIGN TABLE remote_products (id int, category text, price numeric) \
+         SERVER remote_analytics OPTIONS (table_name 'products')",
+    )
+    .await;
+    let q = "SELECT category, count(*) AS n FROM remote_products GROUP BY category";
+    let err = client
+        .batch_execute(&format!(
+            "SELECT pgtrickle.create_stream_table(name => 'by_wal', query => $q${q}$q$, \
+             cdc_mode => 'wal')"
+        ))
+        .await
+        .expect_err("cdc_mode => 'wal' over a foreign table was accepted");
+    assert_eq!(err.code().map(|c| c.code()), Some("0A000"), "{err:?}");
+    if table_exists(client, "pgtrickle.pgt_stream_tables").await {
+        assert_eq!(
+            count(client, "SELECT count(*) FROM pgtrickle.pgt_stream_tables").await,
+            0,
+            "the refused stream table was left in the catalog"
+        );
+    }
+    assert!(
+        !table_exists(client, "by_wal").await,
+        "storage table left behind"
+    );
+    assert_eq!(mirror_count(client).await, 0, "a mirror left behind");
+
+    for (name, mode) in [("by_auto", "'auto'"), ("by_trigger", "'trigger'")] {
+        create_st(client, proxy, name, q, &format!(", cdc_mode => {mode}")).await;
+    }
+    create_st(client, proxy, "by_default", q, "").await;
+    fdw.remote.psql("INSERT INTO products VALUES (3, 'a', 3)");
+    for st in ["by_auto", "by_trigger", "by_default"] {
+        refresh(client, proxy, st).await;
+        assert_equal(client, proxy, st, "category, n", q).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. A foreign-table definition that changed
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_foreign_table_definition_fails_the_refresh_and_keeps_the_contents() {
+    let fdw = fdw_setup(
+        "CREATE TABLE products (id int, category text, price numeric); \
+         INSERT INTO products SELECT g, 'c' || (g % 3), g FROM generate_series(1, 30) g",
+        "60000",
+    )
+    .await;
+    let (client, proxy) = (&fdw.client, &fdw.proxy);
+    exec(
+        client,
+        proxy,
+        "CREATE FOREIGN TABLE remote_products (id int, category text, price numeric) \
+         SERVER remote_analytics OPTIONS (table_name 'products')",
+    )
+    .await;
+    let q = "SELECT category, count(*) AS n, sum(price) AS total FROM remote_products \
+             GROUP BY category";
+    let cols = "category, n, total";
+    create_st(client, proxy, "summary", q, ", schedule => '1h'").await;
+    assert_equal(client, proxy, "summary", cols, q).await;
+    let kept = contents(client, &format!("SELECT {cols} FROM summary")).await;
+
+    fdw.remote.psql(
+        "ALTER TABLE products ADD COLUMN extra int; INSERT INTO products VALUES (99, 'c1', 5, 1)",
+    );
+    exec(
+        client,
+        proxy,
+        "ALTER FOREIGN TABLE remote_products ADD COLUMN extra int",
+    )
+    .await;
+    let (code, message) = refresh_error(client, proxy, "summary").await;
+    eprintln!("refresh after the definition changed: {code}: {message}");
+    assert!(!message.is_empty(), "empty error message ({code})");
+    assert_eq!(
+        contents(client, &format!("SELECT {cols} FROM summary")).await,
+        kept,
+        "summary changed although its refresh failed"
+    );
+    // And it keeps failing (it is not a transient error).
+    let (code2, _) = refresh_error(client, proxy, "summary").await;
+    assert_eq!(code2, code, "the second refresh failed differently");
+}
