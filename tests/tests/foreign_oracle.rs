@@ -14,7 +14,7 @@ use pgtrickle_e2e::{
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const ROUNDS: usize = 20;
+const ROUNDS: usize = 24;
 
 /// (name, columns, defining query)
 const QUERIES: [(&str, &str, &str); 5] = [
@@ -176,6 +176,25 @@ async fn random_writes_on_both_sides_keep_stream_tables_equal_to_their_queries()
             .await
             .unwrap_or_else(|e| panic!("seed {seed}: create {name}: {e:?}\n{}", proxy.log()));
     }
+
+    // The stream tables read the foreign table's mirror (one for all of them).
+    let oid: u32 = client
+        .query_one("SELECT 'fr'::regclass::oid", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let has_mirror: bool = client
+        .query_one(
+            &format!("SELECT to_regclass('pgtrickle_changes.mirror_{oid}') IS NOT NULL"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        has_mirror,
+        "no mirror pgtrickle_changes.mirror_{oid} for fr"
+    );
 
     for round in 0..ROUNDS {
         let remote_sql = remote_batch(&mut rng);

@@ -240,7 +240,7 @@ async fn row_versions(client: &Client, table: &str) -> String {
 async fn tuple_stats(client: &Client, table: &str) -> (i64, i64) {
     let row = client
         .query_one(
-            "SELECT n_tup_ins, n_tup_del FROM pg_stat_user_tables WHERE relid = $1::regclass",
+            "SELECT n_tup_ins, n_tup_del FROM pg_stat_user_tables WHERE relid = $1::text::regclass",
             &[&table],
         )
         .await
@@ -1220,6 +1220,11 @@ async fn wal_cdc_mode_over_a_foreign_table_is_refused_and_auto_works() {
         create_st(client, proxy, name, q, &format!(", cdc_mode => {mode}")).await;
     }
     create_st(client, proxy, "by_default", q, "").await;
+    assert_eq!(
+        mirror_count(client).await,
+        1,
+        "three stream tables over one foreign table: one mirror"
+    );
     fdw.remote.psql("INSERT INTO products VALUES (3, 'a', 3)");
     for st in ["by_auto", "by_trigger", "by_default"] {
         refresh(client, proxy, st).await;
