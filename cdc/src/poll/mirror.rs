@@ -156,13 +156,31 @@ pub fn apply_appeared_sql(source: &SourceTable) -> String {
     )
 }
 
-/// The multiset of the mirror's row hashes: rows `(hash bytea, count int4)`.
+/// Streams the multiset of the mirror's row hashes: `COPY ... TO STDOUT` whose rows are the
+/// hash in hex and its multiplicity (read them with [`parse_hash_line`]).
 pub fn load_hashes_sql(oid: u32) -> String {
     format!(
-        "SELECT {hash}, count(*)::int4 FROM {} GROUP BY 1",
+        "COPY (SELECT pg_catalog.encode({hash}, 'hex'), pg_catalog.count(*) FROM {} GROUP BY {hash}) \
+         TO STDOUT",
         mirror_table(oid),
         hash = quote_ident(HASH_COLUMN)
     )
+}
+
+/// One row of [`load_hashes_sql`]: `(hash, multiplicity)`, None when malformed.
+pub fn parse_hash_line(line: &[u8]) -> Option<(RowHash, u32)> {
+    let tab = line.iter().position(|&b| b == b'\t')?;
+    let (hex, count) = (&line[..tab], &line[tab + 1..]);
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut bytes = [0u8; 16];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        let pair = std::str::from_utf8(&hex[2 * i..2 * i + 2]).ok()?;
+        *b = u8::from_str_radix(pair, 16).ok()?;
+    }
+    let count = std::str::from_utf8(count).ok()?.parse().ok()?;
+    Some((RowHash(bytes), count))
 }
 
 #[cfg(test)]
@@ -200,6 +218,16 @@ mod tests {
             "(SELECT \"id\", \"name\" FROM \"pgtrickle_changes\".\"mirror_7\")"
         );
         assert_ne!(poll_lock_key(7), crate::source_lock_key(7));
+    }
+
+    #[test]
+    fn hash_lines_parse() {
+        let h = crate::poll::hash_row(b"x");
+        let mut line = h.hex().to_vec();
+        line.extend_from_slice(b"\t3");
+        assert_eq!(parse_hash_line(&line), Some((h, 3)));
+        assert_eq!(parse_hash_line(b"zz\t1"), None);
+        assert_eq!(parse_hash_line(b"00"), None);
     }
 
     #[test]
