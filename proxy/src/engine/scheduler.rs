@@ -167,11 +167,14 @@ async fn tick(client: &mut Client, poller: &Poller) -> EngineResult<()> {
             Ok(Schedule::Calculated) | Err(_)
         );
         let due_by_schedule = !calculated && is_due(client, c).await?;
-        let poll_failures = if c.backoff_over && (calculated || due_by_schedule) {
-            poll::due::poll_before_refresh(client, poller, c.pgt_id, &c.owner, false).await?
-        } else {
-            Vec::new()
-        };
+        let polled = c.backoff_over && (calculated || due_by_schedule);
+        if polled {
+            for e in
+                poll::due::poll_before_refresh(client, poller, c.pgt_id, &c.owner, false).await?
+            {
+                tracing::warn!(stream_table = %c.name, "{e}");
+            }
+        }
         let due = if calculated {
             is_due(client, c).await?
         } else {
@@ -186,8 +189,8 @@ async fn tick(client: &mut Client, poller: &Poller) -> EngineResult<()> {
                 Err(e) => record_failure(client, c, &e).await?,
             }
         }
-        if let Some(e) = poll_failures.first() {
-            record_poll_failure(client, c, e).await?;
+        if polled {
+            show_poll_failures(client, c).await?;
         }
     }
     if !candidates.is_empty() {
@@ -196,20 +199,21 @@ async fn tick(client: &mut Client, poller: &Poller) -> EngineResult<()> {
     Ok(())
 }
 
-/// A failed poll shows in the stream table's `last_error` without counting towards its
-/// suspension: the stream table itself is fine (it keeps the foreign rows of the last good
-/// poll, and local changes are still applied), and the poll is retried with its own backoff.
-async fn record_poll_failure(
-    client: &mut Client,
-    c: &Candidate,
-    e: &EngineError,
-) -> EngineResult<()> {
-    tracing::warn!(stream_table = %c.name, "{e}");
+/// A foreign source whose polls fail shows in the stream table's `last_error` (until a poll
+/// succeeds and a refresh clears it) without counting towards its suspension: the stream table
+/// itself is fine (it keeps the foreign rows of the last good poll, and local changes are still
+/// applied), and the poll is retried with its own backoff.
+async fn show_poll_failures(client: &mut Client, c: &Candidate) -> EngineResult<()> {
     client
         .run(&format!(
-            "UPDATE pgtrickle.pgt_stream_tables SET last_error = {} WHERE pgt_id = {}",
-            quote_literal(&e.to_string()),
-            c.pgt_id
+            "UPDATE pgtrickle.pgt_stream_tables s SET last_error = e.msg \
+             FROM (SELECT string_agg(format('polling foreign table %I.%I failed: %s', \
+                     d.source_schema, d.source_name, st.last_error), '; ') AS msg \
+                   FROM pgtrickle.pgt_dependencies d \
+                   JOIN pgtrickle.pgt_poll_state st ON st.foreign_relid = d.source_relid \
+                   WHERE d.pgt_id = {id} AND st.consecutive_errors > 0) e \
+             WHERE s.pgt_id = {id} AND e.msg IS NOT NULL AND s.last_error IS DISTINCT FROM e.msg",
+            id = c.pgt_id
         ))
         .await?;
     Ok(())
