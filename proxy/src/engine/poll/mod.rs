@@ -6,12 +6,14 @@
 //!   reads it ([`Poller::prepare`]).
 //! - [`scan`]: one poll: read, hash, compare, write what changed, in one transaction.
 //! - [`file_stat`]: skipping the scan of an unchanged file_fdw file.
+//! - [`ownership`]: refusing mirrors and buffers that belong to another role.
 //! - [`status`]: recording each poll's outcome in `pgtrickle.pgt_poll_state`.
 //! - [`due`]: which sources a refresh of a stream table polls first, and cleaning up mirrors no
 //!   stream table reads.
 
 pub mod due;
 pub mod file_stat;
+pub mod ownership;
 pub mod poller;
 pub mod prepare;
 pub mod scan;

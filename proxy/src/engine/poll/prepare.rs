@@ -31,6 +31,7 @@ impl Poller {
                 .await
                 .map_err(|e| scan::describe_error(&e))?;
             let source = scan::describe(&client, oid).await?;
+            super::ownership::check(&client, oid).await?;
             client
                 .batch_execute(&mirror::create_mirror_sql(&source))
                 .await

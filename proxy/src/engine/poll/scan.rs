@@ -77,6 +77,7 @@ pub async fn poll_once(
             )
         })?;
     let source = describe(writer, oid).await?;
+    super::ownership::check(writer, oid).await?;
     let same: Option<bool> = writer
         .query_one(&mirror::columns_match_sql(oid), &[])
         .await
