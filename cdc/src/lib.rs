@@ -56,15 +56,17 @@
 //!
 //! # Other producers
 //!
-//! A poller for foreign tables (later) writes into the same buffers with
-//! [`insert_changes_sql`] / [`insert_changes_from_query_sql`] / [`truncate_marker_sql`] in its own
-//! transaction; its `__pgt_xid` then orders its changes like any other writer's.
+//! The foreign-table poller ([`poll`]) writes into the same buffers, in its own transaction, the
+//! rows that appeared in or disappeared from a foreign table since its previous poll; its
+//! `__pgt_xid` then orders its changes like any other writer's. [`insert_changes_sql`] /
+//! [`insert_changes_from_query_sql`] / [`truncate_marker_sql`] serve other producers.
 
 pub mod buffer;
 pub mod catalog;
 pub mod cleanup;
 pub mod consume;
 pub mod naming;
+pub mod poll;
 pub mod quote;
 pub mod triggers;
 

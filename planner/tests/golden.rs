@@ -187,7 +187,7 @@ fn join_delta_uses_new_left_and_old_right() {
             "Delta for changes of public.orders:\n  SELECT o.id, p.category, __pgt_w0 * __pgt_w1 \
              AS __pgt_w FROM (SELECT id, customer_id, product_id, total, __pgt_weight AS \
              __pgt_w0 FROM pgtrickle_changes.orders_delta) AS o JOIN (SELECT id, category, \
-             price, 1 AS __pgt_w1 FROM public.products UNION ALL SELECT id, category, price, \
+             price, 1 AS __pgt_w1 FROM public.products AS __pgt_cur UNION ALL SELECT id, category, price, \
              -__pgt_weight AS __pgt_w1 FROM pgtrickle_changes.products_delta) AS p ON p.id = \
              o.product_id\n"
         ),

@@ -13,6 +13,7 @@ use crate::cancel::CancelRegistry;
 use crate::context::ProxyContext;
 use crate::embedded::EmbeddedServer;
 use crate::engine::interceptor::EngineInterceptorFactory;
+use crate::engine::poll::Poller;
 use crate::engine::scheduler::{self, SchedulerConfig};
 use crate::upstream::UpstreamTarget;
 use crate::{server, tls};
@@ -77,6 +78,11 @@ pub struct Args {
     /// last refresh exceed this share of a source's rows (0 to 1).
     #[arg(long, env = "PGTRICKLE_AUTO_FULL_THRESHOLD", default_value_t = 0.5)]
     pub auto_full_threshold: f64,
+
+    /// Longest time one poll of a foreign source may take, in seconds (reading the foreign
+    /// table and writing what changed); a poll that takes longer fails and is retried.
+    #[arg(long, env = "PGTRICKLE_POLL_TIMEOUT_SECONDS", default_value_t = 300)]
+    pub poll_timeout_seconds: u64,
 
     /// Log filter (error, warn, info, debug, trace, or a tracing directive list).
     #[arg(long, env = "PGTRICKLE_LOG", default_value = "info")]
@@ -152,11 +158,17 @@ fn run(args: Args) -> Result<(), BoxError> {
         }
         crate::engine::settings::set_auto_full_threshold(args.auto_full_threshold);
         let wake = Arc::new(tokio::sync::Notify::new());
+        let poller = Arc::new(Poller::new(
+            target.clone(),
+            upstream_tls.clone(),
+            Duration::from_secs(args.poll_timeout_seconds.max(1)),
+        ));
         let interceptor = EngineInterceptorFactory {
             limits: ApiLimits {
                 min_schedule: Duration::from_secs(args.min_schedule_seconds),
             },
             on_change: Arc::clone(&wake),
+            poller: Arc::clone(&poller),
         };
         tokio::spawn(scheduler::run(
             target.clone(),
@@ -165,6 +177,7 @@ fn run(args: Args) -> Result<(), BoxError> {
                 tick: Duration::from_millis(args.scheduler_interval_ms.max(10)),
             },
             Arc::clone(&wake),
+            poller,
         ));
         let ctx = Arc::new(ProxyContext {
             target,

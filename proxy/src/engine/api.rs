@@ -10,6 +10,7 @@ use super::capture;
 use super::catalog;
 use super::describe::{describe, resolve_name};
 use super::error::{EngineError, EngineResult};
+use super::poll::Poller;
 use super::refresh::{refresh, text_array_literal, Refreshed};
 use super::sql::{quote_ident, quote_literal, SqlRunner, SqlRunnerExt};
 
@@ -107,6 +108,7 @@ pub async fn create<R: SqlRunner>(
     sql: &mut R,
     req: &CreateStreamTable,
     populate_here: bool,
+    poller: &Poller,
 ) -> EngineResult<Outcome> {
     use pgtrickle_planner::api_call::CreateKind;
     catalog::ensure(sql).await?;
@@ -217,6 +219,14 @@ pub async fn create<R: SqlRunner>(
         if source.has_capture() {
             capture::install(sql, source).await?;
         }
+        if source.is_polled() {
+            // The mirror is created and filled on the poller's connections, as this role
+            // (whose FDW user mapping applies), before the population reads it.
+            let role = sql.value("SELECT current_user").await?.unwrap_or_default();
+            poller
+                .prepare(&role, source.oid, &source.qualified())
+                .await?;
+        }
         sql.run(&format!(
             "INSERT INTO pgtrickle.pgt_dependencies VALUES ({pgt_id}, {}, {}, {}, {}) \
              ON CONFLICT DO NOTHING",
@@ -324,6 +334,30 @@ pub async fn drop<R: SqlRunner>(sql: &mut R, name: &StName, cascade: bool) -> En
     drop_one(sql, &st).await
 }
 
+/// Polls the foreign sources of the stream table `name` (which the current role must own) as
+/// its owner, before a refresh the user asked for; the first failure is returned.
+pub async fn poll_for_refresh<R: SqlRunner>(
+    sql: &mut R,
+    name: &StName,
+    poller: &Poller,
+) -> EngineResult<()> {
+    catalog::ensure(sql).await?;
+    let st = must_own(sql, name).await?;
+    let owner = sql
+        .value(&format!(
+            "SELECT owner FROM pgtrickle.pgt_stream_tables WHERE pgt_id = {}",
+            st.pgt_id
+        ))
+        .await?
+        .unwrap_or_default();
+    let failures =
+        super::poll::due::poll_before_refresh(sql, poller, st.pgt_id, &owner, true).await?;
+    match failures.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// `refresh_stream_table(name)`.
 pub async fn refresh_by_name<R: SqlRunner>(sql: &mut R, name: &StName) -> EngineResult<Refreshed> {
     catalog::ensure(sql).await?;
@@ -350,6 +384,7 @@ pub async fn alter<R: SqlRunner>(
     sql: &mut R,
     req: &AlterStreamTable,
     populate_here: bool,
+    poller: &Poller,
 ) -> EngineResult<Outcome> {
     catalog::ensure(sql).await?;
     let st = must_own(sql, &req.name).await?;
@@ -399,7 +434,7 @@ pub async fn alter<R: SqlRunner>(
             ));
         }
         let status = get(4);
-        outcome = create_replacing(sql, &create, populate_here).await?;
+        outcome = create_replacing(sql, &create, populate_here, poller).await?;
         if status.as_deref() == Some("SUSPENDED") && req.status.is_none() {
             set_status(sql, &st.name, StStatus::Suspended).await?;
         }
@@ -421,8 +456,9 @@ async fn create_replacing<R: SqlRunner>(
     sql: &mut R,
     req: &CreateStreamTable,
     populate_here: bool,
+    poller: &Poller,
 ) -> EngineResult<Outcome> {
-    Box::pin(create(sql, req, populate_here)).await
+    Box::pin(create(sql, req, populate_here, poller)).await
 }
 
 async fn set_status<R: SqlRunner>(

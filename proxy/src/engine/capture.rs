@@ -14,7 +14,8 @@ use super::sql::{quote_literal, SqlRunner, SqlRunnerExt};
 pub struct Dep {
     /// Its OID.
     pub oid: u32,
-    /// True when its changes are captured (tables and stream tables).
+    /// True when its changes arrive in a change buffer: captured by triggers (tables and
+    /// stream tables) or written by the poller (foreign tables).
     pub captured: bool,
 }
 
@@ -150,7 +151,7 @@ pub async fn sources_of<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<
                 .unwrap_or(0),
             captured: matches!(
                 r.get(1).cloned().flatten().as_deref(),
-                Some("Table" | "StreamTable")
+                Some("Table" | "StreamTable" | "ForeignTable")
             ),
         })
         .collect())
@@ -205,6 +206,13 @@ pub async fn uninstall_if_unused<R: SqlRunner>(sql: &mut R, oid: u32) -> EngineR
         .await?;
     if used.as_deref() != Some("t") {
         sql.run(&pgtrickle_cdc::uninstall_capture_sql(oid)).await?;
+        // A foreign source's mirror and poll records go too (no-ops for other sources).
+        sql.run(&format!(
+            "{}; DELETE FROM pgtrickle.pgt_polled_sources WHERE foreign_relid = {oid}; \
+             DELETE FROM pgtrickle.pgt_poll_state WHERE foreign_relid = {oid}",
+            pgtrickle_cdc::poll::mirror::drop_mirror_sql(oid)
+        ))
+        .await?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@
 use super::sql::{SqlError, SqlRunner, SqlRunnerExt};
 
 /// The catalog version this proxy writes; bump it with every change of the DDL below.
-pub const CATALOG_VERSION: i32 = 2;
+pub const CATALOG_VERSION: i32 = 3;
 
 /// Advisory lock key serialising catalog set-up between sessions and proxies.
 const SETUP_LOCK: i64 = 0x7067_7472_6963_6b6c; // "pgtrickl"
@@ -67,6 +67,55 @@ CREATE TABLE IF NOT EXISTS pgtrickle.pgt_refresh_history (
     error         text
 );
 CREATE INDEX IF NOT EXISTS pgt_refresh_history_pgt ON pgtrickle.pgt_refresh_history (pgt_id, refresh_id);
+
+-- Foreign sources polled into a local mirror (pgtrickle_changes.mirror_<oid>); poll_seq
+-- grows with every poll that changed the mirror (a proxy's cached row hashes are valid while
+-- it is unchanged); it starts at the creation time in microseconds, so a source dropped and
+-- prepared again never repeats a value.
+CREATE TABLE IF NOT EXISTS pgtrickle.pgt_polled_sources (
+    foreign_relid  oid PRIMARY KEY,
+    source_schema  text NOT NULL,
+    source_name    text NOT NULL,
+    owner          name NOT NULL DEFAULT current_user,
+    poll_seq       bigint NOT NULL
+                   DEFAULT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint,
+    created_at     timestamptz NOT NULL DEFAULT now()
+);
+-- The outcome of the last poll of each source. Unlogged: it is only status and a hint for
+-- skipping unchanged files, and polls that change nothing write no WAL for it.
+CREATE UNLOGGED TABLE IF NOT EXISTS pgtrickle.pgt_poll_state (
+    foreign_relid      oid PRIMARY KEY,
+    owner              name NOT NULL DEFAULT current_user,
+    last_poll_at       timestamptz,
+    duration_ms        double precision,
+    rows_scanned       bigint,
+    rows_changed       bigint,
+    scan_skipped       bool NOT NULL DEFAULT false,
+    consecutive_errors int NOT NULL DEFAULT 0,
+    last_error         text,
+    last_success_at    timestamptz,
+    next_poll_at       timestamptz,
+    file_size          bigint,
+    file_mtime         timestamptz,
+    file_scanned_at    timestamptz
+);
+
+CREATE OR REPLACE FUNCTION pgtrickle.pgt_poll_status()
+RETURNS TABLE (source text, mirror text, last_poll_at timestamptz, duration_ms double precision,
+               rows_scanned bigint, rows_changed bigint, scan_skipped boolean,
+               consecutive_errors int, last_error text)
+LANGUAGE sql STABLE AS $f$
+    SELECT coalesce(format('%I.%I', n.nspname, c.relname),
+                    format('%I.%I', p.source_schema, p.source_name)),
+           format('pgtrickle_changes.mirror_%s', p.foreign_relid),
+           st.last_poll_at, st.duration_ms, st.rows_scanned, st.rows_changed,
+           coalesce(st.scan_skipped, false), coalesce(st.consecutive_errors, 0), st.last_error
+    FROM pgtrickle.pgt_polled_sources p
+    LEFT JOIN pgtrickle.pgt_poll_state st USING (foreign_relid)
+    LEFT JOIN pg_catalog.pg_class c ON c.oid = p.foreign_relid
+    LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    ORDER BY 1
+$f$;
 
 CREATE OR REPLACE FUNCTION pgtrickle.pgt_status()
 RETURNS TABLE (name text, status text, refresh_mode text, effective_mode text, schedule text,
@@ -160,7 +209,8 @@ GRANT USAGE ON SCHEMA pgtrickle TO PUBLIC;
 GRANT USAGE, CREATE ON SCHEMA pgtrickle_changes TO PUBLIC;
 GRANT SELECT ON ALL TABLES IN SCHEMA pgtrickle TO PUBLIC;
 GRANT INSERT, UPDATE, DELETE ON pgtrickle.pgt_stream_tables, pgtrickle.pgt_dependencies,
-    pgtrickle.pgt_refresh_history TO PUBLIC;
+    pgtrickle.pgt_refresh_history, pgtrickle.pgt_polled_sources, pgtrickle.pgt_poll_state
+    TO PUBLIC;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA pgtrickle TO PUBLIC;
 ALTER TABLE pgtrickle.pgt_stream_tables ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pgtrickle.pgt_dependencies ENABLE ROW LEVEL SECURITY;
@@ -186,6 +236,18 @@ CREATE POLICY pgt_own ON pgtrickle.pgt_refresh_history FOR ALL
                    WHERE s.pgt_id = pgt_refresh_history.pgt_id AND pg_has_role(s.owner, 'MEMBER')))
     WITH CHECK (EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables s
                    WHERE s.pgt_id = pgt_refresh_history.pgt_id AND pg_has_role(s.owner, 'MEMBER')));
+ALTER TABLE pgtrickle.pgt_polled_sources ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pgtrickle.pgt_poll_state ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS pgt_read ON pgtrickle.pgt_polled_sources;
+DROP POLICY IF EXISTS pgt_own ON pgtrickle.pgt_polled_sources;
+CREATE POLICY pgt_read ON pgtrickle.pgt_polled_sources FOR SELECT USING (true);
+CREATE POLICY pgt_own ON pgtrickle.pgt_polled_sources FOR ALL
+    USING (pg_has_role(owner, 'MEMBER')) WITH CHECK (pg_has_role(owner, 'MEMBER'));
+DROP POLICY IF EXISTS pgt_read ON pgtrickle.pgt_poll_state;
+DROP POLICY IF EXISTS pgt_own ON pgtrickle.pgt_poll_state;
+CREATE POLICY pgt_read ON pgtrickle.pgt_poll_state FOR SELECT USING (true);
+CREATE POLICY pgt_own ON pgtrickle.pgt_poll_state FOR ALL
+    USING (pg_has_role(owner, 'MEMBER')) WITH CHECK (pg_has_role(owner, 'MEMBER'));
 
 DELETE FROM pgtrickle.pgt_catalog_version;
 INSERT INTO pgtrickle.pgt_catalog_version VALUES ({CATALOG_VERSION});

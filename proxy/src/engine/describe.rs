@@ -30,6 +30,11 @@ impl Source {
         matches!(self.kind, RelationKind::Table | RelationKind::StreamTable)
     }
 
+    /// True when changes are found by polling (foreign tables, read through their mirror).
+    pub fn is_polled(&self) -> bool {
+        self.kind == RelationKind::ForeignTable
+    }
+
     /// The schema-qualified, quoted name.
     pub fn qualified(&self) -> String {
         format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
@@ -133,8 +138,12 @@ pub async fn describe<R: SqlRunner>(
             kind,
             columns: source.columns.clone(),
             primary_key,
-            current: source.qualified(),
-            delta: source.has_capture().then(|| delta_table(oid)),
+            current: if source.is_polled() {
+                mirror_relation(oid, &source.columns)
+            } else {
+                source.qualified()
+            },
+            delta: (source.has_capture() || source.is_polled()).then(|| delta_table(oid)),
         });
         sources.push(source);
     }
@@ -154,6 +163,17 @@ pub async fn describe<R: SqlRunner>(
         },
         sources,
     })
+}
+
+/// A foreign source's mirror as a relation with exactly the source's columns (see
+/// `pgtrickle_cdc::poll::mirror`).
+fn mirror_relation(oid: u32, columns: &[ColumnDef]) -> String {
+    let cols: Vec<String> = columns.iter().map(|c| quote_ident(&c.name)).collect();
+    format!(
+        "(SELECT {} FROM {})",
+        cols.join(", "),
+        pgtrickle_cdc::poll::mirror::mirror_table(oid)
+    )
 }
 
 /// Columns of a relation given as a regclass expression (an OID or a name).

@@ -23,6 +23,17 @@ pub enum EngineError {
         /// Optional hint.
         hint: Option<String>,
     },
+    /// Polling a foreign source failed (on a connection of the proxy's own, so the error is
+    /// reported to the client rather than relayed).
+    #[error("polling foreign table {source_name} failed: {message}")]
+    Poll {
+        /// The foreign table, schema-qualified.
+        source_name: String,
+        /// SQLSTATE (the server's, or the engine's own).
+        code: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl EngineError {
@@ -54,6 +65,7 @@ impl EngineError {
             EngineError::Sql(_) => "08006".into(),
             EngineError::Plan(e) => e.sqlstate().into(),
             EngineError::Api { code, .. } => (*code).into(),
+            EngineError::Poll { code, .. } => code.clone(),
         }
     }
 

@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 
 use super::answer::{self, Column};
 use super::job::{ApiJob, Protocol};
+use super::poll::Poller;
 use crate::protocol::error_response::ErrorResponse;
 use crate::session::intercept::{Interceptor, InterceptorFactory, Verdict};
 use crate::session::SessionState;
@@ -32,6 +33,8 @@ pub struct EngineInterceptorFactory {
     pub limits: ApiLimits,
     /// Woken when a call changed stream tables or a session committed writes.
     pub on_change: Arc<Notify>,
+    /// Polls foreign sources.
+    pub poller: Arc<Poller>,
 }
 
 impl InterceptorFactory for EngineInterceptorFactory {
@@ -39,6 +42,7 @@ impl InterceptorFactory for EngineInterceptorFactory {
         Box::new(EngineInterceptor {
             limits: self.limits,
             on_change: Arc::clone(&self.on_change),
+            poller: Arc::clone(&self.poller),
             statements: HashMap::new(),
             portals: HashMap::new(),
             in_batch: false,
@@ -51,6 +55,7 @@ impl InterceptorFactory for EngineInterceptorFactory {
 pub struct EngineInterceptor {
     limits: ApiLimits,
     on_change: Arc<Notify>,
+    poller: Arc<Poller>,
     /// Prepared statements that are API calls, by name.
     statements: HashMap<String, ParsedApiCall>,
     /// Portals bound to API statements, by name.
@@ -151,6 +156,7 @@ impl EngineInterceptor {
             column,
             on_change: Some(Arc::clone(&self.on_change)),
             protocol,
+            poller: Arc::clone(&self.poller),
         }))
     }
 

@@ -13,6 +13,7 @@ use super::answer::{self, Column};
 use super::api;
 use super::capture;
 use super::error::EngineError;
+use super::poll::Poller;
 use super::refresh::refresh;
 use super::sql::{quote_literal, SqlError, SqlRunner};
 use crate::protocol::error_response::{ErrorResponse, Severity};
@@ -46,6 +47,8 @@ pub struct ApiJob {
     pub on_change: Option<std::sync::Arc<tokio::sync::Notify>>,
     /// The protocol of the call.
     pub protocol: Protocol,
+    /// Polls foreign sources (creates, refreshes).
+    pub poller: std::sync::Arc<Poller>,
 }
 
 impl SessionJob for ApiJob {
@@ -61,11 +64,12 @@ async fn execute<R: SqlRunner>(
     sql: &mut R,
     request: &ApiRequest,
     populate_here: bool,
+    poller: &Poller,
 ) -> Result<api::Outcome, EngineError> {
     let done = |_| api::Outcome::default();
     match request {
-        ApiRequest::Create(c) => api::create(sql, c, populate_here).await,
-        ApiRequest::Alter(a) => api::alter(sql, a, populate_here).await,
+        ApiRequest::Create(c) => api::create(sql, c, populate_here, poller).await,
+        ApiRequest::Alter(a) => api::alter(sql, a, populate_here, poller).await,
         ApiRequest::Drop { name, cascade } => api::drop(sql, name, *cascade).await.map(done),
         ApiRequest::Refresh { name } => {
             api::refresh_by_name(sql, name).await.map(|r| api::Outcome {
@@ -97,10 +101,16 @@ impl ApiJob {
                 return self.failed(bytes);
             }
         };
-        let result = if in_block {
-            execute(sql, &request, true).await
-        } else {
-            self.own_transactions(sql, &request).await
+        // A refresh asked for by a user first brings the foreign sources' mirrors up to date
+        // (committed on the poller's connections, before the refresh takes its snapshot).
+        let polled = match &request {
+            ApiRequest::Refresh { name } => api::poll_for_refresh(sql, name, &self.poller).await,
+            _ => Ok(()),
+        };
+        let result = match polled {
+            Err(e) => Err(e),
+            Ok(()) if in_block => execute(sql, &request, true, &self.poller).await,
+            Ok(()) => self.own_transactions(sql, &request).await,
         };
         match result {
             Ok(outcome) => self.success(out, sql, outcome),
@@ -141,7 +151,7 @@ impl ApiJob {
         let mut outcome = loop {
             attempt += 1;
             sql.simple_query(begin).await?;
-            match execute(sql, request, false).await {
+            match execute(sql, request, false, &self.poller).await {
                 Ok(o) => {
                     sql.simple_query("COMMIT").await?;
                     break o;
@@ -258,7 +268,9 @@ async fn finish_error(
     e: Option<EngineError>,
 ) -> Bytes {
     match e {
-        Some(EngineError::Sql(SqlError::Server { raw, .. })) => out.extend_from_slice(&raw),
+        Some(EngineError::Sql(SqlError::Server { raw, .. })) if !raw.is_empty() => {
+            out.extend_from_slice(&raw)
+        }
         Some(e) => {
             let mut err = ErrorResponse::error(e.code(), message_of(&e));
             if let EngineError::Api { hint: Some(h), .. } = &e {

@@ -12,6 +12,7 @@ pub mod error;
 pub mod interceptor;
 pub mod job;
 pub mod own_connection;
+pub mod poll;
 pub mod refresh;
 pub mod scheduler;
 pub mod settings;

@@ -1,4 +1,4 @@
-//! The proxy's own connection to the upstream database (for the scheduler): opened with the
+//! The proxy's own connections to the upstream database (the scheduler's, the poller's): opened with the
 //! same TLS policy as client sessions, then logged in by tokio-postgres with the user and
 //! password of the `--upstream` URL.
 
@@ -12,12 +12,21 @@ pub async fn open(
     target: &UpstreamTarget,
     tls: Option<&tokio_rustls::TlsConnector>,
 ) -> Result<Client, String> {
+    open_as(target, tls, "pgtrickle-proxy scheduler").await
+}
+
+/// Opens and logs in a connection with `application_name`.
+pub async fn open_as(
+    target: &UpstreamTarget,
+    tls: Option<&tokio_rustls::TlsConnector>,
+    application_name: &str,
+) -> Result<Client, String> {
     let stream = connect(target, tls).await.map_err(|e| e.to_string())?;
     let mut config = tokio_postgres::Config::new();
     config
         .user(&target.user)
         .dbname(&target.database)
-        .application_name("pgtrickle-proxy scheduler")
+        .application_name(application_name)
         .ssl_mode(tokio_postgres::config::SslMode::Disable);
     if let Some(p) = &target.password {
         config.password(p);

@@ -123,7 +123,10 @@ fn rows_of(tag: &str) -> i64 {
 /// its rows (PostgreSQL's estimate) than the configured threshold, so recomputing is cheaper.
 async fn mostly_changed<R: SqlRunner>(sql: &mut R, oid: u32, last: &str) -> EngineResult<bool> {
     let rows: f64 = sql
-        .value(&format!("SELECT reltuples FROM pg_class WHERE oid = {oid}"))
+        .value(&format!(
+            "SELECT reltuples FROM pg_class WHERE oid = coalesce(to_regclass({})::oid, {oid})",
+            quote_literal(&pgtrickle_cdc::poll::mirror::mirror_table(oid))
+        ))
         .await?
         .and_then(|v| v.parse().ok())
         .unwrap_or(-1.0);

@@ -5,7 +5,8 @@
 //! waiting. Each refresh runs in its own REPEATABLE READ transaction as the stream table's
 //! owner; a failing one is retried with backoff and suspended after 3 consecutive failures.
 //! Several proxies may run schedulers against one database: a refresh locks its catalog row,
-//! and a concurrent one fails with a serialization error and is simply not counted.
+//! and a concurrent one fails with a serialization error and is simply not counted. Foreign
+//! sources are polled just before a due refresh (see [`super::poll::due`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use tokio_postgres::Client;
 use super::capture;
 use super::catalog;
 use super::error::{EngineError, EngineResult};
+use super::poll::{self, Poller};
 use super::refresh::refresh;
 use super::sql::{quote_ident, quote_literal, SqlRunner, SqlRunnerExt};
 use crate::upstream::UpstreamTarget;
@@ -48,6 +50,7 @@ pub async fn run(
     tls: Option<tokio_rustls::TlsConnector>,
     config: SchedulerConfig,
     wake: Arc<Notify>,
+    poller: Arc<Poller>,
 ) {
     loop {
         let mut client = match super::own_connection::open(&target, tls.as_ref()).await {
@@ -65,7 +68,7 @@ pub async fn run(
             if client.is_closed() {
                 break;
             }
-            if let Err(e) = tick(&mut client).await {
+            if let Err(e) = tick(&mut client, &poller).await {
                 tracing::warn!("scheduler: {e}");
             }
             let _ = tokio::time::timeout(config.tick, wake.notified()).await;
@@ -154,19 +157,65 @@ fn cron_fired_since(expr: &str, last_epoch: f64) -> bool {
     }
 }
 
-async fn tick(client: &mut Client) -> EngineResult<()> {
-    for c in candidates(client).await? {
-        if !is_due(client, &c).await? {
-            continue;
-        }
-        match refresh_as_owner(client, &c).await {
-            Ok(()) => {}
-            Err(e) if e.is_serialization_failure() => {
-                tracing::debug!(stream_table = %c.name, "refreshed concurrently elsewhere");
+async fn tick(client: &mut Client, poller: &Poller) -> EngineResult<()> {
+    let candidates = candidates(client).await?;
+    for c in &candidates {
+        // Foreign sources are polled first, when the stream table is due (a `calculated` one
+        // is due when its sources changed, which for a foreign source only a poll can tell).
+        let calculated = matches!(
+            parse_schedule(&c.schedule, Duration::ZERO),
+            Ok(Schedule::Calculated) | Err(_)
+        );
+        let due_by_schedule = !calculated && is_due(client, c).await?;
+        let polled = c.backoff_over && (calculated || due_by_schedule);
+        if polled {
+            for e in
+                poll::due::poll_before_refresh(client, poller, c.pgt_id, &c.owner, false).await?
+            {
+                tracing::warn!(stream_table = %c.name, "{e}");
             }
-            Err(e) => record_failure(client, &c, &e).await?,
+        }
+        let due = if calculated {
+            is_due(client, c).await?
+        } else {
+            due_by_schedule
+        };
+        if due {
+            match refresh_as_owner(client, c).await {
+                Ok(()) => {}
+                Err(e) if e.is_serialization_failure() => {
+                    tracing::debug!(stream_table = %c.name, "refreshed concurrently elsewhere");
+                }
+                Err(e) => record_failure(client, c, &e).await?,
+            }
+        }
+        if polled {
+            show_poll_failures(client, c).await?;
         }
     }
+    if !candidates.is_empty() {
+        poll::due::drop_orphans(client, poller).await;
+    }
+    Ok(())
+}
+
+/// A foreign source whose polls fail shows in the stream table's `last_error` (until a poll
+/// succeeds and a refresh clears it) without counting towards its suspension: the stream table
+/// itself is fine (it keeps the foreign rows of the last good poll, and local changes are still
+/// applied), and the poll is retried with its own backoff.
+async fn show_poll_failures(client: &mut Client, c: &Candidate) -> EngineResult<()> {
+    client
+        .run(&format!(
+            "UPDATE pgtrickle.pgt_stream_tables s SET last_error = e.msg \
+             FROM (SELECT string_agg(format('polling foreign table %I.%I failed: %s', \
+                     d.source_schema, d.source_name, st.last_error), '; ') AS msg \
+                   FROM pgtrickle.pgt_dependencies d \
+                   JOIN pgtrickle.pgt_poll_state st ON st.foreign_relid = d.source_relid \
+                   WHERE d.pgt_id = {id} AND st.consecutive_errors > 0) e \
+             WHERE s.pgt_id = {id} AND e.msg IS NOT NULL AND s.last_error IS DISTINCT FROM e.msg",
+            id = c.pgt_id
+        ))
+        .await?;
     Ok(())
 }
 

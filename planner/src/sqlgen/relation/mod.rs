@@ -266,7 +266,7 @@ impl RelGen<'_> {
                     ),
                     Version::Old => (
                         format!(
-                            "(SELECT {cols}, 1 AS {w} FROM {} UNION ALL \
+                            "(SELECT {cols}, 1 AS {w} FROM {} AS __pgt_cur UNION ALL \
                              SELECT {cols}, -__pgt_weight AS {w} FROM {delta})",
                             rel.current
                         ),

@@ -1,0 +1,176 @@
+//! When foreign sources are polled, and cleaning up after them.
+//!
+//! A refresh of a stream table first polls its foreign sources: always when a user asked for
+//! the refresh, and on the scheduler's refreshes when the source's last successful poll is
+//! older than the shortest schedule among the stream tables reading it (so a source read by a
+//! '10s' and a '1h' stream table is polled every 10 s, not twice) and no failure backoff is
+//! running. Readers with a cron schedule do not throttle polls; `calculated` readers ask for a
+//! poll every [`CALCULATED_POLL`].
+
+use std::time::Duration;
+
+use pgtrickle_planner::schedule::parse_schedule;
+use pgtrickle_planner::Schedule;
+
+use super::super::error::{EngineError, EngineResult};
+use super::super::sql::{quote_literal, SqlRunner, SqlRunnerExt};
+use super::poller::Poller;
+
+/// How often a foreign source read only by `calculated` stream tables is polled.
+pub const CALCULATED_POLL: Duration = Duration::from_secs(30);
+
+/// How long a mirror nobody reads is kept (a create in a long transaction block may still
+/// commit).
+pub const ORPHAN_GRACE: &str = "10 minutes";
+
+/// A foreign source of a stream table.
+#[derive(Debug, Clone)]
+pub struct ForeignSource {
+    /// The foreign table's OID.
+    pub oid: u32,
+    /// Its schema-qualified name, for messages.
+    pub name: String,
+}
+
+/// The foreign sources of stream table `pgt_id`.
+pub async fn foreign_sources<R: SqlRunner>(
+    sql: &mut R,
+    pgt_id: i64,
+) -> EngineResult<Vec<ForeignSource>> {
+    Ok(sql
+        .rows(&format!(
+            "SELECT source_relid, format('%I.%I', source_schema, source_name) \
+             FROM pgtrickle.pgt_dependencies \
+             WHERE pgt_id = {pgt_id} AND source_kind = 'ForeignTable' ORDER BY source_relid"
+        ))
+        .await?
+        .into_iter()
+        .map(|r| ForeignSource {
+            oid: r
+                .first()
+                .cloned()
+                .flatten()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            name: r.get(1).cloned().flatten().unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// The shortest poll interval the readers of `oid` ask for.
+fn interval_of(schedules: &[String]) -> Duration {
+    schedules
+        .iter()
+        .map(|s| match parse_schedule(s, Duration::ZERO) {
+            Ok(Schedule::Every(d)) => d,
+            Ok(Schedule::Cron(_)) => Duration::ZERO,
+            Ok(Schedule::Calculated) | Err(_) => CALCULATED_POLL,
+        })
+        .min()
+        .unwrap_or(Duration::ZERO)
+}
+
+/// True when the scheduler should poll `oid` now.
+pub async fn is_due<R: SqlRunner>(sql: &mut R, oid: u32) -> EngineResult<bool> {
+    let row = sql
+        .rows(&format!(
+            "SELECT extract(epoch FROM now() - st.last_success_at), \
+               coalesce(st.next_poll_at > now(), false), \
+               (SELECT array_agg(s.schedule) FROM pgtrickle.pgt_dependencies d \
+                JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) \
+                WHERE d.source_relid = {oid} AND s.status = 'ACTIVE') \
+             FROM (SELECT 1) one \
+             LEFT JOIN pgtrickle.pgt_poll_state st ON st.foreign_relid = {oid}"
+        ))
+        .await?
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let get = |i: usize| row.get(i).cloned().flatten();
+    if get(1).as_deref() == Some("t") {
+        return Ok(false);
+    }
+    let Some(since) = get(0).and_then(|v| v.parse::<f64>().ok()) else {
+        return Ok(true);
+    };
+    let schedules = super::super::refresh::parse_text_array(&get(2).unwrap_or_default());
+    Ok(since >= interval_of(&schedules).as_secs_f64())
+}
+
+/// Polls the foreign sources of `pgt_id` as `owner` before a refresh: every one when `manual`,
+/// else those [`is_due`]. Returns the failures (each also recorded in the poll state).
+pub async fn poll_before_refresh<R: SqlRunner>(
+    sql: &mut R,
+    poller: &Poller,
+    pgt_id: i64,
+    owner: &str,
+    manual: bool,
+) -> EngineResult<Vec<EngineError>> {
+    let mut failures = Vec::new();
+    for source in foreign_sources(sql, pgt_id).await? {
+        if !manual && !is_due(sql, source.oid).await? {
+            continue;
+        }
+        if let Err(e) = poller.poll(owner, source.oid, &source.name).await {
+            failures.push(e);
+        }
+    }
+    Ok(failures)
+}
+
+/// Drops the mirrors (and change buffers) of foreign tables no stream table has read for
+/// [`ORPHAN_GRACE`]: left behind by creates that were rolled back. Housekeeping on the
+/// scheduler's connection; failures are logged.
+pub async fn drop_orphans<R: SqlRunner>(sql: &mut R, poller: &Poller) {
+    let orphans = sql
+        .rows(&format!(
+            "SELECT foreign_relid FROM pgtrickle.pgt_polled_sources p \
+             WHERE created_at < now() - interval {} AND NOT EXISTS \
+               (SELECT 1 FROM pgtrickle.pgt_dependencies d WHERE d.source_relid = p.foreign_relid)",
+            quote_literal(ORPHAN_GRACE)
+        ))
+        .await;
+    let Ok(orphans) = orphans else { return };
+    for oid in orphans
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten()?.parse::<u32>().ok())
+    {
+        let done = sql
+            .run(&format!(
+                "BEGIN; {lock}; \
+                 DO $pgt$ BEGIN IF NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies \
+                   WHERE source_relid = {oid}) THEN \
+                   DELETE FROM pgtrickle.pgt_polled_sources WHERE foreign_relid = {oid}; \
+                   DELETE FROM pgtrickle.pgt_poll_state WHERE foreign_relid = {oid}; \
+                   EXECUTE {drop}; EXECUTE {buffer}; END IF; END $pgt$; COMMIT",
+                lock = pgtrickle_cdc::poll::mirror::poll_lock_sql(oid),
+                drop = quote_literal(&pgtrickle_cdc::poll::mirror::drop_mirror_sql(oid)),
+                buffer = quote_literal(&format!(
+                    "DROP TABLE IF EXISTS {}",
+                    pgtrickle_cdc::buffer_table(oid)
+                )),
+            ))
+            .await;
+        match done {
+            Ok(_) => poller.forget(oid),
+            Err(e) => {
+                let _ = sql.run("ROLLBACK").await;
+                tracing::debug!(source = oid, "orphaned mirror not dropped: {e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shortest_reader_schedule_wins() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(interval_of(&s(&["1h", "10s"])), Duration::from_secs(10));
+        assert_eq!(interval_of(&s(&["calculated"])), CALCULATED_POLL);
+        assert_eq!(interval_of(&s(&["1h", "*/5 * * * *"])), Duration::ZERO);
+        assert_eq!(interval_of(&[]), Duration::ZERO);
+    }
+}

@@ -1,0 +1,159 @@
+//! The [`Poller`]: opens the connections a poll runs on, keeps each source's hash multiset
+//! between polls (valid while the source's `poll_seq` in the catalog is unchanged, so several
+//! proxies polling one database stay consistent), and records every poll's outcome.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use pgtrickle_cdc::poll::HashMultiset;
+use tokio_postgres::Client;
+
+use super::super::error::{EngineError, EngineResult};
+use super::super::sql::quote_ident;
+use super::scan::{self, Scanned};
+use super::status;
+use crate::upstream::UpstreamTarget;
+
+/// What one poll did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollReport {
+    /// Rows read from the foreign table.
+    pub rows_scanned: u64,
+    /// Rows that appeared plus rows that disappeared.
+    pub rows_changed: u64,
+    /// The scan was skipped (a file_fdw file with unchanged size and modification time).
+    pub skipped: bool,
+}
+
+/// Polls foreign sources for the engine.
+pub struct Poller {
+    target: UpstreamTarget,
+    tls: Option<tokio_rustls::TlsConnector>,
+    timeout: Duration,
+    cache: Mutex<HashMap<u32, (i64, HashMultiset)>>,
+}
+
+impl Poller {
+    /// A poller for the `--upstream` database; `timeout` bounds each poll.
+    pub fn new(
+        target: UpstreamTarget,
+        tls: Option<tokio_rustls::TlsConnector>,
+        timeout: Duration,
+    ) -> Poller {
+        Poller {
+            target,
+            tls,
+            timeout,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Opens a connection as `role`, with the fixed output settings every poll hashes under
+    /// (the text form of a value, hence its hash, must not depend on a session's settings).
+    pub(super) async fn connect(&self, role: &str) -> Result<Client, (String, String)> {
+        let client = super::super::own_connection::open_as(
+            &self.target,
+            self.tls.as_ref(),
+            "pgtrickle-proxy poller",
+        )
+        .await
+        .map_err(|e| ("08006".to_string(), e))?;
+        let ms = self.timeout.as_millis().max(1);
+        client
+            .batch_execute(&format!(
+                "SET ROLE {}; SET search_path = pg_catalog; SET DateStyle = 'ISO, MDY'; \
+                 SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC'; \
+                 SET extra_float_digits = 1; SET bytea_output = 'hex'; \
+                 SET statement_timeout = {ms}; SET lock_timeout = {ms}",
+                quote_ident(role)
+            ))
+            .await
+            .map_err(|e| scan::describe_error(&e))?;
+        Ok(client)
+    }
+
+    /// Polls foreign table `oid` (named `name` in errors) as `role`, and records the outcome
+    /// in `pgtrickle.pgt_poll_state`. A failed poll changes nothing but that record.
+    pub async fn poll(&self, role: &str, oid: u32, name: &str) -> EngineResult<PollReport> {
+        let started = Instant::now();
+        let mut writer = None;
+        let outcome = match tokio::time::timeout(
+            self.timeout + Duration::from_secs(5),
+            self.poll_inner(role, oid, &mut writer),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err((
+                "57014".to_string(),
+                format!("poll timed out after {} s", self.timeout.as_secs()),
+            )),
+        };
+        let elapsed = started.elapsed();
+        // The status goes on the writer when it is still usable, else on a new connection.
+        let writer = match writer {
+            Some(w) if !w.is_closed() && outcome.is_ok() => Ok(w),
+            Some(w) if !w.is_closed() && w.batch_execute("ROLLBACK").await.is_ok() => Ok(w),
+            _ => self.connect(role).await,
+        };
+        match writer {
+            Ok(client) => {
+                if let Err(e) = status::record(&client, oid, &outcome, elapsed).await {
+                    tracing::warn!(source = name, "poll status not recorded: {e}");
+                }
+            }
+            Err((_, e)) => tracing::warn!(source = name, "poll status not recorded: {e}"),
+        }
+        match outcome {
+            Ok(s) => {
+                tracing::debug!(
+                    source = name,
+                    scanned = s.report.rows_scanned,
+                    changed = s.report.rows_changed,
+                    skipped = s.report.skipped,
+                    ms = elapsed.as_millis() as u64,
+                    "polled"
+                );
+                Ok(s.report)
+            }
+            Err((code, message)) => Err(EngineError::Poll {
+                source_name: name.to_string(),
+                code,
+                message,
+            }),
+        }
+    }
+
+    async fn poll_inner(
+        &self,
+        role: &str,
+        oid: u32,
+        writer: &mut Option<Client>,
+    ) -> Result<Scanned, (String, String)> {
+        let w = writer.insert(self.connect(role).await?);
+        let reader = self.connect(role).await?;
+        scan::poll_once(self, w, &reader, oid).await
+    }
+
+    /// The cached multiset of `oid`, if it is the one of `seq`.
+    pub(super) fn take_cached(&self, oid: u32, seq: i64) -> Option<HashMultiset> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        match cache.remove(&oid) {
+            Some((s, set)) if s == seq => Some(set),
+            _ => None,
+        }
+    }
+
+    /// Keeps `set` as the multiset of `oid` at `seq`.
+    pub(super) fn store(&self, oid: u32, seq: i64, set: HashMultiset) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.insert(oid, (seq, set));
+    }
+
+    /// Forgets the multiset of `oid` (its mirror was dropped).
+    pub fn forget(&self, oid: u32) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.remove(&oid);
+    }
+}
