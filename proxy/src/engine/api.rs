@@ -230,8 +230,9 @@ pub async fn create<R: SqlRunner>(
                 .filter(|(r, _)| r == reference)
                 .map(|(_, c)| c.clone())
                 .collect();
+            let database = super::poll::due::current_database(sql).await?;
             poller
-                .prepare(&role, source.oid, &source.qualified(), &keys)
+                .prepare(&database, &role, source.oid, &source.qualified(), &keys)
                 .await?;
         }
         sql.run(&format!(

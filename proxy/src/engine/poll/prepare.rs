@@ -12,10 +12,11 @@ use super::poller::Poller;
 use super::scan;
 
 impl Poller {
-    /// Creates the mirror of foreign table `oid` (if needed) as `role`, indexed on
+    /// Creates the mirror of foreign table `oid` of `database` (if needed) as `role`, indexed on
     /// `key_columns` (the new stream table's join keys on it), then polls it.
     pub async fn prepare(
         &self,
+        database: &str,
         role: &str,
         oid: u32,
         name: &str,
@@ -26,7 +27,7 @@ impl Poller {
             code,
             message,
         };
-        let client = self.connect(role).await.map_err(fail)?;
+        let client = self.connect(database, role).await.map_err(fail)?;
         let result = async {
             client
                 .batch_execute(&format!("BEGIN; {}", mirror::poll_lock_sql(oid)))
@@ -61,6 +62,6 @@ impl Poller {
         }
         .await;
         result.map_err(fail)?;
-        self.poll(role, oid, name).await
+        self.poll(database, role, oid, name).await
     }
 }
