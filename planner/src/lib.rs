@@ -92,5 +92,5 @@ pub use error::PlanError;
 pub use input::{ColumnDef, PlanInput, RelationKind, RelationRef, SourceRelation};
 pub use plan::{plan_stream_table, EffectiveMode, StorageLayout, StreamPlan};
 pub use prefilter::may_contain_api_call;
-pub use query::{referenced_relations, Operator};
+pub use query::{equality_key_columns, referenced_relations, Operator};
 pub use schedule::Schedule;

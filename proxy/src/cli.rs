@@ -14,7 +14,8 @@ use crate::context::ProxyContext;
 use crate::embedded::EmbeddedServer;
 use crate::engine::interceptor::EngineInterceptorFactory;
 use crate::engine::poll::Poller;
-use crate::engine::scheduler::{self, SchedulerConfig};
+use crate::engine::scheduler::SchedulerConfig;
+use crate::engine::schedulers::Schedulers;
 use crate::upstream::UpstreamTarget;
 use crate::{server, tls};
 use pgtrickle_planner::ApiLimits;
@@ -163,22 +164,23 @@ fn run(args: Args) -> Result<(), BoxError> {
             upstream_tls.clone(),
             Duration::from_secs(args.poll_timeout_seconds.max(1)),
         ));
+        let schedulers = Schedulers::new(
+            target.clone(),
+            upstream_tls.clone(),
+            SchedulerConfig {
+                tick: Duration::from_millis(args.scheduler_interval_ms.max(10)),
+            },
+            Arc::clone(&poller),
+        );
+        schedulers.start(Arc::clone(&wake));
         let interceptor = EngineInterceptorFactory {
             limits: ApiLimits {
                 min_schedule: Duration::from_secs(args.min_schedule_seconds),
             },
             on_change: Arc::clone(&wake),
             poller: Arc::clone(&poller),
+            schedulers: Arc::clone(&schedulers),
         };
-        tokio::spawn(scheduler::run(
-            target.clone(),
-            upstream_tls.clone(),
-            SchedulerConfig {
-                tick: Duration::from_millis(args.scheduler_interval_ms.max(10)),
-            },
-            Arc::clone(&wake),
-            poller,
-        ));
         let ctx = Arc::new(ProxyContext {
             target,
             upstream_tls,

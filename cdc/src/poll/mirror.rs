@@ -65,6 +65,19 @@ pub fn create_mirror_sql(source: &SourceTable) -> String {
     )
 }
 
+/// Indexes the mirror of `source` on `column` (a join key of a stream table reading it, so
+/// delta queries probe the mirror instead of scanning it); None when the source has no such
+/// column. Idempotent.
+pub fn index_column_sql(source: &SourceTable, column: &str) -> Option<String> {
+    let position = source.columns.iter().position(|(c, _)| c == column)?;
+    Some(format!(
+        "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
+        quote_ident(&format!("mirror_{}_c{position}", source.oid)),
+        mirror_table(source.oid),
+        quote_ident(column)
+    ))
+}
+
 /// Drops the mirror of `oid` (its change buffer goes with [`crate::uninstall_capture_sql`]).
 pub fn drop_mirror_sql(oid: u32) -> String {
     format!("DROP TABLE IF EXISTS {}", mirror_table(oid))
@@ -218,6 +231,14 @@ mod tests {
             "(SELECT \"id\", \"name\" FROM \"pgtrickle_changes\".\"mirror_7\")"
         );
         assert_ne!(poll_lock_key(7), crate::source_lock_key(7));
+        assert_eq!(
+            index_column_sql(&s, "name").as_deref(),
+            Some(
+                "CREATE INDEX IF NOT EXISTS \"mirror_7_c1\" ON \"pgtrickle_changes\".\"mirror_7\" \
+                 (\"name\")"
+            )
+        );
+        assert_eq!(index_column_sql(&s, "nope"), None);
     }
 
     #[test]

@@ -212,6 +212,7 @@ pub async fn create<R: SqlRunner>(
     .await?;
     // Capture on the storage too, so stream tables can read this one.
     capture::install_on_stream_table(sql, &name, &described.input.columns).await?;
+    let join_keys = pgtrickle_planner::equality_key_columns(&req.query)?;
     for i in &plan.sources {
         let source = &described.sources[*i];
         // Before the dependency row: the install checks that no stream table read the source
@@ -223,8 +224,15 @@ pub async fn create<R: SqlRunner>(
             // The mirror is created and filled on the poller's connections, as this role
             // (whose FDW user mapping applies), before the population reads it.
             let role = sql.value("SELECT current_user").await?.unwrap_or_default();
+            let reference = &described.input.relations[*i].reference;
+            let keys: Vec<String> = join_keys
+                .iter()
+                .filter(|(r, _)| r == reference)
+                .map(|(_, c)| c.clone())
+                .collect();
+            let database = super::poll::due::current_database(sql).await?;
             poller
-                .prepare(&role, source.oid, &source.qualified())
+                .prepare(&database, &role, source.oid, &source.qualified(), &keys)
                 .await?;
         }
         sql.run(&format!(

@@ -23,6 +23,7 @@ use tokio::sync::Notify;
 use super::answer::{self, Column};
 use super::job::{ApiJob, Protocol};
 use super::poll::Poller;
+use super::schedulers::Schedulers;
 use crate::protocol::error_response::ErrorResponse;
 use crate::session::intercept::{Interceptor, InterceptorFactory, Verdict};
 use crate::session::SessionState;
@@ -35,6 +36,8 @@ pub struct EngineInterceptorFactory {
     pub on_change: Arc<Notify>,
     /// Polls foreign sources.
     pub poller: Arc<Poller>,
+    /// The per-database schedulers.
+    pub schedulers: Arc<Schedulers>,
 }
 
 impl InterceptorFactory for EngineInterceptorFactory {
@@ -43,6 +46,7 @@ impl InterceptorFactory for EngineInterceptorFactory {
             limits: self.limits,
             on_change: Arc::clone(&self.on_change),
             poller: Arc::clone(&self.poller),
+            schedulers: Arc::clone(&self.schedulers),
             statements: HashMap::new(),
             portals: HashMap::new(),
             in_batch: false,
@@ -56,6 +60,7 @@ pub struct EngineInterceptor {
     limits: ApiLimits,
     on_change: Arc<Notify>,
     poller: Arc<Poller>,
+    schedulers: Arc<Schedulers>,
     /// Prepared statements that are API calls, by name.
     statements: HashMap<String, ParsedApiCall>,
     /// Portals bound to API statements, by name.
@@ -157,6 +162,7 @@ impl EngineInterceptor {
             on_change: Some(Arc::clone(&self.on_change)),
             protocol,
             poller: Arc::clone(&self.poller),
+            schedulers: Arc::clone(&self.schedulers),
         }))
     }
 

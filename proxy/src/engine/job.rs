@@ -15,7 +15,8 @@ use super::capture;
 use super::error::EngineError;
 use super::poll::Poller;
 use super::refresh::refresh;
-use super::sql::{quote_literal, SqlError, SqlRunner};
+use super::schedulers::Schedulers;
+use super::sql::{quote_literal, SqlError, SqlRunner, SqlRunnerExt};
 use crate::protocol::error_response::{ErrorResponse, Severity};
 use crate::protocol::ready_for_query::TransactionStatus;
 use crate::session::intercept::SessionJob;
@@ -49,6 +50,8 @@ pub struct ApiJob {
     pub protocol: Protocol,
     /// Polls foreign sources (creates, refreshes).
     pub poller: std::sync::Arc<Poller>,
+    /// The schedulers: a stream table created in a database without one starts it.
+    pub schedulers: std::sync::Arc<Schedulers>,
 }
 
 impl SessionJob for ApiJob {
@@ -112,6 +115,11 @@ impl ApiJob {
             Ok(()) if in_block => execute(sql, &request, true, &self.poller).await,
             Ok(()) => self.own_transactions(sql, &request).await,
         };
+        if let (Ok(_), ApiRequest::Create(_)) = (&result, &request) {
+            if let Ok(Some(database)) = sql.value("SELECT current_database()").await {
+                self.schedulers.ensure(&database);
+            }
+        }
         match result {
             Ok(outcome) => self.success(out, sql, outcome),
             Err(e) => {

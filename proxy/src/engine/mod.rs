@@ -15,5 +15,6 @@ pub mod own_connection;
 pub mod poll;
 pub mod refresh;
 pub mod scheduler;
+pub mod schedulers;
 pub mod settings;
 pub mod sql;

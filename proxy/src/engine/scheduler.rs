@@ -1,5 +1,5 @@
 //! The scheduler: a background task on the proxy's own connection that refreshes due stream
-//! tables of the `--upstream` database, upstream stream tables first so chains converge in one
+//! tables of one database (see [`super::schedulers`] for which databases get one), upstream stream tables first so chains converge in one
 //! pass. Duration schedules are due when that long has passed since the last refresh, cron
 //! schedules when the expression fired since then, `calculated` ones when a source has changes
 //! waiting. Each refresh runs in its own REPEATABLE READ transaction as the stream table's
@@ -44,17 +44,20 @@ struct Candidate {
     backoff_over: bool,
 }
 
-/// Runs forever: connects (retrying), then refreshes what is due on every tick.
+/// Runs until the database goes away (never, for the `primary` one): connects (retrying),
+/// then refreshes what is due on every tick.
 pub async fn run(
     target: UpstreamTarget,
     tls: Option<tokio_rustls::TlsConnector>,
     config: SchedulerConfig,
     wake: Arc<Notify>,
     poller: Arc<Poller>,
+    primary: bool,
 ) {
     loop {
         let mut client = match super::own_connection::open(&target, tls.as_ref()).await {
             Ok(c) => c,
+            Err(e) if !primary && e.contains("does not exist") => return,
             Err(e) => {
                 tracing::warn!("scheduler cannot connect to the upstream: {e}; retrying");
                 tokio::time::sleep(Duration::from_secs(2)).await;

@@ -107,15 +107,31 @@ pub async fn poll_before_refresh<R: SqlRunner>(
     manual: bool,
 ) -> EngineResult<Vec<EngineError>> {
     let mut failures = Vec::new();
-    for source in foreign_sources(sql, pgt_id).await? {
+    let sources = foreign_sources(sql, pgt_id).await?;
+    if sources.is_empty() {
+        return Ok(failures);
+    }
+    let database = current_database(sql).await?;
+    for source in sources {
         if !manual && !is_due(sql, source.oid).await? {
             continue;
         }
-        if let Err(e) = poller.poll(owner, source.oid, &source.name).await {
+        if let Err(e) = poller
+            .poll(&database, owner, source.oid, &source.name)
+            .await
+        {
             failures.push(e);
         }
     }
     Ok(failures)
+}
+
+/// The database `sql` is connected to (the poller connects to the same one).
+pub async fn current_database<R: SqlRunner>(sql: &mut R) -> EngineResult<String> {
+    Ok(sql
+        .value("SELECT current_database()")
+        .await?
+        .unwrap_or_default())
 }
 
 /// Drops the mirrors (and change buffers) of foreign tables no stream table has read for
@@ -131,6 +147,9 @@ pub async fn drop_orphans<R: SqlRunner>(sql: &mut R, poller: &Poller) {
         ))
         .await;
     let Ok(orphans) = orphans else { return };
+    let Ok(database) = current_database(sql).await else {
+        return;
+    };
     for oid in orphans
         .into_iter()
         .filter_map(|r| r.into_iter().next().flatten()?.parse::<u32>().ok())
@@ -152,7 +171,7 @@ pub async fn drop_orphans<R: SqlRunner>(sql: &mut R, poller: &Poller) {
             ))
             .await;
         match done {
-            Ok(_) => poller.forget(oid),
+            Ok(_) => poller.forget(&database, oid),
             Err(e) => {
                 let _ = sql.run("ROLLBACK").await;
                 tracing::debug!(source = oid, "orphaned mirror not dropped: {e}");

@@ -31,7 +31,8 @@ pub struct Poller {
     target: UpstreamTarget,
     tls: Option<tokio_rustls::TlsConnector>,
     timeout: Duration,
-    cache: Mutex<HashMap<u32, (i64, HashMultiset)>>,
+    /// Per (database, foreign table): the `poll_seq` and the multiset it describes.
+    cache: Mutex<HashMap<(String, u32), (i64, HashMultiset)>>,
 }
 
 impl Poller {
@@ -51,9 +52,15 @@ impl Poller {
 
     /// Opens a connection as `role`, with the fixed output settings every poll hashes under
     /// (the text form of a value, hence its hash, must not depend on a session's settings).
-    pub(super) async fn connect(&self, role: &str) -> Result<Client, (String, String)> {
+    pub(super) async fn connect(
+        &self,
+        database: &str,
+        role: &str,
+    ) -> Result<Client, (String, String)> {
+        let mut target = self.target.clone();
+        target.database = database.to_string();
         let client = super::super::own_connection::open_as(
-            &self.target,
+            &target,
             self.tls.as_ref(),
             "pgtrickle-proxy poller",
         )
@@ -73,14 +80,20 @@ impl Poller {
         Ok(client)
     }
 
-    /// Polls foreign table `oid` (named `name` in errors) as `role`, and records the outcome
-    /// in `pgtrickle.pgt_poll_state`. A failed poll changes nothing but that record.
-    pub async fn poll(&self, role: &str, oid: u32, name: &str) -> EngineResult<PollReport> {
+    /// Polls foreign table `oid` of `database` (named `name` in errors) as `role`, and records
+    /// the outcome in `pgtrickle.pgt_poll_state`. A failed poll changes nothing but that record.
+    pub async fn poll(
+        &self,
+        database: &str,
+        role: &str,
+        oid: u32,
+        name: &str,
+    ) -> EngineResult<PollReport> {
         let started = Instant::now();
         let mut writer = None;
         let outcome = match tokio::time::timeout(
             self.timeout + Duration::from_secs(5),
-            self.poll_inner(role, oid, &mut writer),
+            self.poll_inner(database, role, oid, &mut writer),
         )
         .await
         {
@@ -95,7 +108,7 @@ impl Poller {
         let writer = match writer {
             Some(w) if !w.is_closed() && outcome.is_ok() => Ok(w),
             Some(w) if !w.is_closed() && w.batch_execute("ROLLBACK").await.is_ok() => Ok(w),
-            _ => self.connect(role).await,
+            _ => self.connect(database, role).await,
         };
         match writer {
             Ok(client) => {
@@ -127,33 +140,34 @@ impl Poller {
 
     async fn poll_inner(
         &self,
+        database: &str,
         role: &str,
         oid: u32,
         writer: &mut Option<Client>,
     ) -> Result<Scanned, (String, String)> {
-        let w = writer.insert(self.connect(role).await?);
-        let reader = self.connect(role).await?;
-        scan::poll_once(self, w, &reader, oid).await
+        let w = writer.insert(self.connect(database, role).await?);
+        let reader = self.connect(database, role).await?;
+        scan::poll_once(self, database, w, &reader, oid).await
     }
 
     /// The cached multiset of `oid`, if it is the one of `seq`.
-    pub(super) fn take_cached(&self, oid: u32, seq: i64) -> Option<HashMultiset> {
+    pub(super) fn take_cached(&self, database: &str, oid: u32, seq: i64) -> Option<HashMultiset> {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        match cache.remove(&oid) {
+        match cache.remove(&(database.to_string(), oid)) {
             Some((s, set)) if s == seq => Some(set),
             _ => None,
         }
     }
 
     /// Keeps `set` as the multiset of `oid` at `seq`.
-    pub(super) fn store(&self, oid: u32, seq: i64, set: HashMultiset) {
+    pub(super) fn store(&self, database: &str, oid: u32, seq: i64, set: HashMultiset) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.insert(oid, (seq, set));
+        cache.insert((database.to_string(), oid), (seq, set));
     }
 
-    /// Forgets the multiset of `oid` (its mirror was dropped).
-    pub fn forget(&self, oid: u32) {
+    /// Forgets the multiset of `oid` in `database` (its mirror was dropped).
+    pub fn forget(&self, database: &str, oid: u32) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.remove(&oid);
+        cache.remove(&(database.to_string(), oid));
     }
 }

@@ -12,19 +12,22 @@ use super::poller::Poller;
 use super::scan;
 
 impl Poller {
-    /// Creates the mirror of foreign table `oid` (if needed) as `role`, then polls it.
+    /// Creates the mirror of foreign table `oid` of `database` (if needed) as `role`, indexed on
+    /// `key_columns` (the new stream table's join keys on it), then polls it.
     pub async fn prepare(
         &self,
+        database: &str,
         role: &str,
         oid: u32,
         name: &str,
+        key_columns: &[String],
     ) -> EngineResult<super::PollReport> {
         let fail = |(code, message): (String, String)| EngineError::Poll {
             source_name: name.to_string(),
             code,
             message,
         };
-        let client = self.connect(role).await.map_err(fail)?;
+        let client = self.connect(database, role).await.map_err(fail)?;
         let result = async {
             client
                 .batch_execute(&format!("BEGIN; {}", mirror::poll_lock_sql(oid)))
@@ -36,6 +39,14 @@ impl Poller {
                 .batch_execute(&mirror::create_mirror_sql(&source))
                 .await
                 .map_err(|e| scan::describe_error(&e))?;
+            for column in key_columns {
+                if let Some(index) = mirror::index_column_sql(&source, column) {
+                    client
+                        .batch_execute(&index)
+                        .await
+                        .map_err(|e| scan::describe_error(&e))?;
+                }
+            }
             client
                 .execute(
                     "INSERT INTO pgtrickle.pgt_polled_sources (foreign_relid, source_schema, \
@@ -51,6 +62,6 @@ impl Poller {
         }
         .await;
         result.map_err(fail)?;
-        self.poll(role, oid, name).await
+        self.poll(database, role, oid, name).await
     }
 }

@@ -51,6 +51,7 @@ fn err(e: tokio_postgres::Error) -> Failure {
 /// Polls `oid` on `writer` (the transaction) and `reader` (the scan), both already set up.
 pub async fn poll_once(
     poller: &Poller,
+    database: &str,
     writer: &Client,
     reader: &Client,
     oid: u32,
@@ -104,7 +105,7 @@ pub async fn poll_once(
             file,
         });
     }
-    let previous = match poller.take_cached(oid, seq) {
+    let previous = match poller.take_cached(database, oid, seq) {
         Some(set) => set,
         None => load_multiset(writer, oid).await?,
     };
@@ -114,7 +115,7 @@ pub async fn poll_once(
         Ok(staged) => staged,
         Err(e) => {
             // Nothing was applied: the multiset still describes the mirror.
-            poller.store(oid, seq, comparison.abandon());
+            poller.store(database, oid, seq, comparison.abandon());
             return Err(e);
         }
     };
@@ -126,7 +127,7 @@ pub async fn poll_once(
     };
     if report.rows_changed == 0 {
         writer.batch_execute("COMMIT").await.map_err(err)?;
-        poller.store(oid, seq, compared.next);
+        poller.store(database, oid, seq, compared.next);
         return Ok(Scanned { report, file });
     }
     if !compared.disappeared.is_empty() {
@@ -161,7 +162,7 @@ pub async fn poll_once(
         .map_err(err)?
         .get(0);
     writer.batch_execute("COMMIT").await.map_err(err)?;
-    poller.store(oid, next_seq, compared.next);
+    poller.store(database, oid, next_seq, compared.next);
     Ok(Scanned { report, file })
 }
 
