@@ -7,7 +7,8 @@
 //! report the error without suspending, then converge); a proxy restart between polls; one
 //! mirror shared by two stream tables and dropped with the last; a poll with no changes writing
 //! nothing; file_fdw's missing, half-written and atomically replaced files and the skipped scan
-//! of an unchanged file; `cdc_mode => 'wal'` refused; a changed foreign-table definition.
+//! of an unchanged file; `cdc_mode => 'wal'` refused; a changed foreign-table definition; the
+//! first stream table of a database reading a foreign table.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -38,10 +39,16 @@ async fn fdw_setup(remote_sql: &str, scheduler_ms: &str) -> Fdw {
     let remote = Cluster::start();
     remote.psql(remote_sql);
     let local = Cluster::start();
+    // A poll that hangs fails after a minute rather than the default five.
     let proxy = proxy_for(
         proxy_bin!(),
         &local,
-        &["--scheduler-interval-ms", scheduler_ms],
+        &[
+            "--scheduler-interval-ms",
+            scheduler_ms,
+            "--poll-timeout-seconds",
+            "60",
+        ],
     );
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     client
@@ -742,7 +749,7 @@ async fn a_remote_that_goes_down_fails_polls_without_suspending_and_converges_wh
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxy_restart_between_polls_does_not_re_emit_rows() {
-    let mut fdw = fdw_setup(
+    let fdw = fdw_setup(
         "CREATE TABLE products (id int, category text, price numeric); \
          INSERT INTO products SELECT g % 40, 'c' || (g % 4), g FROM generate_series(1, 100) g; \
          INSERT INTO products VALUES (NULL, NULL, NULL), (NULL, NULL, NULL)",
@@ -767,8 +774,16 @@ async fn a_proxy_restart_between_polls_does_not_re_emit_rows() {
     let versions = row_versions(&fdw.client, &mirror).await;
 
     // A new proxy on the same database. The old proxy's sessions flush their table statistics
-    // when their backends exit: wait for that before taking the mirror's counts.
-    let monitor = connect(&fdw.local.conninfo("postgres", "postgres")).await;
+    // when their backends exit: wait for that before taking the mirror's counts. Our session
+    // ends first (the proxy waits for its sessions when it stops).
+    let Fdw {
+        remote,
+        local,
+        proxy: mut old_proxy,
+        client: old_client,
+    } = fdw;
+    drop(old_client);
+    let monitor = connect(&local.conninfo("postgres", "postgres")).await;
     let old_backends: Vec<i32> = monitor
         .query(
             "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' \
@@ -781,7 +796,7 @@ async fn a_proxy_restart_between_polls_does_not_re_emit_rows() {
         .map(|r| r.get(0))
         .collect();
     assert!(
-        fdw.proxy.terminate(Duration::from_secs(30)).is_some(),
+        old_proxy.terminate(Duration::from_secs(30)).is_some(),
         "the proxy did not stop"
     );
     let started = Instant::now();
@@ -801,11 +816,7 @@ async fn a_proxy_restart_between_polls_does_not_re_emit_rows() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let proxy = proxy_for(
-        proxy_bin!(),
-        &fdw.local,
-        &["--scheduler-interval-ms", "60000"],
-    );
+    let proxy = proxy_for(proxy_bin!(), &local, &["--scheduler-interval-ms", "60000"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     let (ins_before, del_before) = tuple_stats(&monitor, &mirror).await;
 
@@ -818,11 +829,17 @@ async fn a_proxy_restart_between_polls_does_not_re_emit_rows() {
         versions,
         "the mirror was written by a poll after the restart that found no change"
     );
+    await_pollers_gone(&monitor).await;
+    assert_eq!(
+        tuple_stats(&monitor, &mirror).await,
+        (ins_before, del_before),
+        "the mirror was written by a poll after the restart that found no change \
+         (n_tup_ins, n_tup_del)"
+    );
     assert_equal(&client, &proxy, "summary", "category, n, total", q).await;
 
     // A change after the restart is picked up exactly once.
-    fdw.remote
-        .psql("INSERT INTO products VALUES (7, 'c1', 1000)");
+    remote.psql("INSERT INTO products VALUES (7, 'c1', 1000)");
     refresh(&client, &proxy, "summary").await;
     let poll = poll_of(&client, &proxy, "public.remote_products").await;
     assert_eq!(poll.rows_changed, 1, "one remote insert: {poll:?}");
@@ -949,8 +966,27 @@ async fn one_mirror_serves_every_reader_and_goes_with_the_last() {
 // 6. A poll with no changes writes nothing
 // ---------------------------------------------------------------------------------------------
 
-/// Connects through `proxy`, runs `sql`, disconnects, and waits until that session's backend has
-/// exited (which flushes its table statistics).
+/// Waits until no backend of a poll (application_name `pgtrickle-proxy poller`: the proxy opens
+/// them per poll) is left: a backend flushes its table statistics when it exits.
+async fn await_pollers_gone(monitor: &Client) {
+    let started = Instant::now();
+    while count(
+        monitor,
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgtrickle-proxy poller'",
+    )
+    .await
+        > 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "poll connections did not close"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Connects through `proxy`, runs `sql`, disconnects, and waits until that session's backend and
+/// the poll connections have exited (which flushes their table statistics).
 async fn in_own_session(proxy: &ProxyProcess, monitor: &Client, sql: &str) {
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     let pid: i32 = client
@@ -977,6 +1013,7 @@ async fn in_own_session(proxy: &ProxyProcess, monitor: &Client, sql: &str) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    await_pollers_gone(monitor).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1279,4 +1316,56 @@ async fn a_changed_foreign_table_definition_fails_the_refresh_and_keeps_the_cont
     // And it keeps failing (it is not a transient error).
     let (code2, _) = refresh_error(client, proxy, "summary").await;
     assert_eq!(code2, code, "the second refresh failed differently");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. The first stream table of a database reads a foreign table
+// ---------------------------------------------------------------------------------------------
+
+/// In a database other than the proxy's `--upstream` one nothing has created the pgtrickle
+/// catalog yet: the first create there sets it up in its own transaction, and must still be
+/// able to create and fill the mirror (on the poller's connections) before it populates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_stream_table_of_a_database_may_read_a_foreign_table() {
+    let remote = Cluster::start();
+    remote.psql(
+        "CREATE TABLE products (id int, category text, price numeric); \
+         INSERT INTO products SELECT g, 'c' || (g % 3), g FROM generate_series(1, 30) g",
+    );
+    let local = Cluster::start();
+    local.psql("CREATE DATABASE fresh");
+    let proxy = proxy_for(
+        proxy_bin!(),
+        &local,
+        &[
+            "--scheduler-interval-ms",
+            "60000",
+            "--poll-timeout-seconds",
+            "20",
+        ],
+    );
+    let client = connect(&proxy.conninfo("postgres", "fresh")).await;
+    exec(
+        &client,
+        &proxy,
+        &format!(
+            "{} CREATE FOREIGN TABLE remote_products (id int, category text, price numeric) \
+             SERVER remote_analytics OPTIONS (table_name 'products')",
+            postgres_fdw_server_sql("remote_analytics", &remote)
+        ),
+    )
+    .await;
+    let q = "SELECT category, count(*) AS n, sum(price) AS total FROM remote_products \
+             GROUP BY category";
+    let started = Instant::now();
+    create_st(&client, &proxy, "summary", q, ", schedule => '1h'").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the create took {:?}",
+        started.elapsed()
+    );
+    assert_equal(&client, &proxy, "summary", "category, n, total", q).await;
+    remote.psql("UPDATE products SET price = 0 WHERE id < 4");
+    refresh(&client, &proxy, "summary").await;
+    assert_equal(&client, &proxy, "summary", "category, n, total", q).await;
 }
