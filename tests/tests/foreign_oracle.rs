@@ -153,8 +153,35 @@ async fn random_writes_on_both_sides_keep_stream_tables_equal_to_their_queries()
          (ARRAY['a', 'b', NULL, 'c'])[g % 4 + 1] FROM generate_series(1, 30) g",
     );
     let local = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &local, &["--scheduler-interval-ms", "60000"]);
+    let proxy = proxy_for(
+        proxy_bin!(),
+        &local,
+        &[
+            "--scheduler-interval-ms",
+            "60000",
+            "--poll-timeout-seconds",
+            "60",
+        ],
+    );
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    // The scheduler creates the catalog at start-up; a first create racing that set-up is
+    // foreign_tables.rs's business, not the oracle's.
+    let started = std::time::Instant::now();
+    while !client
+        .query_one(
+            "SELECT to_regprocedure('pgtrickle.pgt_poll_status()') IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, bool>(0)
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the scheduler did not create the catalog"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let remote_client = connect(&remote.conninfo("postgres", "postgres")).await;
     client
         .batch_execute(&format!(

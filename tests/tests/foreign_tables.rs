@@ -8,7 +8,8 @@
 //! mirror shared by two stream tables and dropped with the last; a poll with no changes writing
 //! nothing; file_fdw's missing, half-written and atomically replaced files and the skipped scan
 //! of an unchanged file; `cdc_mode => 'wal'` refused; a changed foreign-table definition; the
-//! first stream table of a database reading a foreign table.
+//! first stream table of a database reading a foreign table, also while the scheduler sets up
+//! the catalog.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -55,11 +56,35 @@ async fn fdw_setup(remote_sql: &str, scheduler_ms: &str) -> Fdw {
         .batch_execute(&postgres_fdw_server_sql("remote_analytics", &remote))
         .await
         .unwrap_or_else(|e| panic!("declare server remote_analytics: {e:?}"));
+    await_catalog(&client, &proxy).await;
     Fdw {
         remote,
         local,
         proxy,
         client,
+    }
+}
+
+/// Waits until the pgtrickle catalog exists (the scheduler of the `--upstream` database creates
+/// it at start-up). A first create that races that set-up is tested on its own
+/// (`a_create_racing_the_schedulers_catalog_setup_completes`); the other tests start after it.
+async fn await_catalog(client: &Client, proxy: &ProxyProcess) {
+    let started = Instant::now();
+    while !client
+        .query_one(
+            "SELECT to_regprocedure('pgtrickle.pgt_poll_status()') IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, bool>(0)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the scheduler did not create the catalog\nproxy log:\n{}",
+            proxy.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -339,6 +364,7 @@ async fn the_founding_documents_foreign_examples_work_verbatim() {
     let local = Cluster::start();
     let proxy = proxy_for(proxy_bin!(), &local, &["--scheduler-interval-ms", "60000"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    await_catalog(&client, &proxy).await;
     let dir = csv_dir();
     let csv = dir.path().join("exchange_rates.csv");
     let (today, yesterday) = today_and_yesterday(&client).await;
@@ -1121,6 +1147,7 @@ async fn file_fdw_bad_files_fail_good_files_converge_and_unchanged_files_are_not
     let local = Cluster::start();
     let proxy = proxy_for(proxy_bin!(), &local, &["--scheduler-interval-ms", "60000"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    await_catalog(&client, &proxy).await;
     let dir = csv_dir();
     let csv = dir.path().join("rates.csv");
     let good_v1 = "USD,1.00,x\nEUR,1.08,x\nGBP,1.27,x\nEUR,1.08,x\nCHF,,x\n";
@@ -1367,5 +1394,100 @@ async fn the_first_stream_table_of_a_database_may_read_a_foreign_table() {
     assert_equal(&client, &proxy, "summary", "category, n, total", q).await;
     remote.psql("UPDATE products SET price = 0 WHERE id < 4");
     refresh(&client, &proxy, "summary").await;
+    assert_equal(&client, &proxy, "summary", "category, n, total", q).await;
+}
+
+/// The key of the advisory lock the catalog set-up takes (proxy/src/engine/catalog.rs).
+const CATALOG_SETUP_LOCK: i64 = 0x7067_7472_6963_6b6c;
+
+async fn advisory_waiters(monitor: &Client) -> i64 {
+    count(
+        monitor,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+    )
+    .await
+}
+
+/// The `--upstream` database's scheduler sets up the catalog at start-up, in a transaction of
+/// its own; a create that checked for the catalog before that commit sets it up again in its own
+/// transaction. The create must still be able to prepare the mirror on the poller's connections.
+/// The race is made certain by holding the set-up's advisory lock until both wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_racing_the_schedulers_catalog_setup_completes() {
+    let remote = Cluster::start();
+    remote.psql(
+        "CREATE TABLE products (id int, category text, price numeric); \
+         INSERT INTO products SELECT g, 'c' || (g % 3), g FROM generate_series(1, 30) g",
+    );
+    let local = Cluster::start();
+    local.psql(&format!(
+        "{} CREATE FOREIGN TABLE remote_products (id int, category text, price numeric) \
+         SERVER remote_analytics OPTIONS (table_name 'products')",
+        postgres_fdw_server_sql("remote_analytics", &remote)
+    ));
+    let holder = connect(&local.conninfo("postgres", "postgres")).await;
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({CATALOG_SETUP_LOCK})"
+        ))
+        .await
+        .unwrap();
+    let monitor = connect(&local.conninfo("postgres", "postgres")).await;
+    let proxy = proxy_for(
+        proxy_bin!(),
+        &local,
+        &[
+            "--scheduler-interval-ms",
+            "60000",
+            "--poll-timeout-seconds",
+            "20",
+        ],
+    );
+    // The scheduler waits for the set-up lock...
+    let started = Instant::now();
+    while advisory_waiters(&monitor).await < 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the scheduler never waited for the catalog set-up lock\nproxy log:\n{}",
+            proxy.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // ...then the create does too.
+    let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    let q = "SELECT category, count(*) AS n, sum(price) AS total FROM remote_products \
+             GROUP BY category";
+    let create = tokio::spawn(async move {
+        let started = Instant::now();
+        let r = client
+            .batch_execute(&format!(
+                "SELECT pgtrickle.create_stream_table(name => 'summary', query => $q${q}$q$, \
+                 schedule => '1h')"
+            ))
+            .await;
+        (client, r, started.elapsed())
+    });
+    let started = Instant::now();
+    while advisory_waiters(&monitor).await < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the create never waited for the catalog set-up lock\nproxy log:\n{}",
+            proxy.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    holder.batch_execute("COMMIT").await.unwrap();
+    let (client, result, took) = create.await.unwrap();
+    if let Err(e) = &result {
+        panic!(
+            "the create racing the scheduler's catalog set-up failed after {took:?}: {e:?}\n\
+             proxy log:\n{}",
+            proxy.log()
+        );
+    }
+    assert!(
+        took < Duration::from_secs(15),
+        "the create racing the scheduler's catalog set-up took {took:?}"
+    );
     assert_equal(&client, &proxy, "summary", "category, n, total", q).await;
 }
