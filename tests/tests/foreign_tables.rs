@@ -1491,3 +1491,88 @@ async fn a_create_racing_the_schedulers_catalog_setup_completes() {
     );
     assert_equal(&client, &proxy, "summary", "category, n, total", q).await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// 11. Local changes of a mixed query are applied against the mirror
+// ---------------------------------------------------------------------------------------------
+
+/// Refreshes read the mirror, never the foreign table: with the remote down, the scheduler's
+/// polls fail, but a change of the local table in `orders JOIN remote_products` is still
+/// applied (against the mirror, which holds the remote rows of the last good poll).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_changes_of_a_mixed_query_are_applied_while_the_remote_is_down() {
+    let mut fdw = fdw_setup(
+        "CREATE TABLE products (id int PRIMARY KEY, category text, price numeric); \
+         INSERT INTO products SELECT g, 'c' || (g % 3), g FROM generate_series(1, 10) g",
+        "200",
+    )
+    .await;
+    exec(
+        &fdw.client,
+        &fdw.proxy,
+        "CREATE FOREIGN TABLE remote_products (id int, category text, price numeric) \
+         SERVER remote_analytics OPTIONS (table_name 'products'); \
+         CREATE TABLE orders (id serial, customer_id int, product_id int, total numeric); \
+         INSERT INTO orders (customer_id, product_id, total) \
+         SELECT g % 3, g % 12, g FROM generate_series(1, 30) g",
+    )
+    .await;
+    let q = "SELECT o.customer_id, rp.category, SUM(o.total) AS total_spent, COUNT(*) AS n \
+             FROM orders o JOIN remote_products rp ON rp.id = o.product_id \
+             GROUP BY o.customer_id, rp.category";
+    let cols = "customer_id, category, total_spent, n";
+    create_st(&fdw.client, &fdw.proxy, "mixed", q, ", schedule => '1s'").await;
+    assert_equal(&fdw.client, &fdw.proxy, "mixed", cols, q).await;
+    let mirror = mirror_of(&fdw.client, "remote_products").await;
+    // The same query over the mirror: what the stream table must hold while the remote is
+    // unreachable.
+    let over_mirror = q.replace("remote_products rp", &format!("{mirror} rp"));
+
+    fdw.remote.stop();
+    exec(
+        &fdw.client,
+        &fdw.proxy,
+        "INSERT INTO orders (customer_id, product_id, total) VALUES (7, 1, 100), (7, 2, 5); \
+         DELETE FROM orders WHERE id % 4 = 0 AND id <= 30; UPDATE orders SET total = total * 2 \
+         WHERE id < 6",
+    )
+    .await;
+    let started = Instant::now();
+    while rows_differing(&fdw.client, "mixed", cols, &over_mirror).await != 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "local changes were not applied while the remote was down\nmixed: {}\n\
+             over the mirror: {}\nstatus: {:?}\npoll: {:?}\nproxy log:\n{}",
+            contents(&fdw.client, &format!("SELECT {cols} FROM mixed")).await,
+            contents(&fdw.client, &over_mirror).await,
+            st_status(&fdw.client, "mixed").await,
+            poll_status(&fdw.client, "public.remote_products").await,
+            fdw.proxy.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        count(
+            &fdw.client,
+            "SELECT count(*) FROM mixed WHERE customer_id = 7"
+        )
+        .await,
+        2,
+        "the new customer's orders are missing"
+    );
+    assert_eq!(st_status(&fdw.client, "mixed").await.0, "ACTIVE");
+
+    // Back up: remote changes arrive too.
+    fdw.remote.start_again();
+    fdw.remote
+        .psql("UPDATE products SET category = 'moved' WHERE id IN (1, 5)");
+    await_equal(
+        &fdw.client,
+        &fdw.proxy,
+        "mixed",
+        cols,
+        q,
+        Duration::from_secs(40),
+    )
+    .await;
+}
