@@ -1576,3 +1576,100 @@ async fn local_changes_of_a_mixed_query_are_applied_while_the_remote_is_down() {
     )
     .await;
 }
+
+/// Waits until no postgres_fdw session is left on `remote` (they flush their table statistics
+/// when they exit), then returns the scans of `table` there (sequential plus index scans).
+async fn remote_scans(remote: &Client, table: &str) -> i64 {
+    let started = Instant::now();
+    while count(
+        remote,
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' \
+         AND pid <> pg_backend_pid()",
+    )
+    .await
+        > 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "postgres_fdw sessions on the remote did not end"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    remote
+        .query_one(
+            "SELECT seq_scan + coalesce(idx_scan, 0) FROM pg_stat_user_tables \
+             WHERE relid = $1::text::regclass",
+            &[&table],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// A change of the local table only, in `orders JOIN remote_products`, is applied by the
+/// scheduler without reading the foreign table: the remote sees no scan. (A `calculated`
+/// stream table refreshes as soon as its local source changes; its foreign source is polled at
+/// most every 30 s, and create has just polled it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_change_of_a_mixed_query_does_not_scan_the_foreign_table() {
+    let fdw = fdw_setup(
+        "CREATE TABLE products (id int PRIMARY KEY, category text, price numeric); \
+         INSERT INTO products SELECT g, 'c' || (g % 3), g FROM generate_series(1, 10) g",
+        "200",
+    )
+    .await;
+    let (client, proxy) = (&fdw.client, &fdw.proxy);
+    exec(
+        client,
+        proxy,
+        "CREATE FOREIGN TABLE remote_products (id int, category text, price numeric) \
+         SERVER remote_analytics OPTIONS (table_name 'products'); \
+         CREATE TABLE orders (id serial, customer_id int, product_id int, total numeric); \
+         INSERT INTO orders (customer_id, product_id, total) \
+         SELECT g % 3, g % 12, g FROM generate_series(1, 30) g",
+    )
+    .await;
+    let q = "SELECT o.customer_id, rp.category, SUM(o.total) AS total_spent, COUNT(*) AS n \
+             FROM orders o JOIN remote_products rp ON rp.id = o.product_id \
+             GROUP BY o.customer_id, rp.category";
+    let cols = "customer_id, category, total_spent, n";
+    create_st(client, proxy, "mixed", q, ", schedule => 'calculated'").await;
+    assert_equal(client, proxy, "mixed", cols, q).await;
+    // From here on the oracle reads the mirror (reading the foreign table would scan the
+    // remote); the remote does not change, so the mirror is its contents.
+    let mirror = mirror_of(client, "remote_products").await;
+    let over_mirror = q.replace("remote_products rp", &format!("{mirror} rp"));
+    assert_eq!(rows_differing(client, "mixed", cols, &over_mirror).await, 0);
+    // This session's own postgres_fdw connection (from the check above) goes.
+    exec(client, proxy, "SELECT postgres_fdw_disconnect_all()").await;
+    let remote_monitor = connect(&fdw.remote.conninfo("postgres", "postgres")).await;
+    let scans_before = remote_scans(&remote_monitor, "products").await;
+
+    exec(
+        client,
+        proxy,
+        "INSERT INTO orders (customer_id, product_id, total) VALUES (7, 1, 100), (7, 2, 5); \
+         UPDATE orders SET total = total + 1 WHERE id < 6",
+    )
+    .await;
+    let started = Instant::now();
+    while rows_differing(client, "mixed", cols, &over_mirror).await != 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the local change was not applied by the scheduler\nproxy log:\n{}",
+            proxy.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        count(client, "SELECT count(*) FROM mixed WHERE customer_id = 7").await,
+        2
+    );
+    assert_eq!(
+        remote_scans(&remote_monitor, "products").await,
+        scans_before,
+        "applying a local change scanned the remote table\npoll status: {:?}\nproxy log:\n{}",
+        poll_status(client, "public.remote_products").await,
+        proxy.log()
+    );
+}
