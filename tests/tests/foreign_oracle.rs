@@ -1,8 +1,9 @@
 //! A randomised oracle for stream tables over a foreign table: a keyless remote table
 //! `r(k, v, t)` with small value domains (duplicates and NULLs are frequent) read through
 //! postgres_fdw, and a local table `l(k, w)`. Several defining queries (filtered projection,
-//! GROUP BY with COUNT/SUM, local JOIN foreign, DISTINCT) are refreshed after every round of
-//! random writes on both sides, and must equal their queries run directly (as bags).
+//! GROUP BY with COUNT/SUM, local JOIN and LEFT JOIN foreign, DISTINCT, one FULL) are refreshed
+//! after every round of random writes on both sides, and must equal their queries run directly
+//! (as bags).
 //!
 //! The seed is printed; `FDW_ORACLE_SEED=<n>` replays a run.
 
@@ -14,30 +15,46 @@ use pgtrickle_e2e::{
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const ROUNDS: usize = 24;
+const ROUNDS: usize = 25;
 
-/// (name, columns, defining query)
-const QUERIES: [(&str, &str, &str); 5] = [
+/// (name, columns, defining query, extra create arguments)
+const QUERIES: [(&str, &str, &str, &str); 7] = [
     (
         "o_filtered",
         "k, t",
         "SELECT k, t FROM fr WHERE v >= 1 OR t IS NULL",
+        "",
     ),
     (
         "o_grouped",
         "k, n, s",
         "SELECT k, COUNT(*) AS n, SUM(v) AS s FROM fr GROUP BY k",
+        "",
     ),
     (
         "o_joined",
         "k, w, v, t",
         "SELECT l.k, l.w, fr.v, fr.t FROM l JOIN fr ON fr.k = l.k",
+        "",
     ),
-    ("o_distinct", "t, v", "SELECT DISTINCT t, v FROM fr"),
+    ("o_distinct", "t, v", "SELECT DISTINCT t, v FROM fr", ""),
     (
         "o_joined_grouped",
         "w, n, s",
         "SELECT l.w, COUNT(*) AS n, SUM(fr.v) AS s FROM l JOIN fr ON fr.k = l.k GROUP BY l.w",
+        "",
+    ),
+    (
+        "o_left_joined",
+        "k, w, t",
+        "SELECT l.k, l.w, fr.t FROM l LEFT JOIN fr ON fr.k = l.k",
+        "",
+    ),
+    (
+        "o_grouped_full",
+        "t, n, s",
+        "SELECT t, COUNT(*) AS n, SUM(k) AS s FROM fr GROUP BY t",
+        ", refresh_mode => 'FULL'",
     ),
 ];
 
@@ -194,11 +211,11 @@ async fn random_writes_on_both_sides_keep_stream_tables_equal_to_their_queries()
         ))
         .await
         .unwrap();
-    for (name, _, query) in QUERIES {
+    for (name, _, query, extra) in QUERIES {
         client
             .batch_execute(&format!(
                 "SELECT pgtrickle.create_stream_table(name => '{name}', query => $q${query}$q$, \
-                 schedule => '1h')"
+                 schedule => '1h'{extra})"
             ))
             .await
             .unwrap_or_else(|e| panic!("seed {seed}: create {name}: {e:?}\n{}", proxy.log()));
@@ -224,7 +241,12 @@ async fn random_writes_on_both_sides_keep_stream_tables_equal_to_their_queries()
     );
 
     for round in 0..ROUNDS {
-        let remote_sql = remote_batch(&mut rng);
+        // Some rounds leave the remote alone (a poll that finds nothing).
+        let remote_sql = if rng.gen_ratio(4, 5) {
+            remote_batch(&mut rng)
+        } else {
+            String::new()
+        };
         remote_client
             .batch_execute(&remote_sql)
             .await
@@ -239,7 +261,7 @@ async fn random_writes_on_both_sides_keep_stream_tables_equal_to_their_queries()
         } else {
             String::new()
         };
-        for (name, cols, query) in QUERIES {
+        for (name, cols, query, _) in QUERIES {
             client
                 .batch_execute(&format!("SELECT pgtrickle.refresh_stream_table('{name}')"))
                 .await
