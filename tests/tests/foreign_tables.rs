@@ -770,7 +770,21 @@ async fn a_remote_that_goes_down_fails_polls_without_suspending_and_converges_wh
     .await;
     let poll = poll_of(&fdw.client, &fdw.proxy, "public.remote_stock").await;
     assert_eq!(poll.consecutive_errors, 0, "after a good poll: {poll:?}");
-    assert_eq!(st_status(&fdw.client, "fast_stock").await.0, "ACTIVE");
+    assert!(poll.last_error.is_none(), "after a good poll: {poll:?}");
+    // The readers' last_error goes once a poll succeeded (and a refresh recorded it).
+    let started = Instant::now();
+    loop {
+        let (status, last_error) = st_status(&fdw.client, "fast_stock").await;
+        assert_eq!(status, "ACTIVE");
+        if last_error.as_deref().unwrap_or("").is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "fast_stock keeps last_error {last_error:?} after its source was polled again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // And a manual refresh works again.
     refresh(&fdw.client, &fdw.proxy, "slow_summary").await;
     assert_equal(
@@ -980,7 +994,14 @@ async fn one_mirror_serves_every_reader_and_goes_with_the_last() {
     );
     fdw.remote
         .psql("UPDATE products SET price = 99 WHERE id = 4");
-    refresh(client, proxy, "slow_prices").await;
+    // This time through the extended protocol (a bound parameter): it polls first too.
+    client
+        .execute(
+            "SELECT pgtrickle.refresh_stream_table($1)",
+            &[&"slow_prices"],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("extended refresh: {e:?}\nproxy log:\n{}", proxy.log()));
     assert_equal(client, proxy, "slow_prices", "id, price", slow_q).await;
 
     exec(
@@ -1239,6 +1260,19 @@ async fn file_fdw_bad_files_fail_good_files_converge_and_unchanged_files_are_not
     assert!(!poll.scan_skipped, "{poll:?}");
     assert_eq!(poll.rows_scanned, 5, "{poll:?}");
     assert_eq!(poll.consecutive_errors, 0, "{poll:?}");
+
+    // The same contents written again: scanned (new mtime), nothing changed.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    write_atomically(&csv, good_v2);
+    refresh(&client, &proxy, "rate_list").await;
+    let poll = poll_of(&client, &proxy, "public.rates").await;
+    assert!(
+        !poll.scan_skipped,
+        "a rewritten file was not scanned: {poll:?}"
+    );
+    assert_eq!(poll.rows_scanned, 5, "{poll:?}");
+    assert_eq!(poll.rows_changed, 0, "identical contents: {poll:?}");
+    assert_equal(&client, &proxy, "rate_list", cols, q).await;
 
     // Replaced again, same size, after more than a second: a new mtime is a new scan.
     tokio::time::sleep(Duration::from_millis(1100)).await;
