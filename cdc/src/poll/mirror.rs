@@ -137,22 +137,44 @@ pub fn staging_line(row: &[u8], hash: RowHash, out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
-/// Deletes the rows that disappeared from the mirror and records them (weight -1) in the change
-/// buffer. Parameters: `$1 bytea[]` the hashes, `$2 int4[]` how many copies of each went.
-pub fn apply_disappeared_sql(source: &SourceTable) -> String {
+/// Deletes the rows that vanished (every copy) from the mirror and records them (weight -1) in
+/// the change buffer. Parameter: `$1 bytea[]` their hashes (an index scan of the hash index).
+pub fn delete_vanished_sql(source: &SourceTable) -> String {
+    let cols = source.column_list("");
+    format!(
+        "WITH gone AS (DELETE FROM {mirror} WHERE {hash} = ANY ($1::bytea[]) RETURNING {cols}) \
+         INSERT INTO {buffer} ({cols}, {weight}) SELECT {cols}, -1 FROM gone",
+        mirror = mirror_table(source.oid),
+        hash = quote_ident(HASH_COLUMN),
+        buffer = buffer_table(source.oid),
+        weight = quote_ident(WEIGHT_COLUMN),
+    )
+}
+
+/// Deletes some copies of duplicated rows from the mirror and records them (weight -1) in the
+/// change buffer. Parameters: `$1 bytea[]` the hashes, `$2 int4[]` how many copies of each go.
+pub fn delete_reduced_sql(source: &SourceTable) -> String {
     let mirror = mirror_table(source.oid);
     let cols = source.column_list("");
     let hash = quote_ident(HASH_COLUMN);
     format!(
         "WITH gone AS (DELETE FROM {mirror} WHERE ctid = ANY (ARRAY( \
-           SELECT x.ctid FROM (SELECT m.ctid, u.k, \
-             row_number() OVER (PARTITION BY m.{hash}) AS rn \
-             FROM {mirror} m JOIN unnest($1::bytea[], $2::int4[]) AS u(h, k) ON m.{hash} = u.h) x \
-           WHERE x.rn <= x.k)) RETURNING {cols}) \
+           SELECT x.ctid FROM (SELECT m.ctid, m.{hash} AS h, \
+               row_number() OVER (PARTITION BY m.{hash}) AS rn \
+             FROM {mirror} m WHERE m.{hash} = ANY ($1::bytea[])) x \
+           JOIN unnest($1::bytea[], $2::int4[]) AS u(h, k) ON u.h = x.h \
+           WHERE x.rn <= u.k)) RETURNING {cols}) \
          INSERT INTO {buffer} ({cols}, {weight}) SELECT {cols}, -1 FROM gone",
         buffer = buffer_table(source.oid),
         weight = quote_ident(WEIGHT_COLUMN),
     )
+}
+
+/// `COPY` straight into the mirror, for the first fill of a source no stream table reads yet
+/// (its rows need no change records: the first population reads the mirror itself). Fed with
+/// [`staging_line`]s.
+pub fn copy_mirror_sql(oid: u32) -> String {
+    format!("COPY {} FROM STDIN", mirror_table(oid))
 }
 
 /// Moves the staged appeared rows into the mirror and records them (weight +1) in the change

@@ -23,8 +23,10 @@
 //!    each row is hashed and looked up in the previous multiset; a row that appeared is copied
 //!    into [`mirror::staging_table`] on the writer ([`mirror::create_staging_sql`],
 //!    [`mirror::copy_staging_sql`], [`mirror::staging_line`]), opened only at the first such row.
-//! 3. Writer: [`mirror::apply_disappeared_sql`] and [`mirror::apply_appeared_sql`] move the
-//!    changes into the mirror and the change buffer in one transaction, then `COMMIT`.
+//! 3. Writer: [`mirror::delete_vanished_sql`], [`mirror::delete_reduced_sql`] and
+//!    [`mirror::apply_appeared_sql`] move the changes into the mirror and the change buffer in
+//!    one transaction, then `COMMIT`. (The first fill of a source nobody reads yet goes straight
+//!    into the mirror with [`mirror::copy_mirror_sql`]: there is nobody to tell.)
 //!
 //! A poll that finds nothing changed opens no transaction that writes: no row is written
 //! anywhere. The multiset itself can always be rebuilt from the mirror
@@ -37,5 +39,5 @@ pub mod multiset;
 pub mod row_hash;
 
 pub use lines::LineSplitter;
-pub use multiset::{Comparison, HashMultiset, Seen};
+pub use multiset::{Compared, Comparison, HashMultiset, MultisetBuilder, Seen};
 pub use row_hash::{hash_row, RowHash};

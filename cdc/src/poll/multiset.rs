@@ -2,11 +2,10 @@
 //!
 //! Memory: 24 bytes per distinct row (the hash, its multiplicity, and a counter used during a
 //! scan) plus a bucket index of 4 bytes per power-of-two slot, about 28 MB for a million
-//! distinct rows. Hashes are uniformly distributed, so the index (the top bits of the hash)
+//! distinct rows. A scan adds 16 bytes per row that appeared; finishing it grows the entry list
+//! in place (no second copy of the multiset is ever built). Hashes are uniformly distributed, so the index (the top bits of the hash)
 //! finds a row's bucket directly and buckets hold about one entry: a lookup costs one or two
 //! cache misses, not a binary search.
-
-use std::collections::HashMap;
 
 use super::row_hash::RowHash;
 
@@ -37,23 +36,16 @@ impl HashMultiset {
 
     /// Builds the multiset from `(hash, multiplicity)` pairs in any order; pairs with the same
     /// hash are added up and zero multiplicities dropped.
-    pub fn from_counts(mut pairs: Vec<(RowHash, u32)>) -> HashMultiset {
-        pairs.sort_unstable_by_key(|p| p.0);
-        let mut entries: Vec<Entry> = Vec::with_capacity(pairs.len());
-        for (hash, count) in pairs {
-            if count == 0 {
-                continue;
-            }
-            match entries.last_mut() {
-                Some(last) if last.hash == hash => last.count = last.count.saturating_add(count),
-                _ => entries.push(Entry {
-                    hash,
-                    count,
-                    seen: 0,
-                }),
-            }
-        }
-        Self::indexed(entries)
+    pub fn from_counts(pairs: impl IntoIterator<Item = (RowHash, u32)>) -> HashMultiset {
+        let entries = pairs
+            .into_iter()
+            .map(|(hash, count)| Entry {
+                hash,
+                count,
+                seen: 0,
+            })
+            .collect();
+        Self::indexed(normalised(entries))
     }
 
     fn indexed(entries: Vec<Entry>) -> HashMultiset {
@@ -108,6 +100,51 @@ impl HashMultiset {
     }
 }
 
+/// Collects `(hash, multiplicity)` pairs one at a time (as they stream in) into a
+/// [`HashMultiset`], without an intermediate list.
+#[derive(Debug, Default)]
+pub struct MultisetBuilder {
+    entries: Vec<Entry>,
+}
+
+impl MultisetBuilder {
+    /// Adds `count` copies of `hash`.
+    pub fn push(&mut self, hash: RowHash, count: u32) {
+        self.entries.push(Entry {
+            hash,
+            count,
+            seen: 0,
+        });
+    }
+
+    /// The multiset (equal hashes added up, zero counts dropped).
+    pub fn build(self) -> HashMultiset {
+        let mut entries = self.entries;
+        entries.shrink_to_fit();
+        HashMultiset::indexed(normalised(entries))
+    }
+}
+
+/// Sorts entries by hash, adds up the counts of equal hashes and drops zero counts, in place.
+fn normalised(mut entries: Vec<Entry>) -> Vec<Entry> {
+    entries.sort_unstable_by_key(|e| e.hash);
+    let mut kept = 0;
+    for i in 0..entries.len() {
+        let e = entries[i];
+        if e.count == 0 {
+            continue;
+        }
+        if kept > 0 && entries[kept - 1].hash == e.hash {
+            entries[kept - 1].count = entries[kept - 1].count.saturating_add(e.count);
+        } else {
+            entries[kept] = e;
+            kept += 1;
+        }
+    }
+    entries.truncate(kept);
+    entries
+}
+
 fn bucket(hash: RowHash, bits: u32) -> usize {
     (hash.prefix() >> (64 - bits)) as usize
 }
@@ -125,7 +162,8 @@ pub enum Seen {
 #[derive(Debug)]
 pub struct Comparison {
     prev: HashMultiset,
-    new: HashMap<RowHash, u32>,
+    /// Hashes absent from `prev`, one per occurrence.
+    new: Vec<RowHash>,
     scanned: u64,
     appeared: u64,
 }
@@ -133,8 +171,10 @@ pub struct Comparison {
 /// The result of a finished scan.
 #[derive(Debug)]
 pub struct Compared {
-    /// Rows of the previous poll that the scan did not find, with how many copies went.
-    pub disappeared: Vec<(RowHash, u32)>,
+    /// Rows of the previous poll that the scan did not find at all (every copy went).
+    pub vanished: Vec<RowHash>,
+    /// Rows of which some copies went but not all: how many went.
+    pub reduced: Vec<(RowHash, u32)>,
     /// Rows scanned.
     pub scanned: u64,
     /// Rows that appeared (each was reported as [`Seen::Appeared`]).
@@ -153,7 +193,7 @@ impl Comparison {
         }
         Comparison {
             prev,
-            new: HashMap::new(),
+            new: Vec::new(),
             scanned: 0,
             appeared: 0,
         }
@@ -169,7 +209,7 @@ impl Comparison {
                 return Seen::Known;
             }
         } else {
-            *self.new.entry(hash).or_insert(0) += 1;
+            self.new.push(hash);
         }
         self.appeared += 1;
         Seen::Appeared
@@ -187,62 +227,52 @@ impl Comparison {
 
     /// Ends the scan: what disappeared, and the new multiset.
     pub fn finish(self) -> Compared {
-        let mut disappeared = Vec::new();
+        let mut vanished = Vec::new();
+        let mut reduced = Vec::new();
         let mut disappeared_rows = 0;
         let mut entries = self.prev.entries;
         for e in &mut entries {
             if e.seen < e.count {
-                disappeared.push((e.hash, e.count - e.seen));
+                if e.seen == 0 {
+                    vanished.push(e.hash);
+                } else {
+                    reduced.push((e.hash, e.count - e.seen));
+                }
                 disappeared_rows += u64::from(e.count - e.seen);
             }
             e.count = e.seen;
             e.seen = 0;
         }
-        let next = if self.new.is_empty() && disappeared.is_empty() {
-            HashMultiset::indexed(entries)
+        let next = if self.new.is_empty() && vanished.is_empty() {
+            // Counts changed in place at most: the sort order and the index still hold.
+            HashMultiset {
+                entries,
+                starts: self.prev.starts,
+                bits: self.prev.bits,
+                rows: self.scanned,
+            }
         } else {
-            entries.retain(|e| e.count > 0);
-            let mut added: Vec<Entry> = self
-                .new
-                .into_iter()
-                .map(|(hash, count)| Entry {
-                    hash,
-                    count,
-                    seen: 0,
-                })
-                .collect();
-            added.sort_unstable_by_key(|e| e.hash);
-            HashMultiset::indexed(merge(entries, added))
+            // Grown in place: the new hashes (no entry had them) join the list, which is sorted
+            // again; equal new hashes are added up and emptied entries dropped.
+            let mut new = self.new;
+            entries.reserve_exact(new.len());
+            entries.extend(new.drain(..).map(|hash| Entry {
+                hash,
+                count: 1,
+                seen: 0,
+            }));
+            drop(new);
+            HashMultiset::indexed(normalised(entries))
         };
         Compared {
-            disappeared,
+            vanished,
+            reduced,
             scanned: self.scanned,
             appeared: self.appeared,
             disappeared_rows,
             next,
         }
     }
-}
-
-/// Merges two sorted entry lists with distinct hashes.
-fn merge(a: Vec<Entry>, b: Vec<Entry>) -> Vec<Entry> {
-    if b.is_empty() {
-        return a;
-    }
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        if a[i].hash < b[j].hash {
-            out.push(a[i]);
-            i += 1;
-        } else {
-            out.push(b[j]);
-            j += 1;
-        }
-    }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
-    out
 }
 
 #[cfg(test)]
@@ -255,6 +285,14 @@ mod tests {
         hash_row(s.as_bytes())
     }
 
+    fn disappeared(done: &Compared) -> BTreeMap<RowHash, u32> {
+        let mut gone: BTreeMap<RowHash, u32> = done.reduced.iter().copied().collect();
+        for h in &done.vanished {
+            gone.insert(*h, u32::MAX);
+        }
+        gone
+    }
+
     /// Scans `rows` against `prev`; returns the appeared rows, the disappeared counts and next.
     fn scan(prev: HashMultiset, rows: &[&str]) -> (Vec<String>, BTreeMap<RowHash, u32>, Compared) {
         let mut c = Comparison::new(prev);
@@ -265,7 +303,7 @@ mod tests {
             }
         }
         let done = c.finish();
-        let gone = done.disappeared.iter().copied().collect();
+        let gone = disappeared(&done);
         (appeared, gone, done)
     }
 
@@ -280,13 +318,15 @@ mod tests {
 
     #[test]
     fn multiplicities_are_compared() {
-        let prev = HashMultiset::from_counts(vec![(h("a"), 2), (h("b"), 1), (h("c"), 3)]);
-        // One a gone, b unchanged, c one more, d new.
+        let prev =
+            HashMultiset::from_counts(vec![(h("a"), 2), (h("b"), 1), (h("c"), 3), (h("e"), 2)]);
+        // One a gone, b unchanged, c one more, d new, both e gone.
         let (appeared, gone, done) = scan(prev, &["c", "a", "d", "c", "b", "c", "c"]);
         assert_eq!(appeared, ["d", "c"]);
-        assert_eq!(gone, BTreeMap::from([(h("a"), 1)]));
+        assert_eq!(gone, BTreeMap::from([(h("a"), 1), (h("e"), u32::MAX)]));
+        assert_eq!(done.vanished, [h("e")]);
         assert_eq!(done.appeared, 2);
-        assert_eq!(done.disappeared_rows, 1);
+        assert_eq!(done.disappeared_rows, 3);
         assert_eq!(done.next.count(h("c")), 4);
         assert_eq!(done.next.count(h("a")), 1);
         assert_eq!(done.next.rows(), 7);
@@ -338,17 +378,20 @@ mod tests {
             for k in 0..60u64 {
                 let before = model.get(&k).copied().unwrap_or(0);
                 let after = now.get(&k).copied().unwrap_or(0);
-                let gone = done
-                    .disappeared
-                    .iter()
-                    .find(|(x, _)| *x == h(&k.to_string()))
-                    .map(|p| p.1)
+                let gone = disappeared(&done)
+                    .get(&h(&k.to_string()))
+                    .copied()
+                    .map(|n| if n == u32::MAX { before } else { n })
                     .unwrap_or(0);
                 assert_eq!(
                     appeared.get(&k).copied().unwrap_or(0),
                     after.saturating_sub(before)
                 );
                 assert_eq!(gone, before.saturating_sub(after));
+                assert_eq!(
+                    done.vanished.contains(&h(&k.to_string())),
+                    before > 0 && after == 0
+                );
                 assert_eq!(done.next.count(h(&k.to_string())), after);
             }
             model = now;

@@ -12,6 +12,7 @@ use pgtrickle_planner::{ApiRequest, PlanError};
 use super::answer::{self, Column};
 use super::api;
 use super::capture;
+use super::catalog;
 use super::error::EngineError;
 use super::poll::Poller;
 use super::refresh::refresh;
@@ -104,6 +105,36 @@ impl ApiJob {
                 return self.failed(bytes);
             }
         };
+        // The poller's connections must see the catalog: create it in a committed transaction
+        // of its own (on the session when it is idle, else on a connection of the proxy's).
+        if matches!(
+            request,
+            ApiRequest::Create(_) | ApiRequest::Alter(_) | ApiRequest::Refresh { .. }
+        ) && !matches!(catalog::is_current(sql).await, Ok(true))
+        {
+            let ensured = if in_block {
+                match sql.value("SELECT current_database()").await {
+                    Ok(db) => match self.poller.ensure_catalog(&db.unwrap_or_default()).await {
+                        // Opening a relation this transaction has not locked yet makes the
+                        // backend read other sessions' catalog changes (here: the catalog just
+                        // committed, which its caches may still remember as missing).
+                        Ok(oid) => sql
+                            .run(&format!("SELECT pg_catalog.pg_relation_size({oid})"))
+                            .await
+                            .map(|_| ())
+                            .map_err(EngineError::from),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e.into()),
+                }
+            } else {
+                catalog::ensure(sql).await.map_err(EngineError::from)
+            };
+            if let Err(e) = ensured {
+                let bytes = self_error(out, sql, in_block, e).await;
+                return self.failed(bytes);
+            }
+        }
         // A refresh asked for by a user first brings the foreign sources' mirrors up to date
         // (committed on the poller's connections, before the refresh takes its snapshot).
         let polled = match &request {

@@ -27,6 +27,8 @@ pub async fn open_as(
         .user(&target.user)
         .dbname(&target.database)
         .application_name(application_name)
+        // NOTICEs of the engine's own statements (DROP ... IF EXISTS) are not news.
+        .options("-c client_min_messages=warning")
         .ssl_mode(tokio_postgres::config::SslMode::Disable);
     if let Some(p) = &target.password {
         config.password(p);

@@ -150,6 +150,36 @@ impl Poller {
         scan::poll_once(self, database, w, &reader, oid).await
     }
 
+    /// Creates or upgrades the catalog of `database` in a transaction of its own, as the
+    /// proxy's user, for an API call inside a client's transaction block (the poller's
+    /// connections must see the catalog the call uses). Waits at most 5 s for a catalog set-up
+    /// in progress elsewhere: one uncommitted in the caller's own block would never finish.
+    /// Returns the OID of `pgtrickle.pgt_catalog_version` (see the job's use of it).
+    pub async fn ensure_catalog(&self, database: &str) -> EngineResult<u32> {
+        let mut target = self.target.clone();
+        target.database = database.to_string();
+        let mut client = super::super::own_connection::open_as(
+            &target,
+            self.tls.as_ref(),
+            "pgtrickle-proxy poller",
+        )
+        .await
+        .map_err(|e| EngineError::api("08006", e))?;
+        use super::super::sql::SqlRunner;
+        client.run("SET lock_timeout = '5s'; BEGIN").await?;
+        let done = super::super::catalog::ensure(&mut client).await;
+        client
+            .run(if done.is_ok() { "COMMIT" } else { "ROLLBACK" })
+            .await?;
+        done?;
+        use super::super::sql::SqlRunnerExt;
+        Ok(client
+            .value("SELECT 'pgtrickle.pgt_catalog_version'::regclass::oid")
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
     /// The cached multiset of `oid`, if it is the one of `seq`.
     pub(super) fn take_cached(&self, database: &str, oid: u32, seq: i64) -> Option<HashMultiset> {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());

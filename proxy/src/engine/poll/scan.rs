@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use pgtrickle_cdc::poll::{
-    hash_row, mirror, Comparison, HashMultiset, LineSplitter, RowHash, Seen,
+    hash_row, mirror, Comparison, HashMultiset, LineSplitter, MultisetBuilder, RowHash, Seen,
 };
 use pgtrickle_cdc::SourceTable;
 use tokio_postgres::{Client, CopyInSink};
@@ -109,8 +109,19 @@ pub async fn poll_once(
         Some(set) => set,
         None => load_multiset(writer, oid).await?,
     };
+    // The first fill of a source no stream table reads yet goes straight into the mirror.
+    let direct = previous.rows() == 0
+        && writer
+            .query_one(
+                "SELECT NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies \
+                 WHERE source_relid = $1)",
+                &[&oid],
+            )
+            .await
+            .map_err(err)?
+            .get::<_, bool>(0);
     let mut comparison = Comparison::new(previous);
-    let scanned = scan(writer, reader, &source, &mut comparison).await;
+    let scanned = scan(writer, reader, &source, &mut comparison, direct).await;
     let staged = match scanned {
         Ok(staged) => staged,
         Err(e) => {
@@ -130,23 +141,30 @@ pub async fn poll_once(
         poller.store(database, oid, seq, compared.next);
         return Ok(Scanned { report, file });
     }
-    if !compared.disappeared.is_empty() {
+    if !compared.vanished.is_empty() {
+        let hashes: Vec<&[u8]> = compared.vanished.iter().map(|h| h.0.as_slice()).collect();
+        writer
+            .execute(&mirror::delete_vanished_sql(&source), &[&hashes])
+            .await
+            .map_err(err)?;
+    }
+    if !compared.reduced.is_empty() {
         let hashes: Vec<&[u8]> = compared
-            .disappeared
+            .reduced
             .iter()
             .map(|(h, _)| h.0.as_slice())
             .collect();
         let counts: Vec<i32> = compared
-            .disappeared
+            .reduced
             .iter()
             .map(|(_, n)| i32::try_from(*n).unwrap_or(i32::MAX))
             .collect();
         writer
-            .execute(&mirror::apply_disappeared_sql(&source), &[&hashes, &counts])
+            .execute(&mirror::delete_reduced_sql(&source), &[&hashes, &counts])
             .await
             .map_err(err)?;
     }
-    if staged {
+    if staged && !direct {
         writer
             .batch_execute(&mirror::apply_appeared_sql(&source))
             .await
@@ -167,12 +185,14 @@ pub async fn poll_once(
 }
 
 /// Streams the foreign table through the comparison; rows that appeared are copied into the
-/// staging table on the writer. Returns whether anything was staged.
+/// staging table on the writer (into the mirror itself when `direct`). Returns whether
+/// anything was copied.
 async fn scan(
     writer: &Client,
     reader: &Client,
     source: &SourceTable,
     comparison: &mut Comparison,
+    direct: bool,
 ) -> Result<bool, Failure> {
     let stream = reader
         .copy_out(&mirror::scan_sql(source))
@@ -194,7 +214,7 @@ async fn scan(
             })
             .unwrap_or(());
         if pending.len() >= STAGE_CHUNK {
-            send(writer, source.oid, &mut sink, &mut pending).await?;
+            send(writer, source.oid, direct, &mut sink, &mut pending).await?;
         }
     }
     if splitter.has_partial() {
@@ -204,7 +224,7 @@ async fn scan(
         ));
     }
     if !pending.is_empty() {
-        send(writer, source.oid, &mut sink, &mut pending).await?;
+        send(writer, source.oid, direct, &mut sink, &mut pending).await?;
     }
     match sink {
         Some(mut s) => {
@@ -215,24 +235,28 @@ async fn scan(
     }
 }
 
-/// Sends staged lines, opening the staging table and its COPY at the first call.
+/// Sends staged lines, opening the staging table (or, `direct`, the mirror) and its COPY at
+/// the first call.
 async fn send(
     writer: &Client,
     oid: u32,
+    direct: bool,
     sink: &mut Option<std::pin::Pin<Box<CopyInSink<Bytes>>>>,
     pending: &mut Vec<u8>,
 ) -> Result<(), Failure> {
     let s = match sink {
         Some(s) => s,
         None => {
-            writer
-                .batch_execute(&mirror::create_staging_sql(oid))
-                .await
-                .map_err(err)?;
-            let s = writer
-                .copy_in::<_, Bytes>(&mirror::copy_staging_sql(oid))
-                .await
-                .map_err(err)?;
+            let copy = if direct {
+                mirror::copy_mirror_sql(oid)
+            } else {
+                writer
+                    .batch_execute(&mirror::create_staging_sql(oid))
+                    .await
+                    .map_err(err)?;
+                mirror::copy_staging_sql(oid)
+            };
+            let s = writer.copy_in::<_, Bytes>(&copy).await.map_err(err)?;
             sink.insert(Box::pin(s))
         }
     };
@@ -278,18 +302,19 @@ async fn load_multiset(client: &Client, oid: u32) -> Result<HashMultiset, Failur
         .map_err(err)?;
     let mut stream = std::pin::pin!(stream);
     let mut splitter = LineSplitter::new();
-    let mut pairs = Vec::new();
+    let mut builder = MultisetBuilder::default();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(err)?;
         splitter.feed::<Failure>(&chunk, |line| {
-            pairs.push(mirror::parse_hash_line(line).ok_or_else(|| {
+            let (hash, count) = mirror::parse_hash_line(line).ok_or_else(|| {
                 (
                     "XX001".to_string(),
                     format!("mirror of foreign table {oid} holds a malformed row hash"),
                 )
-            })?);
+            })?;
+            builder.push(hash, count);
             Ok(())
         })?;
     }
-    Ok(HashMultiset::from_counts(pairs))
+    Ok(builder.build())
 }
