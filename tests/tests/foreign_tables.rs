@@ -1844,3 +1844,63 @@ async fn alter_stream_table_with_a_new_query_over_a_foreign_table_works() {
     assert_equal(client, proxy, "summary", "category, n", new_q).await;
     assert_eq!(mirror_count(client).await, 1, "one mirror after the alter");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 15. Names, and a stream table over a stream table over a foreign table
+// ---------------------------------------------------------------------------------------------
+
+/// `pgt_poll_status().source` is the foreign table's name as format('%I.%I') prints it (quoted
+/// where needed), and a chain (a stream table reading a stream table over a foreign table)
+/// converges on its schedule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quoted_names_and_a_chain_over_a_foreign_table() {
+    let fdw = fdw_setup(
+        "CREATE TABLE products (id int, category text, price numeric); \
+         INSERT INTO products SELECT g, 'c' || (g % 3), g FROM generate_series(1, 30) g",
+        "200",
+    )
+    .await;
+    let (client, proxy) = (&fdw.client, &fdw.proxy);
+    exec(
+        client,
+        proxy,
+        "CREATE SCHEMA ext; \
+         CREATE FOREIGN TABLE ext.\"Remote Products\" (id int, category text, price numeric) \
+         SERVER remote_analytics OPTIONS (schema_name 'public', table_name 'products')",
+    )
+    .await;
+    let base_q = "SELECT category, count(*) AS n, sum(price) AS total \
+                  FROM ext.\"Remote Products\" GROUP BY category";
+    create_st(client, proxy, "base", base_q, ", schedule => '1s'").await;
+    let top_q = "SELECT sum(n) AS products, max(total) AS biggest FROM base";
+    create_st(client, proxy, "top", top_q, ", schedule => '1s'").await;
+    let expected_source: String = client
+        .query_one("SELECT format('%I.%I', 'ext', 'Remote Products')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let poll = poll_of(client, proxy, &expected_source).await;
+    let mirror = mirror_of(client, "ext.\"Remote Products\"").await;
+    assert!(
+        poll.mirror
+            .ends_with(mirror.trim_start_matches("pgtrickle_changes.")),
+        "mirror {:?}, expected {mirror}",
+        poll.mirror
+    );
+
+    fdw.remote
+        .psql("INSERT INTO products VALUES (100, 'c9', 1000); DELETE FROM products WHERE id < 5");
+    let top_over_query = "SELECT sum(n) AS products, max(total) AS biggest FROM \
+                          (SELECT category, count(*) AS n, sum(price) AS total \
+                           FROM ext.\"Remote Products\" GROUP BY category) b";
+    await_equal(
+        client,
+        proxy,
+        "top",
+        "products, biggest",
+        top_over_query,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_equal(client, proxy, "base", "category, n, total", base_q).await;
+}
