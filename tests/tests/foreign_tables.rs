@@ -1722,6 +1722,13 @@ async fn a_local_change_of_a_mixed_query_does_not_scan_the_foreign_table() {
         poll_status(client, "public.remote_products").await,
         proxy.log()
     );
+    // A manual refresh polls: it reads the remote table exactly once.
+    refresh(client, proxy, "mixed").await;
+    assert_eq!(
+        remote_scans(&remote_monitor, "products").await,
+        scans_before + 1,
+        "a poll should read the foreign table once"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
