@@ -121,6 +121,10 @@ pub async fn create<R: SqlRunner>(
     }
     let name = resolve_name(sql, &req.name).await?;
     let mut outcome = Outcome::default();
+    // Sources of a replaced stream table: their capture is removed at the end if the new
+    // definition does not read them (removing it first would make the poller wait for this
+    // transaction's locks on a mirror it is about to fill again).
+    let mut replaced_sources = Vec::new();
     if let Some(existing) = find(sql, &name).await? {
         match req.kind {
             CreateKind::Create => {
@@ -136,7 +140,9 @@ pub async fn create<R: SqlRunner>(
                 ));
                 return Ok(outcome);
             }
-            CreateKind::OrReplace => drop_one(sql, &existing).await?,
+            CreateKind::OrReplace => {
+                replaced_sources = drop_keeping_sources(sql, &existing).await?
+            }
         }
     } else if sql
         .value(&format!(
@@ -245,6 +251,9 @@ pub async fn create<R: SqlRunner>(
         ))
         .await?;
     }
+    for oid in replaced_sources {
+        capture::uninstall_if_unused(sql, oid).await?;
+    }
     if req.initialize {
         if populate_here {
             refresh(sql, pgt_id, true, true).await?;
@@ -272,6 +281,14 @@ async fn dependents<R: SqlRunner>(sql: &mut R, relid: u32) -> EngineResult<Vec<S
 }
 
 async fn drop_one<R: SqlRunner>(sql: &mut R, st: &Found) -> EngineResult<()> {
+    for oid in drop_keeping_sources(sql, st).await? {
+        capture::uninstall_if_unused(sql, oid).await?;
+    }
+    Ok(())
+}
+
+/// Drops a stream table but not the capture of its sources, which it returns.
+async fn drop_keeping_sources<R: SqlRunner>(sql: &mut R, st: &Found) -> EngineResult<Vec<u32>> {
     let sources: Vec<u32> = capture::sources_of(sql, st.pgt_id)
         .await?
         .into_iter()
@@ -286,10 +303,7 @@ async fn drop_one<R: SqlRunner>(sql: &mut R, st: &Found) -> EngineResult<()> {
     capture::uninstall_if_unused(sql, st.relid).await?;
     sql.run(&format!("DROP TABLE {}", qualified(&st.name)))
         .await?;
-    for oid in sources {
-        capture::uninstall_if_unused(sql, oid).await?;
-    }
-    Ok(())
+    Ok(sources)
 }
 
 /// Drops a stream table by catalog id (undoing a create whose population failed).
