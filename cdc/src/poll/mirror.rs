@@ -191,31 +191,34 @@ pub fn apply_appeared_sql(source: &SourceTable) -> String {
     )
 }
 
-/// Streams the multiset of the mirror's row hashes: `COPY ... TO STDOUT` whose rows are the
-/// hash in hex and its multiplicity (read them with [`parse_hash_line`]).
+/// Streams the mirror's row hashes, one line (hex) per row, duplicates repeated: the caller
+/// counts them (no aggregation on the server). Read the lines with [`parse_hash_line`].
 pub fn load_hashes_sql(oid: u32) -> String {
     format!(
-        "COPY (SELECT pg_catalog.encode({hash}, 'hex'), pg_catalog.count(*) FROM {} GROUP BY {hash}) \
-         TO STDOUT",
+        "COPY (SELECT pg_catalog.encode({}, 'hex') FROM {}) TO STDOUT",
+        quote_ident(HASH_COLUMN),
         mirror_table(oid),
-        hash = quote_ident(HASH_COLUMN)
     )
 }
 
-/// One row of [`load_hashes_sql`]: `(hash, multiplicity)`, None when malformed.
-pub fn parse_hash_line(line: &[u8]) -> Option<(RowHash, u32)> {
-    let tab = line.iter().position(|&b| b == b'\t')?;
-    let (hex, count) = (&line[..tab], &line[tab + 1..]);
+/// One line of [`load_hashes_sql`]; None when malformed.
+pub fn parse_hash_line(hex: &[u8]) -> Option<RowHash> {
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
     if hex.len() != 32 {
         return None;
     }
     let mut bytes = [0u8; 16];
     for (i, b) in bytes.iter_mut().enumerate() {
-        let pair = std::str::from_utf8(&hex[2 * i..2 * i + 2]).ok()?;
-        *b = u8::from_str_radix(pair, 16).ok()?;
+        *b = digit(hex[2 * i])? << 4 | digit(hex[2 * i + 1])?;
     }
-    let count = std::str::from_utf8(count).ok()?.parse().ok()?;
-    Some((RowHash(bytes), count))
+    Some(RowHash(bytes))
 }
 
 #[cfg(test)]
@@ -266,10 +269,8 @@ mod tests {
     #[test]
     fn hash_lines_parse() {
         let h = crate::poll::hash_row(b"x");
-        let mut line = h.hex().to_vec();
-        line.extend_from_slice(b"\t3");
-        assert_eq!(parse_hash_line(&line), Some((h, 3)));
-        assert_eq!(parse_hash_line(b"zz\t1"), None);
+        assert_eq!(parse_hash_line(&h.hex()), Some(h));
+        assert_eq!(parse_hash_line(&[b'z'; 32]), None);
         assert_eq!(parse_hash_line(b"00"), None);
     }
 

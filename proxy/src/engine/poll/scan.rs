@@ -306,13 +306,13 @@ async fn load_multiset(client: &Client, oid: u32) -> Result<HashMultiset, Failur
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(err)?;
         splitter.feed::<Failure>(&chunk, |line| {
-            let (hash, count) = mirror::parse_hash_line(line).ok_or_else(|| {
+            let hash = mirror::parse_hash_line(line).ok_or_else(|| {
                 (
                     "XX001".to_string(),
                     format!("mirror of foreign table {oid} holds a malformed row hash"),
                 )
             })?;
-            builder.push(hash, count);
+            builder.push(hash, 1);
             Ok(())
         })?;
     }
