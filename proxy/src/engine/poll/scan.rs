@@ -89,7 +89,8 @@ pub async fn poll_once(
             "55000".to_string(),
             format!(
                 "the columns of foreign table {} changed since stream tables were built over it; \
-                 recreate those stream tables (alter_stream_table with their query)",
+                 drop those stream tables and create them again (drop_stream_table, then \
+                 create_stream_table; alter_stream_table keeps the old mirror)",
                 source.qualified_name()
             ),
         ));
