@@ -137,3 +137,27 @@ pub async fn contents(client: &tokio_postgres::Client, query: &str) -> String {
         .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
         .get::<_, String>(0)
 }
+
+/// Polls `sql` (one boolean value) every 50 ms until it is true; fails the test with `what`
+/// when `within` has passed.
+pub async fn await_true(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    within: std::time::Duration,
+    what: &str,
+) {
+    let started = std::time::Instant::now();
+    loop {
+        let done: bool = client
+            .query_one(sql, params)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+            .get(0);
+        if done {
+            return;
+        }
+        assert!(started.elapsed() < within, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

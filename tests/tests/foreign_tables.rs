@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use pgtrickle_e2e::{
-    connect, contents, count, postgres_fdw_server_sql, proxy_bin, proxy_for, rows_differing,
-    Cluster, ProxyProcess,
+    await_true, connect, contents, count, postgres_fdw_server_sql, proxy_bin, proxy_for,
+    rows_differing, Cluster, ProxyProcess,
 };
 use tokio_postgres::Client;
 
@@ -70,23 +70,17 @@ async fn fdw_setup(remote_sql: &str, scheduler_ms: &str) -> Fdw {
 /// it at start-up). A first create that races that set-up is tested on its own
 /// (`a_create_racing_the_schedulers_catalog_setup_completes`); the other tests start after it.
 async fn await_catalog(client: &Client, proxy: &ProxyProcess) {
-    let started = Instant::now();
-    while !client
-        .query_one(
-            "SELECT to_regprocedure('pgtrickle.pgt_poll_status()') IS NOT NULL",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get::<_, bool>(0)
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
+    await_true(
+        client,
+        "SELECT to_regprocedure('pgtrickle.pgt_poll_status()') IS NOT NULL",
+        &[],
+        Duration::from_secs(20),
+        &format!(
             "the scheduler did not create the catalog\nproxy log:\n{}",
             proxy.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        ),
+    )
+    .await;
 }
 
 /// Runs `sql` through `client`, panicking with the statement, the error and the proxy log.
@@ -855,23 +849,14 @@ async fn a_proxy_restart_between_polls_does_not_re_emit_rows() {
         old_proxy.terminate(Duration::from_secs(30)).is_some(),
         "the proxy did not stop"
     );
-    let started = Instant::now();
-    while monitor
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
-            &[&old_backends],
-        )
-        .await
-        .unwrap()
-        .get::<_, i64>(0)
-        > 0
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the old proxy's sessions did not end"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    await_true(
+        &monitor,
+        "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = ANY($1))",
+        &[&old_backends],
+        Duration::from_secs(20),
+        "the old proxy's sessions did not end",
+    )
+    .await;
     let proxy = proxy_for(proxy_bin!(), &local, &["--scheduler-interval-ms", "60000"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     let (ins_before, del_before) = tuple_stats(&monitor, &mirror).await;
@@ -1032,20 +1017,15 @@ async fn one_mirror_serves_every_reader_and_goes_with_the_last() {
 /// Waits until no backend of a poll (application_name `pgtrickle-proxy poller`: the proxy opens
 /// them per poll) is left: a backend flushes its table statistics when it exits.
 async fn await_pollers_gone(monitor: &Client) {
-    let started = Instant::now();
-    while count(
+    await_true(
         monitor,
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgtrickle-proxy poller'",
+        "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity \
+         WHERE application_name = 'pgtrickle-proxy poller')",
+        &[],
+        Duration::from_secs(20),
+        "poll connections did not close",
     )
-    .await
-        > 0
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "poll connections did not close"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    .await;
 }
 
 /// Connects through `proxy`, runs `sql`, disconnects, and waits until that session's backend and
@@ -1059,23 +1039,14 @@ async fn in_own_session(proxy: &ProxyProcess, monitor: &Client, sql: &str) {
         .get(0);
     exec(&client, proxy, sql).await;
     drop(client);
-    let started = Instant::now();
-    while monitor
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
-            &[&pid],
-        )
-        .await
-        .unwrap()
-        .get::<_, i64>(0)
-        > 0
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "backend {pid} did not exit"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    await_true(
+        monitor,
+        "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)",
+        &[&pid],
+        Duration::from_secs(20),
+        &format!("backend {pid} did not exit"),
+    )
+    .await;
     await_pollers_gone(monitor).await;
 }
 
