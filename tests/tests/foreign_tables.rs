@@ -21,6 +21,15 @@ use pgtrickle_e2e::{
 };
 use tokio_postgres::Client;
 
+/// The remote table most tests read: 30 products in 3 categories.
+const PRODUCTS: &str = "CREATE TABLE products (id int, category text, price numeric); \
+    INSERT INTO products SELECT g, 'c' || (g % 3), g FROM generate_series(1, 30) g";
+
+/// The local foreign table over it.
+const REMOTE_PRODUCTS: &str = "CREATE FOREIGN TABLE remote_products \
+    (id int, category text, price numeric) SERVER remote_analytics \
+    OPTIONS (table_name 'products')";
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
@@ -806,13 +815,7 @@ async fn a_proxy_restart_between_polls_does_not_re_emit_rows() {
         "60000",
     )
     .await;
-    exec(
-        &fdw.client,
-        &fdw.proxy,
-        "CREATE FOREIGN TABLE remote_products (id int, category text, price numeric) \
-         SERVER remote_analytics OPTIONS (table_name 'products')",
-    )
-    .await;
+    exec(&fdw.client, &fdw.proxy, REMOTE_PRODUCTS).await;
     let q = "SELECT category, count(*) AS n, sum(price) AS total FROM remote_products \
              GROUP BY category";
     create_st(&fdw.client, &fdw.proxy, "summary", q, ", schedule => '1h'").await;
@@ -921,13 +924,7 @@ async fn one_mirror_serves_every_reader_and_goes_with_the_last() {
     )
     .await;
     let (client, proxy) = (&fdw.client, &fdw.proxy);
-    exec(
-        client,
-        proxy,
-        "CREATE FOREIGN TABLE remote_products (id int, category text, price numeric) \
-         SERVER remote_analytics OPTIONS (table_name 'products')",
-    )
-    .await;
+    exec(client, proxy, REMOTE_PRODUCTS).await;
     let fast_q = "SELECT category, count(*) AS n FROM remote_products GROUP BY category";
     let slow_q = "SELECT id, price FROM remote_products WHERE price > 10";
     create_st(client, proxy, "fast_counts", fast_q, ", schedule => '1s'").await;
@@ -1059,13 +1056,7 @@ async fn a_poll_that_finds_no_change_writes_nothing_to_the_mirror() {
     )
     .await;
     let (client, proxy) = (&fdw.client, &fdw.proxy);
-    exec(
-        client,
-        proxy,
-        "CREATE FOREIGN TABLE remote_products (id int, category text, price numeric) \
-         SERVER remote_analytics OPTIONS (table_name 'products')",
-    )
-    .await;
+    exec(client, proxy, REMOTE_PRODUCTS).await;
     let q = "SELECT category, sum(price) AS total FROM remote_products GROUP BY category";
     let monitor = connect(&fdw.local.conninfo("postgres", "postgres")).await;
     in_own_session(
@@ -1272,13 +1263,7 @@ async fn wal_cdc_mode_over_a_foreign_table_is_refused_and_auto_works() {
     )
     .await;
     let (client, proxy) = (&fdw.client, &fdw.proxy);
-    exec(
-        client,
-        proxy,
-        "CREATE FOREIGN TABLE remote_products (id int, category text, price numeric) \
-         SERVER remote_analytics OPTIONS (table_name 'products')",
-    )
-    .await;
+    exec(client, proxy, REMOTE_PRODUCTS).await;
     let q = "SELECT category, count(*) AS n FROM remote_products GROUP BY category";
     let err = client
         .batch_execute(&format!(
@@ -1323,20 +1308,9 @@ async fn wal_cdc_mode_over_a_foreign_table_is_refused_and_auto_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_foreign_table_definition_fails_the_refresh_and_keeps_the_contents() {
-    let fdw = fdw_setup(
-        "CREATE TABLE products (id int, category text, price numeric); \
-         INSERT INTO products SELECT g, 'c' || (g % 3), g FROM generate_series(1, 30) g",
-        "60000",
-    )
-    .await;
+    let fdw = fdw_setup(PRODUCTS, "60000").await;
     let (client, proxy) = (&fdw.client, &fdw.proxy);
-    exec(
-        client,
-        proxy,
-        "CREATE FOREIGN TABLE remote_products (id int, category text, price numeric) \
-         SERVER remote_analytics OPTIONS (table_name 'products')",
-    )
-    .await;
+    exec(client, proxy, REMOTE_PRODUCTS).await;
     let q = "SELECT category, count(*) AS n, sum(price) AS total FROM remote_products \
              GROUP BY category";
     let cols = "category, n, total";
@@ -1376,10 +1350,7 @@ async fn a_changed_foreign_table_definition_fails_the_refresh_and_keeps_the_cont
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_stream_table_of_a_database_may_read_a_foreign_table() {
     let remote = Cluster::start();
-    remote.psql(
-        "CREATE TABLE products (id int, category text, price numeric); \
-         INSERT INTO products SELECT g, 'c' || (g % 3), g FROM generate_series(1, 30) g",
-    );
+    remote.psql(PRODUCTS);
     let local = Cluster::start();
     local.psql("CREATE DATABASE fresh");
     let proxy = proxy_for(
@@ -1436,10 +1407,7 @@ async fn advisory_waiters(monitor: &Client) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_racing_the_schedulers_catalog_setup_completes() {
     let remote = Cluster::start();
-    remote.psql(
-        "CREATE TABLE products (id int, category text, price numeric); \
-         INSERT INTO products SELECT g, 'c' || (g % 3), g FROM generate_series(1, 30) g",
-    );
+    remote.psql(PRODUCTS);
     let local = Cluster::start();
     local.psql(&format!(
         "{} CREATE FOREIGN TABLE remote_products (id int, category text, price numeric) \
@@ -1796,20 +1764,9 @@ async fn a_changed_foreign_table_definition_recovers_when_the_stream_table_is_re
 /// reader is the altered stream table, the mirror is rebuilt on the way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alter_stream_table_with_a_new_query_over_a_foreign_table_works() {
-    let fdw = fdw_setup(
-        "CREATE TABLE products (id int, category text, price numeric); \
-         INSERT INTO products SELECT g, 'c' || (g % 3), g FROM generate_series(1, 30) g",
-        "60000",
-    )
-    .await;
+    let fdw = fdw_setup(PRODUCTS, "60000").await;
     let (client, proxy) = (&fdw.client, &fdw.proxy);
-    exec(
-        client,
-        proxy,
-        "CREATE FOREIGN TABLE remote_products (id int, category text, price numeric) \
-         SERVER remote_analytics OPTIONS (table_name 'products')",
-    )
-    .await;
+    exec(client, proxy, REMOTE_PRODUCTS).await;
     let q = "SELECT category, count(*) AS n FROM remote_products GROUP BY category";
     create_st(client, proxy, "summary", q, ", schedule => '1h'").await;
     let new_q = "SELECT category, count(*) AS n FROM remote_products WHERE price > 5 \
@@ -1843,12 +1800,7 @@ async fn alter_stream_table_with_a_new_query_over_a_foreign_table_works() {
 /// converges on its schedule.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quoted_names_and_a_chain_over_a_foreign_table() {
-    let fdw = fdw_setup(
-        "CREATE TABLE products (id int, category text, price numeric); \
-         INSERT INTO products SELECT g, 'c' || (g % 3), g FROM generate_series(1, 30) g",
-        "200",
-    )
-    .await;
+    let fdw = fdw_setup(PRODUCTS, "200").await;
     let (client, proxy) = (&fdw.client, &fdw.proxy);
     exec(
         client,
