@@ -17,6 +17,10 @@ pub struct Dep {
     /// True when its changes arrive in a change buffer: captured by triggers (tables and
     /// stream tables) or written by the poller (foreign tables).
     pub captured: bool,
+    /// True for a foreign table (polled).
+    pub polled: bool,
+    /// Its schema-qualified name as the catalog recorded it, for messages.
+    pub name: String,
 }
 
 fn table(
@@ -137,22 +141,23 @@ pub async fn install_on_stream_table<R: SqlRunner>(
 pub async fn sources_of<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<Vec<Dep>> {
     Ok(sql
         .rows(&format!(
-            "SELECT source_relid, source_kind FROM pgtrickle.pgt_dependencies \
-             WHERE pgt_id = {pgt_id} ORDER BY source_relid"
+            "SELECT source_relid, source_kind, format('%I.%I', source_schema, source_name) \
+             FROM pgtrickle.pgt_dependencies WHERE pgt_id = {pgt_id} ORDER BY source_relid"
         ))
         .await?
         .into_iter()
-        .map(|r| Dep {
-            oid: r
-                .first()
-                .cloned()
-                .flatten()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
-            captured: matches!(
-                r.get(1).cloned().flatten().as_deref(),
-                Some("Table" | "StreamTable" | "ForeignTable")
-            ),
+        .map(|r| {
+            let get = |i: usize| r.get(i).cloned().flatten();
+            let kind = get(1);
+            Dep {
+                oid: get(0).and_then(|v| v.parse().ok()).unwrap_or(0),
+                captured: matches!(
+                    kind.as_deref(),
+                    Some("Table" | "StreamTable" | "ForeignTable")
+                ),
+                polled: kind.as_deref() == Some("ForeignTable"),
+                name: get(2).unwrap_or_default(),
+            }
         })
         .collect())
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use pgtrickle_planner::schedule::parse_schedule;
 use pgtrickle_planner::Schedule;
 
+use super::super::capture::Dep;
 use super::super::error::{EngineError, EngineResult};
 use super::super::sql::{quote_literal, SqlRunner, SqlRunnerExt};
 use super::poller::Poller;
@@ -23,37 +24,12 @@ pub const CALCULATED_POLL: Duration = Duration::from_secs(30);
 /// commit).
 pub const ORPHAN_GRACE: &str = "10 minutes";
 
-/// A foreign source of a stream table.
-#[derive(Debug, Clone)]
-pub struct ForeignSource {
-    /// The foreign table's OID.
-    pub oid: u32,
-    /// Its schema-qualified name, for messages.
-    pub name: String,
-}
-
 /// The foreign sources of stream table `pgt_id`.
-pub async fn foreign_sources<R: SqlRunner>(
-    sql: &mut R,
-    pgt_id: i64,
-) -> EngineResult<Vec<ForeignSource>> {
-    Ok(sql
-        .rows(&format!(
-            "SELECT source_relid, format('%I.%I', source_schema, source_name) \
-             FROM pgtrickle.pgt_dependencies \
-             WHERE pgt_id = {pgt_id} AND source_kind = 'ForeignTable' ORDER BY source_relid"
-        ))
+pub async fn foreign_sources<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<Vec<Dep>> {
+    Ok(super::super::capture::sources_of(sql, pgt_id)
         .await?
         .into_iter()
-        .map(|r| ForeignSource {
-            oid: r
-                .first()
-                .cloned()
-                .flatten()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
-            name: r.get(1).cloned().flatten().unwrap_or_default(),
-        })
+        .filter(|d| d.polled)
         .collect())
 }
 
