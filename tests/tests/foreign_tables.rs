@@ -1845,3 +1845,64 @@ async fn quoted_names_and_a_chain_over_a_foreign_table() {
     .await;
     assert_equal(client, proxy, "base", "category, n, total", base_q).await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// A slow poll does not hold up other stream tables
+// ---------------------------------------------------------------------------------------------
+
+/// The scheduler polls in the background: while a foreign source takes seconds to read, a
+/// stream table over a local table keeps refreshing on its schedule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_poll_does_not_hold_up_other_stream_tables() {
+    // Every read of the remote view takes 6 s.
+    let fdw = fdw_setup(
+        "CREATE VIEW slow AS SELECT g AS id FROM generate_series(1, 5) g, pg_sleep(6)",
+        "200",
+    )
+    .await;
+    let (client, proxy) = (&fdw.client, &fdw.proxy);
+    exec(
+        client,
+        proxy,
+        "CREATE FOREIGN TABLE slow_ids (id int) SERVER remote_analytics \
+         OPTIONS (table_name 'slow'); \
+         CREATE TABLE events (kind text)",
+    )
+    .await;
+    create_st(
+        client,
+        proxy,
+        "slow_count",
+        "SELECT count(*) AS n FROM slow_ids",
+        ", schedule => '1s'",
+    )
+    .await;
+    let q = "SELECT kind, count(*) AS n FROM events GROUP BY kind";
+    create_st(client, proxy, "event_counts", q, ", schedule => '1s'").await;
+    // From now on the scheduler keeps a poll of slow_ids running most of the time.
+    for round in 0..3 {
+        exec(
+            client,
+            proxy,
+            &format!("INSERT INTO events VALUES ('k{round}')"),
+        )
+        .await;
+        await_equal(
+            client,
+            proxy,
+            "event_counts",
+            "kind, n",
+            q,
+            Duration::from_secs(4),
+        )
+        .await;
+    }
+    assert_equal(
+        client,
+        proxy,
+        "slow_count",
+        "n",
+        "SELECT count(*) AS n FROM slow_ids",
+    )
+    .await;
+}

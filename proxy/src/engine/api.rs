@@ -372,8 +372,7 @@ pub async fn poll_for_refresh<R: SqlRunner>(
         ))
         .await?
         .unwrap_or_default();
-    let failures =
-        super::poll::due::poll_before_refresh(sql, poller, st.pgt_id, &owner, true).await?;
+    let failures = super::poll::due::poll_all(sql, poller, st.pgt_id, &owner).await?;
     match failures.into_iter().next() {
         Some(e) => Err(e),
         None => Ok(()),

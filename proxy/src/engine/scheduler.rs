@@ -71,7 +71,7 @@ pub async fn run(
             if client.is_closed() {
                 break;
             }
-            if let Err(e) = tick(&mut client, &poller).await {
+            if let Err(e) = tick(&mut client, &poller, &wake).await {
                 tracing::warn!("scheduler: {e}");
             }
             let _ = tokio::time::timeout(config.tick, wake.notified()).await;
@@ -160,7 +160,7 @@ fn cron_fired_since(expr: &str, last_epoch: f64) -> bool {
     }
 }
 
-async fn tick(client: &mut Client, poller: &Poller) -> EngineResult<()> {
+async fn tick(client: &mut Client, poller: &Arc<Poller>, wake: &Arc<Notify>) -> EngineResult<()> {
     let candidates = candidates(client).await?;
     for c in &candidates {
         // Foreign sources are polled first, when the stream table is due (a `calculated` one
@@ -171,19 +171,14 @@ async fn tick(client: &mut Client, poller: &Poller) -> EngineResult<()> {
         );
         let due_by_schedule = !calculated && is_due(client, c).await?;
         let polled = c.backoff_over && (calculated || due_by_schedule);
-        if polled {
-            for e in
-                poll::due::poll_before_refresh(client, poller, c.pgt_id, &c.owner, false).await?
-            {
-                tracing::warn!(stream_table = %c.name, "{e}");
-            }
-        }
+        let polling =
+            polled && poll::due::start_due_polls(client, poller, c.pgt_id, &c.owner, wake).await?;
         let due = if calculated {
             is_due(client, c).await?
         } else {
             due_by_schedule
         };
-        if due {
+        if due && !polling {
             match refresh_as_owner(client, c).await {
                 Ok(()) => {}
                 Err(e) if e.is_serialization_failure() => {

@@ -1,8 +1,10 @@
 //! When foreign sources are polled, and cleaning up after them.
 //!
 //! A refresh of a stream table first polls its foreign sources: always when a user asked for
-//! the refresh, and on the scheduler's refreshes when the source's last successful poll is
-//! older than the shortest schedule among the stream tables reading it (so a source read by a
+//! the refresh (and waits for the poll), and on the scheduler's refreshes when the source's last
+//! successful poll is older than the shortest schedule among the stream tables reading it (in
+//! the background: the refresh runs on the tick after the poll ended, and other stream tables
+//! are not held up meanwhile) (so a source read by a
 //! '10s' and a '1h' stream table is polled every 10 s, not twice) and no failure backoff is
 //! running. Readers with a cron schedule do not throttle polls; `calculated` readers ask for a
 //! poll every [`CALCULATED_POLL`].
@@ -73,14 +75,13 @@ pub async fn is_due<R: SqlRunner>(sql: &mut R, oid: u32) -> EngineResult<bool> {
     Ok(since >= interval_of(&schedules).as_secs_f64())
 }
 
-/// Polls the foreign sources of `pgt_id` as `owner` before a refresh: every one when `manual`,
-/// else those [`is_due`]. Returns the failures (each also recorded in the poll state).
-pub async fn poll_before_refresh<R: SqlRunner>(
+/// Polls every foreign source of `pgt_id` as `owner`, before a refresh a user asked for.
+/// Returns the failures (each also recorded in the poll state).
+pub async fn poll_all<R: SqlRunner>(
     sql: &mut R,
     poller: &Poller,
     pgt_id: i64,
     owner: &str,
-    manual: bool,
 ) -> EngineResult<Vec<EngineError>> {
     let mut failures = Vec::new();
     let sources = foreign_sources(sql, pgt_id).await?;
@@ -89,9 +90,6 @@ pub async fn poll_before_refresh<R: SqlRunner>(
     }
     let database = current_database(sql).await?;
     for source in sources {
-        if !manual && !is_due(sql, source.oid).await? {
-            continue;
-        }
         if let Err(e) = poller
             .poll(&database, owner, source.oid, &source.name)
             .await
@@ -100,6 +98,32 @@ pub async fn poll_before_refresh<R: SqlRunner>(
         }
     }
     Ok(failures)
+}
+
+/// For the scheduler: starts in the background the polls of `pgt_id`'s foreign sources that
+/// are [`is_due`] (as `owner`). Returns true while a poll of one of its sources runs: the
+/// refresh then waits for the next tick (the poll's end wakes the scheduler), so that it
+/// applies what the poll finds.
+pub async fn start_due_polls<R: SqlRunner>(
+    sql: &mut R,
+    poller: &std::sync::Arc<Poller>,
+    pgt_id: i64,
+    owner: &str,
+    wake: &std::sync::Arc<tokio::sync::Notify>,
+) -> EngineResult<bool> {
+    let sources = foreign_sources(sql, pgt_id).await?;
+    if sources.is_empty() {
+        return Ok(false);
+    }
+    let database = current_database(sql).await?;
+    let mut waiting = false;
+    for source in sources {
+        if !poller.is_polling(&database, source.oid) && is_due(sql, source.oid).await? {
+            poller.spawn_poll(&database, owner, source.oid, &source.name, wake);
+        }
+        waiting |= poller.is_polling(&database, source.oid);
+    }
+    Ok(waiting)
 }
 
 /// The database `sql` is connected to (the poller connects to the same one).

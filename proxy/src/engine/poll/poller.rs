@@ -2,7 +2,8 @@
 //! between polls (valid while the source's `poll_seq` in the catalog is unchanged, so several
 //! proxies polling one database stay consistent), and records every poll's outcome.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,8 @@ pub struct Poller {
     timeout: Duration,
     /// Per (database, foreign table): the `poll_seq` and the multiset it describes.
     cache: Mutex<HashMap<(String, u32), (i64, HashMultiset)>>,
+    /// Polls running in the background (scheduler), per (database, foreign table).
+    running: Mutex<HashSet<(String, u32)>>,
 }
 
 impl Poller {
@@ -47,7 +50,48 @@ impl Poller {
             tls,
             timeout,
             cache: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Polls in the background (for the scheduler, so that a long poll does not hold up the
+    /// other stream tables' refreshes) and wakes `wake` when done; does nothing when a poll of
+    /// that source is already running.
+    pub fn spawn_poll(
+        self: &Arc<Self>,
+        database: &str,
+        role: &str,
+        oid: u32,
+        name: &str,
+        wake: &Arc<tokio::sync::Notify>,
+    ) {
+        let key = (database.to_string(), oid);
+        {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            if !running.insert(key.clone()) {
+                return;
+            }
+        }
+        let (me, wake) = (Arc::clone(self), Arc::clone(wake));
+        let (database, role, name) = (database.to_string(), role.to_string(), name.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = me.poll(&database, &role, oid, &name).await {
+                tracing::warn!("{e}");
+            }
+            me.running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+            wake.notify_one();
+        });
+    }
+
+    /// True while a background poll of `oid` in `database` runs.
+    pub fn is_polling(&self, database: &str, oid: u32) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&(database.to_string(), oid))
     }
 
     /// Opens a connection as `role`, with the fixed output settings every poll hashes under
