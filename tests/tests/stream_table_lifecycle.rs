@@ -1,6 +1,7 @@
 //! Stream tables under concurrency and failure, through the proxy: a long transaction that
 //! commits after a refresh, concurrent writers, TRUNCATE, diamonds of stream tables, two proxies
-//! on one database, and suspension after repeated failures with resume.
+//! on one database, suspension after repeated failures with resume, and schedulers for every
+//! database with stream tables.
 
 use std::time::{Duration, Instant};
 
@@ -431,4 +432,45 @@ async fn partitioned_sources_work_and_partitions_alone_are_refused() {
         .await
         .unwrap_err();
     assert_eq!(err.code().unwrap().code(), "0A000");
+}
+
+/// Stream tables in a database other than the `--upstream` one are refreshed on schedule too:
+/// a create through the proxy starts that database's scheduler, and a restarted proxy finds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_database_with_stream_tables_gets_a_scheduler() {
+    let (cluster, proxy) = setup(&["--scheduler-interval-ms", "100"]);
+    cluster.psql("CREATE DATABASE other");
+    let client = connect(&proxy.conninfo("postgres", "other")).await;
+    client
+        .batch_execute("CREATE TABLE t (g int, v int)")
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!(
+            "SELECT pgtrickle.create_stream_table('st', $q${Q}$q$, schedule => '1s')"
+        ))
+        .await
+        .unwrap();
+    insert_and_await_refresh(&client, 1).await;
+    drop(client);
+    drop(proxy);
+    let proxy = proxy_for(proxy_bin!(), &cluster, &["--scheduler-interval-ms", "100"]);
+    let client = connect(&proxy.conninfo("postgres", "other")).await;
+    insert_and_await_refresh(&client, 2).await;
+}
+
+/// Inserts a row into `t` and waits until the scheduler refreshed `st` (no manual refresh).
+async fn insert_and_await_refresh(client: &Client, round: i32) {
+    client
+        .batch_execute(&format!("INSERT INTO t VALUES ({round}, {round})"))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while rows_differing(client, "st", "g, n, s", Q).await != 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "st in database other was not refreshed by a scheduler (round {round})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
