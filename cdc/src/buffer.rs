@@ -36,6 +36,18 @@ pub fn create_buffer_sql(source: &SourceTable) -> String {
     )
 }
 
+/// `CREATE INDEX IF NOT EXISTS` of the partial index on the TRUNCATE markers of source `oid`'s
+/// buffer, so that [`crate::truncated_since_sql`] does not read every buffered change.
+pub fn truncate_index_sql(oid: u32) -> String {
+    format!(
+        "CREATE INDEX IF NOT EXISTS {} ON {} ({}) WHERE {}",
+        quote_ident(&format!("changes_{oid}_truncates")),
+        buffer_table(oid),
+        quote_ident(XID_COLUMN),
+        quote_ident(TRUNCATE_COLUMN)
+    )
+}
+
 /// One change produced outside the triggers: the row's column values as text (in the source's
 /// column order; `None` is NULL) and its weight (+1 appeared, -1 disappeared).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -71,8 +71,8 @@ pub mod quote;
 pub mod triggers;
 
 pub use buffer::{
-    create_buffer_sql, insert_changes_from_query_sql, insert_changes_sql, truncate_marker_sql,
-    ChangeRow,
+    create_buffer_sql, insert_changes_from_query_sql, insert_changes_sql, truncate_index_sql,
+    truncate_marker_sql, ChangeRow,
 };
 pub use catalog::{capture_status_sql, describe_source_sql};
 pub use cleanup::{cleanup_sql, cleanup_transaction_sql, source_lock_sql};

@@ -57,7 +57,7 @@
 //! statement preceded it): writes committed between that snapshot and the install would be
 //! neither in the population nor in the buffer.
 
-use crate::buffer::{create_buffer_sql, truncate_marker_sql};
+use crate::buffer::{create_buffer_sql, truncate_index_sql, truncate_marker_sql};
 use crate::catalog::columns_signature_expr;
 use crate::cleanup::source_lock_sql;
 use crate::naming::{
@@ -116,6 +116,7 @@ pub fn install_capture_statements(source: &SourceTable) -> Vec<String> {
         ))
     ));
     out.push(create_buffer_sql(source));
+    out.push(truncate_index_sql(source.oid));
     out.push(format!("REVOKE ALL ON TABLE {buffer} FROM PUBLIC"));
 
     // Refuse a buffer that does not match the source (stale description, or source altered).

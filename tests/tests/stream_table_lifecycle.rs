@@ -474,3 +474,34 @@ async fn insert_and_await_refresh(client: &Client, round: i32) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The first stream table of a database may be created by a role that may not create schemas
+/// there: the proxy creates the catalog as its own user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_stream_table_of_a_database_may_come_from_an_ordinary_role() {
+    let (cluster, proxy) = setup(&["--scheduler-interval-ms", "100"]);
+    cluster.psql("CREATE ROLE carol LOGIN");
+    cluster.psql("CREATE DATABASE fresh");
+    cluster
+        .psql_command(
+            "postgres",
+            "fresh",
+            "GRANT CREATE ON SCHEMA public TO carol",
+        )
+        .status
+        .success()
+        .then_some(())
+        .expect("grant on the fresh database");
+    let carol = connect(&proxy.conninfo("carol", "fresh")).await;
+    carol
+        .batch_execute("CREATE TABLE t (g int, v int); INSERT INTO t VALUES (1, 1), (1, 2)")
+        .await
+        .unwrap();
+    carol
+        .batch_execute(&format!(
+            "SELECT pgtrickle.create_stream_table('st', $q${Q}$q$, schedule => '1s')"
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("first create by carol: {e:?}\n{}", proxy.log()));
+    assert_eq!(rows_differing(&carol, "st", "g, n, s", Q).await, 0);
+}

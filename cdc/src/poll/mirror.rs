@@ -56,8 +56,9 @@ pub fn create_mirror_sql(source: &SourceTable) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {mirror} ({cols}); \
          CREATE INDEX IF NOT EXISTS {index} ON {mirror} ({hash}); \
-         {buffer}",
+         {buffer}; {truncates}",
         mirror = mirror_table(source.oid),
+        truncates = crate::truncate_index_sql(source.oid),
         cols = cols.join(", "),
         index = quote_ident(&format!("mirror_{}_hash", source.oid)),
         hash = quote_ident(HASH_COLUMN),

@@ -105,32 +105,15 @@ impl ApiJob {
                 return self.failed(bytes);
             }
         };
-        // The poller's connections must see the catalog: create it in a committed transaction
-        // of its own (on the session when it is idle, else on a connection of the proxy's).
+        // The poller's connections must see the catalog: it is created (as the proxy's user,
+        // who may create schemas where the caller may not) in a committed transaction of its
+        // own, on a connection of the proxy's.
         if matches!(
             request,
             ApiRequest::Create(_) | ApiRequest::Alter(_) | ApiRequest::Refresh { .. }
         ) && !matches!(catalog::is_current(sql).await, Ok(true))
         {
-            let ensured = if in_block {
-                match sql.value("SELECT current_database()").await {
-                    Ok(db) => match self.poller.ensure_catalog(&db.unwrap_or_default()).await {
-                        // Opening a relation this transaction has not locked yet makes the
-                        // backend read other sessions' catalog changes (here: the catalog just
-                        // committed, which its caches may still remember as missing).
-                        Ok(oid) => sql
-                            .run(&format!("SELECT pg_catalog.pg_relation_size({oid})"))
-                            .await
-                            .map(|_| ())
-                            .map_err(EngineError::from),
-                        Err(e) => Err(e),
-                    },
-                    Err(e) => Err(e.into()),
-                }
-            } else {
-                catalog::ensure(sql).await.map_err(EngineError::from)
-            };
-            if let Err(e) = ensured {
+            if let Err(e) = self.ensure_catalog(sql, in_block).await {
                 let bytes = self_error(out, sql, in_block, e).await;
                 return self.failed(bytes);
             }
@@ -158,6 +141,27 @@ impl ApiJob {
                 self.failed(bytes)
             }
         }
+    }
+
+    /// Creates or upgrades the catalog on a connection of the proxy's. Inside a transaction
+    /// block the session's caches may still remember the catalog as missing: opening a relation
+    /// this transaction has not locked yet makes the backend read other sessions' catalog
+    /// changes.
+    async fn ensure_catalog(
+        &self,
+        sql: &mut SessionSql<'_>,
+        in_block: bool,
+    ) -> Result<(), EngineError> {
+        let database = sql
+            .value("SELECT current_database()")
+            .await?
+            .unwrap_or_default();
+        let oid = self.poller.ensure_catalog(&database).await?;
+        if in_block {
+            sql.run(&format!("SELECT pg_catalog.pg_relation_size({oid})"))
+                .await?;
+        }
+        Ok(())
     }
 
     /// An error answer: in the extended protocol without the ReadyForQuery (Sync sends it) and

@@ -107,6 +107,22 @@ async fn load<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<StRow> {
     })
 }
 
+/// Deltas with fewer rows than this are analysed (see [`refresh`]).
+const ANALYZE_DELTAS_BELOW: i64 = 5_000;
+
+/// Rows written by a CREATE TABLE AS: "SELECT n" on a client session, "ROWS n" on the
+/// scheduler's connection.
+fn created_rows(tag: &str) -> i64 {
+    match tag.split_whitespace().next() {
+        Some("SELECT" | "ROWS") => tag
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
 fn rows_of(tag: &str) -> i64 {
     match tag.split_whitespace().next() {
         // "ROWS n" is what the scheduler's own connection reports for any statement.
@@ -185,14 +201,20 @@ pub async fn refresh<R: SqlRunner>(
         for d in deps.iter().filter(|d| d.captured) {
             let table = delta_table(d.oid);
             let delta = capture::delta_relation(sql, d, &last).await?;
-            // ANALYZE: with real row counts (often zero) the planner joins from the small
-            // deltas into the sources' indexes instead of scanning the sources.
-            sql.run(&format!(
-                "DROP TABLE IF EXISTS {table}; CREATE TEMP TABLE {} ON COMMIT DROP AS {delta}; \
-                 ANALYZE {table}",
-                table.trim_start_matches("pg_temp."),
-            ))
-            .await?;
+            let made = sql
+                .run(&format!(
+                    "DROP TABLE IF EXISTS {table}; CREATE TEMP TABLE {} ON COMMIT DROP AS {delta}",
+                    table.trim_start_matches("pg_temp."),
+                ))
+                .await?;
+            // ANALYZE a small delta: with its real row count (often zero) the planner joins
+            // from it into the sources' indexes instead of scanning them (a table never
+            // analysed counts as at least 10 pages). A larger one is estimated well enough from
+            // its size, and analysing it would cost more than it saves.
+            let rows = made.last().map(|r| created_rows(&r.tag)).unwrap_or(0);
+            if rows < ANALYZE_DELTAS_BELOW {
+                sql.run(&format!("ANALYZE {table}")).await?;
+            }
         }
         st.diff_refresh.clone().unwrap_or_default()
     };

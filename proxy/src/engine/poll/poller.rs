@@ -195,9 +195,10 @@ impl Poller {
     }
 
     /// Creates or upgrades the catalog of `database` in a transaction of its own, as the
-    /// proxy's user, for an API call inside a client's transaction block (the poller's
-    /// connections must see the catalog the call uses). Waits at most 5 s for a catalog set-up
-    /// in progress elsewhere: one uncommitted in the caller's own block would never finish.
+    /// proxy's user, before an API call (the poller's connections must see the catalog the call
+    /// uses, and the caller may not be allowed to create schemas). Waits at most 5 s for a
+    /// catalog set-up in progress elsewhere: one uncommitted in the caller's own block would
+    /// never finish.
     /// Returns the OID of `pgtrickle.pgt_catalog_version` (see the job's use of it).
     pub async fn ensure_catalog(&self, database: &str) -> EngineResult<u32> {
         let mut target = self.target.clone();
