@@ -3,9 +3,9 @@
 //! Memory: 24 bytes per distinct row (the hash, its multiplicity, and a counter used during a
 //! scan) plus a bucket index of 4 bytes per power-of-two slot, about 28 MB for a million
 //! distinct rows. A scan adds 16 bytes per row that appeared; finishing it grows the entry list
-//! in place (no second copy of the multiset is ever built). Hashes are uniformly distributed, so the index (the top bits of the hash)
-//! finds a row's bucket directly and buckets hold about one entry: a lookup costs one or two
-//! cache misses, not a binary search.
+//! in place (no second copy of the multiset is ever built). Hashes are uniformly distributed,
+//! so the index (the top bits of the hash) finds a row's bucket directly and buckets hold about
+//! one entry: a lookup costs one or two cache misses, not a binary search.
 
 use super::row_hash::RowHash;
 

@@ -1,6 +1,6 @@
-//! The proxy's own connections to the upstream database (the scheduler's, the poller's): opened with the
-//! same TLS policy as client sessions, then logged in by tokio-postgres with the user and
-//! password of the `--upstream` URL.
+//! The proxy's own connections to the upstream database (the scheduler's, the poller's):
+//! opened with the same TLS policy as client sessions, then logged in by tokio-postgres with the
+//! user and password of the `--upstream` URL.
 
 use tokio_postgres::{Client, NoTls};
 

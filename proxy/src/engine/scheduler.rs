@@ -1,12 +1,14 @@
 //! The scheduler: a background task on the proxy's own connection that refreshes due stream
-//! tables of one database (see [`super::schedulers`] for which databases get one), upstream stream tables first so chains converge in one
-//! pass. Duration schedules are due when that long has passed since the last refresh, cron
-//! schedules when the expression fired since then, `calculated` ones when a source has changes
-//! waiting. Each refresh runs in its own REPEATABLE READ transaction as the stream table's
-//! owner; a failing one is retried with backoff and suspended after 3 consecutive failures.
-//! Several proxies may run schedulers against one database: a refresh locks its catalog row,
-//! and a concurrent one fails with a serialization error and is simply not counted. Foreign
-//! sources are polled just before a due refresh (see [`super::poll::due`]).
+//! tables of one database (see [`super::schedulers`] for which databases get one), upstream
+//! stream tables first so chains converge in one pass. Duration schedules are due when that long
+//! has passed since the last refresh, cron schedules when the expression fired since then,
+//! `calculated` ones when a source has changes waiting. Each refresh runs in its own REPEATABLE
+//! READ transaction as the stream table's owner; a failing one is retried with backoff and
+//! suspended after 3 consecutive failures. Several proxies may run schedulers against one
+//! database: a refresh locks its catalog row, and a concurrent one fails with a serialization
+//! error and is simply not counted. The foreign sources of a due stream table are polled in the
+//! background first, and the stream table is refreshed on the tick after the polls ended (see
+//! [`super::poll::due`]).
 
 use std::sync::Arc;
 use std::time::Duration;
