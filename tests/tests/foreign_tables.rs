@@ -1906,3 +1906,67 @@ async fn a_slow_poll_does_not_hold_up_other_stream_tables() {
     )
     .await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Mirrors left behind by a create that was rolled back
+// ---------------------------------------------------------------------------------------------
+
+/// A create inside a transaction block fills the mirror in a transaction of its own; when the
+/// block rolls back, the mirror has no reader and the scheduler drops it after a grace period
+/// (aged here by hand), but never while a transaction still uses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirrors_of_rolled_back_creates_are_dropped_but_not_while_in_use() {
+    let fdw = fdw_setup(PRODUCTS, "100").await;
+    let (client, proxy) = (&fdw.client, &fdw.proxy);
+    exec(client, proxy, REMOTE_PRODUCTS).await;
+    let monitor = connect(&fdw.local.conninfo("postgres", "postgres")).await;
+    let q = "SELECT category, count(*) AS n FROM remote_products GROUP BY category";
+    let age = "UPDATE pgtrickle.pgt_polled_sources SET created_at = now() - interval '1 hour'";
+
+    // Still in use by an open block that created a stream table over it: kept.
+    exec(client, proxy, "BEGIN").await;
+    create_st(client, proxy, "summary", q, ", schedule => '1h'").await;
+    let mirror = mirror_of(&monitor, "remote_products").await;
+    monitor.batch_execute(age).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        table_exists(&monitor, &mirror).await,
+        "a mirror in use was dropped"
+    );
+    exec(client, proxy, "COMMIT").await;
+    assert_equal(client, proxy, "summary", "category, n", q).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        table_exists(&monitor, &mirror).await,
+        "a mirror with a reader was dropped"
+    );
+    fdw.remote
+        .psql("INSERT INTO products VALUES (100, 'c9', 1)");
+    refresh(client, proxy, "summary").await;
+    assert_equal(client, proxy, "summary", "category, n", q).await;
+
+    // Rolled back, and no other reader: dropped once old enough.
+    exec(
+        client,
+        proxy,
+        "SELECT pgtrickle.drop_stream_table('summary')",
+    )
+    .await;
+    exec(client, proxy, "BEGIN").await;
+    create_st(client, proxy, "summary", q, ", schedule => '1h'").await;
+    exec(client, proxy, "ROLLBACK").await;
+    assert!(
+        table_exists(&monitor, &mirror).await,
+        "the mirror should outlive the rollback"
+    );
+    monitor.batch_execute(age).await.unwrap();
+    await_true(
+        &monitor,
+        "SELECT to_regclass($1) IS NULL AND NOT EXISTS (SELECT 1 FROM \
+         pgtrickle.pgt_polled_sources)",
+        &[&mirror],
+        Duration::from_secs(10),
+        "the orphaned mirror was not dropped",
+    )
+    .await;
+}

@@ -193,9 +193,7 @@ async fn tick(client: &mut Client, poller: &Arc<Poller>, wake: &Arc<Notify>) -> 
             show_poll_failures(client, c).await?;
         }
     }
-    if !candidates.is_empty() {
-        poll::due::drop_orphans(client, poller).await;
-    }
+    poll::due::drop_orphans(client, poller).await;
     Ok(())
 }
 

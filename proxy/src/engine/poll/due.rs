@@ -154,20 +154,35 @@ pub async fn drop_orphans<R: SqlRunner>(sql: &mut R, poller: &Poller) {
         .into_iter()
         .filter_map(|r| r.into_iter().next().flatten()?.parse::<u32>().ok())
     {
+        // Locks first, without waiting (a poll, or a transaction still using the mirror, keeps
+        // it), then the check: a create that commits meanwhile is seen.
+        let mirror = pgtrickle_cdc::poll::mirror::mirror_table(oid);
+        let buffer = pgtrickle_cdc::buffer_table(oid);
         let done = sql
             .run(&format!(
-                "BEGIN; {lock}; \
-                 DO $pgt$ BEGIN IF NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies \
-                   WHERE source_relid = {oid}) THEN \
-                   DELETE FROM pgtrickle.pgt_polled_sources WHERE foreign_relid = {oid}; \
-                   DELETE FROM pgtrickle.pgt_poll_state WHERE foreign_relid = {oid}; \
-                   EXECUTE {drop}; EXECUTE {buffer}; END IF; END $pgt$; COMMIT",
-                lock = pgtrickle_cdc::poll::mirror::poll_lock_sql(oid),
-                drop = quote_literal(&pgtrickle_cdc::poll::mirror::drop_mirror_sql(oid)),
-                buffer = quote_literal(&format!(
-                    "DROP TABLE IF EXISTS {}",
-                    pgtrickle_cdc::buffer_table(oid)
+                "BEGIN; \
+                 DO $pgt$ BEGIN \
+                   IF NOT pg_catalog.pg_try_advisory_xact_lock({key}) THEN RETURN; END IF; \
+                   IF pg_catalog.to_regclass({mirror_lit}) IS NOT NULL THEN \
+                     EXECUTE {lock_mirror}; END IF; \
+                   IF pg_catalog.to_regclass({buffer_lit}) IS NOT NULL THEN \
+                     EXECUTE {lock_buffer}; END IF; \
+                   IF NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies \
+                     WHERE source_relid = {oid}) THEN \
+                     DELETE FROM pgtrickle.pgt_polled_sources WHERE foreign_relid = {oid}; \
+                     DELETE FROM pgtrickle.pgt_poll_state WHERE foreign_relid = {oid}; \
+                     EXECUTE {drop}; EXECUTE {drop_buffer}; END IF; END $pgt$; COMMIT",
+                key = pgtrickle_cdc::poll::mirror::poll_lock_key(oid),
+                mirror_lit = quote_literal(&mirror),
+                buffer_lit = quote_literal(&buffer),
+                lock_mirror = quote_literal(&format!(
+                    "LOCK TABLE {mirror} IN ACCESS EXCLUSIVE MODE NOWAIT"
                 )),
+                lock_buffer = quote_literal(&format!(
+                    "LOCK TABLE {buffer} IN ACCESS EXCLUSIVE MODE NOWAIT"
+                )),
+                drop = quote_literal(&pgtrickle_cdc::poll::mirror::drop_mirror_sql(oid)),
+                drop_buffer = quote_literal(&format!("DROP TABLE IF EXISTS {buffer}")),
             ))
             .await;
         match done {
