@@ -101,18 +101,27 @@ pub fn install_capture_statements(source: &SourceTable) -> Vec<String> {
     out.push(format!(
         "DO {}",
         dollar_quote(&format!(
-            "BEGIN IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = \
-             pg_catalog.to_regclass({buffer_lit}) AND NOT pg_catalog.pg_has_role(current_user, \
-             c.relowner, 'USAGE')) OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE \
-             p.pronamespace = {schema_lit}::pg_catalog.regnamespace AND p.proname IN ({functions}) \
-             AND NOT pg_catalog.pg_has_role(current_user, p.proowner, 'USAGE')) THEN RAISE \
-             EXCEPTION USING ERRCODE = '42501', MESSAGE = {message}; END IF; END",
+            "DECLARE other text; BEGIN \
+             SELECT c.relowner::pg_catalog.regrole::text INTO other FROM pg_catalog.pg_class c \
+             WHERE c.oid = pg_catalog.to_regclass({buffer_lit}) \
+             AND NOT pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE'); \
+             IF other IS NULL THEN \
+             SELECT p.proowner::pg_catalog.regrole::text INTO other FROM pg_catalog.pg_proc p \
+             WHERE p.pronamespace = {schema_lit}::pg_catalog.regnamespace \
+             AND p.proname IN ({functions}) \
+             AND NOT pg_catalog.pg_has_role(current_user, p.proowner, 'USAGE') LIMIT 1; \
+             END IF; \
+             IF other IS NOT NULL THEN RAISE EXCEPTION USING ERRCODE = '42501', \
+             MESSAGE = pg_catalog.format({message}, other), HINT = {hint}; END IF; END",
             buffer_lit = quote_literal(&buffer),
             schema_lit = quote_literal(&schema),
             message = quote_literal(&format!(
-                "pgtrickle: change capture objects for {} belong to another role",
-                source.qualified_name()
+                "pgtrickle: change capture objects for {} belong to role %s",
+                source.qualified_name().replace('%', "%%")
             )),
+            hint = quote_literal(
+                "only stream tables of that role (or of its members) can read this table"
+            ),
         ))
     ));
     out.push(create_buffer_sql(source));

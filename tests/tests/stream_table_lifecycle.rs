@@ -505,3 +505,56 @@ async fn the_first_stream_table_of_a_database_may_come_from_an_ordinary_role() {
         .unwrap_or_else(|e| panic!("first create by carol: {e:?}\n{}", proxy.log()));
     assert_eq!(rows_differing(&carol, "st", "g, n, s", Q).await, 0);
 }
+
+/// A source whose changes are captured for one role's stream tables cannot be shared with
+/// another role's yet: the second role gets a clear permission error naming the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_owner_over_a_captured_source_gets_a_clear_error() {
+    let (cluster, proxy) = setup(&["--scheduler-interval-ms", "60000"]);
+    cluster.psql(
+        "CREATE ROLE alice LOGIN; CREATE ROLE bob LOGIN; \
+         GRANT CREATE ON SCHEMA public TO alice, bob",
+    );
+    let alice = connect(&proxy.conninfo("alice", "postgres")).await;
+    let bob = connect(&proxy.conninfo("bob", "postgres")).await;
+    alice
+        .batch_execute(
+            "CREATE TABLE shared (g int, v int); INSERT INTO shared VALUES (1, 2); \
+             GRANT SELECT ON shared TO bob",
+        )
+        .await
+        .unwrap();
+    alice
+        .batch_execute(
+            "SELECT pgtrickle.create_stream_table('a_sum', 'SELECT g, sum(v) AS s FROM shared GROUP BY g')",
+        )
+        .await
+        .unwrap();
+    let err = bob
+        .batch_execute(
+            "SELECT pgtrickle.create_stream_table('b_sum', 'SELECT g, count(*) AS n FROM shared GROUP BY g')",
+        )
+        .await
+        .expect_err("bob's stream table over alice's captured table");
+    let db = err.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "42501", "{db:?}");
+    assert!(db.message().contains("alice"), "{db:?}");
+    // Nothing of bob's create is left, and alice's stream table still works.
+    assert_eq!(
+        count(
+            &bob,
+            "SELECT count(*) FROM pg_class WHERE relname = 'b_sum'"
+        )
+        .await,
+        0
+    );
+    alice
+        .batch_execute("INSERT INTO shared VALUES (1, 5)")
+        .await
+        .unwrap();
+    alice
+        .batch_execute("SELECT pgtrickle.refresh_stream_table('a_sum')")
+        .await
+        .unwrap();
+    assert_eq!(count(&alice, "SELECT s FROM a_sum WHERE g = 1").await, 7);
+}
