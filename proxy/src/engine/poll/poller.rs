@@ -39,7 +39,7 @@ pub struct Poller {
 }
 
 impl Poller {
-    /// A poller for the `--upstream` database; `timeout` bounds each poll.
+    /// A poller for the `--upstream` server (any of its databases); `timeout` bounds each poll.
     pub fn new(
         target: UpstreamTarget,
         tls: Option<tokio_rustls::TlsConnector>,
