@@ -161,3 +161,19 @@ pub async fn await_true(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Waits until the pgtrickle catalog exists (the scheduler of the `--upstream` database creates
+/// it at start-up), for tests that start after that set-up rather than racing it.
+pub async fn await_catalog(client: &tokio_postgres::Client, proxy: &ProxyProcess) {
+    await_true(
+        client,
+        "SELECT to_regprocedure('pgtrickle.pgt_poll_status()') IS NOT NULL",
+        &[],
+        std::time::Duration::from_secs(20),
+        &format!(
+            "the scheduler did not create the catalog\nproxy log:\n{}",
+            proxy.log()
+        ),
+    )
+    .await;
+}

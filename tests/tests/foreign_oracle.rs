@@ -10,8 +10,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pgtrickle_e2e::{
-    await_true, connect, contents, postgres_fdw_server_sql, proxy_bin, proxy_for, rows_differing,
-    Cluster,
+    await_catalog, connect, contents, postgres_fdw_server_sql, proxy_bin, proxy_for,
+    rows_differing, Cluster,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -182,16 +182,9 @@ async fn random_writes_on_both_sides_keep_stream_tables_equal_to_their_queries()
         ],
     );
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
-    // The scheduler creates the catalog at start-up; a first create racing that set-up is
-    // foreign_tables.rs's business, not the oracle's.
-    await_true(
-        &client,
-        "SELECT to_regprocedure('pgtrickle.pgt_poll_status()') IS NOT NULL",
-        &[],
-        std::time::Duration::from_secs(20),
-        "the scheduler did not create the catalog",
-    )
-    .await;
+    // A first create racing the scheduler's set-up is foreign_tables.rs's business, not the
+    // oracle's.
+    await_catalog(&client, &proxy).await;
     let remote_client = connect(&remote.conninfo("postgres", "postgres")).await;
     client
         .batch_execute(&format!(

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use pgtrickle_e2e::{
-    await_true, connect, contents, count, postgres_fdw_server_sql, proxy_bin, proxy_for,
-    rows_differing, Cluster, ProxyProcess,
+    await_catalog, await_true, connect, contents, count, postgres_fdw_server_sql, proxy_bin,
+    proxy_for, rows_differing, Cluster, ProxyProcess,
 };
 use tokio_postgres::Client;
 
@@ -75,23 +75,6 @@ async fn fdw_setup(remote_sql: &str, scheduler_ms: &str) -> Fdw {
     }
 }
 
-/// Waits until the pgtrickle catalog exists (the scheduler of the `--upstream` database creates
-/// it at start-up). A first create that races that set-up is tested on its own
-/// (`a_create_racing_the_schedulers_catalog_setup_completes`); the other tests start after it.
-async fn await_catalog(client: &Client, proxy: &ProxyProcess) {
-    await_true(
-        client,
-        "SELECT to_regprocedure('pgtrickle.pgt_poll_status()') IS NOT NULL",
-        &[],
-        Duration::from_secs(20),
-        &format!(
-            "the scheduler did not create the catalog\nproxy log:\n{}",
-            proxy.log()
-        ),
-    )
-    .await;
-}
-
 /// Runs `sql` through `client`, panicking with the statement, the error and the proxy log.
 async fn exec(client: &Client, proxy: &ProxyProcess, sql: &str) {
     client
@@ -147,6 +130,28 @@ fn assert_error_names(code: &str, message: &str, any_of: &[&str]) {
         any_of.iter().any(|w| message.contains(w)),
         "the error ({code}: {message}) names none of {any_of:?}"
     );
+}
+
+/// Asserts that a refresh of `st` fails (`situation` says why it should) with an error naming
+/// one of `any_of`, and that `st` (columns `cols`) still holds `kept`. Returns the SQLSTATE.
+async fn assert_refresh_fails_keeping(
+    client: &Client,
+    proxy: &ProxyProcess,
+    st: &str,
+    cols: &str,
+    kept: &str,
+    any_of: &[&str],
+    situation: &str,
+) -> String {
+    let (code, message) = refresh_error(client, proxy, st).await;
+    eprintln!("refresh {situation}: {code}: {message}");
+    assert_error_names(&code, &message, any_of);
+    assert_eq!(
+        contents(client, &format!("SELECT {cols} FROM {st}")).await,
+        kept,
+        "{st} changed although its refresh failed ({situation})"
+    );
+    code
 }
 
 /// Asserts that stream table `st` (columns `cols`) equals `query` as a bag.
@@ -710,18 +715,16 @@ async fn a_remote_that_goes_down_fails_polls_without_suspending_and_converges_wh
     fdw.remote.stop();
 
     // A manual refresh fails and keeps the contents.
-    let (code, message) = refresh_error(&fdw.client, &fdw.proxy, "slow_summary").await;
-    eprintln!("refresh with the remote down: {code}: {message}");
-    assert_error_names(
-        &code,
-        &message,
+    assert_refresh_fails_keeping(
+        &fdw.client,
+        &fdw.proxy,
+        "slow_summary",
+        "category, n, total",
+        &slow_before,
         &["remote_products", "remote_analytics", "connect"],
-    );
-    assert_eq!(
-        contents(&fdw.client, "SELECT category, n, total FROM slow_summary").await,
-        slow_before,
-        "slow_summary changed although its refresh failed"
-    );
+        "with the remote down",
+    )
+    .await;
 
     // Scheduled polls fail: the error shows in both status functions, more times than the
     // three failures that suspend a stream table, and fast_stock stays ACTIVE.
@@ -1188,26 +1191,30 @@ async fn file_fdw_bad_files_fail_good_files_converge_and_unchanged_files_are_not
     // Missing file.
     let aside = dir.path().join("rates.csv.aside");
     std::fs::rename(&csv, &aside).expect("move the csv aside");
-    let (code, message) = refresh_error(&client, &proxy, "rate_list").await;
-    eprintln!("refresh with the file missing: {code}: {message}");
-    assert_error_names(&code, &message, &["rates", "No such file"]);
-    assert_eq!(
-        contents(&client, &format!("SELECT {cols} FROM rate_list")).await,
-        kept,
-        "rate_list changed although its refresh failed (missing file)"
-    );
+    assert_refresh_fails_keeping(
+        &client,
+        &proxy,
+        "rate_list",
+        cols,
+        &kept,
+        &["rates", "No such file"],
+        "with the file missing",
+    )
+    .await;
 
     // Half-written file: the last row cut in the middle.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     write_atomically(&csv, "USD,1.00,z\nEUR,1.12,z\nGBP,1.2");
-    let (code, message) = refresh_error(&client, &proxy, "rate_list").await;
-    eprintln!("refresh with a half-written file: {code}: {message}");
-    assert_error_names(&code, &message, &["rates", "missing data"]);
-    assert_eq!(
-        contents(&client, &format!("SELECT {cols} FROM rate_list")).await,
-        kept,
-        "rate_list changed although its refresh failed (half-written file)"
-    );
+    assert_refresh_fails_keeping(
+        &client,
+        &proxy,
+        "rate_list",
+        cols,
+        &kept,
+        &["rates", "missing data"],
+        "with a half-written file",
+    )
+    .await;
 
     // A good file put in place atomically, the same size as the first one.
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -1327,14 +1334,16 @@ async fn a_changed_foreign_table_definition_fails_the_refresh_and_keeps_the_cont
         "ALTER FOREIGN TABLE remote_products ADD COLUMN extra int",
     )
     .await;
-    let (code, message) = refresh_error(client, proxy, "summary").await;
-    eprintln!("refresh after the definition changed: {code}: {message}");
-    assert_error_names(&code, &message, &["remote_products", "column"]);
-    assert_eq!(
-        contents(client, &format!("SELECT {cols} FROM summary")).await,
-        kept,
-        "summary changed although its refresh failed"
-    );
+    let code = assert_refresh_fails_keeping(
+        client,
+        proxy,
+        "summary",
+        cols,
+        &kept,
+        &["remote_products", "column"],
+        "after the definition changed",
+    )
+    .await;
     // And it keeps failing (it is not a transient error).
     let (code2, _) = refresh_error(client, proxy, "summary").await;
     assert_eq!(code2, code, "the second refresh failed differently");
