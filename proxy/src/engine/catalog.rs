@@ -13,6 +13,21 @@ const SETUP_LOCK: i64 = 0x7067_7472_6963_6b6c; // "pgtrickl"
 
 /// Statements creating (or upgrading to) the current catalog. Safe to run repeatedly.
 pub fn setup_sql() -> String {
+    let owned = "pg_has_role(owner, 'MEMBER')";
+    let row_security = [
+        row_security_sql("pgt_stream_tables", owned),
+        row_security_sql(
+            "pgt_dependencies",
+            &owned_through_stream_table("pgt_dependencies"),
+        ),
+        row_security_sql(
+            "pgt_refresh_history",
+            &owned_through_stream_table("pgt_refresh_history"),
+        ),
+        row_security_sql("pgt_polled_sources", owned),
+        row_security_sql("pgt_poll_state", owned),
+    ]
+    .join("\n");
     format!(
         r#"
 SELECT pg_advisory_xact_lock({SETUP_LOCK});
@@ -212,46 +227,31 @@ GRANT INSERT, UPDATE, DELETE ON pgtrickle.pgt_stream_tables, pgtrickle.pgt_depen
     pgtrickle.pgt_refresh_history, pgtrickle.pgt_polled_sources, pgtrickle.pgt_poll_state
     TO PUBLIC;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA pgtrickle TO PUBLIC;
-ALTER TABLE pgtrickle.pgt_stream_tables ENABLE ROW LEVEL SECURITY;
-ALTER TABLE pgtrickle.pgt_dependencies ENABLE ROW LEVEL SECURITY;
-ALTER TABLE pgtrickle.pgt_refresh_history ENABLE ROW LEVEL SECURITY;
-DROP POLICY IF EXISTS pgt_read ON pgtrickle.pgt_stream_tables;
-DROP POLICY IF EXISTS pgt_own ON pgtrickle.pgt_stream_tables;
-CREATE POLICY pgt_read ON pgtrickle.pgt_stream_tables FOR SELECT USING (true);
-CREATE POLICY pgt_own ON pgtrickle.pgt_stream_tables FOR ALL
-    USING (pg_has_role(owner, 'MEMBER')) WITH CHECK (pg_has_role(owner, 'MEMBER'));
-DROP POLICY IF EXISTS pgt_read ON pgtrickle.pgt_dependencies;
-DROP POLICY IF EXISTS pgt_own ON pgtrickle.pgt_dependencies;
-CREATE POLICY pgt_read ON pgtrickle.pgt_dependencies FOR SELECT USING (true);
-CREATE POLICY pgt_own ON pgtrickle.pgt_dependencies FOR ALL
-    USING (EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables s
-                   WHERE s.pgt_id = pgt_dependencies.pgt_id AND pg_has_role(s.owner, 'MEMBER')))
-    WITH CHECK (EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables s
-                   WHERE s.pgt_id = pgt_dependencies.pgt_id AND pg_has_role(s.owner, 'MEMBER')));
-DROP POLICY IF EXISTS pgt_read ON pgtrickle.pgt_refresh_history;
-DROP POLICY IF EXISTS pgt_own ON pgtrickle.pgt_refresh_history;
-CREATE POLICY pgt_read ON pgtrickle.pgt_refresh_history FOR SELECT USING (true);
-CREATE POLICY pgt_own ON pgtrickle.pgt_refresh_history FOR ALL
-    USING (EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables s
-                   WHERE s.pgt_id = pgt_refresh_history.pgt_id AND pg_has_role(s.owner, 'MEMBER')))
-    WITH CHECK (EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables s
-                   WHERE s.pgt_id = pgt_refresh_history.pgt_id AND pg_has_role(s.owner, 'MEMBER')));
-ALTER TABLE pgtrickle.pgt_polled_sources ENABLE ROW LEVEL SECURITY;
-ALTER TABLE pgtrickle.pgt_poll_state ENABLE ROW LEVEL SECURITY;
-DROP POLICY IF EXISTS pgt_read ON pgtrickle.pgt_polled_sources;
-DROP POLICY IF EXISTS pgt_own ON pgtrickle.pgt_polled_sources;
-CREATE POLICY pgt_read ON pgtrickle.pgt_polled_sources FOR SELECT USING (true);
-CREATE POLICY pgt_own ON pgtrickle.pgt_polled_sources FOR ALL
-    USING (pg_has_role(owner, 'MEMBER')) WITH CHECK (pg_has_role(owner, 'MEMBER'));
-DROP POLICY IF EXISTS pgt_read ON pgtrickle.pgt_poll_state;
-DROP POLICY IF EXISTS pgt_own ON pgtrickle.pgt_poll_state;
-CREATE POLICY pgt_read ON pgtrickle.pgt_poll_state FOR SELECT USING (true);
-CREATE POLICY pgt_own ON pgtrickle.pgt_poll_state FOR ALL
-    USING (pg_has_role(owner, 'MEMBER')) WITH CHECK (pg_has_role(owner, 'MEMBER'));
+{row_security}
 
 DELETE FROM pgtrickle.pgt_catalog_version;
 INSERT INTO pgtrickle.pgt_catalog_version VALUES ({CATALOG_VERSION});
 "#
+    )
+}
+
+/// Row-level security on catalog table `table`: every role reads every row; a role changes
+/// only the rows for which `own` (an SQL condition) holds.
+fn row_security_sql(table: &str, own: &str) -> String {
+    format!(
+        "ALTER TABLE pgtrickle.{table} ENABLE ROW LEVEL SECURITY;\n\
+         DROP POLICY IF EXISTS pgt_read ON pgtrickle.{table};\n\
+         DROP POLICY IF EXISTS pgt_own ON pgtrickle.{table};\n\
+         CREATE POLICY pgt_read ON pgtrickle.{table} FOR SELECT USING (true);\n\
+         CREATE POLICY pgt_own ON pgtrickle.{table} FOR ALL USING ({own}) WITH CHECK ({own});"
+    )
+}
+
+/// The condition of a catalog table keyed by `pgt_id`: its stream table belongs to the role.
+fn owned_through_stream_table(table: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables s \
+         WHERE s.pgt_id = {table}.pgt_id AND pg_has_role(s.owner, 'MEMBER'))"
     )
 }
 
