@@ -26,6 +26,10 @@ use super::refresh::refresh;
 use super::sql::{quote_ident, quote_literal, SqlRunner, SqlRunnerExt};
 use crate::upstream::UpstreamTarget;
 
+/// How often the scheduler looks for mirrors nobody reads (they are kept for
+/// [`poll::due::ORPHAN_GRACE`] anyway).
+const ORPHAN_CHECK_EVERY: Duration = Duration::from_secs(5);
+
 /// Consecutive failures after which a stream table is suspended.
 pub const MAX_CONSECUTIVE_ERRORS: i32 = 3;
 
@@ -69,12 +73,17 @@ pub async fn run(
         if let Err(e) = setup(&mut client).await {
             tracing::warn!("scheduler cannot set up the catalog: {e}");
         }
+        let mut next_orphan_check = std::time::Instant::now();
         loop {
             if client.is_closed() {
                 break;
             }
             if let Err(e) = tick(&mut client, &poller, &wake).await {
                 tracing::warn!("scheduler: {e}");
+            }
+            if std::time::Instant::now() >= next_orphan_check {
+                poll::due::drop_orphans(&mut client, &poller).await;
+                next_orphan_check = std::time::Instant::now() + ORPHAN_CHECK_EVERY;
             }
             let _ = tokio::time::timeout(config.tick, wake.notified()).await;
         }
@@ -193,7 +202,6 @@ async fn tick(client: &mut Client, poller: &Arc<Poller>, wake: &Arc<Notify>) -> 
             show_poll_failures(client, c).await?;
         }
     }
-    poll::due::drop_orphans(client, poller).await;
     Ok(())
 }
 
