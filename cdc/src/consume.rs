@@ -20,13 +20,33 @@ pub fn current_snapshot_sql() -> String {
     "SELECT pg_catalog.pg_current_snapshot()::text".to_string()
 }
 
-/// The WHERE condition selecting the changes after `last` and up to the current snapshot.
+/// The WHERE condition selecting the changes after `last` and up to the current snapshot:
+/// visible in the current snapshot and not in `last`. Each visibility test is guarded by the
+/// comparisons with the snapshot's bounds that decide it without a function call (a transaction
+/// below a snapshot's xmin is visible in it, one at or above its xmax is not), so that a row
+/// costs a few integer comparisons unless a transaction was in progress at a snapshot; rows that
+/// other, lagging consumers still keep in the buffer fail the first comparison.
 fn window(last_snapshot: &str) -> String {
     let xid = quote_ident(XID_COLUMN);
+    let last = format!("{}::pg_catalog.pg_snapshot", quote_literal(last_snapshot));
     format!(
-        "pg_catalog.pg_visible_in_snapshot({xid}, (SELECT pg_catalog.pg_current_snapshot())) \
-         AND NOT pg_catalog.pg_visible_in_snapshot({xid}, {}::pg_catalog.pg_snapshot)",
-        quote_literal(last_snapshot)
+        "{xid} >= pg_catalog.pg_snapshot_xmin({last}) \
+         AND ({xid} >= pg_catalog.pg_snapshot_xmax({last}) \
+              OR NOT pg_catalog.pg_visible_in_snapshot({xid}, {last})) \
+         AND ({xid} < (SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())) \
+              OR pg_catalog.pg_visible_in_snapshot({xid}, (SELECT pg_catalog.pg_current_snapshot())))"
+    )
+}
+
+/// Like [`delta_relation_sql`], but with every column of the buffer (the source's columns,
+/// `__pgt_weight`, and the bookkeeping columns `__pgt_xid` and `__pgt_truncate`), so that it
+/// needs no description of the source: for readers that name the columns they use.
+pub fn delta_rows_sql(oid: u32, last_snapshot: &str) -> String {
+    format!(
+        "(SELECT * FROM {} WHERE NOT {} AND {})",
+        buffer_table(oid),
+        quote_ident(TRUNCATE_COLUMN),
+        window(last_snapshot)
     )
 }
 
@@ -62,13 +82,16 @@ pub fn consolidated_delta_relation_sql(source: &SourceTable, last_snapshot: &str
 
 /// A query returning one boolean: whether source `oid` was truncated since `last_snapshot` (a
 /// TRUNCATE marker in the window). When true, the consumer must refresh FULL (and still record
-/// its new snapshot).
+/// its new snapshot). The first marker in the order of the marker index's column, so that the
+/// planner reads the (partial) marker index even while the buffer has no statistics, instead of
+/// every change (an EXISTS would lose the ORDER BY and the LIMIT, and with them the index).
 pub fn truncated_since_sql(oid: u32, last_snapshot: &str) -> String {
+    let xid = quote_ident(XID_COLUMN);
     format!(
-        "SELECT EXISTS (SELECT 1 FROM {} WHERE {} AND {})",
+        "SELECT (SELECT {xid} FROM {} WHERE {} AND {} ORDER BY {xid} LIMIT 1) IS NOT NULL",
         buffer_table(oid),
+        quote_ident(TRUNCATE_COLUMN),
         window(last_snapshot),
-        quote_ident(TRUNCATE_COLUMN)
     )
 }
 
@@ -101,14 +124,12 @@ mod tests {
     #[test]
     fn delta_shape() {
         let t = SourceTable::new(3, "s", "t", vec![("a".into(), "integer".into())]).unwrap();
-        assert_eq!(
-            delta_relation_sql(&t, "10:12:11"),
+        let sql = delta_relation_sql(&t, "10:12:11");
+        assert!(sql.starts_with(
             "(SELECT \"a\", \"__pgt_weight\" FROM \"pgtrickle_changes\".\"changes_3\" WHERE \
-             pg_catalog.pg_visible_in_snapshot(\"__pgt_xid\", (SELECT \
-             pg_catalog.pg_current_snapshot())) AND NOT \
-             pg_catalog.pg_visible_in_snapshot(\"__pgt_xid\", '10:12:11'::pg_catalog.pg_snapshot) \
-             AND NOT \"__pgt_truncate\")"
-        );
+             \"__pgt_xid\" >= pg_catalog.pg_snapshot_xmin('10:12:11'::pg_catalog.pg_snapshot) AND"
+        ));
+        assert!(sql.ends_with("AND NOT \"__pgt_truncate\")"));
         assert!(truncated_since_sql(3, "x'").contains("'x'''::pg_catalog.pg_snapshot"));
     }
 }
