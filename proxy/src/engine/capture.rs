@@ -3,7 +3,6 @@
 //! last reader of a source is dropped.
 
 use pgtrickle_cdc::SourceTable;
-use pgtrickle_planner::{ColumnDef, StName};
 
 use super::describe::Source;
 use super::error::{EngineError, EngineResult};
@@ -110,33 +109,6 @@ pub async fn install<R: SqlRunner>(sql: &mut R, source: &Source) -> EngineResult
     Ok(())
 }
 
-/// Installs capture on a stream table's own storage, for the stream tables that will read it
-/// (its query's columns only).
-pub async fn install_on_stream_table<R: SqlRunner>(
-    sql: &mut R,
-    name: &StName,
-    columns: &[ColumnDef],
-) -> EngineResult<()> {
-    let storage = format!(
-        "{}.{}",
-        super::sql::quote_ident(name.schema.as_deref().unwrap_or("public")),
-        super::sql::quote_ident(&name.name)
-    );
-    let oid: u32 = sql
-        .value(&format!(
-            "SELECT {}::regclass::oid",
-            quote_literal(&storage)
-        ))
-        .await?
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let _ = columns;
-    refuse_planted_buffer(sql, oid).await?;
-    let t = source_table(sql, oid).await?;
-    sql.run(&pgtrickle_cdc::install_capture_sql(&t)).await?;
-    Ok(())
-}
-
 /// The sources of stream table `pgt_id`.
 pub async fn sources_of<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<Vec<Dep>> {
     Ok(sql
@@ -173,16 +145,6 @@ pub async fn truncated_since<R: SqlRunner>(
         .await?
         .as_deref()
         == Some("t"))
-}
-
-/// SQL of the relation holding the source's changes since snapshot `last`.
-pub async fn delta_relation<R: SqlRunner>(
-    sql: &mut R,
-    dep: &Dep,
-    last: &str,
-) -> EngineResult<String> {
-    let t = source_table(sql, dep.oid).await?;
-    Ok(pgtrickle_cdc::delta_relation_sql(&t, last))
 }
 
 /// Deletes, in a READ COMMITTED transaction of its own, the buffered changes of source `oid`

@@ -6,7 +6,7 @@
 use super::sql::{SqlError, SqlRunner, SqlRunnerExt};
 
 /// The catalog version this proxy writes; bump it with every change of the DDL below.
-pub const CATALOG_VERSION: i32 = 3;
+pub const CATALOG_VERSION: i32 = 4;
 
 /// Advisory lock key serialising catalog set-up between sessions and proxies.
 const SETUP_LOCK: i64 = 0x7067_7472_6963_6b6c; // "pgtrickl"
@@ -273,6 +273,40 @@ pub async fn is_current<R: SqlRunner>(sql: &mut R) -> Result<bool, SqlError> {
 pub async fn ensure<R: SqlRunner>(sql: &mut R) -> Result<(), SqlError> {
     if !is_current(sql).await? {
         sql.run(&setup_sql()).await?;
+        remove_unread_stream_table_capture(sql).await?;
+    }
+    Ok(())
+}
+
+/// Up to catalog version 3 every stream table captured its own changes, read or not, and
+/// nothing trimmed the buffer of one that no stream table reads. Capture is now installed when
+/// a reader is created: this removes it where no stream table reads (each in a savepoint, so
+/// that one the proxy's user may not change is left for its owner's next create or drop).
+async fn remove_unread_stream_table_capture<R: SqlRunner>(sql: &mut R) -> Result<(), SqlError> {
+    let unread = sql
+        .rows(
+            "SELECT s.pgt_relid::oid FROM pgtrickle.pgt_stream_tables s \
+             WHERE NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies d \
+                               WHERE d.source_relid = s.pgt_relid) \
+               AND to_regclass('pgtrickle_changes.changes_' || s.pgt_relid::oid) IS NOT NULL",
+        )
+        .await?;
+    for oid in unread
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .filter_map(|v| v.parse::<u32>().ok())
+    {
+        sql.run("SAVEPOINT pgt_unread_capture").await?;
+        match sql.run(&pgtrickle_cdc::uninstall_capture_sql(oid)).await {
+            Ok(_) => sql.run("RELEASE SAVEPOINT pgt_unread_capture").await?,
+            Err(e) => {
+                tracing::warn!(
+                    relation = oid,
+                    "capture of an unread stream table kept: {e}"
+                );
+                sql.run("ROLLBACK TO SAVEPOINT pgt_unread_capture").await?
+            }
+        };
     }
     Ok(())
 }
