@@ -20,7 +20,7 @@ use super::schedulers::Schedulers;
 use super::sql::{quote_literal, SqlError, SqlRunner, SqlRunnerExt};
 use crate::protocol::error_response::{ErrorResponse, Severity};
 use crate::protocol::ready_for_query::TransactionStatus;
-use crate::session::intercept::SessionJob;
+use crate::session::intercept::{JobOutput, SessionJob};
 use crate::session::session_sql::SessionSql;
 
 /// How the client asked: the answer's shape differs.
@@ -59,8 +59,30 @@ impl SessionJob for ApiJob {
     fn run<'a>(
         self: Box<Self>,
         sql: &'a mut SessionSql<'_>,
-    ) -> Pin<Box<dyn Future<Output = Bytes> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = JobOutput> + Send + 'a>> {
         Box::pin(async move { self.answer(sql).await })
+    }
+}
+
+/// Trims the change buffers a committed refresh consumed from, after its answer went out: the
+/// caller does not wait for the housekeeping, the session's next statement does.
+struct TrimBuffers {
+    sources: Vec<u32>,
+}
+
+impl SessionJob for TrimBuffers {
+    fn run<'a>(
+        self: Box<Self>,
+        sql: &'a mut SessionSql<'_>,
+    ) -> Pin<Box<dyn Future<Output = JobOutput> + Send + 'a>> {
+        Box::pin(async move {
+            if sql.tx_status() == TransactionStatus::Idle {
+                for oid in &self.sources {
+                    capture::trim_committed(sql, *oid).await;
+                }
+            }
+            JobOutput::from(Bytes::new())
+        })
     }
 }
 
@@ -89,20 +111,22 @@ async fn execute<R: SqlRunner>(
 }
 
 impl ApiJob {
-    async fn answer(self, sql: &mut SessionSql<'_>) -> Bytes {
+    async fn answer(self, sql: &mut SessionSql<'_>) -> JobOutput {
         let out = BytesMut::new();
         let status = sql.tx_status();
         if status == TransactionStatus::Failed {
             // Let the server say it: 25P02, current transaction is aborted.
             let err = sql.simple_query("SELECT NULL").await.err();
-            return self.failed(finish_error(out, sql, err.map(EngineError::Sql)).await);
+            return self
+                .failed(finish_error(out, sql, err.map(EngineError::Sql)).await)
+                .into();
         }
         let in_block = status == TransactionStatus::InTransaction;
         let request = match &self.request {
             Ok(r) => r.clone(),
             Err(e) => {
                 let bytes = self_error(out, sql, in_block, EngineError::Plan(e.clone())).await;
-                return self.failed(bytes);
+                return self.failed(bytes).into();
             }
         };
         // The poller's connections must see the catalog: it is created (as the proxy's user,
@@ -115,7 +139,7 @@ impl ApiJob {
         {
             if let Err(e) = self.ensure_catalog(sql, in_block).await {
                 let bytes = self_error(out, sql, in_block, e).await;
-                return self.failed(bytes);
+                return self.failed(bytes).into();
             }
         }
         // A refresh asked for by a user first brings the foreign sources' mirrors up to date
@@ -135,10 +159,19 @@ impl ApiJob {
             }
         }
         match result {
-            Ok(outcome) => self.success(out, sql, outcome),
+            // Buffers are trimmed only after the client's own transaction committed: inside a
+            // block the next refresh (or the scheduler) does it.
+            Ok(mut outcome) => {
+                let trim = std::mem::take(&mut outcome.trim);
+                JobOutput {
+                    answer: self.success(out, sql, outcome),
+                    then: (!in_block && !trim.is_empty())
+                        .then(|| Box::new(TrimBuffers { sources: trim }) as Box<dyn SessionJob>),
+                }
+            }
             Err(e) => {
                 let bytes = self_error(out, sql, in_block, e).await;
-                self.failed(bytes)
+                self.failed(bytes).into()
             }
         }
     }
@@ -233,9 +266,6 @@ impl ApiJob {
                     }
                 }
             }
-        }
-        for oid in &outcome.trim {
-            capture::trim_committed(sql, *oid).await;
         }
         Ok(outcome)
     }

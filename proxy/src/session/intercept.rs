@@ -40,7 +40,23 @@ pub trait SessionJob: Send {
     fn run<'a>(
         self: Box<Self>,
         sql: &'a mut SessionSql<'_>,
-    ) -> Pin<Box<dyn Future<Output = Bytes> + Send + 'a>>;
+    ) -> Pin<Box<dyn Future<Output = JobOutput> + Send + 'a>>;
+}
+
+/// What a job leaves for the session.
+pub struct JobOutput {
+    /// The bytes to send to the client.
+    pub answer: Bytes,
+    /// Housekeeping to run on the connection once the answer has been sent and before the
+    /// session reads on: it must leave the session as it found it, and its own answer is
+    /// dropped (the client asked nothing).
+    pub then: Option<Box<dyn SessionJob>>,
+}
+
+impl From<Bytes> for JobOutput {
+    fn from(answer: Bytes) -> JobOutput {
+        JobOutput { answer, then: None }
+    }
 }
 
 /// Makes the interceptor of each new session.

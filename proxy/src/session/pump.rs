@@ -281,16 +281,35 @@ impl<UR: AsyncRead + Unpin + Send> InterceptedClientToServer<'_, UR> {
     }
 
     /// Waits for the session to be idle, borrows the upstream reader, runs the job, and sends
-    /// its answer to the client. False when the other direction has ended.
+    /// its answer to the client; then runs the job's housekeeping, if any, the same way (its
+    /// answer dropped). False when the other direction has ended.
     async fn run_job<W: AsyncWrite + Unpin + Send>(
         &self,
         job: Box<dyn SessionJob>,
         upstream: &mut W,
     ) -> bool {
+        let mut next = Some((job, true));
+        while let Some((job, answer)) = next.take() {
+            match self.lend_and_run(job, answer, upstream).await {
+                None => return false,
+                Some(then) => next = then.map(|j| (j, false)),
+            }
+        }
+        true
+    }
+
+    /// One job of [`Self::run_job`]: returns its housekeeping, or None when the other
+    /// direction has ended.
+    async fn lend_and_run<W: AsyncWrite + Unpin + Send>(
+        &self,
+        job: Box<dyn SessionJob>,
+        answer: bool,
+        upstream: &mut W,
+    ) -> Option<Option<Box<dyn SessionJob>>> {
         self.outstanding.wait_idle().await;
         let (tx, rx) = oneshot::channel();
         if self.control.send(Control::Lend(tx)).await.is_err() {
-            return false;
+            return None;
         }
         let Ok(Lent {
             mut reader,
@@ -298,15 +317,18 @@ impl<UR: AsyncRead + Unpin + Send> InterceptedClientToServer<'_, UR> {
             back,
         }) = rx.await
         else {
-            return false;
+            return None;
         };
         let mut sql = SessionSql::new(&mut reader, upstream, &mut buf, self.state.tx_status());
-        let answer = job.run(&mut sql).await;
+        let output = job.run(&mut sql).await;
         let status = sql.tx_status();
         let mut for_client = std::mem::take(&mut sql.for_client);
-        for_client.push(answer);
+        if answer {
+            for_client.push(output.answer);
+        }
         self.state.set_tx_status(status as u8);
-        back.send((reader, buf, for_client)).is_ok()
+        back.send((reader, buf, for_client)).ok()?;
+        Some(output.then)
     }
 }
 
