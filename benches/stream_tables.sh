@@ -6,7 +6,8 @@
 #     1,000,000-row INSERT ... SELECT, with and without capture, interleaved;
 #  3. freshness: time from a committed write through the proxy to its visibility in a
 #     `calculated` stream table (median of many samples).
-# Usage: benches/stream_tables.sh [ROWS] (default 1000000). Medians of REPEAT runs (default 3).
+# Usage: benches/stream_tables.sh [ROWS] (default 1000000). Medians of REPEAT runs (default 3);
+# PCTS="0.01 1" limits section 1 to those percentages.
 set -euo pipefail
 ROWS=${1:-1000000}
 REPEAT=${REPEAT:-3}
@@ -63,7 +64,7 @@ done
 echo
 echo "1. Refresh time over a $ROWS-row source (ms, median of $REPEAT)"
 printf '%-5s %8s %12s %10s %10s %12s\n' query changed DIFFERENTIAL FULL MATVIEW FULL/DIFF
-for pct in 0.01 1 10 50; do
+for pct in ${PCTS:-0.01 1 10 50}; do
     step=$(echo "100 / $pct" | bc)
     for kind in agg join; do
         : > "$WORK/t.diff"; : > "$WORK/t.full"; : > "$WORK/t.mv"

@@ -33,6 +33,10 @@ pub struct Found {
     pub relid: u32,
     /// Resolved name.
     pub name: StName,
+    /// The owning role.
+    pub owner: String,
+    /// True when the current role is (a member of) the owner.
+    pub owned: bool,
 }
 
 fn qualified(name: &StName) -> String {
@@ -51,8 +55,8 @@ pub async fn find<R: SqlRunner>(sql: &mut R, name: &StName) -> EngineResult<Opti
     };
     let row = sql
         .rows(&format!(
-            "SELECT pgt_id, pgt_relid, pgt_schema, pgt_name FROM pgtrickle.pgt_stream_tables \
-             WHERE pgt_relid = to_regclass({})",
+            "SELECT pgt_id, pgt_relid, pgt_schema, pgt_name, owner, pg_has_role(owner, 'MEMBER') \
+             FROM pgtrickle.pgt_stream_tables WHERE pgt_relid = to_regclass({})",
             quote_literal(&text)
         ))
         .await?
@@ -67,6 +71,8 @@ pub async fn find<R: SqlRunner>(sql: &mut R, name: &StName) -> EngineResult<Opti
                 schema: Some(get(2)),
                 name: get(3),
             },
+            owner: get(4),
+            owned: get(5) == "t",
         }
     }))
 }
@@ -84,14 +90,7 @@ async fn must_find<R: SqlRunner>(sql: &mut R, name: &StName) -> EngineResult<Fou
 /// PostgreSQL requires for REFRESH MATERIALIZED VIEW, ALTER and DROP.
 async fn must_own<R: SqlRunner>(sql: &mut R, name: &StName) -> EngineResult<Found> {
     let st = must_find(sql, name).await?;
-    let owns = sql
-        .value(&format!(
-            "SELECT pg_has_role(owner, 'MEMBER') FROM pgtrickle.pgt_stream_tables \
-             WHERE pgt_id = {}",
-            st.pgt_id
-        ))
-        .await?;
-    if owns.as_deref() != Some("t") {
+    if !st.owned {
         return Err(EngineError::api(
             "42501",
             format!("must be owner of stream table {}", st.name.name),
@@ -216,8 +215,6 @@ pub async fn create<R: SqlRunner>(
          FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle.__pgt_read_only()"
     ))
     .await?;
-    // Capture on the storage too, so stream tables can read this one.
-    capture::install_on_stream_table(sql, &name, &described.input.columns).await?;
     let join_keys = pgtrickle_planner::equality_key_columns(&req.query)?;
     for i in &plan.sources {
         let source = &described.sources[*i];
@@ -310,8 +307,8 @@ async fn drop_keeping_sources<R: SqlRunner>(sql: &mut R, st: &Found) -> EngineRe
 pub async fn drop_by_id<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<()> {
     let row = sql
         .rows(&format!(
-            "SELECT pgt_relid, pgt_schema, pgt_name FROM pgtrickle.pgt_stream_tables \
-             WHERE pgt_id = {pgt_id}"
+            "SELECT pgt_relid, pgt_schema, pgt_name, owner, pg_has_role(owner, 'MEMBER') \
+             FROM pgtrickle.pgt_stream_tables WHERE pgt_id = {pgt_id}"
         ))
         .await?
         .into_iter()
@@ -325,6 +322,8 @@ pub async fn drop_by_id<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<
                 schema: Some(get(1)),
                 name: get(2),
             },
+            owner: get(3),
+            owned: get(4) == "t",
         };
         drop_one(sql, &st).await?;
     }
@@ -357,31 +356,23 @@ pub async fn drop<R: SqlRunner>(sql: &mut R, name: &StName, cascade: bool) -> En
 }
 
 /// Polls the foreign sources of the stream table `name` (which the current role must own) as
-/// its owner, before a refresh the user asked for; the first failure is returned.
+/// its owner, before a refresh the user asked for; the first failure is returned. The caller
+/// has made sure that the catalog is current.
 pub async fn poll_for_refresh<R: SqlRunner>(
     sql: &mut R,
     name: &StName,
     poller: &Poller,
 ) -> EngineResult<()> {
-    catalog::ensure(sql).await?;
     let st = must_own(sql, name).await?;
-    let owner = sql
-        .value(&format!(
-            "SELECT owner FROM pgtrickle.pgt_stream_tables WHERE pgt_id = {}",
-            st.pgt_id
-        ))
-        .await?
-        .unwrap_or_default();
-    let failures = super::poll::due::poll_all(sql, poller, st.pgt_id, &owner).await?;
+    let failures = super::poll::due::poll_all(sql, poller, st.pgt_id, &st.owner).await?;
     match failures.into_iter().next() {
         Some(e) => Err(e),
         None => Ok(()),
     }
 }
 
-/// `refresh_stream_table(name)`.
+/// `refresh_stream_table(name)`; the caller has made sure that the catalog is current.
 pub async fn refresh_by_name<R: SqlRunner>(sql: &mut R, name: &StName) -> EngineResult<Refreshed> {
-    catalog::ensure(sql).await?;
     let st = must_own(sql, name).await?;
     refresh(sql, st.pgt_id, false, false).await
 }

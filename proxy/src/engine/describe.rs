@@ -41,7 +41,8 @@ impl Source {
     }
 }
 
-/// The temporary table holding a source's consumed changes during a refresh.
+/// The relation name by which the planner's statements read a source's delta during a refresh
+/// (see [`super::delta`]).
 pub fn delta_table(oid: u32) -> String {
     format!("pg_temp.__pgt_delta_{oid}")
 }

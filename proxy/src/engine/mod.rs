@@ -7,6 +7,7 @@ pub mod answer;
 pub mod api;
 pub mod capture;
 pub mod catalog;
+pub mod delta;
 pub mod describe;
 pub mod error;
 pub mod interceptor;

@@ -9,7 +9,7 @@
 //! COMMITTED transaction block the engine refreshes FULL and marks the next refresh FULL too.
 
 use super::capture;
-use super::describe::delta_table;
+use super::delta;
 use super::error::{EngineError, EngineResult};
 use super::sql::{quote_literal, SqlRunner, SqlRunnerExt};
 
@@ -34,6 +34,8 @@ struct StRow {
     last_snapshot: Option<String>,
     needs_full: bool,
     is_populated: bool,
+    storage: String,
+    single_snapshot: bool,
 }
 
 /// Parses a PostgreSQL text[] literal as the simple query protocol returns it.
@@ -88,7 +90,9 @@ async fn load<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<StRow> {
     let row = sql
         .rows(&format!(
             "SELECT effective_mode, full_refresh, diff_refresh, last_snapshot, needs_full, \
-             is_populated, refresh_mode FROM pgtrickle.pgt_stream_tables \
+             is_populated, refresh_mode, format('%I.%I', pgt_schema, pgt_name), \
+             current_setting('transaction_isolation') <> 'read committed' \
+             FROM pgtrickle.pgt_stream_tables \
              WHERE pgt_id = {pgt_id} FOR UPDATE"
         ))
         .await?
@@ -104,23 +108,9 @@ async fn load<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<StRow> {
         last_snapshot: get(3),
         needs_full: get(4).as_deref() == Some("t"),
         is_populated: get(5).as_deref() == Some("t"),
+        storage: get(7).unwrap_or_default(),
+        single_snapshot: get(8).as_deref() == Some("t"),
     })
-}
-
-/// Deltas with fewer rows than this are analysed (see [`refresh`]).
-const ANALYZE_DELTAS_BELOW: i64 = 5_000;
-
-/// Rows written by a CREATE TABLE AS: "SELECT n" on a client session, "ROWS n" on the
-/// scheduler's connection.
-fn created_rows(tag: &str) -> i64 {
-    match tag.split_whitespace().next() {
-        Some("SELECT" | "ROWS") => tag
-            .rsplit(' ')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0),
-        _ => 0,
-    }
 }
 
 fn rows_of(tag: &str) -> i64 {
@@ -168,11 +158,7 @@ pub async fn refresh<R: SqlRunner>(
     distrust_snapshot: bool,
 ) -> EngineResult<Refreshed> {
     let st = load(sql, pgt_id).await?;
-    let single_snapshot = sql
-        .value("SELECT current_setting('transaction_isolation') <> 'read committed'")
-        .await?
-        .as_deref()
-        == Some("t");
+    let single_snapshot = st.single_snapshot;
     let deps = capture::sources_of(sql, pgt_id).await?;
     let mut full = force_full
         || st.effective_mode == "FULL"
@@ -194,35 +180,30 @@ pub async fn refresh<R: SqlRunner>(
             }
         }
     }
-    sql.run("SET LOCAL pgtrickle.refreshing = 'on'").await?;
-    let statements = if full {
+    let mut statements = if full {
         st.full_refresh.clone()
     } else {
-        for d in deps.iter().filter(|d| d.captured) {
-            let table = delta_table(d.oid);
-            let delta = capture::delta_relation(sql, d, &last).await?;
-            let made = sql
-                .run(&format!(
-                    "DROP TABLE IF EXISTS {table}; CREATE TEMP TABLE {} ON COMMIT DROP AS {delta}",
-                    table.trim_start_matches("pg_temp."),
-                ))
-                .await?;
-            // ANALYZE a small delta: with its real row count (often zero) the planner joins
-            // from it into the sources' indexes instead of scanning them (a table never
-            // analysed counts as at least 10 pages). A larger one is estimated well enough from
-            // its size, and analysing it would cost more than it saves.
-            let rows = made.last().map(|r| created_rows(&r.tag)).unwrap_or(0);
-            if rows < ANALYZE_DELTAS_BELOW {
-                sql.run(&format!("ANALYZE {table}")).await?;
-            }
-        }
-        st.diff_refresh.clone().unwrap_or_default()
+        let mut statements = st.diff_refresh.clone().unwrap_or_default();
+        let captured: Vec<u32> = deps.iter().filter(|d| d.captured).map(|d| d.oid).collect();
+        delta::prepare(sql, &mut statements, &captured, &last).await?;
+        statements
     };
+    // The storage's read-only trigger lets this transaction's writes through (sent with the
+    // first statement: one round trip less).
+    if let Some(first) = statements.first_mut() {
+        *first = format!("SET LOCAL pgtrickle.refreshing = 'on'; {first}");
+    }
     let mut rows_changed = 0;
     for stmt in &statements {
         for result in sql.run(stmt).await? {
             rows_changed += rows_of(&result.tag);
         }
+    }
+    if !st.is_populated {
+        // The first differential refreshes probe the storage by its row hashes: without
+        // statistics (autovacuum analyses it only later) the planner expects many rows per
+        // hash and uses bitmap scans, several times slower than plain index scans.
+        sql.run(&format!("ANALYZE {}", st.storage)).await?;
     }
     let action = if full { "FULL" } else { "DIFFERENTIAL" };
     sql.run(&format!(
