@@ -157,6 +157,21 @@ async fn truncate_diamonds_and_buffers_that_empty() {
         "{}",
         proxy.log()
     );
+    // Changes of a stream table are captured only while a stream table reads it: `joined`,
+    // which nobody reads, has no change buffer; `left_st` has one until `joined` is dropped.
+    let buffer_of = |name: &'static str| {
+        format!(
+            "SELECT count(*) FROM pg_class WHERE oid = to_regclass('pgtrickle_changes.changes_' \
+             || '{name}'::regclass::oid)"
+        )
+    };
+    assert_eq!(count(&client, &buffer_of("joined")).await, 0);
+    assert_eq!(count(&client, &buffer_of("left_st")).await, 1);
+    client
+        .batch_execute("SELECT pgtrickle.drop_stream_table('joined')")
+        .await
+        .unwrap();
+    assert_eq!(count(&client, &buffer_of("left_st")).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -557,4 +572,65 @@ async fn a_second_owner_over_a_captured_source_gets_a_clear_error() {
         .await
         .unwrap();
     assert_eq!(count(&alice, "SELECT s FROM a_sum WHERE g = 1").await, 7);
+}
+
+/// Catalogs of version 3 captured every stream table's changes, read or not: the upgrade
+/// removes the capture of those no stream table reads, and keeps that of those one reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalog_upgrade_removes_capture_nobody_reads() {
+    let (cluster, proxy) = setup(&[]);
+    let client = connect(&cluster.conninfo("postgres", "postgres")).await;
+    let through = connect(&proxy.conninfo("postgres", "postgres")).await;
+    for sql in [
+        "CREATE TABLE t (g int, v int)",
+        "SELECT pgtrickle.create_stream_table('inner_st', \
+         'SELECT g, sum(v) AS s FROM t GROUP BY g', schedule => '1h')",
+        "SELECT pgtrickle.create_stream_table('outer_st', \
+         'SELECT g, s FROM inner_st WHERE s > 0', schedule => '1h')",
+    ] {
+        through.batch_execute(sql).await.unwrap();
+    }
+    // What a version-3 proxy left behind: a buffer of outer_st's, which nobody reads.
+    client
+        .batch_execute(
+            "DO $$ BEGIN EXECUTE format('CREATE TABLE pgtrickle_changes.changes_%s \
+             (g int, s bigint)', 'outer_st'::regclass::oid); END $$; \
+             UPDATE pgtrickle.pgt_catalog_version SET version = 3",
+        )
+        .await
+        .unwrap();
+    let buffer_of = |name: &str| {
+        format!(
+            "SELECT count(*) FROM pg_class WHERE oid = to_regclass('pgtrickle_changes.changes_' \
+             || '{name}'::regclass::oid)"
+        )
+    };
+    assert_eq!(count(&client, &buffer_of("outer_st")).await, 1);
+    // A proxy starting up upgrades the catalog.
+    let _second = proxy_for(proxy_bin!(), &cluster, &[]);
+    pgtrickle_e2e::await_true(
+        &client,
+        "SELECT max(version) > 3 FROM pgtrickle.pgt_catalog_version",
+        &[],
+        Duration::from_secs(20),
+        "the catalog upgrade",
+    )
+    .await;
+    assert_eq!(count(&client, &buffer_of("outer_st")).await, 0);
+    assert_eq!(count(&client, &buffer_of("inner_st")).await, 1);
+    for sql in [
+        "INSERT INTO t VALUES (1, 5)",
+        "SELECT pgtrickle.refresh_stream_table('inner_st')",
+        "SELECT pgtrickle.refresh_stream_table('outer_st')",
+    ] {
+        through.batch_execute(sql).await.unwrap();
+    }
+    assert_eq!(
+        count(
+            &client,
+            "SELECT count(*) FROM outer_st WHERE g = 1 AND s = 5"
+        )
+        .await,
+        1
+    );
 }
