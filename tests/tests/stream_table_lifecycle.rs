@@ -634,3 +634,92 @@ async fn the_catalog_upgrade_removes_capture_nobody_reads() {
         1
     );
 }
+
+/// A refresh reads with the owner's rights, whoever runs it: after a REVOKE the owner's
+/// refreshes fail (42501) and keep the contents, although the change buffer still receives
+/// the source's rows; rows that row-level security hides from the owner stay out, also when a
+/// superuser refreshes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refreshes_read_with_the_owners_rights() {
+    let (cluster, proxy) = setup(&["--scheduler-interval-ms", "60000"]);
+    cluster.psql(
+        "CREATE ROLE alice LOGIN; GRANT CREATE ON SCHEMA public TO alice; SET ROLE alice; \
+         CREATE TABLE shared_src (g int, v int); \
+         CREATE TABLE docs (who text, v int); ALTER TABLE docs ENABLE ROW LEVEL SECURITY; \
+         ALTER TABLE docs FORCE ROW LEVEL SECURITY; \
+         CREATE POLICY own ON docs USING (who = current_user); RESET ROLE; \
+         INSERT INTO shared_src VALUES (1, 1); \
+         INSERT INTO docs VALUES ('alice', 1), ('bob', 100)",
+    );
+    let alice = connect(&proxy.conninfo("alice", "postgres")).await;
+    let admin = connect(&proxy.conninfo("postgres", "postgres")).await;
+    for sql in [
+        "SELECT pgtrickle.create_stream_table('shared_sum', \
+         'SELECT g, sum(v) AS s FROM shared_src GROUP BY g', schedule => '1h', \
+         refresh_mode => 'DIFFERENTIAL')",
+        "SELECT pgtrickle.create_stream_table('doc_sums', \
+         'SELECT who, sum(v) AS s FROM docs GROUP BY who', schedule => '1h', \
+         refresh_mode => 'DIFFERENTIAL')",
+    ] {
+        alice.batch_execute(sql).await.unwrap();
+    }
+    // Revoked: the refresh fails and the contents stay.
+    admin
+        .batch_execute(
+            "REVOKE SELECT ON shared_src FROM alice; INSERT INTO shared_src VALUES (1, 10)",
+        )
+        .await
+        .unwrap();
+    let err = alice
+        .batch_execute("SELECT pgtrickle.refresh_stream_table('shared_sum')")
+        .await
+        .unwrap_err();
+    let db = err.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "42501", "{db:?}");
+    assert!(db.message().contains("shared_src"), "{db:?}");
+    assert_eq!(
+        count(&admin, "SELECT s FROM shared_sum WHERE g = 1").await,
+        1
+    );
+    // Nor can a superuser's refresh put the new row in.
+    let err = admin
+        .batch_execute("SELECT pgtrickle.refresh_stream_table('shared_sum')")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "42501", "{err:?}");
+    assert_eq!(
+        count(&admin, "SELECT s FROM shared_sum WHERE g = 1").await,
+        1
+    );
+    // Row-level security: only alice's rows, by her refreshes and by a superuser's.
+    let doc_rows = "SELECT count(*) FROM doc_sums WHERE who <> 'alice'";
+    assert_eq!(count(&admin, doc_rows).await, 0);
+    admin
+        .batch_execute("INSERT INTO docs VALUES ('alice', 2), ('bob', 200)")
+        .await
+        .unwrap();
+    alice
+        .batch_execute("SELECT pgtrickle.refresh_stream_table('doc_sums')")
+        .await
+        .unwrap();
+    assert_eq!(count(&admin, doc_rows).await, 0);
+    assert_eq!(
+        count(&admin, "SELECT s FROM doc_sums WHERE who = 'alice'").await,
+        3
+    );
+    admin
+        .batch_execute("INSERT INTO docs VALUES ('carol', 5), ('alice', 4)")
+        .await
+        .unwrap();
+    admin
+        .batch_execute("SELECT pgtrickle.refresh_stream_table('doc_sums')")
+        .await
+        .unwrap();
+    assert_eq!(count(&admin, doc_rows).await, 0);
+    assert_eq!(
+        count(&admin, "SELECT s FROM doc_sums WHERE who = 'alice'").await,
+        7
+    );
+    // The superuser's session is its own again.
+    assert_eq!(count(&admin, "SELECT count(*) FROM docs").await, 6);
+}

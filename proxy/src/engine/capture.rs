@@ -20,6 +20,11 @@ pub struct Dep {
     pub polled: bool,
     /// Its schema-qualified name as the catalog recorded it, for messages.
     pub name: String,
+    /// Whether the current role may read it (some column of it); None when it no longer
+    /// exists.
+    pub readable: Option<bool>,
+    /// True when row-level security filters its rows for the current role.
+    pub row_filtered: bool,
 }
 
 fn table(
@@ -113,7 +118,10 @@ pub async fn install<R: SqlRunner>(sql: &mut R, source: &Source) -> EngineResult
 pub async fn sources_of<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<Vec<Dep>> {
     Ok(sql
         .rows(&format!(
-            "SELECT source_relid, source_kind, format('%I.%I', source_schema, source_name) \
+            "SELECT source_relid, source_kind, format('%I.%I', source_schema, source_name), \
+             pg_catalog.has_any_column_privilege(source_relid, 'SELECT'), \
+             CASE WHEN pg_catalog.has_any_column_privilege(source_relid, 'SELECT') \
+                  THEN pg_catalog.row_security_active(source_relid) END \
              FROM pgtrickle.pgt_dependencies WHERE pgt_id = {pgt_id} ORDER BY source_relid"
         ))
         .await?
@@ -129,6 +137,8 @@ pub async fn sources_of<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<
                 ),
                 polled: kind.as_deref() == Some("ForeignTable"),
                 name: get(2).unwrap_or_default(),
+                readable: get(3).map(|v| v == "t"),
+                row_filtered: get(4).as_deref() == Some("t"),
             }
         })
         .collect())

@@ -13,6 +13,7 @@ pub mod error;
 pub mod interceptor;
 pub mod job;
 pub mod own_connection;
+pub mod owner_rights;
 pub mod poll;
 pub mod refresh;
 pub mod scheduler;

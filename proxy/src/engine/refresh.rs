@@ -11,6 +11,7 @@
 use super::capture;
 use super::delta;
 use super::error::{EngineError, EngineResult};
+use super::owner_rights;
 use super::sql::{quote_literal, SqlRunner, SqlRunnerExt};
 
 /// What a refresh did.
@@ -36,6 +37,7 @@ struct StRow {
     is_populated: bool,
     storage: String,
     single_snapshot: bool,
+    owner: String,
 }
 
 /// Parses a PostgreSQL text[] literal as the simple query protocol returns it.
@@ -91,7 +93,7 @@ async fn load<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<StRow> {
         .rows(&format!(
             "SELECT effective_mode, full_refresh, diff_refresh, last_snapshot, needs_full, \
              is_populated, refresh_mode, format('%I.%I', pgt_schema, pgt_name), \
-             current_setting('transaction_isolation') <> 'read committed' \
+             current_setting('transaction_isolation') <> 'read committed', owner \
              FROM pgtrickle.pgt_stream_tables \
              WHERE pgt_id = {pgt_id} FOR UPDATE"
         ))
@@ -110,6 +112,7 @@ async fn load<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<StRow> {
         is_populated: get(5).as_deref() == Some("t"),
         storage: get(7).unwrap_or_default(),
         single_snapshot: get(8).as_deref() == Some("t"),
+        owner: get(9).unwrap_or_default(),
     })
 }
 
@@ -148,9 +151,10 @@ async fn mostly_changed<R: SqlRunner>(sql: &mut R, oid: u32, last: &str) -> Engi
     Ok(changes > rows * super::settings::auto_full_threshold())
 }
 
-/// Refreshes stream table `pgt_id` in the caller's transaction (FULL when `force_full`).
-/// `distrust_snapshot` marks the next refresh FULL whatever this one sees: for a population in
-/// a transaction whose snapshot may predate the capture triggers it just installed.
+/// Refreshes stream table `pgt_id` in the caller's transaction (FULL when `force_full`), as its
+/// owner (see [`owner_rights`]). `distrust_snapshot` marks the next refresh FULL whatever this
+/// one sees: for a population in a transaction whose snapshot may predate the capture triggers
+/// it just installed.
 pub async fn refresh<R: SqlRunner>(
     sql: &mut R,
     pgt_id: i64,
@@ -158,9 +162,26 @@ pub async fn refresh<R: SqlRunner>(
     distrust_snapshot: bool,
 ) -> EngineResult<Refreshed> {
     let st = load(sql, pgt_id).await?;
+    let switched = owner_rights::become_owner(sql, &st.owner).await?;
+    let refreshed = refresh_as_owner(sql, pgt_id, st, force_full, distrust_snapshot).await?;
+    owner_rights::restore(sql, switched).await?;
+    Ok(refreshed)
+}
+
+async fn refresh_as_owner<R: SqlRunner>(
+    sql: &mut R,
+    pgt_id: i64,
+    st: StRow,
+    force_full: bool,
+    distrust_snapshot: bool,
+) -> EngineResult<Refreshed> {
     let single_snapshot = st.single_snapshot;
     let deps = capture::sources_of(sql, pgt_id).await?;
+    // A source filtered by row-level security: its change buffer holds every row, so only a
+    // recomputation (where the policies apply) is right.
+    let row_filtered = owner_rights::check_sources(&deps)?;
     let mut full = force_full
+        || row_filtered
         || st.effective_mode == "FULL"
         || st.needs_full
         || !st.is_populated
