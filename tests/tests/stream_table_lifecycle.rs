@@ -34,6 +34,14 @@ async fn refresh(client: &Client, st: &str) {
 
 const Q: &str = "SELECT g, count(*) AS n, sum(v) AS s FROM t GROUP BY g";
 
+/// A query counting the change buffers of relation `name` (0 or 1).
+fn buffer_of(name: &str) -> String {
+    format!(
+        "SELECT count(*) FROM pg_class WHERE oid = to_regclass('pgtrickle_changes.changes_' \
+         || '{name}'::regclass::oid)"
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_transaction_committing_after_a_refresh_is_applied_once() {
     let (_cluster, proxy) = setup(&["--scheduler-interval-ms", "60000"]);
@@ -159,12 +167,6 @@ async fn truncate_diamonds_and_buffers_that_empty() {
     );
     // Changes of a stream table are captured only while a stream table reads it: `joined`,
     // which nobody reads, has no change buffer; `left_st` has one until `joined` is dropped.
-    let buffer_of = |name: &'static str| {
-        format!(
-            "SELECT count(*) FROM pg_class WHERE oid = to_regclass('pgtrickle_changes.changes_' \
-             || '{name}'::regclass::oid)"
-        )
-    };
     assert_eq!(count(&client, &buffer_of("joined")).await, 0);
     assert_eq!(count(&client, &buffer_of("left_st")).await, 1);
     client
@@ -599,12 +601,6 @@ async fn the_catalog_upgrade_removes_capture_nobody_reads() {
         )
         .await
         .unwrap();
-    let buffer_of = |name: &str| {
-        format!(
-            "SELECT count(*) FROM pg_class WHERE oid = to_regclass('pgtrickle_changes.changes_' \
-             || '{name}'::regclass::oid)"
-        )
-    };
     assert_eq!(count(&client, &buffer_of("outer_st")).await, 1);
     // A proxy starting up upgrades the catalog.
     let _second = proxy_for(proxy_bin!(), &cluster, &[]);
