@@ -8,32 +8,28 @@
 
 use super::capture::Dep;
 use super::error::{EngineError, EngineResult};
-use super::sql::{quote_ident, quote_literal, SqlRunner, SqlRunnerExt};
+use super::sql::{quote_ident, quote_literal, SqlRunner};
 
 /// The role setting to restore after the refresh, when it switched roles.
 pub struct Switched {
     previous: String,
 }
 
-/// Makes `owner` the current role for the rest of the refresh (`SET LOCAL ROLE`), unless it
-/// already is.
+/// Makes `owner` the current role for the rest of the refresh (`SET LOCAL ROLE`), unless the
+/// caller (its `current_user` and its `role` setting) already is it.
 pub async fn become_owner<R: SqlRunner>(
     sql: &mut R,
     owner: &str,
+    (current_user, role): &(String, String),
 ) -> EngineResult<Option<Switched>> {
-    let row = sql
-        .rows("SELECT current_user::text, current_setting('role')")
-        .await?
-        .into_iter()
-        .next()
-        .unwrap_or_default();
-    let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-    if get(0) == owner {
+    if current_user == owner {
         return Ok(None);
     }
     sql.run(&format!("SET LOCAL ROLE {}", quote_ident(owner)))
         .await?;
-    Ok(Some(Switched { previous: get(1) }))
+    Ok(Some(Switched {
+        previous: role.clone(),
+    }))
 }
 
 /// Restores the role the caller had before [`become_owner`].

@@ -38,6 +38,8 @@ struct StRow {
     storage: String,
     single_snapshot: bool,
     owner: String,
+    /// `current_user` and the `role` setting of the caller.
+    caller: (String, String),
 }
 
 /// Parses a PostgreSQL text[] literal as the simple query protocol returns it.
@@ -93,7 +95,8 @@ async fn load<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<StRow> {
         .rows(&format!(
             "SELECT effective_mode, full_refresh, diff_refresh, last_snapshot, needs_full, \
              is_populated, refresh_mode, format('%I.%I', pgt_schema, pgt_name), \
-             current_setting('transaction_isolation') <> 'read committed', owner \
+             current_setting('transaction_isolation') <> 'read committed', owner, \
+             current_user::text, current_setting('role') \
              FROM pgtrickle.pgt_stream_tables \
              WHERE pgt_id = {pgt_id} FOR UPDATE"
         ))
@@ -113,6 +116,7 @@ async fn load<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<StRow> {
         storage: get(7).unwrap_or_default(),
         single_snapshot: get(8).as_deref() == Some("t"),
         owner: get(9).unwrap_or_default(),
+        caller: (get(10).unwrap_or_default(), get(11).unwrap_or_default()),
     })
 }
 
@@ -162,7 +166,7 @@ pub async fn refresh<R: SqlRunner>(
     distrust_snapshot: bool,
 ) -> EngineResult<Refreshed> {
     let st = load(sql, pgt_id).await?;
-    let switched = owner_rights::become_owner(sql, &st.owner).await?;
+    let switched = owner_rights::become_owner(sql, &st.owner, &st.caller).await?;
     let refreshed = refresh_as_owner(sql, pgt_id, st, force_full, distrust_snapshot).await?;
     owner_rights::restore(sql, switched).await?;
     Ok(refreshed)
