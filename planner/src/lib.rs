@@ -8,7 +8,8 @@
 //!    [`parse_api_call`] recognises `SELECT pgtrickle.f(...)` / `SELECT * FROM pgtrickle.f(...)`
 //!    and returns a [`ParsedApiCall`]; [`ParsedApiCall::params`] lists `$n` parameters still to
 //!    bind, and [`ParsedApiCall::bind`] (or [`ParsedApiCall::request`] without parameters)
-//!    yields a typed [`ApiRequest`] with pg_trickle's defaults applied.
+//!    yields a typed [`ApiRequest`] with pg_trickle's defaults applied. [`parse_api_script`]
+//!    splits a query string of several statements that calls the API among other SQL.
 //! 2. Planning. The engine first calls [`referenced_relations`] on a defining query, resolves
 //!    those names in PostgreSQL, describes the query's output columns, and then calls
 //!    [`plan_stream_table`] with a [`PlanInput`]. It gets a [`StreamPlan`]: the effective refresh
@@ -86,7 +87,8 @@ pub mod schedule;
 pub mod sqlgen;
 
 pub use api_call::{
-    parse_api_call, ApiLimits, ApiRequest, CdcMode, ParsedApiCall, RefreshMode, StName, StStatus,
+    parse_api_call, parse_api_script, ApiLimits, ApiRequest, CdcMode, ParsedApiCall, RefreshMode,
+    ScriptStatement, StName, StStatus,
 };
 pub use error::PlanError;
 pub use input::{ColumnDef, PlanInput, RelationKind, RelationRef, SourceRelation};

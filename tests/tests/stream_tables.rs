@@ -159,9 +159,10 @@ async fn api_calls_are_part_of_the_clients_transaction() {
     let (cluster, proxy) = setup();
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     client.batch_execute(ORDERS).await.unwrap();
-    // API calls go as statements of their own (a multi-statement string gets a clear error).
+    // A string that controls transactions around a call gets a clear error (see
+    // api_scripts.rs for calls among other statements).
     let err = client
-        .batch_execute("SELECT 1; SELECT pgtrickle.create_stream_table('x', 'SELECT 1 AS a')")
+        .batch_execute("BEGIN; SELECT pgtrickle.create_stream_table('x', 'SELECT 1 AS a'); COMMIT")
         .await
         .unwrap_err();
     assert_eq!(err.code().unwrap().code(), "0A000");

@@ -3,6 +3,7 @@
 
 mod bind;
 mod recognize;
+mod script;
 mod signature;
 mod values;
 
@@ -15,6 +16,7 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
 pub use recognize::{fold_ident, fold_name, CallOutput, RawArg, RawValue};
+pub use script::{parse_api_script, ScriptStatement};
 pub use signature::{ApiFunction, Param, ParamType};
 pub use values::{quote_ident, CdcMode, RefreshMode, StName, StStatus};
 

@@ -132,6 +132,15 @@ impl ApiFunction {
         }
     }
 
+    /// False for the read functions (`pgt_status`, `explain_st`, `get_refresh_history`),
+    /// which are SQL functions in the database; true for the ones the engine answers.
+    pub fn changes_things(self) -> bool {
+        !matches!(
+            self,
+            ApiFunction::PgtStatus | ApiFunction::ExplainSt | ApiFunction::GetRefreshHistory
+        )
+    }
+
     /// Looks a function up by its (already case-folded) name.
     pub fn by_name(name: &str) -> Option<ApiFunction> {
         ApiFunction::ALL.into_iter().find(|f| f.sql_name() == name)

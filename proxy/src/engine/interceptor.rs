@@ -5,6 +5,8 @@
 //! (pgt_status, explain_st, get_refresh_history) are SQL functions in the database and are
 //! forwarded.
 //!
+//! A query string of several statements with API calls among them becomes a [`ScriptJob`].
+//!
 //! Extended-protocol API calls are answered by the proxy from their Parse to the next Sync, so
 //! they must start a batch of their own (after a Sync), as drivers send a statement; other
 //! statements in the same batch get a clear error.
@@ -16,7 +18,8 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use pgtrickle_planner::api_call::{ApiFunction, CallOutput, ParamType};
 use pgtrickle_planner::{
-    may_contain_api_call, parse_api_call, ApiLimits, ApiRequest, ParsedApiCall, PlanError,
+    may_contain_api_call, parse_api_call, parse_api_script, ApiLimits, ApiRequest, ParsedApiCall,
+    PlanError, ScriptStatement,
 };
 use tokio::sync::Notify;
 
@@ -24,6 +27,7 @@ use super::answer::{self, Column};
 use super::job::{ApiJob, Protocol};
 use super::poll::Poller;
 use super::schedulers::Schedulers;
+use super::script_job::{ScriptJob, Step};
 use crate::protocol::error_response::ErrorResponse;
 use crate::session::intercept::{Interceptor, InterceptorFactory, Verdict};
 use crate::session::SessionState;
@@ -156,14 +160,23 @@ impl EngineInterceptor {
         column: String,
         protocol: Protocol,
     ) -> Verdict {
-        Verdict::Run(Box::new(ApiJob {
+        Verdict::Run(Box::new(self.api_job(request, column, protocol)))
+    }
+
+    fn api_job(
+        &self,
+        request: Result<ApiRequest, PlanError>,
+        column: String,
+        protocol: Protocol,
+    ) -> ApiJob {
+        ApiJob {
             request,
             column,
             on_change: Some(Arc::clone(&self.on_change)),
             protocol,
             poller: Arc::clone(&self.poller),
             schedulers: Arc::clone(&self.schedulers),
-        }))
+        }
     }
 
     fn query(&mut self, message: Bytes) -> Verdict {
@@ -175,6 +188,11 @@ impl EngineInterceptor {
         let Ok(sql) = std::str::from_utf8(text) else {
             return Verdict::Forward(message);
         };
+        match parse_api_script(sql) {
+            Ok(None) => {}
+            Ok(Some(statements)) => return self.script(statements),
+            Err(e) => return self.job(Err(e), String::new(), Protocol::Simple),
+        }
         match parse_api_call(sql) {
             Ok(None) => Verdict::Forward(message),
             Ok(Some(call)) if is_read_function(&call) => Verdict::Forward(message),
@@ -184,6 +202,25 @@ impl EngineInterceptor {
             }
             Err(e) => self.job(Err(e), String::new(), Protocol::Simple),
         }
+    }
+
+    /// A query string of several statements with API calls among them.
+    fn script(&self, statements: Vec<ScriptStatement>) -> Verdict {
+        let steps = statements
+            .into_iter()
+            .map(|statement| match statement {
+                ScriptStatement::Sql(text) => Step::Sql(text),
+                ScriptStatement::Call(call) => {
+                    let column = call.as_ref().map(column_of).unwrap_or_default();
+                    let request = call.and_then(|c| c.request(&self.limits));
+                    Step::Call(self.api_job(request, column, Protocol::Simple))
+                }
+            })
+            .collect();
+        Verdict::Run(Box::new(ScriptJob {
+            steps,
+            on_change: Arc::clone(&self.on_change),
+        }))
     }
 
     /// An error answered in the batch; the rest of the batch is skipped up to Sync.

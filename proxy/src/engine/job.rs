@@ -111,7 +111,9 @@ async fn execute<R: SqlRunner>(
 }
 
 impl ApiJob {
-    async fn answer(self, sql: &mut SessionSql<'_>) -> JobOutput {
+    /// Runs the call and answers it (ending with ReadyForQuery), with housekeeping to run
+    /// after the answer went out.
+    pub(super) async fn answer(self, sql: &mut SessionSql<'_>) -> JobOutput {
         let out = BytesMut::new();
         let status = sql.tx_status();
         if status == TransactionStatus::Failed {

@@ -18,5 +18,6 @@ pub mod poll;
 pub mod refresh;
 pub mod scheduler;
 pub mod schedulers;
+pub mod script_job;
 pub mod settings;
 pub mod sql;

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::error::SessionError;
 use super::intercept::{Interceptor, SessionJob, Verdict};
-use super::session_sql::SessionSql;
+use super::session_sql::{is_write_tag, SessionSql};
 use super::state::SessionState;
 use crate::protocol::error_response::ErrorResponse;
 use crate::protocol::framer::{message_header, Framer};
@@ -173,13 +173,6 @@ struct ServerControl<'a, R> {
     control: mpsc::Receiver<Control<R>>,
     outstanding: &'a Outstanding,
     on_write_commit: Option<Arc<Notify>>,
-}
-
-/// True for the CommandComplete tags of statements that write.
-fn is_write_tag(tag: &[u8]) -> bool {
-    [&b"INSERT"[..], b"UPDATE", b"DELETE", b"COPY", b"MERGE"]
-        .iter()
-        .any(|w| tag.starts_with(w))
 }
 
 struct InterceptedClientToServer<'a, R> {

@@ -93,9 +93,7 @@ impl<'a> SessionSql<'a> {
         }
     }
 
-    /// Runs one or more statements in a simple Query and returns one result per statement;
-    /// the first error ends the query (the server skips the rest), as in psql.
-    pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<ResultSet>, SqlError> {
+    async fn send_query(&mut self, sql: &str) -> Result<(), SqlError> {
         let mut msg = BytesMut::with_capacity(sql.len() + 6);
         msg.extend_from_slice(b"Q");
         msg.extend_from_slice(&(sql.len() as u32 + 5).to_be_bytes());
@@ -103,6 +101,13 @@ impl<'a> SessionSql<'a> {
         msg.extend_from_slice(b"\0");
         self.writer.write_all(&msg).await?;
         self.writer.flush().await?;
+        Ok(())
+    }
+
+    /// Runs one or more statements in a simple Query and returns one result per statement;
+    /// the first error ends the query (the server skips the rest), as in psql.
+    pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<ResultSet>, SqlError> {
+        self.send_query(sql).await?;
         let mut results = Vec::new();
         let mut current = ResultSet::default();
         let mut error = None;
@@ -142,6 +147,61 @@ impl<'a> SessionSql<'a> {
             }
         }
     }
+}
+
+/// What the server answered to a statement run for the client with [`SessionSql::relay`].
+#[derive(Debug, Default)]
+pub struct Relayed {
+    /// Its messages for the client, in order, without the ReadyForQuery.
+    pub messages: BytesMut,
+    /// True when it ended with an ErrorResponse.
+    pub failed: bool,
+    /// True when a command that writes (INSERT, UPDATE, DELETE, MERGE, COPY) completed.
+    pub wrote: bool,
+}
+
+impl SessionSql<'_> {
+    /// Runs `sql` (one statement) in a simple Query on behalf of the client and keeps every
+    /// message of the answer for it (rows, notices, COPY TO STDOUT data...) but the final
+    /// ReadyForQuery. A `COPY ... FROM STDIN` is failed with CopyFail, since the client's data
+    /// cannot be read meanwhile.
+    pub async fn relay(&mut self, sql: &str) -> Result<Relayed, SqlError> {
+        self.send_query(sql).await?;
+        let mut out = Relayed::default();
+        loop {
+            let m = self.next_message().await?;
+            match m[0] {
+                b'Z' => {
+                    if let Some(status) = m.get(5).and_then(|&b| TransactionStatus::from_byte(b)) {
+                        self.tx_status = status;
+                    }
+                    return Ok(out);
+                }
+                b'G' | b'W' => {
+                    let reason = b"COPY FROM STDIN is not supported in a query string that also \
+                                   calls pgtrickle functions\0";
+                    let mut fail = BytesMut::with_capacity(reason.len() + 5);
+                    fail.extend_from_slice(b"f");
+                    fail.extend_from_slice(&(reason.len() as u32 + 4).to_be_bytes());
+                    fail.extend_from_slice(reason);
+                    self.writer.write_all(&fail).await?;
+                    self.writer.flush().await?;
+                }
+                tag => {
+                    out.failed |= tag == b'E';
+                    out.wrote |= tag == b'C' && is_write_tag(&m[5..]);
+                    out.messages.extend_from_slice(&m);
+                }
+            }
+        }
+    }
+}
+
+/// True for the CommandComplete tags of statements that write.
+pub fn is_write_tag(tag: &[u8]) -> bool {
+    [&b"INSERT"[..], b"UPDATE", b"DELETE", b"COPY", b"MERGE"]
+        .iter()
+        .any(|w| tag.starts_with(w))
 }
 
 fn cstr(body: &[u8]) -> String {
