@@ -245,3 +245,50 @@ async fn psql_dash_c_with_several_statements() {
     // the stream table's row.
     assert_eq!(stdout.trim(), "CREATE TABLE\nINSERT 0 2\n\neu=5");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_string_whose_answers_would_flood_the_proxy_fails_cleanly() {
+    let (_cluster, proxy) = setup();
+    let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE sales (id int, region text, amount numeric); \
+             SELECT pgtrickle.create_stream_table('sales_by_region', $$ {QUERY} $$)"
+        ))
+        .await
+        .unwrap();
+    // 70 MB of rows after a call: more than the proxy holds for one string.
+    let (code, message) = failure(
+        &client,
+        "INSERT INTO sales VALUES (1, 'eu', 1);
+         SELECT pgtrickle.refresh_stream_table('sales_by_region');
+         SELECT repeat('x', 1000000) FROM generate_series(1, 70)",
+    )
+    .await;
+    assert_eq!(code, "54000", "{message}");
+    assert!(message.contains("64 MB"), "{message}");
+    assert_eq!(count(&client, "SELECT count(*) FROM sales").await, 0);
+    // Inside a block the block fails, as for any error.
+    client.batch_execute("BEGIN").await.unwrap();
+    let (code, _) = failure(
+        &client,
+        "SELECT pgtrickle.refresh_stream_table('sales_by_region');
+         SELECT repeat('x', 1000000) FROM generate_series(1, 70)",
+    )
+    .await;
+    assert_eq!(code, "54000");
+    let (code, _) = failure(&client, "SELECT 1").await;
+    assert_eq!(code, "25P02");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    // The same rows sent on their own are forwarded as usual.
+    let rows = client
+        .simple_query("SELECT repeat('x', 1000000) FROM generate_series(1, 70)")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows.iter()
+            .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
+            .count(),
+        70
+    );
+}

@@ -311,7 +311,8 @@ async fn self_error(
     finish_error(out, sql, Some(e)).await
 }
 
-fn raise_sql(e: &EngineError) -> String {
+/// A statement that fails with `e`'s SQLSTATE, message and hint when the server runs it.
+pub(super) fn raise_sql(e: &EngineError) -> String {
     let hint = match e {
         EngineError::Api { hint: Some(h), .. } => format!(", HINT = {}", quote_literal(h)),
         _ => String::new(),

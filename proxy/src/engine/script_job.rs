@@ -5,8 +5,9 @@
 //! to the server one by one and their answers (rows, notices, errors) are relayed; the calls
 //! are answered by [`ApiJob`]s at their place in the string. One ReadyForQuery ends it all.
 //!
-//! The answers are collected and sent when the string has run: the results of large queries in
-//! such a string are held in memory until then.
+//! The answers are collected and sent when the string has run, so they are held in memory
+//! until then: past [`ANSWER_BUDGET`] bytes the string fails (54000) and is undone, rather than
+//! let one session's query fill the proxy's memory.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,7 +16,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 
-use super::job::ApiJob;
+use super::error::EngineError;
+use super::job::{raise_sql, ApiJob};
 use super::sql::SqlError;
 use crate::protocol::ready_for_query::TransactionStatus;
 use crate::session::intercept::{JobOutput, SessionJob};
@@ -50,6 +52,9 @@ impl SessionJob for ScriptJob {
 /// A ReadyForQuery message is six bytes: 'Z', length 5, status.
 const READY_FOR_QUERY_LEN: usize = 6;
 
+/// The most bytes of answers a script may collect for its client.
+pub const ANSWER_BUDGET: usize = 64 << 20;
+
 impl ScriptJob {
     async fn answer(self, sql: &mut SessionSql<'_>) -> Bytes {
         let mut out = BytesMut::new();
@@ -81,7 +86,14 @@ impl ScriptJob {
         let mut wrote = false;
         for step in self.steps {
             match step {
-                Step::Sql(text) => match sql.relay(&text).await {
+                Step::Sql(text) => match sql
+                    .relay(&text, ANSWER_BUDGET.saturating_sub(out.len()))
+                    .await
+                {
+                    Ok(relayed) if relayed.overflowed => {
+                        too_large(sql, out).await;
+                        return (false, wrote);
+                    }
                     Ok(relayed) => {
                         out.extend_from_slice(&relayed.messages);
                         wrote |= relayed.wrote;
@@ -105,6 +117,23 @@ impl ScriptJob {
             }
         }
         (true, wrote)
+    }
+}
+
+/// Fails the script's transaction (the client's block too) with 54000 through the server, so
+/// that the transaction status is what the client is told.
+async fn too_large(sql: &mut SessionSql<'_>, out: &mut BytesMut) {
+    let e = EngineError::api(
+        "54000",
+        format!(
+            "the answers of a query string with pgtrickle calls exceed {} MB",
+            ANSWER_BUDGET >> 20
+        ),
+    )
+    .with_hint("send the pgtrickle calls as statements of their own");
+    match sql.relay(&raise_sql(&e), ANSWER_BUDGET).await {
+        Ok(relayed) => out.extend_from_slice(&relayed.messages),
+        Err(e) => append_error(out, &e),
     }
 }
 

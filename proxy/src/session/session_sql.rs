@@ -158,14 +158,17 @@ pub struct Relayed {
     pub failed: bool,
     /// True when a command that writes (INSERT, UPDATE, DELETE, MERGE, COPY) completed.
     pub wrote: bool,
+    /// True when the answer was larger than the budget: the rest was read and dropped.
+    pub overflowed: bool,
 }
 
 impl SessionSql<'_> {
     /// Runs `sql` (one statement) in a simple Query on behalf of the client and keeps every
     /// message of the answer for it (rows, notices, COPY TO STDOUT data...) but the final
     /// ReadyForQuery. A `COPY ... FROM STDIN` is failed with CopyFail, since the client's data
-    /// cannot be read meanwhile.
-    pub async fn relay(&mut self, sql: &str) -> Result<Relayed, SqlError> {
+    /// cannot be read meanwhile. At most `budget` bytes are kept; the rest of a larger
+    /// answer is read and dropped, and [`Relayed::overflowed`] says so.
+    pub async fn relay(&mut self, sql: &str, budget: usize) -> Result<Relayed, SqlError> {
         self.send_query(sql).await?;
         let mut out = Relayed::default();
         loop {
@@ -190,7 +193,11 @@ impl SessionSql<'_> {
                 tag => {
                     out.failed |= tag == b'E';
                     out.wrote |= tag == b'C' && is_write_tag(&m[5..]);
-                    out.messages.extend_from_slice(&m);
+                    if out.messages.len() + m.len() > budget {
+                        out.overflowed = true;
+                    } else if !out.overflowed {
+                        out.messages.extend_from_slice(&m);
+                    }
                 }
             }
         }
