@@ -48,6 +48,24 @@ fn avg_sum_type(out_type: &str) -> String {
     }
 }
 
+/// The weighted sum of aggregate j's argument over the delta rows (the change to its SUM),
+/// without overflow where `sum()` of the source has none. The rows of weight +1 and -1 (nearly
+/// all of them) are summed by `sum()` itself, in the accumulator PostgreSQL picks for the
+/// argument's type (bigint for int2/int4, numeric for int8), with no arithmetic per row (a
+/// product or negation in the argument's type overflows at its limits, and costs time for
+/// numeric); the other rows are multiplied in `acc`, the type of the result (SUM) or of the
+/// stored sum (AVG), in which an int4 weight times an integer argument cannot overflow. Never
+/// NULL: 0 when no row counts.
+fn delta_sum(j: usize, fand: &str, acc: &str) -> String {
+    let rows = format!("__pgt_a{j} IS NOT NULL{fand}");
+    format!(
+        "(coalesce(sum(__pgt_a{j}) FILTER (WHERE __pgt_w = 1 AND {rows}), '0') - \
+         coalesce(sum(__pgt_a{j}) FILTER (WHERE __pgt_w = -1 AND {rows}), '0') + \
+         coalesce(sum(__pgt_w * __pgt_a{j}::{acc}) FILTER (WHERE __pgt_w <> 1 AND __pgt_w <> -1 \
+         AND {rows}), '0'))"
+    )
+}
+
 fn all_columns(plan: &AggPlan, cols: &[ColumnDef]) -> String {
     let mut v: Vec<String> = cols.iter().map(|c| quote_ident(&c.name)).collect();
     v.extend(hidden(plan, cols).into_iter().map(|(n, _)| n));
@@ -95,7 +113,8 @@ fn full_select(rg: &RelGen, cols: &[ColumnDef], plan: &AggPlan, restrict: Option
                         AggKind::Sum => select.push(format!("count({arg}){f} AS __pgt_nn{j}")),
                         AggKind::Avg => {
                             let t = avg_sum_type(&cols[a.output].type_name);
-                            select.push(format!("coalesce(sum({arg}){f}, 0)::{t} AS __pgt_sum{j}"));
+                            select
+                                .push(format!("coalesce(sum({arg}){f}, '0')::{t} AS __pgt_sum{j}"));
                             select.push(format!("count({arg}){f} AS __pgt_nn{j}"));
                         }
                         AggKind::BoolAnd | AggKind::BoolOr => {
@@ -221,9 +240,13 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
                 }),
                 AggKind::Count => g_items.push(format!("{nn} AS __pgt_dv{j}")),
                 AggKind::Sum | AggKind::Avg => {
-                    g_items.push(format!(
-                        "sum(__pgt_w * __pgt_a{j}) FILTER (WHERE __pgt_a{j} IS NOT NULL{fand}) AS __pgt_ds{j}"
-                    ));
+                    let out = &cols[a.output].type_name;
+                    let acc = if a.kind == AggKind::Sum {
+                        out.clone()
+                    } else {
+                        avg_sum_type(out)
+                    };
+                    g_items.push(format!("{} AS __pgt_ds{j}", delta_sum(j, &fand, &acc)));
                     g_items.push(format!("{nn} AS __pgt_dn{j}"));
                 }
                 AggKind::Min | AggKind::Max => {
