@@ -300,4 +300,65 @@ mod tests {
         let e = parse_api_script(sql).expect_err(sql);
         assert!(e.message().contains("BEGIN ATOMIC"), "{e}");
     }
+
+    /// Statements whose literals, quoted names and comments hold semicolons and quotes.
+    fn statement() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            Just("SELECT 1".to_string()),
+            "[a-z;' ]{0,8}".prop_map(|t| format!("SELECT '{}'", t.replace('\'', "''"))),
+            "[a-z; ]{0,8}".prop_map(|t| format!("SELECT $q${t}$q$")),
+            "[a-z; ]{0,8}".prop_map(|t| format!("SELECT 1 AS \"{t}\"")),
+            "[a-z; ]{0,8}".prop_map(|t| format!("SELECT E'\\'{t}'")),
+            "[a-z; ]{0,8}".prop_map(|t| format!("SELECT 2 /* {t} /* {t} */ */")),
+            "[a-z; ]{0,8}".prop_map(|t| format!("SELECT 3 -- {t}\n")),
+            Just("CREATE RULE r AS ON INSERT TO t DO ALSO (NOTIFY a; NOTIFY b)".to_string()),
+            Just("INSERT INTO t VALUES (1, 'é;ß')".to_string()),
+        ];
+        proptest::collection::vec(piece, 1..3).prop_map(|v| v.join(" UNION ALL "))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_script_splits_into_the_statements_it_was_made_of(
+            before in proptest::collection::vec(statement(), 0..4),
+            after in proptest::collection::vec(statement(), 0..4),
+            gap in "[ \n\t;]{0,3}",
+        ) {
+            let call = "SELECT pgtrickle.refresh_stream_table('s')";
+            let all: Vec<String> = before
+                .iter()
+                .cloned()
+                .chain(std::iter::once(call.to_string()))
+                .chain(after.iter().cloned())
+                .collect();
+            let sql = all.join(&format!(";{gap}"));
+            let parts = parse_api_script(&sql).expect("splits");
+            if all.len() == 1 {
+                proptest::prop_assert!(parts.is_none());
+                return Ok(());
+            }
+            let parts = parts.expect("a script");
+            proptest::prop_assert_eq!(parts.len(), all.len(), "{:?}", parts);
+            for (part, original) in parts.iter().zip(&all) {
+                match part {
+                    ScriptStatement::Sql(text) => {
+                        proptest::prop_assert_eq!(text.as_str(), original.trim())
+                    }
+                    ScriptStatement::Call(call) => {
+                        proptest::prop_assert_eq!(original.as_str(), call_text(call))
+                    }
+                }
+            }
+        }
+    }
+
+    fn call_text(call: &Result<ParsedApiCall>) -> &'static str {
+        match call {
+            Ok(c) if c.function() == ApiFunction::RefreshStreamTable => {
+                "SELECT pgtrickle.refresh_stream_table('s')"
+            }
+            other => panic!("unexpected call {other:?}"),
+        }
+    }
 }
