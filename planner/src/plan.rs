@@ -108,9 +108,16 @@ pub fn plan_stream_table(input: &PlanInput) -> Result<StreamPlan> {
                 input.stream_table
             )),
         ),
-        (RefreshMode::Differential | RefreshMode::Immediate, Ok(_)) => {
-            (EffectiveMode::Differential, None)
-        }
+        (RefreshMode::Differential, Ok(_)) => (EffectiveMode::Differential, None),
+        (RefreshMode::Immediate, Ok(_)) => (
+            EffectiveMode::Differential,
+            Some(format!(
+                "stream table {} is refreshed DIFFERENTIAL as soon as a write to its sources \
+                 commits, whatever its schedule; pgtrickle-proxy cannot update it inside the \
+                 writing transaction",
+                input.stream_table
+            )),
+        ),
         (RefreshMode::Differential | RefreshMode::Immediate, Err(Unsupported(why))) => {
             return Err(PlanError::FeatureNotSupported(format!(
                 "{why} is not supported with refresh_mode {}; use refresh_mode => 'FULL' or \

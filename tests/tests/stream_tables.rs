@@ -475,6 +475,58 @@ async fn a_write_through_the_proxy_wakes_calculated_stream_tables() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn immediate_stream_tables_follow_each_commit_whatever_their_schedule() {
+    let cluster = Cluster::start();
+    let proxy = proxy_for(proxy_bin!(), &cluster, &["--scheduler-interval-ms", "200"]);
+    let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    client.batch_execute(ORDERS).await.unwrap();
+    // The NOTICE says how IMMEDIATE is maintained (psql prints it on stderr).
+    let out = pgtrickle_e2e::psql_isolated(
+        &cluster,
+        &proxy.conninfo("postgres", "postgres"),
+        None,
+        &["SELECT pgtrickle.create_stream_table('instant', \
+           'SELECT currency, count(*) AS n FROM orders GROUP BY currency', \
+           schedule => '1h', refresh_mode => 'IMMEDIATE')"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("NOTICE") && stderr.contains("inside the writing transaction"),
+        "{stderr}"
+    );
+    // A write through the proxy and one that bypasses it: both show up long before the hour.
+    client
+        .batch_execute("INSERT INTO orders (currency) VALUES ('JPY')")
+        .await
+        .unwrap();
+    let direct = connect(&cluster.conninfo("postgres", "postgres")).await;
+    direct
+        .batch_execute("INSERT INTO orders (currency) VALUES ('CHF')")
+        .await
+        .unwrap();
+    let query = "SELECT currency, count(*) AS n FROM orders GROUP BY currency";
+    let started = Instant::now();
+    while rows_differing(&client, "instant", "currency, n", query).await != 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "IMMEDIATE stream table not refreshed after committed writes:\n{}",
+            proxy.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Refreshed differentially, by the scheduler, long before its hour.
+    let differential = count(
+        &client,
+        "SELECT count(*) FROM pgtrickle.pgt_refresh_history h \
+         JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) \
+         WHERE s.pgt_name = 'instant' AND h.action = 'DIFFERENTIAL'",
+    )
+    .await;
+    assert!(differential >= 1, "{differential} differential refreshes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_extended_protocol_with_bound_parameters() {
     let (_cluster, proxy) = setup();
     let mut client = connect(&proxy.conninfo("postgres", "postgres")).await;

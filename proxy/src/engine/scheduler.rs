@@ -2,7 +2,7 @@
 //! tables of one database (see [`super::schedulers`] for which databases get one), upstream
 //! stream tables first so chains converge in one pass. Duration schedules are due when that long
 //! has passed since the last refresh, cron schedules when the expression fired since then,
-//! `calculated` ones when a source has changes waiting. Each refresh runs in its own REPEATABLE
+//! `calculated` ones (and every `IMMEDIATE` one) when a source has changes waiting. Each refresh runs in its own REPEATABLE
 //! READ transaction as the stream table's owner; a failing one is retried with backoff and
 //! suspended after 3 consecutive failures. Several proxies may run schedulers against one
 //! database: a refresh locks its catalog row, and a concurrent one fails with a serialization
@@ -44,6 +44,8 @@ struct Candidate {
     pgt_id: i64,
     name: String,
     schedule: String,
+    /// `IMMEDIATE` stream tables are refreshed like `calculated` ones, whatever their schedule.
+    immediate: bool,
     owner: String,
     since_refresh: Option<f64>,
     last_refresh_epoch: Option<f64>,
@@ -116,7 +118,7 @@ async fn candidates(client: &mut Client) -> EngineResult<Vec<Candidate>> {
                WHERE depth.d < 100) \
              SELECT s.pgt_id, format('%I.%I', s.pgt_schema, s.pgt_name), s.schedule, s.owner, \
                extract(epoch FROM now() - s.last_refresh_at), extract(epoch FROM s.last_refresh_at), \
-               coalesce(s.next_attempt_at <= now(), true) \
+               coalesce(s.next_attempt_at <= now(), true), s.refresh_mode = 'IMMEDIATE' \
              FROM pgtrickle.pgt_stream_tables s \
              JOIN (SELECT pgt_id, max(d) AS d FROM depth GROUP BY pgt_id) m USING (pgt_id) \
              WHERE s.status = 'ACTIVE' ORDER BY m.d, s.pgt_id",
@@ -134,6 +136,7 @@ async fn candidates(client: &mut Client) -> EngineResult<Vec<Candidate>> {
                 since_refresh: get(4).and_then(|v| v.parse().ok()),
                 last_refresh_epoch: get(5).and_then(|v| v.parse().ok()),
                 backoff_over: get(6).as_deref() != Some("f"),
+                immediate: get(7).as_deref() == Some("t"),
             }
         })
         .collect())
@@ -146,6 +149,9 @@ async fn is_due(client: &mut Client, c: &Candidate) -> EngineResult<bool> {
     let Some(since) = c.since_refresh else {
         return Ok(true);
     };
+    if c.immediate {
+        return capture::has_pending_changes(client, c.pgt_id).await;
+    }
     Ok(match parse_schedule(&c.schedule, Duration::ZERO) {
         Ok(Schedule::Every(d)) => since >= d.as_secs_f64(),
         Ok(Schedule::Cron(expr)) => cron_fired_since(&expr, c.last_refresh_epoch.unwrap_or(0.0)),
@@ -176,10 +182,11 @@ async fn tick(client: &mut Client, poller: &Arc<Poller>, wake: &Arc<Notify>) -> 
     for c in &candidates {
         // Foreign sources are polled first, when the stream table is due (a `calculated` one
         // is due when its sources changed, which for a foreign source only a poll can tell).
-        let calculated = matches!(
-            parse_schedule(&c.schedule, Duration::ZERO),
-            Ok(Schedule::Calculated) | Err(_)
-        );
+        let calculated = c.immediate
+            || matches!(
+                parse_schedule(&c.schedule, Duration::ZERO),
+                Ok(Schedule::Calculated) | Err(_)
+            );
         let due_by_schedule = !calculated && is_due(client, c).await?;
         let polled = c.backoff_over && (calculated || due_by_schedule);
         let polling =
