@@ -98,14 +98,20 @@ fn operator_tree_golden() {
     assert_eq!(p.layout, StorageLayout::Grouped);
     assert_eq!(
         p.hidden_columns,
-        vec!["__pgt_count", "__pgt_nn0", "__pgt_hash"]
+        vec![
+            "__pgt_count",
+            "__pgt_nn0",
+            "__pgt_sc0",
+            "__pgt_scn0",
+            "__pgt_hash"
+        ]
     );
     assert_eq!(
         p.storage_ddl,
         vec![
             "CREATE TABLE public.st (customer_id integer, category text, total_spent numeric, \
              order_count bigint, __pgt_count bigint NOT NULL, __pgt_nn0 bigint NOT NULL, \
-             __pgt_hash bigint NOT NULL)",
+             __pgt_sc0 integer NOT NULL, __pgt_scn0 bigint NOT NULL, __pgt_hash bigint NOT NULL)",
             "CREATE INDEX ON public.st (__pgt_hash)",
         ]
     );

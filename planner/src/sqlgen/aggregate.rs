@@ -1,15 +1,15 @@
 //! Storage and refresh SQL for grouped queries (GROUP BY, DISTINCT, UNION): one row per group
 //! with a row count and per-aggregate state. A refresh aggregates the delta per group, merges
 //! it with the stored state (COUNT, SUM, AVG, BOOL_AND/OR algebraically; MIN/MAX too unless a
-//! deleted value reaches the stored extremum), and re-scans from the sources only the groups
-//! that need it (or every changed group, for HAVING, COUNT(DISTINCT), expressions over
-//! aggregates).
+//! deleted value reaches the stored extremum; the largest scale of a numeric SUM/AVG's values
+//! too unless its last value may be gone), and re-scans from the sources only the groups that
+//! need it (or every changed group, for HAVING, COUNT(DISTINCT), expressions over aggregates).
 
 use super::relation::{RelGen, Version};
 use super::{col_defs, row_hash};
 use crate::api_call::quote_ident;
 use crate::input::ColumnDef;
-use crate::query::model::{AggInput, AggKind, AggPlan, OutCol};
+use crate::query::model::{Agg, AggInput, AggKind, AggPlan, OutCol};
 
 /// A hidden column: name and type.
 fn hidden(plan: &AggPlan, cols: &[ColumnDef]) -> Vec<(String, String)> {
@@ -31,10 +31,40 @@ fn hidden(plan: &AggPlan, cols: &[ColumnDef]) -> Vec<(String, String)> {
                 }
                 _ => {}
             }
+            if tracks_scale(a, cols) {
+                h.push((format!("__pgt_sc{j}"), "integer".into()));
+                h.push((format!("__pgt_scn{j}"), "bigint".into()));
+            }
         }
     }
     h.push(("__pgt_hash".into(), "bigint".into()));
     h
+}
+
+/// Whether aggregate `a` keeps the scale state `__pgt_scJ` / `__pgt_scnJ`: SUM and AVG with a
+/// `numeric` result over an argument not known to be an integer column. PostgreSQL gives
+/// `sum(x)` the largest display scale among the values summed, and `avg(x)` divides that sum by
+/// the count (its result scale depends on the sum's), while a running sum keeps the largest
+/// scale it has ever seen: the refresh rounds it to the largest scale of the current values
+/// (losing no digit). `__pgt_scJ` is that scale (0 without finite values: NaN and infinities,
+/// whose `scale()` is NULL, are left out, as in PostgreSQL's own tracking), `__pgt_scnJ` a lower
+/// bound of the number of current values that have it (exact unless a re-scan or a delta mixed
+/// scales; at least 1 while there is a finite value). Like PostgreSQL's `maxScaleCount` for
+/// moving aggregates: the group is re-scanned only when that count may have reached 0, never
+/// for a column whose values share one scale (`numeric(p,s)`).
+fn tracks_scale(a: &Agg, cols: &[ColumnDef]) -> bool {
+    let integer = |t: &str| {
+        matches!(
+            t.to_ascii_lowercase().as_str(),
+            "smallint" | "integer" | "bigint"
+        )
+    };
+    matches!(a.kind, AggKind::Sum | AggKind::Avg)
+        && cols[a.output]
+            .type_name
+            .to_ascii_lowercase()
+            .starts_with("numeric")
+        && !a.arg_type.as_deref().is_some_and(integer)
 }
 
 fn avg_sum_type(out_type: &str) -> String {
@@ -127,6 +157,17 @@ fn full_select(rg: &RelGen, cols: &[ColumnDef], plan: &AggPlan, restrict: Option
                         }
                         _ => {}
                     }
+                    if tracks_scale(a, cols) {
+                        // The number of values at the largest scale would need a second level of
+                        // aggregation: exact when all values have one scale, else 1 (a lower
+                        // bound; 0 without finite values).
+                        let sc = format!("scale({arg})");
+                        select.push(format!("coalesce(max({sc}){f}, 0) AS __pgt_sc{j}"));
+                        select.push(format!(
+                            "CASE WHEN min({sc}){f} < max({sc}){f} THEN 1 ELSE count({sc}){f} END \
+                             AS __pgt_scn{j}"
+                        ));
+                    }
                 }
             }
             select.push(format!("{} AS __pgt_hash", row_hash(&plan.key_exprs)));
@@ -212,6 +253,41 @@ pub fn input_delta(rg: &RelGen, plan: &AggPlan) -> String {
     }
 }
 
+/// The new scale state of tracked aggregate j in the merge (see [`tracks_scale`]), and when the
+/// group must be re-scanned instead. With M, C the stored scale and count and, over the delta's
+/// finite values, Q its largest scale, D the largest of removed rows, L the smallest, N and NEG
+/// the net and removed weights: a delta below M leaves the state; one reaching M changes C (by
+/// N when all its values are at M, by NEG when it removes some at M, else not at all: a lower
+/// bound), and the group is re-scanned when C may reach 0 while values remain; one above M makes
+/// Q the scale, with N values when all are at Q (unless they cancel out), at least 1 when no
+/// removed row is at Q (else a re-scan).
+fn scale_merge(j: usize) -> (String, String, String) {
+    let nn_new = format!("(coalesce(s.__pgt_nn{j}, 0) + g.__pgt_dn{j})");
+    let m = format!("coalesce(s.__pgt_sc{j}, 0)");
+    let c = format!("coalesce(s.__pgt_scn{j}, 0)");
+    let (q, d, l, n, neg) = (
+        format!("g.__pgt_sq{j}"),
+        format!("g.__pgt_sd{j}"),
+        format!("g.__pgt_sl{j}"),
+        format!("g.__pgt_sn{j}"),
+        format!("g.__pgt_sneg{j}"),
+    );
+    let at_m = format!("{c} + CASE WHEN {l} = {m} THEN {n} WHEN {d} = {m} THEN {neg} ELSE 0 END");
+    let sc = format!(
+        "CASE WHEN {nn_new} = 0 THEN 0 WHEN {q} IS NULL OR {q} <= {m} THEN {m} WHEN {l} = {q} \
+         AND {n} <= 0 THEN {m} ELSE {q} END"
+    );
+    let scn = format!(
+        "CASE WHEN {nn_new} = 0 THEN 0 WHEN {q} IS NULL OR {q} < {m} THEN {c} WHEN {q} = {m} \
+         THEN {at_m} WHEN {l} = {q} THEN CASE WHEN {n} > 0 THEN {n} ELSE {c} END ELSE 1 END"
+    );
+    let rescan = format!(
+        "({nn_new} > 0 AND CASE WHEN {q} IS NULL OR {q} < {m} THEN false WHEN {q} = {m} THEN \
+         {at_m} <= 0 WHEN {l} = {q} THEN {n} < 0 ELSE {d} IS NOT NULL AND {d} >= {q} END)"
+    );
+    (sc, scn, rescan)
+}
+
 /// The DIFFERENTIAL refresh: one statement.
 pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPlan) -> String {
     let keys: Vec<String> = (0..plan.key_exprs.len())
@@ -248,6 +324,24 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
                     };
                     g_items.push(format!("{} AS __pgt_ds{j}", delta_sum(j, &fand, &acc)));
                     g_items.push(format!("{nn} AS __pgt_dn{j}"));
+                    if tracks_scale(a, cols) {
+                        // The delta's scales: largest (any weight, and removed rows), smallest,
+                        // and the net and removed weights of its finite values.
+                        let sc = format!("scale(__pgt_a{j})");
+                        let fin = format!("{sc} IS NOT NULL{fand}");
+                        g_items.push(format!("max({sc}) FILTER (WHERE {fin}) AS __pgt_sq{j}"));
+                        g_items.push(format!(
+                            "max({sc}) FILTER (WHERE __pgt_w < 0 AND {fin}) AS __pgt_sd{j}"
+                        ));
+                        g_items.push(format!("min({sc}) FILTER (WHERE {fin}) AS __pgt_sl{j}"));
+                        g_items.push(format!(
+                            "coalesce(sum(__pgt_w) FILTER (WHERE {fin}), 0)::bigint AS __pgt_sn{j}"
+                        ));
+                        g_items.push(format!(
+                            "coalesce(sum(__pgt_w) FILTER (WHERE __pgt_w < 0 AND {fin}), \
+                             0)::bigint AS __pgt_sneg{j}"
+                        ));
+                    }
                 }
                 AggKind::Min | AggKind::Max => {
                     let f = if a.kind == AggKind::Min { "min" } else { "max" };
@@ -321,12 +415,17 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
                         );
                         m_items.push(format!("{sum_new} AS __pgt_sum{j}"));
                         m_items.push(format!("{nn_new} AS __pgt_nn{j}"));
-                        let div = if st == "numeric" {
-                            format!("{sum_new}::numeric / {nn_new}::numeric")
+                        if tracks_scale(&plan.aggs[j], cols) {
+                            // Divided after rounding, in the final SELECT.
+                            format!("NULL::{ty}")
                         } else {
-                            format!("{sum_new} / {nn_new}::double precision")
-                        };
-                        format!("(CASE WHEN {nn_new} = 0 THEN NULL ELSE {div} END)::{ty}")
+                            let div = if st == "numeric" {
+                                format!("{sum_new}::numeric / {nn_new}::numeric")
+                            } else {
+                                format!("{sum_new} / {nn_new}::double precision")
+                            };
+                            format!("(CASE WHEN {nn_new} = 0 THEN NULL ELSE {div} END)::{ty}")
+                        }
                     }
                     AggKind::Min | AggKind::Max => {
                         let (f, cmp) = if plan.aggs[j].kind == AggKind::Min {
@@ -355,13 +454,19 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
         };
         out_exprs.push(e);
     }
-    // Hidden state for SUM (non-null count) not yet added above.
+    // Hidden state for SUM (non-null count) not yet added above, and the scale state.
     if algebraic {
         for (j, a) in plan.aggs.iter().enumerate() {
             if a.kind == AggKind::Sum {
                 m_items.push(format!(
                     "(coalesce(s.__pgt_nn{j}, 0) + g.__pgt_dn{j}) AS __pgt_nn{j}"
                 ));
+            }
+            if tracks_scale(a, cols) {
+                let (sc, scn, rescan_j) = scale_merge(j);
+                m_items.push(format!("{sc} AS __pgt_sc{j}"));
+                m_items.push(format!("{scn} AS __pgt_scn{j}"));
+                rescan.push(rescan_j);
             }
         }
     }
@@ -375,9 +480,33 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
     };
     m_items.push(format!("{rescan_expr} AS __pgt_rescan"));
 
-    // Rows to insert from the merge: outputs then hidden columns, in storage order.
-    let mut ins: Vec<String> = (0..cols.len()).map(|c| format!("__pgt_o{c}")).collect();
-    ins.extend(hidden(plan, cols).into_iter().map(|(n, _)| n));
+    // Rows to insert from the merge: outputs then hidden columns, in storage order. A numeric
+    // SUM, and the sum of a numeric AVG, at the largest scale of the current values (the values
+    // are exact: no digit is lost); AVG divided as PostgreSQL's numeric_avg divides.
+    let mut ins: Vec<String> = (0..cols.len())
+        .map(|c| match plan.outputs[c] {
+            OutCol::Agg(j) if algebraic && tracks_scale(&plan.aggs[j], cols) => {
+                match plan.aggs[j].kind {
+                    AggKind::Avg => format!(
+                        "(CASE WHEN __pgt_nn{j} = 0 THEN NULL ELSE round(__pgt_sum{j}, \
+                         __pgt_sc{j}) / __pgt_nn{j}::numeric END)::{}",
+                        cols[c].type_name
+                    ),
+                    _ => format!("round(__pgt_o{c}, __pgt_sc{j})"),
+                }
+            }
+            _ => format!("__pgt_o{c}"),
+        })
+        .collect();
+    ins.extend(hidden(plan, cols).into_iter().map(|(n, _)| {
+        match n
+            .strip_prefix("__pgt_sum")
+            .and_then(|j| j.parse::<usize>().ok())
+        {
+            Some(j) if tracks_scale(&plan.aggs[j], cols) => format!("round({n}, __pgt_sc{j})"),
+            _ => n,
+        }
+    }));
     let keep = if keys.is_empty() {
         "NOT __pgt_rescan".to_string()
     } else {

@@ -128,10 +128,12 @@ impl Builder<'_> {
                         rescan_all.get_or_insert(format!("aggregate with DISTINCT ({e})"));
                     }
                     outputs.push(OutCol::Agg(aggs.len()));
+                    let arg_type = self.agg_arg_type(e, &fw.block.factors, &fw.alias_names);
                     aggs.push(Agg {
                         kind,
                         arg,
                         filter,
+                        arg_type,
                         distinct,
                         output: i,
                     });
@@ -199,6 +201,55 @@ impl Builder<'_> {
             outputs,
             rescan_all,
         })))
+    }
+}
+
+impl Builder<'_> {
+    /// The type of the argument of aggregate call `e` when it is a column of a source relation
+    /// in `factors` (named alone, unambiguously, or qualified by its factor's alias).
+    fn agg_arg_type(&self, e: &Expr, factors: &[Factor], aliases: &[String]) -> Option<String> {
+        let Expr::Function(f) = e else { return None };
+        let FunctionArguments::List(list) = &f.args else {
+            return None;
+        };
+        let [FunctionArg::Unnamed(FunctionArgExpr::Expr(a))] = list.args.as_slice() else {
+            return None;
+        };
+        let mut a: &Expr = a;
+        while let Expr::Nested(inner) = a {
+            a = inner;
+        }
+        let (factor, column) = match a {
+            Expr::Identifier(c) => {
+                let c = fold_ident(c);
+                let mut holders = factors.iter().filter(|f| f.columns.contains(&c));
+                match (holders.next(), holders.next()) {
+                    (Some(f), None) => (f, c),
+                    _ => return None,
+                }
+            }
+            Expr::CompoundIdentifier(parts) => match parts.as_slice() {
+                [t, c] => {
+                    let t = fold_ident(t);
+                    let mut holders = aliases.iter().enumerate().filter(|(_, a)| **a == t);
+                    match (holders.next(), holders.next()) {
+                        (Some((i, _)), None) => (factors.get(i)?, fold_ident(c)),
+                        _ => return None,
+                    }
+                }
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let FactorSource::Base(r) = factor.source else {
+            return None;
+        };
+        self.relations
+            .get(r)?
+            .columns
+            .iter()
+            .find(|col| col.name == column)
+            .map(|col| col.type_name.clone())
     }
 }
 
@@ -316,6 +367,7 @@ fn over_grouped_row(e: &Expr, plan: &mut AggPlan) -> R<String> {
                         kind,
                         arg,
                         filter,
+                        arg_type: None,
                         distinct,
                         output: usize::MAX,
                     });

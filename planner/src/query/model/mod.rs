@@ -252,6 +252,9 @@ pub struct Agg {
     pub arg: Option<String>,
     /// Its FILTER predicate as SQL.
     pub filter: Option<String>,
+    /// The argument's type as `format_type` prints it, when the planner can tell (the argument
+    /// is a column of a source relation); None otherwise.
+    pub arg_type: Option<String>,
     /// `agg(DISTINCT x)`: maintained by re-scanning (at the top) or regrouping (in subqueries).
     pub distinct: bool,
     /// The output column it fills.
