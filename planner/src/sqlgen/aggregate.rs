@@ -52,19 +52,20 @@ fn hidden(plan: &AggPlan, cols: &[ColumnDef]) -> Vec<(String, String)> {
 /// scales; at least 1 while there is a finite value). Like PostgreSQL's `maxScaleCount` for
 /// moving aggregates: the group is re-scanned only when that count may have reached 0, never
 /// for a column whose values share one scale (`numeric(p,s)`).
+///
+/// Not kept when every value has one scale anyway: integer columns, and `numeric(p,s)` columns
+/// (the type modifier coerces every value to scale s).
 fn tracks_scale(a: &Agg, cols: &[ColumnDef]) -> bool {
-    let integer = |t: &str| {
-        matches!(
-            t.to_ascii_lowercase().as_str(),
-            "smallint" | "integer" | "bigint"
-        )
+    let one_scale = |t: &str| {
+        let t = t.to_ascii_lowercase();
+        matches!(t.as_str(), "smallint" | "integer" | "bigint") || t.starts_with("numeric(")
     };
     matches!(a.kind, AggKind::Sum | AggKind::Avg)
         && cols[a.output]
             .type_name
             .to_ascii_lowercase()
             .starts_with("numeric")
-        && !a.arg_type.as_deref().is_some_and(integer)
+        && !a.arg_type.as_deref().is_some_and(one_scale)
 }
 
 fn avg_sum_type(out_type: &str) -> String {
