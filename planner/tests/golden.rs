@@ -100,7 +100,11 @@ fn operator_tree_golden() {
         p.hidden_columns,
         vec![
             "__pgt_count",
+            "__pgt_sum0",
             "__pgt_nn0",
+            "__pgt_nan0",
+            "__pgt_pinf0",
+            "__pgt_ninf0",
             "__pgt_sc0",
             "__pgt_scn0",
             "__pgt_hash"
@@ -110,8 +114,10 @@ fn operator_tree_golden() {
         p.storage_ddl,
         vec![
             "CREATE TABLE public.st (customer_id integer, category text, total_spent numeric, \
-             order_count bigint, __pgt_count bigint NOT NULL, __pgt_nn0 bigint NOT NULL, \
-             __pgt_sc0 integer NOT NULL, __pgt_scn0 bigint NOT NULL, __pgt_hash bigint NOT NULL)",
+             order_count bigint, __pgt_count bigint NOT NULL, __pgt_sum0 numeric NOT NULL, \
+             __pgt_nn0 bigint NOT NULL, __pgt_nan0 bigint NOT NULL, __pgt_pinf0 bigint NOT NULL, \
+             __pgt_ninf0 bigint NOT NULL, __pgt_sc0 integer NOT NULL, __pgt_scn0 bigint NOT NULL, \
+             __pgt_hash bigint NOT NULL)",
             "CREATE INDEX ON public.st (__pgt_hash)",
         ]
     );

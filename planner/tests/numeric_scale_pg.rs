@@ -384,8 +384,8 @@ fn numeric_avg_is_the_sum_at_the_largest_scale_divided_by_the_count() {
 }
 
 /// Only numeric SUM and AVG over arguments whose values may have different scales keep the scale
-/// state; those over integer, float and `numeric(p,s)` columns (one scale) keep the storage they
-/// had.
+/// state; those over integer, float and `numeric(p,s)` columns (one scale) have none. (Float and
+/// numeric ones keep a finite sum and the counts of NaN and infinities: special_values_pg.rs.)
 #[test]
 fn scale_state_only_for_numeric_arguments() {
     let cols = |v: &[(&str, &str)]| v.iter().map(|(n, t)| ColumnDef::new(n, t)).collect();
@@ -447,12 +447,26 @@ fn scale_state_only_for_numeric_arguments() {
             "__pgt_nn3",
             "__pgt_sum4",
             "__pgt_nn4",
+            "__pgt_nan4",
+            "__pgt_pinf4",
+            "__pgt_ninf4",
+            "__pgt_sum5",
             "__pgt_nn5",
+            "__pgt_nan5",
+            "__pgt_pinf5",
+            "__pgt_ninf5",
             "__pgt_sum6",
             "__pgt_nn6",
+            "__pgt_nan6",
+            "__pgt_pinf6",
+            "__pgt_ninf6",
             "__pgt_sc6",
             "__pgt_scn6",
+            "__pgt_sum7",
             "__pgt_nn7",
+            "__pgt_nan7",
+            "__pgt_pinf7",
+            "__pgt_ninf7",
             "__pgt_sc7",
             "__pgt_scn7",
             "__pgt_hash",

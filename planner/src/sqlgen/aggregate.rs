@@ -4,6 +4,8 @@
 //! deleted value reaches the stored extremum; the largest scale of a numeric SUM/AVG's values
 //! too unless its last value may be gone), and re-scans from the sources only the groups that
 //! need it (or every changed group, for HAVING, COUNT(DISTINCT), expressions over aggregates).
+//! A float or numeric SUM/AVG keeps the counts of NaN and infinite values apart from the running
+//! sum of the finite ones.
 
 use super::relation::{RelGen, Version};
 use super::{col_defs, row_hash};
@@ -17,7 +19,12 @@ fn hidden(plan: &AggPlan, cols: &[ColumnDef]) -> Vec<(String, String)> {
     if plan.rescan_all.is_none() {
         for (j, a) in plan.aggs.iter().enumerate() {
             match a.kind {
-                AggKind::Sum => h.push((format!("__pgt_nn{j}"), "bigint".into())),
+                AggKind::Sum => {
+                    if tracks_special(a, cols) {
+                        h.push((format!("__pgt_sum{j}"), cols[a.output].type_name.clone()));
+                    }
+                    h.push((format!("__pgt_nn{j}"), "bigint".into()));
+                }
                 AggKind::Avg => {
                     h.push((
                         format!("__pgt_sum{j}"),
@@ -30,6 +37,11 @@ fn hidden(plan: &AggPlan, cols: &[ColumnDef]) -> Vec<(String, String)> {
                     h.push((format!("__pgt_nn{j}"), "bigint".into()));
                 }
                 _ => {}
+            }
+            if tracks_special(a, cols) {
+                for (name, _) in SPECIALS {
+                    h.push((format!("__pgt_{name}{j}"), "bigint".into()));
+                }
             }
             if tracks_scale(a, cols) {
                 h.push((format!("__pgt_sc{j}"), "integer".into()));
@@ -66,6 +78,63 @@ fn tracks_scale(a: &Agg, cols: &[ColumnDef]) -> bool {
             .to_ascii_lowercase()
             .starts_with("numeric")
         && !a.arg_type.as_deref().is_some_and(one_scale)
+}
+
+/// The special values of float and numeric arguments, each with the suffix of its count
+/// `__pgt_<suffix>J`.
+const SPECIALS: [(&str, &str); 3] = [("nan", "NaN"), ("pinf", "Infinity"), ("ninf", "-Infinity")];
+
+/// Whether aggregate `a` keeps the counts of NaN, +Infinity and -Infinity among the current
+/// values (`__pgt_nanJ`, `__pgt_pinfJ`, `__pgt_ninfJ`) and a running sum of the finite values
+/// only: SUM and AVG with a float or numeric result over an argument not known to be an integer
+/// column. A running sum cannot take a special value back (Infinity - Infinity is NaN), and
+/// PostgreSQL's result depends on the special values alone, whatever their order: NaN if there
+/// is a NaN or both infinities, else the infinity there is (as `numeric_sum`/`numeric_avg` do
+/// with their NaNcount/pInfcount/nInfcount, and IEEE arithmetic for float4/float8). The finite
+/// sum is the result only when all counts are 0 (and so AVG's non-null count is the finite
+/// count). `numeric(p,s)` columns cannot hold infinities, but can hold NaN.
+fn tracks_special(a: &Agg, cols: &[ColumnDef]) -> bool {
+    special_type(a, cols).is_some()
+}
+
+/// The type in which aggregate `a` sums (and recognises the special values of) its argument,
+/// when it keeps the special counts (see [`tracks_special`]): the result's type for SUM, the
+/// stored sum's for AVG. Casting the argument to it keeps every value (float4 to float8,
+/// integers to numeric).
+fn special_type(a: &Agg, cols: &[ColumnDef]) -> Option<String> {
+    let integer = |t: &str| {
+        matches!(
+            t.to_ascii_lowercase().as_str(),
+            "smallint" | "integer" | "bigint"
+        )
+    };
+    let out = &cols[a.output].type_name;
+    let acc = match a.kind {
+        AggKind::Sum => out.clone(),
+        AggKind::Avg => avg_sum_type(out),
+        _ => return None,
+    };
+    let o = out.to_ascii_lowercase();
+    let float_or_numeric = ["numeric", "double", "real", "float"]
+        .iter()
+        .any(|p| o.starts_with(p));
+    (float_or_numeric && !a.arg_type.as_deref().is_some_and(integer)).then_some(acc)
+}
+
+/// SQL testing that `value` (already of the aggregate's summing type, or cast to it) is finite.
+fn finite(value: &str) -> String {
+    format!("{value} NOT IN ('NaN', 'Infinity', '-Infinity')")
+}
+
+/// The CASE branches giving a float or numeric SUM/AVG its special value from the counts of
+/// NaN, +Infinity and -Infinity values (SQL expressions, in [`SPECIALS`] order), as PostgreSQL
+/// computes it.
+fn special_whens(counts: &[String; 3], ty: &str) -> String {
+    let [nan, pinf, ninf] = counts;
+    format!(
+        "WHEN {nan} > 0 OR ({pinf} > 0 AND {ninf} > 0) THEN 'NaN'::{ty} WHEN {pinf} > 0 THEN \
+         'Infinity'::{ty} WHEN {ninf} > 0 THEN '-Infinity'::{ty}"
+    )
 }
 
 fn avg_sum_type(out_type: &str) -> String {
@@ -140,12 +209,29 @@ fn full_select(rg: &RelGen, cols: &[ColumnDef], plan: &AggPlan, restrict: Option
                         .as_ref()
                         .map(|f| format!(" FILTER (WHERE {f})"))
                         .unwrap_or_default();
+                    // The filter together with another condition on the argument.
+                    let f_and = |c: &str| match &a.filter {
+                        Some(p) => format!(" FILTER (WHERE {c} AND ({p}))"),
+                        None => format!(" FILTER (WHERE {c})"),
+                    };
+                    let special = special_type(a, cols);
+                    // The sum of the finite values when the special values are counted apart.
+                    let sum = |t: &str| {
+                        let f = match &special {
+                            Some(acc) => f_and(&finite(&format!("({arg})::{acc}"))),
+                            None => f.clone(),
+                        };
+                        format!("coalesce(sum({arg}){f}, '0')::{t} AS __pgt_sum{j}")
+                    };
                     match a.kind {
-                        AggKind::Sum => select.push(format!("count({arg}){f} AS __pgt_nn{j}")),
+                        AggKind::Sum => {
+                            if special.is_some() {
+                                select.push(sum(&cols[a.output].type_name));
+                            }
+                            select.push(format!("count({arg}){f} AS __pgt_nn{j}"));
+                        }
                         AggKind::Avg => {
-                            let t = avg_sum_type(&cols[a.output].type_name);
-                            select
-                                .push(format!("coalesce(sum({arg}){f}, '0')::{t} AS __pgt_sum{j}"));
+                            select.push(sum(&avg_sum_type(&cols[a.output].type_name)));
                             select.push(format!("count({arg}){f} AS __pgt_nn{j}"));
                         }
                         AggKind::BoolAnd | AggKind::BoolOr => {
@@ -157,6 +243,12 @@ fn full_select(rg: &RelGen, cols: &[ColumnDef], plan: &AggPlan, restrict: Option
                             select.push(format!("count({arg}){f} AS __pgt_nn{j}"));
                         }
                         _ => {}
+                    }
+                    if let Some(acc) = &special {
+                        for (name, value) in SPECIALS {
+                            let is = f_and(&format!("({arg})::{acc} = '{value}'"));
+                            select.push(format!("count(*){is} AS __pgt_{name}{j}"));
+                        }
                     }
                     if tracks_scale(a, cols) {
                         // The number of values at the largest scale would need a second level of
@@ -261,9 +353,10 @@ pub fn input_delta(rg: &RelGen, plan: &AggPlan) -> String {
 /// N when all its values are at M, by NEG when it removes some at M, else not at all: a lower
 /// bound), and the group is re-scanned when C may reach 0 while values remain; one above M makes
 /// Q the scale, with N values when all are at Q (unless they cancel out), at least 1 when no
-/// removed row is at Q (else a re-scan).
+/// removed row is at Q (else a re-scan). Special values have no scale: without finite values
+/// left the state is 0, 0 (as a re-scan finds it).
 fn scale_merge(j: usize) -> (String, String, String) {
-    let nn_new = format!("(coalesce(s.__pgt_nn{j}, 0) + g.__pgt_dn{j})");
+    let nn_new = finite_count(j);
     let m = format!("coalesce(s.__pgt_sc{j}, 0)");
     let c = format!("coalesce(s.__pgt_scn{j}, 0)");
     let (q, d, l, n, neg) = (
@@ -287,6 +380,25 @@ fn scale_merge(j: usize) -> (String, String, String) {
          {at_m} <= 0 WHEN {l} = {q} THEN {n} < 0 ELSE {d} IS NOT NULL AND {d} >= {q} END)"
     );
     (sc, scn, rescan)
+}
+
+/// The new count of special value `name` (a suffix of [`SPECIALS`]) of aggregate j in the
+/// merge.
+fn special_count(j: usize, name: &str) -> String {
+    format!("(coalesce(s.__pgt_{name}{j}, 0) + g.__pgt_d{name}{j})")
+}
+
+/// The new number of finite values of aggregate j (which keeps the special counts) in the
+/// merge: the non-null values less the special ones.
+fn finite_count(j: usize) -> String {
+    let specials: Vec<String> = SPECIALS
+        .iter()
+        .map(|(name, _)| format!(" - {}", special_count(j, name)))
+        .collect();
+    format!(
+        "(coalesce(s.__pgt_nn{j}, 0) + g.__pgt_dn{j}{})",
+        specials.concat()
+    )
 }
 
 /// The DIFFERENTIAL refresh: one statement.
@@ -323,8 +435,23 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
                     } else {
                         avg_sum_type(out)
                     };
-                    g_items.push(format!("{} AS __pgt_ds{j}", delta_sum(j, &fand, &acc)));
+                    // With special values counted apart, the sum of the finite ones.
+                    let rows = match special_type(a, cols) {
+                        Some(acc) => {
+                            format!(" AND {}{fand}", finite(&format!("__pgt_a{j}::{acc}")))
+                        }
+                        None => fand.clone(),
+                    };
+                    g_items.push(format!("{} AS __pgt_ds{j}", delta_sum(j, &rows, &acc)));
                     g_items.push(format!("{nn} AS __pgt_dn{j}"));
+                    if let Some(acc) = special_type(a, cols) {
+                        for (name, value) in SPECIALS {
+                            g_items.push(format!(
+                                "coalesce(sum(__pgt_w) FILTER (WHERE __pgt_a{j}::{acc} = \
+                                 '{value}'{fand}), 0)::bigint AS __pgt_d{name}{j}"
+                            ));
+                        }
+                    }
                     if tracks_scale(a, cols) {
                         // The delta's scales: largest (any weight, and removed rows), smallest,
                         // and the net and removed weights of its finite values.
@@ -405,6 +532,14 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
                     AggKind::CountStar | AggKind::Count => {
                         format!("(coalesce(s.{col}, 0) + g.__pgt_dv{j})::{ty}")
                     }
+                    // With special counts: in the final SELECT, from the merged state.
+                    AggKind::Sum if tracks_special(&plan.aggs[j], cols) => {
+                        m_items.push(format!(
+                            "coalesce(s.__pgt_sum{j} + g.__pgt_ds{j}, s.__pgt_sum{j}, \
+                             g.__pgt_ds{j}, '0'::{ty}) AS __pgt_sum{j}"
+                        ));
+                        format!("NULL::{ty}")
+                    }
                     AggKind::Sum => format!(
                         "(CASE WHEN {nn_new} = 0 THEN NULL ELSE coalesce(s.{col} + g.__pgt_ds{j}, \
                          s.{col}, g.__pgt_ds{j}) END)::{ty}"
@@ -416,8 +551,8 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
                         );
                         m_items.push(format!("{sum_new} AS __pgt_sum{j}"));
                         m_items.push(format!("{nn_new} AS __pgt_nn{j}"));
-                        if tracks_scale(&plan.aggs[j], cols) {
-                            // Divided after rounding, in the final SELECT.
+                        if tracks_special(&plan.aggs[j], cols) {
+                            // Divided in the final SELECT (after rounding, with a scale state).
                             format!("NULL::{ty}")
                         } else {
                             let div = if st == "numeric" {
@@ -463,6 +598,11 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
                     "(coalesce(s.__pgt_nn{j}, 0) + g.__pgt_dn{j}) AS __pgt_nn{j}"
                 ));
             }
+            if tracks_special(a, cols) {
+                for (name, _) in SPECIALS {
+                    m_items.push(format!("{} AS __pgt_{name}{j}", special_count(j, name)));
+                }
+            }
             if tracks_scale(a, cols) {
                 let (sc, scn, rescan_j) = scale_merge(j);
                 m_items.push(format!("{sc} AS __pgt_sc{j}"));
@@ -481,20 +621,33 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
     };
     m_items.push(format!("{rescan_expr} AS __pgt_rescan"));
 
-    // Rows to insert from the merge: outputs then hidden columns, in storage order. A numeric
-    // SUM, and the sum of a numeric AVG, at the largest scale of the current values (the values
-    // are exact: no digit is lost); AVG divided as PostgreSQL's numeric_avg divides.
+    // Rows to insert from the merge: outputs then hidden columns, in storage order. A float or
+    // numeric SUM/AVG: the special value its counts give, else the finite sum (for AVG divided
+    // by the count, then all values are finite). A numeric SUM, and the sum of a numeric AVG, at
+    // the largest scale of the current values (the values are exact: no digit is lost); AVG
+    // divided as PostgreSQL's numeric_avg divides.
     let mut ins: Vec<String> = (0..cols.len())
         .map(|c| match plan.outputs[c] {
-            OutCol::Agg(j) if algebraic && tracks_scale(&plan.aggs[j], cols) => {
-                match plan.aggs[j].kind {
-                    AggKind::Avg => format!(
-                        "(CASE WHEN __pgt_nn{j} = 0 THEN NULL ELSE round(__pgt_sum{j}, \
-                         __pgt_sc{j}) / __pgt_nn{j}::numeric END)::{}",
-                        cols[c].type_name
-                    ),
-                    _ => format!("round(__pgt_o{c}, __pgt_sc{j})"),
-                }
+            OutCol::Agg(j) if algebraic && tracks_special(&plan.aggs[j], cols) => {
+                let a = &plan.aggs[j];
+                let ty = &cols[c].type_name;
+                let sum = if tracks_scale(a, cols) {
+                    format!("round(__pgt_sum{j}, __pgt_sc{j})")
+                } else {
+                    format!("__pgt_sum{j}")
+                };
+                let value = match a.kind {
+                    AggKind::Avg if avg_sum_type(ty) == "numeric" => {
+                        format!("{sum}::numeric / __pgt_nn{j}::numeric")
+                    }
+                    AggKind::Avg => format!("{sum} / __pgt_nn{j}::double precision"),
+                    _ => sum,
+                };
+                let counts = SPECIALS.map(|(name, _)| format!("__pgt_{name}{j}"));
+                format!(
+                    "(CASE WHEN __pgt_nn{j} = 0 THEN NULL {} ELSE {value} END)::{ty}",
+                    special_whens(&counts, ty)
+                )
             }
             _ => format!("__pgt_o{c}"),
         })
