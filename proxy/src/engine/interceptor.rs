@@ -237,7 +237,8 @@ impl EngineInterceptor {
             return Verdict::Forward(message);
         };
         if !may_contain_api_call(sql.as_bytes()) || !names_a_changing_function(sql.as_bytes()) {
-            return self.not_api(message);
+            let unnamed = name.is_empty();
+            return self.forget_statement(unnamed, message);
         }
         match parse_api_call(sql) {
             Ok(Some(call)) if !is_read_function(&call) => {
@@ -252,8 +253,22 @@ impl EngineInterceptor {
                 self.in_batch = true;
                 self.batch_error(&e)
             }
-            _ => self.not_api(message),
+            _ => {
+                let unnamed = name.is_empty();
+                self.forget_statement(unnamed, message)
+            }
         }
+    }
+
+    /// A Parse of an ordinary statement: forwarded (see [`Self::not_api`]); when it goes to the
+    /// server it replaces the unnamed statement, so an API call remembered under that name is
+    /// forgotten (named statements cannot be redefined: the server refuses).
+    fn forget_statement(&mut self, unnamed: bool, message: Bytes) -> Verdict {
+        let verdict = self.not_api(message);
+        if unnamed && matches!(verdict, Verdict::Forward(_)) {
+            self.statements.remove("");
+        }
+        verdict
     }
 
     /// A message that is not an API call: forwarded, unless it sits in an API batch.
@@ -281,7 +296,12 @@ impl EngineInterceptor {
             return self.not_api(message);
         };
         let Some(call) = self.statements.get(&stmt) else {
-            return self.not_api(message);
+            // An ordinary Bind replaces the unnamed portal (a named one cannot be redefined).
+            let verdict = self.not_api(message);
+            if portal.is_empty() && matches!(verdict, Verdict::Forward(_)) {
+                self.portals.remove("");
+            }
+            return verdict;
         };
         self.in_batch = true;
         if self.failed.load(Ordering::Acquire) {

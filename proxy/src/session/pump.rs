@@ -69,7 +69,7 @@ where
     match interceptor {
         None => {
             tokio::select! {
-                r = client_to_server(client_r, client_leftover, upstream_w) => r,
+                r = client_to_server(client_r, client_leftover, upstream_w, &state) => r,
                 r = server_to_client(upstream_r, upstream_leftover, client_w, &state, None) => r,
             }
         }
@@ -99,6 +99,7 @@ async fn client_to_server<R, W>(
     mut client: R,
     mut buf: BytesMut,
     mut upstream: W,
+    state: &SessionState,
 ) -> Result<(), SessionError>
 where
     R: AsyncRead + Unpin,
@@ -111,7 +112,11 @@ where
             let _ = upstream.shutdown().await;
             return Ok(());
         }
-        framer.feed(&buf, |_| {})?;
+        framer.feed(&buf, |f| {
+            if f.tag == b'X' {
+                state.set_terminated();
+            }
+        })?;
         upstream.write_all(&buf).await?;
         upstream.flush().await?;
         buf.clear();
@@ -208,6 +213,9 @@ impl<UR: AsyncRead + Unpin + Send> InterceptedClientToServer<'_, UR> {
                     break;
                 }
                 self.count(tag);
+                if tag == b'X' {
+                    self.state.set_terminated();
+                }
                 let available = buf.len() - pos;
                 if available >= total {
                     pos += total;
@@ -366,7 +374,9 @@ where
             };
             match read {
                 Ok(0) | Err(_) => {
-                    upstream_gone(&mut client, &framer, last_tag).await;
+                    if !state.terminated() {
+                        upstream_gone(&mut client, &framer, last_tag).await;
+                    }
                     return Ok(());
                 }
                 Ok(_) => {}

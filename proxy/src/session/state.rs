@@ -1,7 +1,7 @@
 //! What the proxy knows about a live session, shared with whoever needs it (the stream-table
 //! engine will read the transaction status to know when a client's writes have committed).
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use crate::protocol::ready_for_query::TransactionStatus;
 
@@ -13,6 +13,7 @@ pub struct SessionState {
     /// The database the client connected to.
     pub database: String,
     tx_status: AtomicU8,
+    terminated: AtomicBool,
 }
 
 impl SessionState {
@@ -22,6 +23,7 @@ impl SessionState {
             user,
             database,
             tx_status: AtomicU8::new(TransactionStatus::Idle as u8),
+            terminated: AtomicBool::new(false),
         }
     }
 
@@ -36,5 +38,15 @@ impl SessionState {
         if TransactionStatus::from_byte(byte).is_some() {
             self.tx_status.store(byte, Ordering::Release);
         }
+    }
+
+    /// Records that the client sent Terminate: the server closing afterwards is expected.
+    pub fn set_terminated(&self) {
+        self.terminated.store(true, Ordering::Release);
+    }
+
+    /// True once the client sent Terminate.
+    pub fn terminated(&self) -> bool {
+        self.terminated.load(Ordering::Acquire)
     }
 }
