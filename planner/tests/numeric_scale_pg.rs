@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{connect, describe, mismatch, plan};
+use common::{connect, describe, mismatch, plan, refresh_consuming, text_mismatch};
 use pgtrickle_planner::{
     plan_stream_table, ColumnDef, EffectiveMode, PlanInput, RefreshMode, RelationKind, RelationRef,
     SourceRelation, StName,
@@ -162,50 +162,6 @@ fn random_batch(rng: &mut StdRng, schema: &str) -> String {
     sql
 }
 
-/// Runs refresh statements in one REPEATABLE READ transaction and consumes the changes.
-fn refresh(c: &mut Client, schema: &str, statements: &[String]) -> Result<(), String> {
-    let mut tx = c
-        .build_transaction()
-        .isolation_level(postgres::IsolationLevel::RepeatableRead)
-        .start()
-        .map_err(|e| e.to_string())?;
-    for s in statements {
-        tx.batch_execute(s).map_err(|e| {
-            let code = e.code().map(|c| c.code().to_string()).unwrap_or_default();
-            format!("{code} {e:?}\nSQL: {s}")
-        })?;
-    }
-    tx.batch_execute(&format!("DELETE FROM {schema}.t__changes"))
-        .map_err(|e| e.to_string())?;
-    tx.commit().map_err(|e| e.to_string())
-}
-
-/// Like [`mismatch`], but on each row's text form, so that a value's scale counts.
-fn text_mismatch(c: &mut Client, schema: &str, cols: &[String], query: &str) -> Option<String> {
-    let cols = cols.join(", ");
-    let st = format!("SELECT r::text AS r FROM (SELECT {cols} FROM {schema}.st) r");
-    let q = format!("SELECT r::text AS r FROM ({query}) r");
-    let diff = |c: &mut Client, a: &str, b: &str| -> (i64, String) {
-        c.query_one(
-            &format!(
-                "SELECT count(*), coalesce(string_agg(r, ' '), '') FROM ({a} EXCEPT ALL {b}) d"
-            ),
-            &[],
-        )
-        .map(|r| (r.get(0), r.get(1)))
-        .unwrap_or_else(|e| panic!("{e}"))
-    };
-    let (e, es) = diff(c, &st, &q);
-    let (m, ms) = diff(c, &q, &st);
-    if e == 0 && m == 0 {
-        None
-    } else {
-        Some(format!(
-            "as text: {e} extra rows in the stream table ({es}), {m} missing ({ms})"
-        ))
-    }
-}
-
 /// Defining queries, and for those whose SUM and AVG are both over `x` without FILTER, the
 /// grouping (None: global).
 const QUERIES: &[(&str, Option<Option<&str>>)] = &[
@@ -284,7 +240,8 @@ fn run(
         .iter()
         .map(|c| format!("\"{}\"", c.name))
         .collect();
-    refresh(c, &schema, &plan.full_refresh).map_err(|e| format!("full: {e}"))?;
+    refresh_consuming(c, &plan.full_refresh, &[format!("{schema}.t__changes")])
+        .map_err(|e| format!("full: {e}"))?;
     let check = |c: &mut Client| {
         mismatch(c, &schema, &cols, query)
             .or_else(|| text_mismatch(c, &schema, &cols, query))
@@ -314,7 +271,7 @@ fn run(
             "{batch} UPDATE {schema}.mode SET consolidate = {consolidate};"
         ))
         .map_err(|e| format!("{e}: {batch}"))?;
-        refresh(c, &schema, differential).map_err(|e| {
+        refresh_consuming(c, differential, &[format!("{schema}.t__changes")]).map_err(|e| {
             format!("round {round} (consolidated: {consolidate}) batch [{batch}]: {e}")
         })?;
         if let Some(m) = check(c) {
@@ -507,7 +464,12 @@ fn scale_state_rescans_only_when_the_last_value_of_the_largest_scale_goes() {
     for s in &plan.storage_ddl {
         c.batch_execute(s).unwrap();
     }
-    refresh(&mut c, schema, &plan.full_refresh).unwrap();
+    refresh_consuming(
+        &mut c,
+        &plan.full_refresh,
+        &[format!("{schema}.t__changes")],
+    )
+    .unwrap();
     let cols = vec!["\"sum\"".to_string(), "\"avg\"".to_string()];
     let stmts = plan.differential_refresh.as_ref().unwrap();
     let (stmt, setup) = stmts.split_last().unwrap();

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{connect, describe, mismatch, plan};
+use common::{connect, describe, mismatch, plan, refresh_consuming, text_mismatch};
 use pgtrickle_planner::{EffectiveMode, RefreshMode};
 use pgtrickle_test_support::Cluster;
 use postgres::Client;
@@ -169,50 +169,6 @@ fn random_batch(rng: &mut StdRng, schema: &str) -> String {
     sql
 }
 
-/// Runs refresh statements in one REPEATABLE READ transaction and consumes the changes.
-fn refresh(c: &mut Client, schema: &str, statements: &[String]) -> Result<(), String> {
-    let mut tx = c
-        .build_transaction()
-        .isolation_level(postgres::IsolationLevel::RepeatableRead)
-        .start()
-        .map_err(|e| e.to_string())?;
-    for s in statements {
-        tx.batch_execute(s).map_err(|e| {
-            let code = e.code().map(|c| c.code().to_string()).unwrap_or_default();
-            format!("{code} {e:?}\nSQL: {s}")
-        })?;
-    }
-    tx.batch_execute(&format!("DELETE FROM {schema}.t__changes"))
-        .map_err(|e| e.to_string())?;
-    tx.commit().map_err(|e| e.to_string())
-}
-
-/// Like [`mismatch`], on each row's text form (a numeric's scale counts).
-fn text_mismatch(c: &mut Client, schema: &str, cols: &[String], query: &str) -> Option<String> {
-    let cols = cols.join(", ");
-    let st = format!("SELECT r::text AS r FROM (SELECT {cols} FROM {schema}.st) r");
-    let q = format!("SELECT r::text AS r FROM ({query}) r");
-    let diff = |c: &mut Client, a: &str, b: &str| -> (i64, String) {
-        c.query_one(
-            &format!(
-                "SELECT count(*), coalesce(string_agg(r, ' '), '') FROM ({a} EXCEPT ALL {b}) d"
-            ),
-            &[],
-        )
-        .map(|r| (r.get(0), r.get(1)))
-        .unwrap_or_else(|e| panic!("{e}"))
-    };
-    let (e, es) = diff(c, &st, &q);
-    let (m, ms) = diff(c, &q, &st);
-    if e == 0 && m == 0 {
-        None
-    } else {
-        Some(format!(
-            "as text: {e} extra rows in the stream table ({es}), {m} missing ({ms})"
-        ))
-    }
-}
-
 const QUERIES: &[&str] = &[
     "SELECT g, sum(xf) AS sf, avg(xf) AS af, sum(xr) AS sr, avg(xr) AS ar, sum(xn) AS sn, \
      avg(xn) AS an, count(*) AS c FROM t GROUP BY g",
@@ -247,7 +203,8 @@ fn run(c: &mut Client, idx: usize, query: &str, seed: u64) -> Result<(), String>
         .iter()
         .map(|c| format!("\"{}\"", c.name))
         .collect();
-    refresh(c, &schema, &plan.full_refresh).map_err(|e| format!("full: {e}"))?;
+    refresh_consuming(c, &plan.full_refresh, &[format!("{schema}.t__changes")])
+        .map_err(|e| format!("full: {e}"))?;
     let check = |c: &mut Client| {
         mismatch(c, &schema, &cols, query).or_else(|| text_mismatch(c, &schema, &cols, query))
     };
@@ -286,7 +243,7 @@ fn run(c: &mut Client, idx: usize, query: &str, seed: u64) -> Result<(), String>
         } else {
             differential
         };
-        refresh(c, &schema, statements).map_err(|e| {
+        refresh_consuming(c, statements, &[format!("{schema}.t__changes")]).map_err(|e| {
             format!(
                 "round {round} (consolidated: {consolidate}, full: {full}) batch [{batch}]: {e}"
             )

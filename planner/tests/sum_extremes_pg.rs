@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{connect, describe, mismatch, plan};
+use common::{connect, describe, mismatch, plan, refresh_consuming};
 use pgtrickle_planner::{EffectiveMode, RefreshMode};
 use pgtrickle_test_support::Cluster;
 use postgres::Client;
@@ -160,24 +160,6 @@ fn random_batch(rng: &mut StdRng, schema: &str) -> String {
     sql
 }
 
-/// Runs refresh statements in one REPEATABLE READ transaction and consumes the changes.
-fn refresh(c: &mut Client, schema: &str, statements: &[String]) -> Result<(), String> {
-    let mut tx = c
-        .build_transaction()
-        .isolation_level(postgres::IsolationLevel::RepeatableRead)
-        .start()
-        .map_err(|e| e.to_string())?;
-    for s in statements {
-        tx.batch_execute(s).map_err(|e| {
-            let code = e.code().map(|c| c.code().to_string()).unwrap_or_default();
-            format!("{code} {e:?}\nSQL: {s}")
-        })?;
-    }
-    tx.batch_execute(&format!("DELETE FROM {schema}.t__changes"))
-        .map_err(|e| e.to_string())?;
-    tx.commit().map_err(|e| e.to_string())
-}
-
 const QUERIES: &[&str] = &[
     "SELECT g, sum(x2), avg(x2), count(*) FROM t GROUP BY g",
     "SELECT g, sum(x4), avg(x4), count(*) FROM t GROUP BY g",
@@ -215,7 +197,8 @@ fn run(c: &mut Client, idx: usize, query: &str, seed: u64) -> Result<(), String>
         .iter()
         .map(|c| format!("\"{}\"", c.name))
         .collect();
-    refresh(c, &schema, &plan.full_refresh).map_err(|e| format!("full: {e}"))?;
+    refresh_consuming(c, &plan.full_refresh, &[format!("{schema}.t__changes")])
+        .map_err(|e| format!("full: {e}"))?;
     if let Some(m) = mismatch(c, &schema, &cols, query) {
         return Err(format!("after the initial FULL refresh: {m}"));
     }
@@ -240,7 +223,7 @@ fn run(c: &mut Client, idx: usize, query: &str, seed: u64) -> Result<(), String>
             "{batch} UPDATE {schema}.mode SET consolidate = {consolidate};"
         ))
         .map_err(|e| format!("{e}: {batch}"))?;
-        refresh(c, &schema, differential).map_err(|e| {
+        refresh_consuming(c, differential, &[format!("{schema}.t__changes")]).map_err(|e| {
             format!("round {round} (consolidated: {consolidate}) batch [{batch}]: {e}")
         })?;
         if let Some(m) = mismatch(c, &schema, &cols, query) {

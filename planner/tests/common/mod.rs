@@ -233,18 +233,61 @@ pub fn refresh(
     tables: &[&str],
     statements: &[String],
 ) -> Result<(), String> {
+    let consumed: Vec<String> = tables
+        .iter()
+        .map(|t| format!("{schema}.{t}__delta"))
+        .collect();
+    refresh_consuming(c, statements, &consumed)
+}
+
+/// Runs refresh statements in one REPEATABLE READ transaction and empties the change tables
+/// `consumed` (schema-qualified) in it; an error names its SQLSTATE and statement.
+pub fn refresh_consuming(
+    c: &mut Client,
+    statements: &[String],
+    consumed: &[String],
+) -> Result<(), String> {
     let mut tx = c
         .build_transaction()
         .isolation_level(postgres::IsolationLevel::RepeatableRead)
         .start()
         .map_err(|e| e.to_string())?;
     for s in statements {
-        tx.batch_execute(s)
-            .map_err(|e| format!("{e:?}\nSQL: {s}"))?;
+        tx.batch_execute(s).map_err(|e| {
+            let code = e.code().map(|c| c.code().to_string()).unwrap_or_default();
+            format!("{code} {e:?}\nSQL: {s}")
+        })?;
     }
-    for t in tables {
-        tx.batch_execute(&format!("DELETE FROM {schema}.{t}__delta"))
+    for t in consumed {
+        tx.batch_execute(&format!("DELETE FROM {t}"))
             .map_err(|e| e.to_string())?;
     }
     tx.commit().map_err(|e| e.to_string())
+}
+
+/// Like [`mismatch`], but on each row's text form, so that a value's scale (and the spelling of
+/// NaN and infinities) counts.
+pub fn text_mismatch(c: &mut Client, schema: &str, cols: &[String], query: &str) -> Option<String> {
+    let cols = cols.join(", ");
+    let st = format!("SELECT r::text AS r FROM (SELECT {cols} FROM {schema}.st) r");
+    let q = format!("SELECT r::text AS r FROM ({query}) r");
+    let diff = |c: &mut Client, a: &str, b: &str| -> (i64, String) {
+        c.query_one(
+            &format!(
+                "SELECT count(*), coalesce(string_agg(r, ' '), '') FROM ({a} EXCEPT ALL {b}) d"
+            ),
+            &[],
+        )
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (e, es) = diff(c, &st, &q);
+    let (m, ms) = diff(c, &q, &st);
+    if e == 0 && m == 0 {
+        None
+    } else {
+        Some(format!(
+            "as text: {e} extra rows in the stream table ({es}), {m} missing ({ms})"
+        ))
+    }
 }
