@@ -65,15 +65,24 @@ pub fn cleanup_sql(oid: u32, consumer_snapshots: &[String]) -> String {
 /// (use [`crate::uninstall_capture_sql`] when the last consumer goes) or when any snapshot is NULL
 /// (a consumer not populated yet).
 pub fn cleanup_transaction_sql(oid: u32, snapshots_query: &str) -> String {
+    format!(
+        "BEGIN ISOLATION LEVEL READ COMMITTED;\n{}\nCOMMIT;",
+        cleanup_statements_sql(oid, snapshots_query)
+    )
+}
+
+/// The statements of [`cleanup_transaction_sql`] without its `BEGIN` and `COMMIT`: for an
+/// executor that provides the READ COMMITTED transaction itself (e.g. one that runs them inside
+/// a function).
+pub fn cleanup_statements_sql(oid: u32, snapshots_query: &str) -> String {
     let xid = quote_ident(XID_COLUMN);
     format!(
-        "BEGIN ISOLATION LEVEL READ COMMITTED;\n{};\n\
+        "{};\n\
          WITH c AS MATERIALIZED (SELECT q.s::pg_catalog.pg_snapshot AS s FROM ({snapshots_query}) AS q(s)), \
          g AS MATERIALIZED (SELECT count(*) > 0 AND count(*) = count(s) AS ok, \
          min(pg_catalog.pg_snapshot_xmax(s)) AS bound FROM c) \
          DELETE FROM {} b USING g WHERE g.ok AND b.{xid} < g.bound \
-         AND NOT EXISTS (SELECT 1 FROM c WHERE NOT pg_catalog.pg_visible_in_snapshot(b.{xid}, c.s));\n\
-         COMMIT;",
+         AND NOT EXISTS (SELECT 1 FROM c WHERE NOT pg_catalog.pg_visible_in_snapshot(b.{xid}, c.s));",
         source_lock_sql(oid),
         buffer_table(oid),
     )

@@ -75,7 +75,7 @@ pub use buffer::{
     truncate_marker_sql, ChangeRow,
 };
 pub use catalog::{capture_status_sql, describe_source_sql};
-pub use cleanup::{cleanup_sql, cleanup_transaction_sql, source_lock_sql};
+pub use cleanup::{cleanup_sql, cleanup_statements_sql, cleanup_transaction_sql, source_lock_sql};
 pub use consume::{
     consolidated_delta_relation_sql, current_snapshot_sql, delta_relation_sql, delta_rows_sql,
     pending_change_count_sql, pending_changes_sql, truncated_since_sql,

@@ -22,11 +22,11 @@
 //!   cannot redirect them with its own search_path or temporary objects;
 //! - the buffers hold copies of source rows: they must stay readable only by the engine;
 //! - nobody else may create objects in `pgtrickle_changes`: whoever could pre-create a buffer
-//!   would receive the rows of a table they cannot read. The install refuses (42501) a buffer or
-//!   capture function owned by a role whose privileges the installing role does not have; a
-//!   superuser has every role's privileges, so for installs as superuser only the schema's
-//!   privileges protect. Run every install as one fixed role (the engine's), which then owns all
-//!   buffers and functions, and grant readers of a buffer SELECT on it as needed.
+//!   would receive the rows of a table they cannot read, and whoever owned a capture function
+//!   would run code as every writer. The install refuses (42501) a buffer or capture function
+//!   owned by any role but the installing one (a superuser included: membership is not enough,
+//!   since a planted object's owner keeps control of it). Run every install as one fixed role
+//!   (the engine's), which then owns all buffers and functions.
 //!
 //! The triggers are `ENABLE ALWAYS`, so they also fire under `session_replication_role =
 //! replica` (logical replication apply workers, some restore tools). A user can still disable
@@ -104,12 +104,12 @@ pub fn install_capture_statements(source: &SourceTable) -> Vec<String> {
             "DECLARE other text; BEGIN \
              SELECT c.relowner::pg_catalog.regrole::text INTO other FROM pg_catalog.pg_class c \
              WHERE c.oid = pg_catalog.to_regclass({buffer_lit}) \
-             AND NOT pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE'); \
+             AND c.relowner <> (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user); \
              IF other IS NULL THEN \
              SELECT p.proowner::pg_catalog.regrole::text INTO other FROM pg_catalog.pg_proc p \
              WHERE p.pronamespace = {schema_lit}::pg_catalog.regnamespace \
              AND p.proname IN ({functions}) \
-             AND NOT pg_catalog.pg_has_role(current_user, p.proowner, 'USAGE') LIMIT 1; \
+             AND p.proowner <> (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) LIMIT 1; \
              END IF; \
              IF other IS NOT NULL THEN RAISE EXCEPTION USING ERRCODE = '42501', \
              MESSAGE = pg_catalog.format({message}, other), HINT = {hint}; END IF; END",

@@ -7,11 +7,12 @@ use pgtrickle_planner::{
 };
 
 use super::capture;
-use super::catalog;
 use super::describe::{describe, resolve_name};
 use super::error::{EngineError, EngineResult};
 use super::poll::Poller;
+use super::privileged::Authority;
 use super::refresh::{refresh, text_array_literal, Refreshed};
+use super::sandbox;
 use super::sql::{quote_ident, quote_literal, SqlRunner, SqlRunnerExt};
 
 /// What an API call tells the client besides its result.
@@ -33,10 +34,30 @@ pub struct Found {
     pub relid: u32,
     /// Resolved name.
     pub name: StName,
-    /// The owning role.
+    /// The owning role (the storage table's owner).
     pub owner: String,
     /// True when the current role is (a member of) the owner.
     pub owned: bool,
+}
+
+/// The catalog columns of a [`Found`], joined with the storage table (whose owner is the
+/// stream table's owner: the role its refreshes run as).
+const FOUND_COLUMNS: &str = "s.pgt_id, s.pgt_relid, s.pgt_schema, s.pgt_name, \
+     c.relowner::pg_catalog.regrole::text, pg_catalog.pg_has_role(c.relowner, 'MEMBER') \
+     FROM pgtrickle.pgt_stream_tables s JOIN pg_catalog.pg_class c ON c.oid = s.pgt_relid";
+
+fn found_of(pgt_id: Option<i64>, r: Vec<Option<String>>) -> Found {
+    let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+    Found {
+        pgt_id: pgt_id.unwrap_or_else(|| get(0).parse().unwrap_or(0)),
+        relid: get(1).parse().unwrap_or(0),
+        name: StName {
+            schema: Some(get(2)),
+            name: get(3),
+        },
+        owner: get(4),
+        owned: get(5) == "t",
+    }
 }
 
 fn qualified(name: &StName) -> String {
@@ -55,26 +76,13 @@ pub async fn find<R: SqlRunner>(sql: &mut R, name: &StName) -> EngineResult<Opti
     };
     let row = sql
         .rows(&format!(
-            "SELECT pgt_id, pgt_relid, pgt_schema, pgt_name, owner, pg_has_role(owner, 'MEMBER') \
-             FROM pgtrickle.pgt_stream_tables WHERE pgt_relid = to_regclass({})",
+            "SELECT {FOUND_COLUMNS} WHERE s.pgt_relid = to_regclass({})",
             quote_literal(&text)
         ))
         .await?
         .into_iter()
         .next();
-    Ok(row.map(|r| {
-        let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-        Found {
-            pgt_id: get(0).parse().unwrap_or(0),
-            relid: get(1).parse().unwrap_or(0),
-            name: StName {
-                schema: Some(get(2)),
-                name: get(3),
-            },
-            owner: get(4),
-            owned: get(5) == "t",
-        }
-    }))
+    Ok(row.map(|r| found_of(None, r)))
 }
 
 async fn must_find<R: SqlRunner>(sql: &mut R, name: &StName) -> EngineResult<Found> {
@@ -105,12 +113,12 @@ async fn must_own<R: SqlRunner>(sql: &mut R, name: &StName) -> EngineResult<Foun
 /// in a transaction of its own afterwards (see [`Outcome::populate`]).
 pub async fn create<R: SqlRunner>(
     sql: &mut R,
+    auth: &Authority,
     req: &CreateStreamTable,
     populate_here: bool,
     poller: &Poller,
 ) -> EngineResult<Outcome> {
     use pgtrickle_planner::api_call::CreateKind;
-    catalog::ensure(sql).await?;
     if req.cdc_mode == Some(pgtrickle_planner::CdcMode::Wal) {
         return Err(EngineError::api(
             "0A000",
@@ -140,7 +148,7 @@ pub async fn create<R: SqlRunner>(
                 return Ok(outcome);
             }
             CreateKind::OrReplace => {
-                replaced_sources = drop_keeping_sources(sql, &existing).await?
+                replaced_sources = drop_keeping_sources(sql, auth, &existing).await?
             }
         }
     } else if sql
@@ -188,17 +196,39 @@ pub async fn create<R: SqlRunner>(
     } else {
         "NULL"
     };
-    let pgt_id: i64 = sql
+    // The execution view the refreshes run in, owned (like the storage) by the creating role.
+    let exec_relid = sandbox::create_exec_view(sql).await?;
+    let storage_oid: u32 = sql
         .value(&format!(
-            "INSERT INTO pgtrickle.pgt_stream_tables (pgt_schema, pgt_name, pgt_relid, \
-             defining_query, schedule, refresh_mode, effective_mode, cdc_mode, owner, \
-             storage_layout, full_refresh, diff_refresh, explain, next_attempt_at) VALUES \
-             ({}, {}, {}::regclass, {}, {}, {}, '{effective}', {}, current_user, '{layout}', {}, \
-             {diff}, {}, {hold}) RETURNING pgt_id",
+            "SELECT {}::pg_catalog.regclass::pg_catalog.oid",
+            quote_literal(&storage)
+        ))
+        .await?
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| EngineError::api("XX000", "storage table not created"))?;
+    let pgt_id: i64 = auth
+        .value(
+            sql,
+            "SELECT pg_catalog.nextval('pgtrickle.pgt_stream_tables_pgt_id_seq')::text",
+        )
+        .await?
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| EngineError::api("XX000", "no stream table id"))?;
+    auth.exec(
+        sql,
+        &format!(
+            "INSERT INTO pgtrickle.pgt_stream_tables (pgt_id, pgt_schema, pgt_name, pgt_relid, \
+             defining_query, resolved_query, schedule, refresh_mode, effective_mode, cdc_mode, \
+             owner, storage_layout, full_refresh, diff_refresh, explain, next_attempt_at, \
+             exec_relid) VALUES \
+             ({pgt_id}, {}, {}, {storage_oid}, {}, {}, {}, {}, '{effective}', {}, \
+             (SELECT c.relowner::pg_catalog.regrole::pg_catalog.name FROM pg_catalog.pg_class c \
+              WHERE c.oid = {storage_oid}), '{layout}', {}, \
+             {diff}, {}, {hold}, {exec_relid})",
             quote_literal(name.schema.as_deref().unwrap_or("public")),
             quote_literal(&name.name),
-            quote_literal(&storage),
             quote_literal(&req.query),
+            quote_literal(&described.input.query),
             quote_literal(&req.schedule.to_string()),
             quote_literal(&mode_text(req.refresh_mode)),
             req.cdc_mode
@@ -206,22 +236,21 @@ pub async fn create<R: SqlRunner>(
                 .unwrap_or_else(|| "NULL".into()),
             text_array_literal(&plan.full_refresh),
             quote_literal(&plan.explain),
-        ))
-        .await?
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| EngineError::api("XX000", "catalog insert returned no id"))?;
+        ),
+    )
+    .await?;
     sql.run(&format!(
         "CREATE TRIGGER __pgt_read_only BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {storage} \
          FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle.__pgt_read_only()"
     ))
     .await?;
-    let join_keys = pgtrickle_planner::equality_key_columns(&req.query)?;
+    let join_keys = pgtrickle_planner::equality_key_columns(&described.input.query)?;
     for i in &plan.sources {
         let source = &described.sources[*i];
         // Before the dependency row: the install checks that no stream table read the source
         // yet when it finds a buffer of another role's.
         if source.has_capture() {
-            capture::install(sql, source).await?;
+            capture::install(sql, auth, source).await?;
         }
         if source.is_polled() {
             // The mirror is created and filled on the poller's connections, as this role
@@ -237,23 +266,36 @@ pub async fn create<R: SqlRunner>(
             poller
                 .prepare(&database, &role, source.oid, &source.qualified(), &keys)
                 .await?;
+            // The refreshes read the mirror (the engine role's) as the owner.
+            auth.exec(
+                sql,
+                &format!(
+                    "GRANT SELECT ON {} TO {}",
+                    pgtrickle_cdc::poll::mirror::mirror_table(source.oid),
+                    quote_ident(&role)
+                ),
+            )
+            .await?;
         }
-        sql.run(&format!(
-            "INSERT INTO pgtrickle.pgt_dependencies VALUES ({pgt_id}, {}, {}, {}, {}) \
-             ON CONFLICT DO NOTHING",
-            source.oid,
-            quote_literal(&format!("{:?}", source.kind)),
-            quote_literal(&source.schema),
-            quote_literal(&source.name)
-        ))
+        auth.exec(
+            sql,
+            &format!(
+                "INSERT INTO pgtrickle.pgt_dependencies VALUES ({pgt_id}, {}, {}, {}, {}) \
+                 ON CONFLICT DO NOTHING",
+                source.oid,
+                quote_literal(&format!("{:?}", source.kind)),
+                quote_literal(&source.schema),
+                quote_literal(&source.name)
+            ),
+        )
         .await?;
     }
     for oid in replaced_sources {
-        capture::uninstall_if_unused(sql, oid).await?;
+        capture::uninstall_if_unused(sql, auth, oid).await?;
     }
     if req.initialize {
         if populate_here {
-            refresh(sql, pgt_id, true, true).await?;
+            refresh(sql, auth, pgt_id, true, true).await?;
         } else {
             outcome.populate = Some(pgt_id);
         }
@@ -277,62 +319,75 @@ async fn dependents<R: SqlRunner>(sql: &mut R, relid: u32) -> EngineResult<Vec<S
         .collect())
 }
 
-async fn drop_one<R: SqlRunner>(sql: &mut R, st: &Found) -> EngineResult<()> {
-    for oid in drop_keeping_sources(sql, st).await? {
-        capture::uninstall_if_unused(sql, oid).await?;
+async fn drop_one<R: SqlRunner>(sql: &mut R, auth: &Authority, st: &Found) -> EngineResult<()> {
+    for oid in drop_keeping_sources(sql, auth, st).await? {
+        capture::uninstall_if_unused(sql, auth, oid).await?;
     }
     Ok(())
 }
 
 /// Drops a stream table but not the capture of its sources, which it returns.
-async fn drop_keeping_sources<R: SqlRunner>(sql: &mut R, st: &Found) -> EngineResult<Vec<u32>> {
+async fn drop_keeping_sources<R: SqlRunner>(
+    sql: &mut R,
+    auth: &Authority,
+    st: &Found,
+) -> EngineResult<Vec<u32>> {
     let sources: Vec<u32> = capture::sources_of(sql, st.pgt_id)
         .await?
         .into_iter()
         .filter(|d| d.captured)
         .map(|d| d.oid)
         .collect();
-    sql.run(&format!(
-        "DELETE FROM pgtrickle.pgt_stream_tables WHERE pgt_id = {}",
-        st.pgt_id
-    ))
+    let exec_view = sql
+        .value(&format!(
+            "SELECT e.oid::pg_catalog.regclass::text FROM pgtrickle.pgt_stream_tables s \
+             JOIN pg_catalog.pg_class e ON e.oid = s.exec_relid AND e.relkind = 'm' \
+             WHERE s.pgt_id = {}",
+            st.pgt_id
+        ))
+        .await?;
+    auth.exec(
+        sql,
+        &format!(
+            "DELETE FROM pgtrickle.pgt_stream_tables WHERE pgt_id = {}",
+            st.pgt_id
+        ),
+    )
     .await?;
-    capture::uninstall_if_unused(sql, st.relid).await?;
+    capture::uninstall_if_unused(sql, auth, st.relid).await?;
     sql.run(&format!("DROP TABLE {}", qualified(&st.name)))
         .await?;
+    if let Some(view) = exec_view {
+        sql.run(&format!("DROP MATERIALIZED VIEW IF EXISTS {view}"))
+            .await?;
+    }
     Ok(sources)
 }
 
 /// Drops a stream table by catalog id (undoing a create whose population failed).
-pub async fn drop_by_id<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<()> {
+pub async fn drop_by_id<R: SqlRunner>(
+    sql: &mut R,
+    auth: &Authority,
+    pgt_id: i64,
+) -> EngineResult<()> {
     let row = sql
-        .rows(&format!(
-            "SELECT pgt_relid, pgt_schema, pgt_name, owner, pg_has_role(owner, 'MEMBER') \
-             FROM pgtrickle.pgt_stream_tables WHERE pgt_id = {pgt_id}"
-        ))
+        .rows(&format!("SELECT {FOUND_COLUMNS} WHERE s.pgt_id = {pgt_id}"))
         .await?
         .into_iter()
         .next();
     if let Some(r) = row {
-        let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-        let st = Found {
-            pgt_id,
-            relid: get(0).parse().unwrap_or(0),
-            name: StName {
-                schema: Some(get(1)),
-                name: get(2),
-            },
-            owner: get(3),
-            owned: get(4) == "t",
-        };
-        drop_one(sql, &st).await?;
+        drop_one(sql, auth, &found_of(Some(pgt_id), r)).await?;
     }
     Ok(())
 }
 
 /// `drop_stream_table(name, cascade)`.
-pub async fn drop<R: SqlRunner>(sql: &mut R, name: &StName, cascade: bool) -> EngineResult<()> {
-    catalog::ensure(sql).await?;
+pub async fn drop<R: SqlRunner>(
+    sql: &mut R,
+    auth: &Authority,
+    name: &StName,
+    cascade: bool,
+) -> EngineResult<()> {
     let st = must_own(sql, name).await?;
     let deps = dependents(sql, st.relid).await?;
     if !deps.is_empty() {
@@ -349,10 +404,10 @@ pub async fn drop<R: SqlRunner>(sql: &mut R, name: &StName, cascade: bool) -> En
             .with_hint("use cascade => true to drop the dependent stream tables too"));
         }
         for d in deps {
-            Box::pin(drop(sql, &d, true)).await?;
+            Box::pin(drop(sql, auth, &d, true)).await?;
         }
     }
-    drop_one(sql, &st).await
+    drop_one(sql, auth, &st).await
 }
 
 /// Polls the foreign sources of the stream table `name` (which the current role must own) as
@@ -372,33 +427,42 @@ pub async fn poll_for_refresh<R: SqlRunner>(
 }
 
 /// `refresh_stream_table(name)`; the caller has made sure that the catalog is current.
-pub async fn refresh_by_name<R: SqlRunner>(sql: &mut R, name: &StName) -> EngineResult<Refreshed> {
+pub async fn refresh_by_name<R: SqlRunner>(
+    sql: &mut R,
+    auth: &Authority,
+    name: &StName,
+) -> EngineResult<Refreshed> {
     let st = must_own(sql, name).await?;
-    refresh(sql, st.pgt_id, false, false).await
+    refresh(sql, auth, st.pgt_id, false, false).await
 }
 
 /// `resume_stream_table(name)`.
-pub async fn resume<R: SqlRunner>(sql: &mut R, name: &StName) -> EngineResult<()> {
-    catalog::ensure(sql).await?;
+pub async fn resume<R: SqlRunner>(
+    sql: &mut R,
+    auth: &Authority,
+    name: &StName,
+) -> EngineResult<()> {
     let st = must_own(sql, name).await?;
-    sql.run(&format!(
-        "UPDATE pgtrickle.pgt_stream_tables SET status = 'ACTIVE', consecutive_errors = 0, \
-         next_attempt_at = NULL WHERE pgt_id = {}",
-        st.pgt_id
-    ))
-    .await?;
-    Ok(())
+    auth.exec(
+        sql,
+        &format!(
+            "UPDATE pgtrickle.pgt_stream_tables SET status = 'ACTIVE', consecutive_errors = 0, \
+             next_attempt_at = NULL WHERE pgt_id = {}",
+            st.pgt_id
+        ),
+    )
+    .await
 }
 
 /// `alter_stream_table(...)`: NULL arguments leave things unchanged; a new query or refresh
 /// mode re-plans the stream table (as create_or_replace does).
 pub async fn alter<R: SqlRunner>(
     sql: &mut R,
+    auth: &Authority,
     req: &AlterStreamTable,
     populate_here: bool,
     poller: &Poller,
 ) -> EngineResult<Outcome> {
-    catalog::ensure(sql).await?;
     let st = must_own(sql, &req.name).await?;
     let mut outcome = Outcome::default();
     if req.query.is_some() || req.refresh_mode.is_some() || req.cdc_mode.is_some() {
@@ -446,35 +510,40 @@ pub async fn alter<R: SqlRunner>(
             ));
         }
         let status = get(4);
-        outcome = create_replacing(sql, &create, populate_here, poller).await?;
+        outcome = create_replacing(sql, auth, &create, populate_here, poller).await?;
         if status.as_deref() == Some("SUSPENDED") && req.status.is_none() {
-            set_status(sql, &st.name, StStatus::Suspended).await?;
+            set_status(sql, auth, &st.name, StStatus::Suspended).await?;
         }
     } else if let Some(schedule) = &req.schedule {
-        sql.run(&format!(
-            "UPDATE pgtrickle.pgt_stream_tables SET schedule = {} WHERE pgt_id = {}",
-            quote_literal(&schedule.to_string()),
-            st.pgt_id
-        ))
+        auth.exec(
+            sql,
+            &format!(
+                "UPDATE pgtrickle.pgt_stream_tables SET schedule = {} WHERE pgt_id = {}",
+                quote_literal(&schedule.to_string()),
+                st.pgt_id
+            ),
+        )
         .await?;
     }
     if let Some(status) = req.status {
-        set_status(sql, &st.name, status).await?;
+        set_status(sql, auth, &st.name, status).await?;
     }
     Ok(outcome)
 }
 
 async fn create_replacing<R: SqlRunner>(
     sql: &mut R,
+    auth: &Authority,
     req: &CreateStreamTable,
     populate_here: bool,
     poller: &Poller,
 ) -> EngineResult<Outcome> {
-    Box::pin(create(sql, req, populate_here, poller)).await
+    Box::pin(create(sql, auth, req, populate_here, poller)).await
 }
 
 async fn set_status<R: SqlRunner>(
     sql: &mut R,
+    auth: &Authority,
     name: &StName,
     status: StStatus,
 ) -> EngineResult<()> {
@@ -483,11 +552,13 @@ async fn set_status<R: SqlRunner>(
         StStatus::Active => "ACTIVE",
         StStatus::Suspended => "SUSPENDED",
     };
-    sql.run(&format!(
-        "UPDATE pgtrickle.pgt_stream_tables SET status = '{text}', consecutive_errors = 0, \
-         next_attempt_at = NULL WHERE pgt_id = {}",
-        st.pgt_id
-    ))
-    .await?;
-    Ok(())
+    auth.exec(
+        sql,
+        &format!(
+            "UPDATE pgtrickle.pgt_stream_tables SET status = '{text}', consecutive_errors = 0, \
+             next_attempt_at = NULL WHERE pgt_id = {}",
+            st.pgt_id
+        ),
+    )
+    .await
 }

@@ -6,7 +6,12 @@ use pgtrickle_cdc::SourceTable;
 
 use super::describe::Source;
 use super::error::{EngineError, EngineResult};
+use super::privileged::Authority;
 use super::sql::{quote_literal, SqlRunner, SqlRunnerExt};
+
+/// How long a capture install waits for the source's writers before it gives up (55P03): the
+/// install's lock request would otherwise queue every later writer of the source behind it.
+const INSTALL_LOCK_TIMEOUT: &str = "5s";
 
 /// A source of a stream table, as the catalog records it.
 #[derive(Debug, Clone)]
@@ -20,11 +25,11 @@ pub struct Dep {
     pub polled: bool,
     /// Its schema-qualified name as the catalog recorded it, for messages.
     pub name: String,
-    /// Whether the current role may read it (some column of it); None when it no longer
-    /// exists.
-    pub readable: Option<bool>,
-    /// True when row-level security filters its rows for the current role.
-    pub row_filtered: bool,
+}
+
+/// True for the catalog's source kinds whose changes arrive in a change buffer.
+pub fn is_captured_kind(kind: Option<&str>) -> bool {
+    matches!(kind, Some("Table" | "StreamTable" | "ForeignTable"))
 }
 
 fn table(
@@ -82,46 +87,39 @@ async fn source_table<R: SqlRunner>(sql: &mut R, oid: u32) -> EngineResult<Sourc
     table(oid, &schema, &name, columns)
 }
 
-/// Refuses a change buffer that some other role created while no stream table reads the
-/// source: the capture functions run as the buffer's writer, so a planted buffer would receive
-/// the source's rows (the cdc crate checks this for ordinary roles; this covers superusers).
-async fn refuse_planted_buffer<R: SqlRunner>(sql: &mut R, oid: u32) -> EngineResult<()> {
-    let planted = sql
-        .value(&format!(
-            "SELECT c.relowner <> (SELECT oid FROM pg_roles WHERE rolname = current_user) \
-               AND NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies WHERE source_relid = {oid}) \
-             FROM pg_class c WHERE c.oid = to_regclass({})",
-            quote_literal(&format!("pgtrickle_changes.changes_{oid}"))
-        ))
-        .await?;
-    if planted.as_deref() == Some("t") {
-        return Err(EngineError::api(
-            "42501",
-            format!(
-                "change buffer pgtrickle_changes.changes_{oid} was created by another role \
-                 outside pgtrickle; drop it before creating a stream table over this source"
-            ),
-        ));
-    }
-    Ok(())
+/// Installs capture on a table source as the engine role, which then owns the buffer and the
+/// capture functions (idempotent; shared by every reader of the source). A buffer or capture
+/// function that another role created is refused (42501) by the install itself.
+pub async fn install<R: SqlRunner>(
+    sql: &mut R,
+    auth: &Authority,
+    source: &Source,
+) -> EngineResult<()> {
+    install_oid(sql, auth, source.oid).await
 }
 
-/// Installs capture on a table source (idempotent; shared by every reader of the source).
-pub async fn install<R: SqlRunner>(sql: &mut R, source: &Source) -> EngineResult<()> {
-    refuse_planted_buffer(sql, source.oid).await?;
-    let t = source_table(sql, source.oid).await?;
-    sql.run(&pgtrickle_cdc::install_capture_sql(&t)).await?;
-    Ok(())
+/// Installs capture on source `oid` (a table or a stream table) as the engine role.
+pub async fn install_oid<R: SqlRunner>(
+    sql: &mut R,
+    auth: &Authority,
+    oid: u32,
+) -> EngineResult<()> {
+    let t = source_table(sql, oid).await?;
+    auth.exec(
+        sql,
+        &format!(
+            "SET LOCAL lock_timeout = '{INSTALL_LOCK_TIMEOUT}'; {}",
+            pgtrickle_cdc::install_capture_sql(&t)
+        ),
+    )
+    .await
 }
 
 /// The sources of stream table `pgt_id`.
 pub async fn sources_of<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<Vec<Dep>> {
     Ok(sql
         .rows(&format!(
-            "SELECT source_relid, source_kind, format('%I.%I', source_schema, source_name), \
-             pg_catalog.has_any_column_privilege(source_relid, 'SELECT'), \
-             CASE WHEN pg_catalog.has_any_column_privilege(source_relid, 'SELECT') \
-                  THEN pg_catalog.row_security_active(source_relid) END \
+            "SELECT source_relid, source_kind, format('%I.%I', source_schema, source_name) \
              FROM pgtrickle.pgt_dependencies WHERE pgt_id = {pgt_id} ORDER BY source_relid"
         ))
         .await?
@@ -131,71 +129,70 @@ pub async fn sources_of<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<
             let kind = get(1);
             Dep {
                 oid: get(0).and_then(|v| v.parse().ok()).unwrap_or(0),
-                captured: matches!(
-                    kind.as_deref(),
-                    Some("Table" | "StreamTable" | "ForeignTable")
-                ),
+                captured: is_captured_kind(kind.as_deref()),
                 polled: kind.as_deref() == Some("ForeignTable"),
                 name: get(2).unwrap_or_default(),
-                readable: get(3).map(|v| v == "t"),
-                row_filtered: get(4).as_deref() == Some("t"),
             }
         })
         .collect())
 }
 
-/// True when a TRUNCATE of the source is pending since snapshot `last`.
-pub async fn truncated_since<R: SqlRunner>(
-    sql: &mut R,
-    dep: &Dep,
-    last: &str,
-) -> EngineResult<bool> {
-    Ok(sql
-        .value(&pgtrickle_cdc::truncated_since_sql(dep.oid, last))
-        .await?
-        .as_deref()
-        == Some("t"))
-}
-
 /// Deletes, in a READ COMMITTED transaction of its own, the buffered changes of source `oid`
-/// that every reader has consumed. Housekeeping: a failure (say, a role that may not delete
-/// from another owner's buffer) is logged and left for a later refresh.
-pub async fn trim_committed<R: SqlRunner>(sql: &mut R, oid: u32) {
+/// that every reader has consumed. Housekeeping: a failure is logged and left for a later
+/// refresh.
+pub async fn trim_committed<R: SqlRunner>(sql: &mut R, auth: &Authority, oid: u32) {
     let snapshots = format!(
         "SELECT s.last_snapshot FROM pgtrickle.pgt_dependencies d \
          JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) WHERE d.source_relid = {oid}"
     );
-    if let Err(e) = sql
-        .run(&pgtrickle_cdc::cleanup_transaction_sql(oid, &snapshots))
-        .await
-    {
+    let trimmed = async {
+        sql.run("BEGIN ISOLATION LEVEL READ COMMITTED").await?;
+        auth.exec(sql, &pgtrickle_cdc::cleanup_statements_sql(oid, &snapshots))
+            .await?;
+        sql.run("COMMIT").await?;
+        EngineResult::Ok(())
+    }
+    .await;
+    if let Err(e) = trimmed {
         let _ = sql.run("ROLLBACK").await;
         tracing::debug!(source = oid, "change buffer not trimmed: {e}");
     }
 }
 
 /// Removes capture from `oid` when no stream table reads it any more.
-pub async fn uninstall_if_unused<R: SqlRunner>(sql: &mut R, oid: u32) -> EngineResult<()> {
+pub async fn uninstall_if_unused<R: SqlRunner>(
+    sql: &mut R,
+    auth: &Authority,
+    oid: u32,
+) -> EngineResult<()> {
     let used = sql
         .value(&format!(
             "SELECT EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies WHERE source_relid = {oid})"
         ))
         .await?;
     if used.as_deref() != Some("t") {
-        sql.run(&pgtrickle_cdc::uninstall_capture_sql(oid)).await?;
         // A foreign source's mirror and poll records go too (no-ops for other sources).
-        sql.run(&format!(
-            "{}; DELETE FROM pgtrickle.pgt_polled_sources WHERE foreign_relid = {oid}; \
-             DELETE FROM pgtrickle.pgt_poll_state WHERE foreign_relid = {oid}",
-            pgtrickle_cdc::poll::mirror::drop_mirror_sql(oid)
-        ))
+        auth.exec(
+            sql,
+            &format!(
+                "{}; {}; DELETE FROM pgtrickle.pgt_polled_sources WHERE foreign_relid = {oid}; \
+                 DELETE FROM pgtrickle.pgt_poll_state WHERE foreign_relid = {oid}",
+                pgtrickle_cdc::uninstall_capture_sql(oid),
+                pgtrickle_cdc::poll::mirror::drop_mirror_sql(oid)
+            ),
+        )
         .await?;
     }
     Ok(())
 }
 
-/// True when some captured source of `pgt_id` has changes its last refresh has not seen.
-pub async fn has_pending_changes<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<bool> {
+/// True when some captured source of `pgt_id` has changes its last refresh has not seen (read
+/// as the engine role, which alone may read the buffers).
+pub async fn has_pending_changes<R: SqlRunner>(
+    sql: &mut R,
+    auth: &Authority,
+    pgt_id: i64,
+) -> EngineResult<bool> {
     let last = sql
         .value(&format!(
             "SELECT last_snapshot FROM pgtrickle.pgt_stream_tables WHERE pgt_id = {pgt_id}"
@@ -209,12 +206,16 @@ pub async fn has_pending_changes<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> Engi
         .into_iter()
         .filter(|d| d.captured)
     {
-        if sql
-            .value(&pgtrickle_cdc::pending_changes_sql(dep.oid, &last))
-            .await?
-            .as_deref()
-            == Some("t")
-        {
+        let pending = auth
+            .value(
+                sql,
+                &format!(
+                    "SELECT p::text FROM ({}) AS q(p)",
+                    pgtrickle_cdc::pending_changes_sql(dep.oid, &last)
+                ),
+            )
+            .await?;
+        if pending.as_deref() == Some("true") {
             return Ok(true);
         }
     }

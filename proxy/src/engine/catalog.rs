@@ -1,33 +1,39 @@
 //! The catalog in schema `pgtrickle`: stream tables, their sources, and refresh history, created
-//! and migrated idempotently by whichever proxy needs it first. It also holds the read
-//! functions (usable without the proxy) and stub functions that tell clients which bypass the
-//! proxy to connect through it.
+//! and migrated idempotently by whichever proxy needs it first, always on a connection of the
+//! proxy's own: the engine role (the `--upstream` user) owns the catalog, the change schema
+//! `pgtrickle_changes` and everything in them, and is the only role that may write them (see
+//! docs/SECURITY.md). Every role may read the catalog, call the read functions (usable without
+//! the proxy) and the stub functions that tell clients which bypass the proxy to connect through
+//! it. It also holds the two functions through which the engine works on a client's session:
+//! `__pgt_engine` (signed statements run as the engine role, see [`super::privileged`]) and
+//! `__pgt_exec` (a refresh's statements, run inside `REFRESH MATERIALIZED VIEW` of a
+//! materialized view in `pgtrickle_exec` that the stream table's owner owns, see
+//! [`super::sandbox`]).
 
-use super::sql::{SqlError, SqlRunner, SqlRunnerExt};
+use super::capture;
+use super::error::{EngineError, EngineResult};
+use super::privileged;
+use super::sandbox;
+use super::sql::{quote_literal, SqlError, SqlRunner, SqlRunnerExt};
 
 /// The catalog version this proxy writes; bump it with every change of the DDL below.
-pub const CATALOG_VERSION: i32 = 4;
+pub const CATALOG_VERSION: i32 = 5;
 
 /// Advisory lock key serialising catalog set-up between sessions and proxies.
 const SETUP_LOCK: i64 = 0x7067_7472_6963_6b6c; // "pgtrickl"
 
 /// Statements creating (or upgrading to) the current catalog. Safe to run repeatedly.
 pub fn setup_sql() -> String {
-    let owned = "pg_has_role(owner, 'MEMBER')";
     let row_security = [
-        row_security_sql("pgt_stream_tables", owned),
-        row_security_sql(
-            "pgt_dependencies",
-            &owned_through_stream_table("pgt_dependencies"),
-        ),
-        row_security_sql(
-            "pgt_refresh_history",
-            &owned_through_stream_table("pgt_refresh_history"),
-        ),
-        row_security_sql("pgt_polled_sources", owned),
-        row_security_sql("pgt_poll_state", owned),
+        "pgt_stream_tables",
+        "pgt_dependencies",
+        "pgt_refresh_history",
+        "pgt_polled_sources",
+        "pgt_poll_state",
     ]
+    .map(row_security_sql)
     .join("\n");
+    let take_over = take_over_sql();
     format!(
         r#"
 SELECT pg_advisory_xact_lock({SETUP_LOCK});
@@ -36,6 +42,8 @@ SELECT pg_advisory_xact_lock({SETUP_LOCK});
 LOCK TABLE pg_catalog.pg_namespace IN ACCESS SHARE MODE;
 CREATE SCHEMA IF NOT EXISTS pgtrickle;
 CREATE SCHEMA IF NOT EXISTS pgtrickle_changes;
+CREATE SCHEMA IF NOT EXISTS pgtrickle_exec;
+{take_over}
 CREATE TABLE IF NOT EXISTS pgtrickle.pgt_catalog_version (version int NOT NULL);
 CREATE TABLE IF NOT EXISTS pgtrickle.pgt_stream_tables (
     pgt_id            bigserial PRIMARY KEY,
@@ -82,6 +90,21 @@ CREATE TABLE IF NOT EXISTS pgtrickle.pgt_refresh_history (
     error         text
 );
 CREATE INDEX IF NOT EXISTS pgt_refresh_history_pgt ON pgtrickle.pgt_refresh_history (pgt_id, refresh_id);
+-- v5: the materialized view whose refresh runs this stream table's statements as its owner,
+-- and the defining query as PostgreSQL resolved it at create time (every name qualified).
+ALTER TABLE pgtrickle.pgt_stream_tables ADD COLUMN IF NOT EXISTS exec_relid oid;
+ALTER TABLE pgtrickle.pgt_stream_tables ADD COLUMN IF NOT EXISTS resolved_query text;
+-- Up to version 4 any role could insert catalog rows for itself: rows that do not describe a
+-- storage table of their owner, duplicates, and sources their owner cannot read are removed.
+DELETE FROM pgtrickle.pgt_stream_tables s WHERE NOT EXISTS (
+    SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
+    WHERE c.oid = s.pgt_relid AND r.rolname = s.owner);
+DELETE FROM pgtrickle.pgt_stream_tables a USING pgtrickle.pgt_stream_tables b
+    WHERE a.pgt_relid = b.pgt_relid AND a.pgt_id > b.pgt_id;
+DELETE FROM pgtrickle.pgt_dependencies d USING pgtrickle.pgt_stream_tables s
+    WHERE s.pgt_id = d.pgt_id
+      AND NOT pg_catalog.has_any_column_privilege(s.owner, d.source_relid, 'SELECT');
+CREATE UNIQUE INDEX IF NOT EXISTS pgt_stream_tables_relid ON pgtrickle.pgt_stream_tables (pgt_relid);
 
 -- Foreign sources polled into a local mirror (pgtrickle_changes.mirror_<oid>); poll_seq
 -- grows with every poll that changed the mirror (a proxy's cached row hashes are valid while
@@ -172,6 +195,76 @@ LANGUAGE sql STABLE AS $f$
     SELECT explain FROM pgtrickle.pgt_stream_tables WHERE pgt_id = pgtrickle.__pgt_find(name)
 $f$;
 
+-- The key under which the proxy signs the statements it runs as the engine role on a client's
+-- session (HMAC-SHA256: its inner and outer padded forms), and the last nonce each backend used.
+CREATE TABLE IF NOT EXISTS pgtrickle.pgt_engine_key (ipad bytea NOT NULL, opad bytea NOT NULL);
+REVOKE ALL ON pgtrickle.pgt_engine_key FROM PUBLIC;
+CREATE UNLOGGED TABLE IF NOT EXISTS pgtrickle.pgt_engine_nonces (
+    pid           int PRIMARY KEY,
+    backend_start timestamptz,
+    nonce         numeric NOT NULL
+);
+REVOKE ALL ON pgtrickle.pgt_engine_nonces FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION pgtrickle.__pgt_engine(stmt text, want_rows bool, nonce numeric, mac text)
+RETURNS SETOF text[]
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
+DECLARE
+    k record;
+    msg bytea;
+    started timestamptz;
+    fresh int;
+BEGIN
+    SELECT ipad, opad INTO k FROM pgtrickle.pgt_engine_key LIMIT 1;
+    msg := convert_to(format('%s:%s:%s:', pg_backend_pid(), nonce,
+                              CASE WHEN want_rows THEN 'true' ELSE 'false' END), 'UTF8')
+           || convert_to(stmt, 'UTF8');
+    IF k IS NULL OR mac IS NULL
+       OR encode(sha256(k.opad || sha256(k.ipad || msg)), 'hex') <> mac THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = 'permission denied for function __pgt_engine',
+            HINT = 'pgtrickle.__pgt_engine runs statements signed by pgtrickle-proxy only';
+    END IF;
+    SELECT a.backend_start INTO started FROM pg_stat_get_activity(pg_backend_pid()) a;
+    INSERT INTO pgtrickle.pgt_engine_nonces AS n (pid, backend_start, nonce)
+    VALUES (pg_backend_pid(), started, nonce)
+    ON CONFLICT (pid) DO UPDATE SET backend_start = EXCLUDED.backend_start, nonce = EXCLUDED.nonce
+    WHERE n.nonce < EXCLUDED.nonce OR n.backend_start IS DISTINCT FROM EXCLUDED.backend_start;
+    GET DIAGNOSTICS fresh = ROW_COUNT;
+    IF fresh = 0 THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = 'permission denied for function __pgt_engine: statement already used';
+    END IF;
+    IF want_rows THEN
+        RETURN QUERY EXECUTE stmt;
+    ELSE
+        EXECUTE stmt;
+    END IF;
+END
+$f$;
+REVOKE ALL ON FUNCTION pgtrickle.__pgt_engine(text, bool, numeric, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgtrickle.__pgt_engine(text, bool, numeric, text) TO PUBLIC;
+
+-- A refresh's statements, run as the current role (inside REFRESH MATERIALIZED VIEW of the
+-- stream table's pgtrickle_exec view: its owner, in a security-restricted operation) with a
+-- fixed search_path; the statements come from pgtrickle.exec_statements, set by the engine.
+CREATE OR REPLACE FUNCTION pgtrickle.__pgt_exec() RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$
+DECLARE
+    s text;
+    n bigint;
+    total bigint := 0;
+BEGIN
+    FOREACH s IN ARRAY coalesce(nullif(current_setting('pgtrickle.exec_statements', true), ''),
+                                '{{}}')::text[] LOOP
+        EXECUTE s;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        total := total + n;
+    END LOOP;
+    RETURN total;
+END
+$f$;
+
 CREATE OR REPLACE FUNCTION pgtrickle.__pgt_through_proxy(fn text) RETURNS void
 LANGUAGE plpgsql AS $f$
 BEGIN
@@ -217,16 +310,23 @@ BEGIN
 END
 $f$;
 
--- Every role may use the API; row-level security keeps each role to its own stream tables
--- (refreshes run as the owner, so a role that could rewrite another's refresh SQL could read
--- what that owner can read).
+-- Every role may read the catalog and use the API; only the engine role writes (row-level
+-- security lets every role read every row). The change schema is closed to others: whoever
+-- could create a buffer there would receive the rows of a table it cannot read. Any role may
+-- create in pgtrickle_exec, where each stream table's owner keeps the materialized view its
+-- refreshes run in (under a random name, so nobody can take one's name in advance).
 GRANT USAGE ON SCHEMA pgtrickle TO PUBLIC;
-GRANT USAGE, CREATE ON SCHEMA pgtrickle_changes TO PUBLIC;
-GRANT SELECT ON ALL TABLES IN SCHEMA pgtrickle TO PUBLIC;
-GRANT INSERT, UPDATE, DELETE ON pgtrickle.pgt_stream_tables, pgtrickle.pgt_dependencies,
-    pgtrickle.pgt_refresh_history, pgtrickle.pgt_polled_sources, pgtrickle.pgt_poll_state
-    TO PUBLIC;
-GRANT USAGE ON ALL SEQUENCES IN SCHEMA pgtrickle TO PUBLIC;
+REVOKE CREATE ON SCHEMA pgtrickle FROM PUBLIC;
+GRANT USAGE ON SCHEMA pgtrickle_changes TO PUBLIC;
+REVOKE CREATE ON SCHEMA pgtrickle_changes FROM PUBLIC;
+GRANT USAGE, CREATE ON SCHEMA pgtrickle_exec TO PUBLIC;
+REVOKE ALL ON pgtrickle.pgt_catalog_version, pgtrickle.pgt_stream_tables,
+    pgtrickle.pgt_dependencies, pgtrickle.pgt_refresh_history, pgtrickle.pgt_polled_sources,
+    pgtrickle.pgt_poll_state FROM PUBLIC;
+GRANT SELECT ON pgtrickle.pgt_catalog_version, pgtrickle.pgt_stream_tables,
+    pgtrickle.pgt_dependencies, pgtrickle.pgt_refresh_history, pgtrickle.pgt_polled_sources,
+    pgtrickle.pgt_poll_state TO PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA pgtrickle FROM PUBLIC;
 {row_security}
 
 DELETE FROM pgtrickle.pgt_catalog_version;
@@ -235,78 +335,191 @@ INSERT INTO pgtrickle.pgt_catalog_version VALUES ({CATALOG_VERSION});
     )
 }
 
-/// Row-level security on catalog table `table`: every role reads every row; a role changes
-/// only the rows for which `own` (an SQL condition) holds.
-fn row_security_sql(table: &str, own: &str) -> String {
+/// Row-level security on catalog table `table`: every role reads every row (up to catalog
+/// version 4 a role could also change its own rows; now only the engine role, the owner,
+/// writes).
+fn row_security_sql(table: &str) -> String {
     format!(
         "ALTER TABLE pgtrickle.{table} ENABLE ROW LEVEL SECURITY;\n\
          DROP POLICY IF EXISTS pgt_read ON pgtrickle.{table};\n\
          DROP POLICY IF EXISTS pgt_own ON pgtrickle.{table};\n\
-         CREATE POLICY pgt_read ON pgtrickle.{table} FOR SELECT USING (true);\n\
-         CREATE POLICY pgt_own ON pgtrickle.{table} FOR ALL USING ({own}) WITH CHECK ({own});"
+         CREATE POLICY pgt_read ON pgtrickle.{table} FOR SELECT USING (true);"
     )
 }
 
-/// The condition of a catalog table keyed by `pgt_id`: its stream table belongs to the role.
-fn owned_through_stream_table(table: &str) -> String {
-    format!(
-        "EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables s \
-         WHERE s.pgt_id = {table}.pgt_id AND pg_has_role(s.owner, 'MEMBER'))"
-    )
+/// Makes sure the engine role (the current user) owns the three schemas and everything in
+/// `pgtrickle`: a catalog another role can change would let that role write the SQL refreshes
+/// run and the rows the engine trusts. What a superuser owns is taken over (when the engine
+/// role may); what an ordinary role owns is refused, naming it. In `pgtrickle_changes`, capture
+/// functions, buffers and mirrors that another role owns (catalog version 4 created them as the
+/// stream table's owner, and let any role create there) are dropped: the upgrade installs
+/// capture again as the engine role and refreshes every stream table FULL once.
+fn take_over_sql() -> String {
+    r#"DO $take$
+DECLARE
+    me oid := (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user);
+    r record;
+BEGIN
+    FOR r IN
+        SELECT 'SCHEMA' AS kind, pg_catalog.quote_ident(n.nspname) AS obj, n.nspowner AS owner
+        FROM pg_catalog.pg_namespace n
+        WHERE n.nspname IN ('pgtrickle', 'pgtrickle_changes', 'pgtrickle_exec')
+        UNION ALL
+        SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
+                    WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE'
+                    WHEN 'i' THEN 'INDEX' ELSE 'TABLE' END,
+               c.oid::pg_catalog.regclass::text, c.relowner
+        FROM pg_catalog.pg_class c
+        WHERE c.relnamespace = 'pgtrickle'::pg_catalog.regnamespace AND c.relkind <> 'i'
+        UNION ALL
+        SELECT 'ROUTINE', p.oid::pg_catalog.regprocedure::text, p.proowner
+        FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'pgtrickle'::pg_catalog.regnamespace
+    LOOP
+        CONTINUE WHEN r.owner = me;
+        IF NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE oid = r.owner) THEN
+            RAISE EXCEPTION USING ERRCODE = '42501',
+                MESSAGE = pg_catalog.format('pgtrickle catalog object %s %s belongs to role %s, not to the proxy''s role %I',
+                                            pg_catalog.lower(r.kind), r.obj, r.owner::pg_catalog.regrole, current_user),
+                HINT = 'another role may have created it to control stream tables: let a superuser inspect and drop it';
+        END IF;
+        BEGIN
+            EXECUTE pg_catalog.format('ALTER %s %s OWNER TO %I', r.kind, r.obj, current_user);
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE EXCEPTION USING ERRCODE = '42501',
+                MESSAGE = pg_catalog.format('pgtrickle catalog object %s %s belongs to role %s, not to the proxy''s role %I',
+                                            pg_catalog.lower(r.kind), r.obj, r.owner::pg_catalog.regrole, current_user),
+                HINT = pg_catalog.format('run ALTER %s %s OWNER TO %I as a superuser', r.kind, r.obj, current_user);
+        END;
+    END LOOP;
+    FOR r IN
+        SELECT 'FUNCTION' AS kind, p.oid::pg_catalog.regprocedure::text AS obj
+        FROM pg_catalog.pg_proc p
+        WHERE p.pronamespace = 'pgtrickle_changes'::pg_catalog.regnamespace AND p.proowner <> me
+        UNION ALL
+        SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
+                    WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE'
+                    ELSE 'TABLE' END,
+               c.oid::pg_catalog.regclass::text
+        FROM pg_catalog.pg_class c
+        WHERE c.relnamespace = 'pgtrickle_changes'::pg_catalog.regnamespace AND c.relowner <> me
+          AND c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f')
+    LOOP
+        EXECUTE pg_catalog.format('DROP %s IF EXISTS %s CASCADE', r.kind, r.obj);
+    END LOOP;
+END
+$take$;"#
+        .to_string()
 }
 
-/// True when the catalog exists at the current version.
-pub async fn is_current<R: SqlRunner>(sql: &mut R) -> Result<bool, SqlError> {
+/// The catalog version in the database, if there is a catalog.
+async fn version<R: SqlRunner>(sql: &mut R) -> Result<Option<i32>, SqlError> {
     let exists = sql
         .value("SELECT to_regclass('pgtrickle.pgt_catalog_version') IS NOT NULL")
         .await?;
     if exists.as_deref() != Some("t") {
-        return Ok(false);
+        return Ok(None);
     }
-    let v = sql
+    Ok(sql
         .value("SELECT max(version) FROM pgtrickle.pgt_catalog_version")
-        .await?;
-    Ok(v.and_then(|v| v.parse::<i32>().ok()) == Some(CATALOG_VERSION))
+        .await?
+        .and_then(|v| v.parse::<i32>().ok()))
 }
 
-/// Creates or upgrades the catalog when needed (the caller provides the transaction).
-pub async fn ensure<R: SqlRunner>(sql: &mut R) -> Result<(), SqlError> {
-    if !is_current(sql).await? {
+/// True when the catalog exists at the current version.
+pub async fn is_current<R: SqlRunner>(sql: &mut R) -> Result<bool, SqlError> {
+    Ok(version(sql).await? == Some(CATALOG_VERSION))
+}
+
+/// Creates or upgrades the catalog when needed, on a connection of the proxy's own (whose role
+/// becomes the catalog's owner; the caller provides the transaction), and returns the key under
+/// which the engine signs its statements on clients' sessions.
+pub async fn ensure<R: SqlRunner>(sql: &mut R) -> EngineResult<Vec<u8>> {
+    let found = version(sql).await?;
+    if found != Some(CATALOG_VERSION) {
         sql.run(&setup_sql()).await?;
-        remove_unread_stream_table_capture(sql).await?;
+        if found.is_some() {
+            upgrade_objects(sql).await?;
+        }
     }
-    Ok(())
+    engine_key(sql).await
 }
 
-/// Up to catalog version 3 every stream table captured its own changes, read or not, and
-/// nothing trimmed the buffer of one that no stream table reads. Capture is now installed when
-/// a reader is created: this removes it where no stream table reads (each in a savepoint, so
-/// that one the proxy's user may not change is left for its owner's next create or drop).
-async fn remove_unread_stream_table_capture<R: SqlRunner>(sql: &mut R) -> Result<(), SqlError> {
-    let unread = sql
+/// The signing key, created at first use (64 random bytes; stored as HMAC's padded keys).
+async fn engine_key<R: SqlRunner>(sql: &mut R) -> EngineResult<Vec<u8>> {
+    let key = privileged::new_key();
+    let stored = sql
+        .value(&format!(
+            "SELECT pg_advisory_xact_lock({SETUP_LOCK}); \
+             INSERT INTO pgtrickle.pgt_engine_key \
+             SELECT pg_catalog.decode('{}', 'hex'), pg_catalog.decode('{}', 'hex') \
+             WHERE NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_engine_key); \
+             SELECT pg_catalog.encode(ipad, 'hex') FROM pgtrickle.pgt_engine_key LIMIT 1",
+            privileged::padded_key_hex(&key, 0x36),
+            privileged::padded_key_hex(&key, 0x5c)
+        ))
+        .await?
+        .ok_or_else(|| EngineError::api("XX000", "no engine key in the catalog"))?;
+    let ipad = (0..stored.len() / 2)
+        .map(|i| u8::from_str_radix(stored.get(2 * i..2 * i + 2).unwrap_or("zz"), 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| EngineError::api("XX000", "malformed engine key in the catalog"))?;
+    Ok(ipad.iter().map(|b| b ^ 0x36).collect())
+}
+
+/// After an upgrade from an older catalog (whose change schema other roles could write, and
+/// whose capture objects belonged to the stream tables' owners, see [`take_over_sql`]): capture
+/// is installed again on every local source, as the engine role; every stream table gets its
+/// execution view (see [`super::sandbox`]); foreign sources whose mirror was dropped are
+/// forgotten (their next poll prepares them again); and every stream table's next refresh is
+/// FULL, so that nothing another role could have put in a buffer reaches it.
+async fn upgrade_objects<R: SqlRunner>(sql: &mut R) -> EngineResult<()> {
+    let auth = privileged::Authority::Own;
+    let sources = sql
         .rows(
-            "SELECT s.pgt_relid::oid FROM pgtrickle.pgt_stream_tables s \
-             WHERE NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies d \
-                               WHERE d.source_relid = s.pgt_relid) \
-               AND to_regclass('pgtrickle_changes.changes_' || s.pgt_relid::oid) IS NOT NULL",
+            "SELECT DISTINCT source_relid FROM pgtrickle.pgt_dependencies \
+             WHERE source_kind IN ('Table', 'StreamTable') \
+               AND to_regclass('pgtrickle_changes.changes_' || source_relid::oid) IS NULL \
+               AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = source_relid)",
         )
         .await?;
-    for oid in unread
+    for oid in sources
         .into_iter()
         .filter_map(|r| r.into_iter().next().flatten())
         .filter_map(|v| v.parse::<u32>().ok())
     {
-        sql.run("SAVEPOINT pgt_unread_capture").await?;
-        match sql.run(&pgtrickle_cdc::uninstall_capture_sql(oid)).await {
-            Ok(_) => sql.run("RELEASE SAVEPOINT pgt_unread_capture").await?,
-            Err(e) => {
-                tracing::warn!(
-                    relation = oid,
-                    "capture of an unread stream table kept: {e}"
-                );
-                sql.run("ROLLBACK TO SAVEPOINT pgt_unread_capture").await?
-            }
-        };
+        capture::install_oid(sql, &auth, oid).await?;
     }
+    sql.run(
+        "DELETE FROM pgtrickle.pgt_polled_sources p \
+         WHERE to_regclass('pgtrickle_changes.mirror_' || p.foreign_relid::oid) IS NULL; \
+         DELETE FROM pgtrickle.pgt_poll_state p \
+         WHERE to_regclass('pgtrickle_changes.mirror_' || p.foreign_relid::oid) IS NULL",
+    )
+    .await?;
+    let missing = sql
+        .rows(
+            "SELECT s.pgt_id, c.relowner::pg_catalog.regrole::text \
+             FROM pgtrickle.pgt_stream_tables s \
+             JOIN pg_catalog.pg_class c ON c.oid = s.pgt_relid \
+             WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class e \
+                               WHERE e.oid = s.exec_relid AND e.relkind = 'm')",
+        )
+        .await?;
+    for row in missing {
+        let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+        let name = sandbox::new_exec_name();
+        let view = sandbox::exec_view(&name);
+        sql.run(&format!(
+            "{}; ALTER MATERIALIZED VIEW {view} OWNER TO {owner}; \
+             UPDATE pgtrickle.pgt_stream_tables SET exec_relid = {lit}::regclass WHERE pgt_id = {id}",
+            sandbox::create_exec_view_sql(&name),
+            owner = get(1),
+            lit = quote_literal(&view),
+            id = get(0),
+        ))
+        .await?;
+    }
+    sql.run("UPDATE pgtrickle.pgt_stream_tables SET needs_full = true")
+        .await?;
     Ok(())
 }

@@ -77,12 +77,15 @@ pub async fn describe<R: SqlRunner>(
     query: &str,
     mode: RefreshMode,
 ) -> EngineResult<Described> {
-    let refs = referenced_relations(query)?;
-    // Validates the query as the calling role and yields its output columns.
+    // Validates the query as the calling role, yields its output columns, and resolves it.
     sql.run(&format!("CREATE TEMP VIEW __pgt_describe AS {query}"))
         .await?;
     let columns = columns_of(sql, "pg_temp.__pgt_describe").await?;
+    let resolved = resolve(sql).await;
     sql.run("DROP VIEW pg_temp.__pgt_describe").await?;
+    let query = resolved?;
+    let query = query.as_str();
+    let refs = referenced_relations(query)?;
 
     let mut relations = Vec::new();
     let mut sources = Vec::new();
@@ -164,6 +167,33 @@ pub async fn describe<R: SqlRunner>(
         },
         sources,
     })
+}
+
+/// The defining query as PostgreSQL resolved it for the view `pg_temp.__pgt_describe`, printed
+/// with only `pg_catalog` on the search_path: every relation, function, operator and type
+/// outside `pg_catalog` comes out schema-qualified and every implicit cast explicit, so that
+/// what a refresh runs (with `search_path = pg_catalog, pg_temp`) is what the creator meant,
+/// whatever objects any role creates later on anyone's path. The caller's search_path is
+/// restored for the rest of its transaction.
+async fn resolve<R: SqlRunner>(sql: &mut R) -> EngineResult<String> {
+    let saved = sql
+        .value("SELECT pg_catalog.current_setting('search_path')")
+        .await?
+        .unwrap_or_default();
+    sql.run("SET LOCAL search_path = pg_catalog").await?;
+    let text = sql
+        .value(
+            "SELECT pg_catalog.pg_get_viewdef('pg_temp.__pgt_describe'::pg_catalog.regclass, true)",
+        )
+        .await;
+    sql.run(&format!(
+        "SELECT pg_catalog.set_config('search_path', {}, true)",
+        quote_literal(&saved)
+    ))
+    .await?;
+    let text = text?.ok_or_else(|| EngineError::api("XX000", "the query could not be resolved"))?;
+    // pg_get_viewdef ends the statement with a semicolon.
+    Ok(text.trim().trim_end_matches(';').trim_end().to_string())
 }
 
 /// A foreign source's mirror as a relation with exactly the source's columns (see

@@ -15,6 +15,7 @@ use super::capture;
 use super::catalog;
 use super::error::EngineError;
 use super::poll::Poller;
+use super::privileged::Authority;
 use super::refresh::refresh;
 use super::schedulers::Schedulers;
 use super::sql::{quote_literal, SqlError, SqlRunner, SqlRunnerExt};
@@ -68,6 +69,7 @@ impl SessionJob for ApiJob {
 /// caller does not wait for the housekeeping, the session's next statement does.
 struct TrimBuffers {
     sources: Vec<u32>,
+    auth: Authority,
 }
 
 impl SessionJob for TrimBuffers {
@@ -78,7 +80,7 @@ impl SessionJob for TrimBuffers {
         Box::pin(async move {
             if sql.tx_status() == TransactionStatus::Idle {
                 for oid in &self.sources {
-                    capture::trim_committed(sql, *oid).await;
+                    capture::trim_committed(sql, &self.auth, *oid).await;
                 }
             }
             JobOutput::from(Bytes::new())
@@ -88,22 +90,25 @@ impl SessionJob for TrimBuffers {
 
 async fn execute<R: SqlRunner>(
     sql: &mut R,
+    auth: &Authority,
     request: &ApiRequest,
     populate_here: bool,
     poller: &Poller,
 ) -> Result<api::Outcome, EngineError> {
     let done = |_| api::Outcome::default();
     match request {
-        ApiRequest::Create(c) => api::create(sql, c, populate_here, poller).await,
-        ApiRequest::Alter(a) => api::alter(sql, a, populate_here, poller).await,
-        ApiRequest::Drop { name, cascade } => api::drop(sql, name, *cascade).await.map(done),
+        ApiRequest::Create(c) => api::create(sql, auth, c, populate_here, poller).await,
+        ApiRequest::Alter(a) => api::alter(sql, auth, a, populate_here, poller).await,
+        ApiRequest::Drop { name, cascade } => api::drop(sql, auth, name, *cascade).await.map(done),
         ApiRequest::Refresh { name } => {
-            api::refresh_by_name(sql, name).await.map(|r| api::Outcome {
-                trim: r.sources,
-                ..api::Outcome::default()
-            })
+            api::refresh_by_name(sql, auth, name)
+                .await
+                .map(|r| api::Outcome {
+                    trim: r.sources,
+                    ..api::Outcome::default()
+                })
         }
-        ApiRequest::Resume { name } => api::resume(sql, name).await.map(done),
+        ApiRequest::Resume { name } => api::resume(sql, auth, name).await.map(done),
         ApiRequest::Status | ApiRequest::Explain { .. } | ApiRequest::RefreshHistory { .. } => Err(
             EngineError::api("XX000", "read functions are answered by the server"),
         ),
@@ -131,19 +136,16 @@ impl ApiJob {
                 return self.failed(bytes).into();
             }
         };
-        // The poller's connections must see the catalog: it is created (as the proxy's user,
-        // who may create schemas where the caller may not) in a committed transaction of its
-        // own, on a connection of the proxy's.
-        if matches!(
-            request,
-            ApiRequest::Create(_) | ApiRequest::Alter(_) | ApiRequest::Refresh { .. }
-        ) && !matches!(catalog::is_current(sql).await, Ok(true))
-        {
-            if let Err(e) = self.ensure_catalog(sql, in_block).await {
+        // The catalog belongs to the proxy's role: it is created or upgraded in a committed
+        // transaction of its own, on a connection of the proxy's, which also reads the key
+        // under which the engine's own statements on this session are signed.
+        let auth = match self.authority(sql, in_block).await {
+            Ok(a) => a,
+            Err(e) => {
                 let bytes = self_error(out, sql, in_block, e).await;
                 return self.failed(bytes).into();
             }
-        }
+        };
         // A refresh asked for by a user first brings the foreign sources' mirrors up to date
         // (committed on the poller's connections, before the refresh takes its snapshot).
         let polled = match &request {
@@ -152,8 +154,8 @@ impl ApiJob {
         };
         let result = match polled {
             Err(e) => Err(e),
-            Ok(()) if in_block => execute(sql, &request, true, &self.poller).await,
-            Ok(()) => self.own_transactions(sql, &request).await,
+            Ok(()) if in_block => execute(sql, &auth, &request, true, &self.poller).await,
+            Ok(()) => self.own_transactions(sql, &auth, &request).await,
         };
         if let (Ok(_), ApiRequest::Create(_)) = (&result, &request) {
             if let Ok(Some(database)) = sql.value("SELECT current_database()").await {
@@ -167,8 +169,12 @@ impl ApiJob {
                 let trim = std::mem::take(&mut outcome.trim);
                 JobOutput {
                     answer: self.success(out, sql, outcome),
-                    then: (!in_block && !trim.is_empty())
-                        .then(|| Box::new(TrimBuffers { sources: trim }) as Box<dyn SessionJob>),
+                    then: (!in_block && !trim.is_empty()).then(|| {
+                        Box::new(TrimBuffers {
+                            sources: trim,
+                            auth,
+                        }) as Box<dyn SessionJob>
+                    }),
                 }
             }
             Err(e) => {
@@ -178,25 +184,36 @@ impl ApiJob {
         }
     }
 
-    /// Creates or upgrades the catalog on a connection of the proxy's. Inside a transaction
-    /// block the session's caches may still remember the catalog as missing: opening a relation
-    /// this transaction has not locked yet makes the backend read other sessions' catalog
-    /// changes.
-    async fn ensure_catalog(
+    /// The authority under which the engine's own statements run on this session: the
+    /// database's signing key and the session's backend pid. The catalog is created or upgraded
+    /// first when needed, on a connection of the proxy's. Inside a transaction block the
+    /// session's caches may still remember the catalog as missing: opening a relation this
+    /// transaction has not locked yet makes the backend read other sessions' catalog changes.
+    async fn authority(
         &self,
         sql: &mut SessionSql<'_>,
         in_block: bool,
-    ) -> Result<(), EngineError> {
-        let database = sql
-            .value("SELECT current_database()")
+    ) -> Result<Authority, EngineError> {
+        let row = sql
+            .rows("SELECT pg_catalog.current_database(), pg_catalog.pg_backend_pid()")
             .await?
+            .into_iter()
+            .next()
             .unwrap_or_default();
-        let oid = self.poller.ensure_catalog(&database).await?;
-        if in_block {
+        let database = row.first().cloned().flatten().unwrap_or_default();
+        let pid: i32 = row
+            .get(1)
+            .cloned()
+            .flatten()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| EngineError::api("XX000", "no backend pid"))?;
+        let current = matches!(catalog::is_current(sql).await, Ok(true));
+        let (key, oid) = self.poller.engine_key(&database, !current).await?;
+        if in_block && !current {
             sql.run(&format!("SELECT pg_catalog.pg_relation_size({oid})"))
                 .await?;
         }
-        Ok(())
+        Ok(Authority::Signed { key, pid })
     }
 
     /// An error answer: in the extended protocol without the ReadyForQuery (Sync sends it) and
@@ -217,6 +234,7 @@ impl ApiJob {
     async fn own_transactions(
         &self,
         sql: &mut SessionSql<'_>,
+        auth: &Authority,
         request: &ApiRequest,
     ) -> Result<api::Outcome, EngineError> {
         let begin = match request {
@@ -229,7 +247,7 @@ impl ApiJob {
         let mut outcome = loop {
             attempt += 1;
             sql.simple_query(begin).await?;
-            match execute(sql, request, false, &self.poller).await {
+            match execute(sql, auth, request, false, &self.poller).await {
                 Ok(o) => {
                     sql.simple_query("COMMIT").await?;
                     break o;
@@ -248,7 +266,7 @@ impl ApiJob {
                 attempt += 1;
                 sql.simple_query("BEGIN ISOLATION LEVEL REPEATABLE READ")
                     .await?;
-                match refresh(sql, pgt_id, true, false).await {
+                match refresh(sql, auth, pgt_id, true, false).await {
                     Ok(r) => {
                         sql.simple_query("COMMIT").await?;
                         outcome.trim.extend(r.sources);
@@ -260,7 +278,7 @@ impl ApiJob {
                             continue;
                         }
                         sql.simple_query("BEGIN").await?;
-                        let undone = api::drop_by_id(sql, pgt_id).await;
+                        let undone = api::drop_by_id(sql, auth, pgt_id).await;
                         let _ = sql
                             .simple_query(if undone.is_ok() { "COMMIT" } else { "ROLLBACK" })
                             .await;

@@ -8,11 +8,12 @@
 //! refresh therefore needs one snapshot for all its statements (REPEATABLE READ); in a READ
 //! COMMITTED transaction block the engine refreshes FULL and marks the next refresh FULL too.
 
-use super::capture;
 use super::delta;
 use super::error::{EngineError, EngineResult};
 use super::owner_rights;
-use super::sql::{quote_literal, SqlRunner, SqlRunnerExt};
+use super::privileged::{parse_array, Authority};
+use super::sandbox;
+use super::sql::{quote_literal, SqlRunner};
 
 /// What a refresh did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +28,7 @@ pub struct Refreshed {
     pub sources: Vec<u32>,
 }
 
+/// A stream table's catalog row as a refresh needs it, read (and locked) by the engine role.
 struct StRow {
     refresh_mode: String,
     effective_mode: String,
@@ -37,48 +39,10 @@ struct StRow {
     is_populated: bool,
     storage: String,
     single_snapshot: bool,
-    owner: String,
-    /// `current_user` and the `role` setting of the caller.
-    caller: (String, String),
-}
-
-/// Parses a PostgreSQL text[] literal as the simple query protocol returns it.
-pub fn parse_text_array(s: &str) -> Vec<String> {
-    let inner = s.trim().trim_start_matches('{').trim_end_matches('}');
-    let mut out = Vec::new();
-    let mut chars = inner.chars().peekable();
-    while chars.peek().is_some() {
-        let mut item = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => {
-                        if let Some(n) = chars.next() {
-                            item.push(n)
-                        }
-                    }
-                    '"' => break,
-                    c => item.push(c),
-                }
-            }
-            // Skip to the separator.
-            for c in chars.by_ref() {
-                if c == ',' {
-                    break;
-                }
-            }
-        } else {
-            for c in chars.by_ref() {
-                if c == ',' {
-                    break;
-                }
-                item.push(c);
-            }
-        }
-        out.push(item);
-    }
-    out
+    /// The storage table's owner (OID): the stream table's owner.
+    owner: u32,
+    /// The execution view (qualified), if it exists and belongs to the owner.
+    exec_view: Option<String>,
 }
 
 /// Encodes statements as a text[] literal.
@@ -90,56 +54,80 @@ pub fn text_array_literal(items: &[String]) -> String {
     quote_literal(&format!("{{{}}}", parts.join(",")))
 }
 
-async fn load<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<StRow> {
-    let row = sql
-        .rows(&format!(
-            "SELECT effective_mode, full_refresh, diff_refresh, last_snapshot, needs_full, \
-             is_populated, refresh_mode, format('%I.%I', pgt_schema, pgt_name), \
-             current_setting('transaction_isolation') <> 'read committed', owner, \
-             current_user::text, current_setting('role') \
-             FROM pgtrickle.pgt_stream_tables \
-             WHERE pgt_id = {pgt_id} FOR UPDATE"
-        ))
+fn flag(v: Option<&String>) -> bool {
+    v.map(String::as_str) == Some("true")
+}
+
+fn statements(v: Option<&String>) -> EngineResult<Option<Vec<String>>> {
+    v.map(|a| {
+        parse_array(a)
+            .map(|items| items.into_iter().flatten().collect())
+            .ok_or_else(|| EngineError::api("XX000", "malformed refresh statements in the catalog"))
+    })
+    .transpose()
+}
+
+/// Reads and locks (`FOR UPDATE`: a concurrent refresh elsewhere makes this one fail with a
+/// serialization error) the catalog row, as the engine role.
+async fn load<R: SqlRunner>(sql: &mut R, auth: &Authority, pgt_id: i64) -> EngineResult<StRow> {
+    let row = auth
+        .rows(
+            sql,
+            &format!(
+                "SELECT s.effective_mode, s.full_refresh::text AS full_refresh, \
+                 s.diff_refresh::text AS diff_refresh, s.last_snapshot, \
+                 s.needs_full::text AS needs_full, s.is_populated::text AS is_populated, \
+                 s.refresh_mode, pg_catalog.format('%I.%I', s.pgt_schema, s.pgt_name) AS storage, \
+                 (pg_catalog.current_setting('transaction_isolation') <> 'read committed')::text \
+                   AS single_snapshot, \
+                 c.relowner::text AS owner, \
+                 CASE WHEN e.relowner = c.relowner THEN e.oid::pg_catalog.regclass::text END \
+                   AS exec_view \
+                 FROM pgtrickle.pgt_stream_tables s \
+                 LEFT JOIN pg_catalog.pg_class c ON c.oid = s.pgt_relid \
+                 LEFT JOIN pg_catalog.pg_class e ON e.oid = s.exec_relid AND e.relkind = 'm' \
+                 WHERE s.pgt_id = {pgt_id} FOR UPDATE OF s"
+            ),
+        )
         .await?
         .into_iter()
         .next()
         .ok_or_else(|| EngineError::api("42P01", "stream table was dropped"))?;
     let get = |i: usize| row.get(i).cloned().flatten();
     Ok(StRow {
-        refresh_mode: get(6).unwrap_or_default(),
         effective_mode: get(0).unwrap_or_default(),
-        full_refresh: get(1).map(|s| parse_text_array(&s)).unwrap_or_default(),
-        diff_refresh: get(2).map(|s| parse_text_array(&s)),
+        full_refresh: statements(get(1).as_ref())?.unwrap_or_default(),
+        diff_refresh: statements(get(2).as_ref())?,
         last_snapshot: get(3),
-        needs_full: get(4).as_deref() == Some("t"),
-        is_populated: get(5).as_deref() == Some("t"),
+        needs_full: flag(get(4).as_ref()),
+        is_populated: flag(get(5).as_ref()),
+        refresh_mode: get(6).unwrap_or_default(),
         storage: get(7).unwrap_or_default(),
-        single_snapshot: get(8).as_deref() == Some("t"),
-        owner: get(9).unwrap_or_default(),
-        caller: (get(10).unwrap_or_default(), get(11).unwrap_or_default()),
+        single_snapshot: flag(get(8).as_ref()),
+        owner: get(9)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| EngineError::api("42P01", "the stream table's storage is gone"))?,
+        exec_view: get(10),
     })
-}
-
-fn rows_of(tag: &str) -> i64 {
-    match tag.split_whitespace().next() {
-        // "ROWS n" is what the scheduler's own connection reports for any statement.
-        Some("INSERT" | "UPDATE" | "DELETE" | "MERGE" | "ROWS") => tag
-            .rsplit(' ')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0),
-        _ => 0,
-    }
 }
 
 /// AUTO at run time: true when the changes waiting in a source's buffer are a larger share of
 /// its rows (PostgreSQL's estimate) than the configured threshold, so recomputing is cheaper.
-async fn mostly_changed<R: SqlRunner>(sql: &mut R, oid: u32, last: &str) -> EngineResult<bool> {
-    let rows: f64 = sql
-        .value(&format!(
-            "SELECT reltuples FROM pg_class WHERE oid = coalesce(to_regclass({})::oid, {oid})",
-            quote_literal(&pgtrickle_cdc::poll::mirror::mirror_table(oid))
-        ))
+async fn mostly_changed<R: SqlRunner>(
+    sql: &mut R,
+    auth: &Authority,
+    oid: u32,
+    last: &str,
+) -> EngineResult<bool> {
+    let rows: f64 = auth
+        .value(
+            sql,
+            &format!(
+                "SELECT reltuples::text FROM pg_catalog.pg_class \
+                 WHERE oid = coalesce(pg_catalog.to_regclass({})::oid, {oid})",
+                quote_literal(&pgtrickle_cdc::poll::mirror::mirror_table(oid))
+            ),
+        )
         .await?
         .and_then(|v| v.parse().ok())
         .unwrap_or(-1.0);
@@ -147,104 +135,126 @@ async fn mostly_changed<R: SqlRunner>(sql: &mut R, oid: u32, last: &str) -> Engi
         // Never analysed: no estimate to compare with.
         return Ok(false);
     }
-    let changes: f64 = sql
-        .value(&pgtrickle_cdc::pending_change_count_sql(oid, last))
+    let changes: f64 = auth
+        .value(
+            sql,
+            &format!(
+                "SELECT n::text FROM ({}) AS q(n)",
+                pgtrickle_cdc::pending_change_count_sql(oid, last)
+            ),
+        )
         .await?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
     Ok(changes > rows * super::settings::auto_full_threshold())
 }
 
-/// Refreshes stream table `pgt_id` in the caller's transaction (FULL when `force_full`), as its
-/// owner (see [`owner_rights`]). `distrust_snapshot` marks the next refresh FULL whatever this
-/// one sees: for a population in a transaction whose snapshot may predate the capture triggers
-/// it just installed.
-pub async fn refresh<R: SqlRunner>(
+/// True when a TRUNCATE of source `oid` is pending since snapshot `last`.
+async fn truncated_since<R: SqlRunner>(
     sql: &mut R,
-    pgt_id: i64,
-    force_full: bool,
-    distrust_snapshot: bool,
-) -> EngineResult<Refreshed> {
-    let st = load(sql, pgt_id).await?;
-    let switched = owner_rights::become_owner(sql, &st.owner, &st.caller).await?;
-    let refreshed = refresh_as_owner(sql, pgt_id, st, force_full, distrust_snapshot).await?;
-    owner_rights::restore(sql, switched).await?;
-    Ok(refreshed)
+    auth: &Authority,
+    oid: u32,
+    last: &str,
+) -> EngineResult<bool> {
+    Ok(flag(
+        auth.value(
+            sql,
+            &format!(
+                "SELECT t::text FROM ({}) AS q(t)",
+                pgtrickle_cdc::truncated_since_sql(oid, last)
+            ),
+        )
+        .await?
+        .as_ref(),
+    ))
 }
 
-async fn refresh_as_owner<R: SqlRunner>(
+/// Refreshes stream table `pgt_id` in the caller's transaction (FULL when `force_full`): the
+/// engine role (`auth`) reads the catalog row and the deltas, the statements run as the owner in
+/// its execution view ([`sandbox`]), and the engine role records the outcome.
+/// `distrust_snapshot` marks the next refresh FULL whatever this one sees: for a population in
+/// a transaction whose snapshot may predate the capture triggers it just installed.
+pub async fn refresh<R: SqlRunner>(
     sql: &mut R,
+    auth: &Authority,
     pgt_id: i64,
-    st: StRow,
     force_full: bool,
     distrust_snapshot: bool,
 ) -> EngineResult<Refreshed> {
+    let st = load(sql, auth, pgt_id).await?;
+    let view = st.exec_view.clone().ok_or_else(|| {
+        EngineError::api(
+            "42501",
+            format!(
+                "stream table {} has no execution view owned by its owner",
+                st.storage
+            ),
+        )
+        .with_hint(
+            "the owner of the stream table changed, or its view in pgtrickle_exec was dropped: \
+             create the stream table again",
+        )
+    })?;
     let single_snapshot = st.single_snapshot;
-    let deps = capture::sources_of(sql, pgt_id).await?;
-    // A source filtered by row-level security: its change buffer holds every row, so only a
-    // recomputation (where the policies apply) is right.
-    let row_filtered = owner_rights::check_sources(&deps)?;
+    let deps = owner_rights::sources(sql, pgt_id, st.owner).await?;
+    // A source the owner reads only in part: its change buffer holds every row and column, so
+    // only a recomputation (where PostgreSQL applies the limits) is right.
+    let partly_readable = owner_rights::check_sources(&deps)?;
     let mut full = force_full
-        || row_filtered
+        || partly_readable
         || st.effective_mode == "FULL"
         || st.needs_full
         || !st.is_populated
         || !single_snapshot;
     let last = st.last_snapshot.clone().unwrap_or_default();
+    let captured: Vec<u32> = deps.iter().filter(|d| d.captured).map(|d| d.oid).collect();
     if !full {
         match &st.last_snapshot {
             None => full = true,
             Some(last) => {
-                for d in deps.iter().filter(|d| d.captured) {
-                    if capture::truncated_since(sql, d, last).await?
-                        || (st.refresh_mode == "AUTO" && mostly_changed(sql, d.oid, last).await?)
+                for oid in &captured {
+                    if truncated_since(sql, auth, *oid, last).await?
+                        || (st.refresh_mode == "AUTO"
+                            && mostly_changed(sql, auth, *oid, last).await?)
                     {
                         full = true;
+                        break;
                     }
                 }
             }
         }
     }
-    let mut statements = if full {
+    let statements = if full {
         st.full_refresh.clone()
     } else {
-        let mut statements = st.diff_refresh.clone().unwrap_or_default();
-        let captured: Vec<u32> = deps.iter().filter(|d| d.captured).map(|d| d.oid).collect();
-        delta::prepare(sql, &mut statements, &captured, &last).await?;
-        statements
+        delta::materialise(sql, auth, &captured, &last, st.owner).await?;
+        st.diff_refresh.clone().unwrap_or_default()
     };
-    // The storage's read-only trigger lets this transaction's writes through (sent with the
-    // first statement: one round trip less).
-    if let Some(first) = statements.first_mut() {
-        *first = format!("SET LOCAL pgtrickle.refreshing = 'on'; {first}");
-    }
-    let mut rows_changed = 0;
-    for stmt in &statements {
-        for result in sql.run(stmt).await? {
-            rows_changed += rows_of(&result.tag);
-        }
-    }
+    let rows_changed = sandbox::run_as_owner(sql, &view, &statements).await?;
     if !st.is_populated {
         // The first differential refreshes probe the storage by its row hashes: without
         // statistics (autovacuum analyses it only later) the planner expects many rows per
-        // hash and uses bitmap scans, several times slower than plain index scans.
+        // hash and uses bitmap scans, several times slower than plain index scans. (ANALYZE
+        // runs as the table's owner in a security-restricted operation.)
         sql.run(&format!("ANALYZE {}", st.storage)).await?;
     }
     let action = if full { "FULL" } else { "DIFFERENTIAL" };
-    sql.run(&format!(
-        "SET LOCAL pgtrickle.refreshing = 'off'; \
-         UPDATE pgtrickle.pgt_stream_tables SET last_snapshot = pg_current_snapshot()::text, \
-         last_refresh_at = now(), is_populated = true, needs_full = {}, \
-         consecutive_errors = 0, last_error = NULL, next_attempt_at = NULL \
-         WHERE pgt_id = {pgt_id}; \
-         INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, action, status, rows_changed) \
-         VALUES ({pgt_id}, now(), '{action}', 'SUCCESS', {rows_changed})",
-        !single_snapshot || distrust_snapshot
-    ))
+    auth.exec(
+        sql,
+        &format!(
+            "UPDATE pgtrickle.pgt_stream_tables SET last_snapshot = pg_catalog.pg_current_snapshot()::text, \
+             last_refresh_at = pg_catalog.now(), is_populated = true, needs_full = {}, \
+             consecutive_errors = 0, last_error = NULL, next_attempt_at = NULL \
+             WHERE pgt_id = {pgt_id}; \
+             INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, action, status, rows_changed) \
+             VALUES ({pgt_id}, pg_catalog.now(), '{action}', 'SUCCESS', {rows_changed})",
+            !single_snapshot || distrust_snapshot
+        ),
+    )
     .await?;
     Ok(Refreshed {
         action,
         rows_changed,
-        sources: deps.iter().filter(|d| d.captured).map(|d| d.oid).collect(),
+        sources: captured,
     })
 }

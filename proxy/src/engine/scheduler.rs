@@ -22,8 +22,9 @@ use super::capture;
 use super::catalog;
 use super::error::{EngineError, EngineResult};
 use super::poll::{self, Poller};
+use super::privileged::Authority;
 use super::refresh::refresh;
-use super::sql::{quote_ident, quote_literal, SqlRunner, SqlRunnerExt};
+use super::sql::{quote_literal, SqlRunner, SqlRunnerExt};
 use crate::upstream::UpstreamTarget;
 
 /// How often the scheduler looks for mirrors nobody reads (they are kept for
@@ -98,7 +99,7 @@ async fn setup(client: &mut Client) -> EngineResult<()> {
     client
         .run(if r.is_ok() { "COMMIT" } else { "ROLLBACK" })
         .await?;
-    Ok(r?)
+    r.map(|_| ())
 }
 
 async fn candidates(client: &mut Client) -> EngineResult<Vec<Candidate>> {
@@ -150,12 +151,14 @@ async fn is_due(client: &mut Client, c: &Candidate) -> EngineResult<bool> {
         return Ok(true);
     };
     if c.immediate {
-        return capture::has_pending_changes(client, c.pgt_id).await;
+        return capture::has_pending_changes(client, &Authority::Own, c.pgt_id).await;
     }
     Ok(match parse_schedule(&c.schedule, Duration::ZERO) {
         Ok(Schedule::Every(d)) => since >= d.as_secs_f64(),
         Ok(Schedule::Cron(expr)) => cron_fired_since(&expr, c.last_refresh_epoch.unwrap_or(0.0)),
-        Ok(Schedule::Calculated) | Err(_) => capture::has_pending_changes(client, c.pgt_id).await?,
+        Ok(Schedule::Calculated) | Err(_) => {
+            capture::has_pending_changes(client, &Authority::Own, c.pgt_id).await?
+        }
     })
 }
 
@@ -233,17 +236,28 @@ async fn show_poll_failures(client: &mut Client, c: &Candidate) -> EngineResult<
 }
 
 async fn refresh_as_owner(client: &mut Client, c: &Candidate) -> EngineResult<()> {
-    client
-        .run(&format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL ROLE {}",
-            quote_ident(&c.owner)
-        ))
-        .await?;
-    match refresh(client, c.pgt_id, false, false).await {
+    client.run("BEGIN ISOLATION LEVEL REPEATABLE READ").await?;
+    let refreshed = refresh(client, &Authority::Own, c.pgt_id, false, false).await;
+    let outcome = finish_refresh(client, c, refreshed).await;
+    // A refresh's statements cannot change this connection's role or settings (see
+    // `sandbox`), but they may take session-level advisory locks: release any.
+    let _ = client
+        .run("SELECT pg_catalog.pg_advisory_unlock_all()")
+        .await;
+    outcome
+}
+
+/// Commits a refresh and trims the buffers it consumed, or rolls it back.
+async fn finish_refresh(
+    client: &mut Client,
+    c: &Candidate,
+    refreshed: EngineResult<super::refresh::Refreshed>,
+) -> EngineResult<()> {
+    match refreshed {
         Ok(r) => {
             client.run("COMMIT").await?;
             for oid in &r.sources {
-                capture::trim_committed(client, *oid).await;
+                capture::trim_committed(client, &Authority::Own, *oid).await;
             }
             tracing::debug!(stream_table = %c.name, action = r.action, rows = r.rows_changed, "refreshed");
             Ok(())

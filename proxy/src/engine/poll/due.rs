@@ -71,7 +71,12 @@ pub async fn is_due<R: SqlRunner>(sql: &mut R, oid: u32) -> EngineResult<bool> {
     let Some(since) = get(0).and_then(|v| v.parse::<f64>().ok()) else {
         return Ok(true);
     };
-    let schedules = super::super::refresh::parse_text_array(&get(2).unwrap_or_default());
+    let schedules: Vec<String> =
+        super::super::privileged::parse_array(&get(2).unwrap_or_else(|| "{}".into()))
+            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .collect();
     Ok(since >= interval_of(&schedules).as_secs_f64())
 }
 

@@ -11,6 +11,7 @@ use pgtrickle_cdc::poll::HashMultiset;
 use tokio_postgres::Client;
 
 use super::super::error::{EngineError, EngineResult};
+use super::super::privileged::EngineKey;
 use super::super::sql::quote_ident;
 use super::scan::{self, Scanned};
 use super::status;
@@ -36,6 +37,8 @@ pub struct Poller {
     cache: Mutex<HashMap<(String, u32), (i64, HashMultiset)>>,
     /// Polls running in the background (scheduler), per (database, foreign table).
     running: Mutex<HashSet<(String, u32)>>,
+    /// Per database: the catalog's signing key and the OID of its version table.
+    keys: Mutex<HashMap<String, (Arc<EngineKey>, u32)>>,
 }
 
 impl Poller {
@@ -51,7 +54,37 @@ impl Poller {
             timeout,
             cache: Mutex::new(HashMap::new()),
             running: Mutex::new(HashSet::new()),
+            keys: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The signing key of `database`'s catalog and the OID of its version table, creating or
+    /// upgrading the catalog first when `ensure` is set or nothing is cached yet.
+    pub async fn engine_key(
+        &self,
+        database: &str,
+        ensure: bool,
+    ) -> EngineResult<(Arc<EngineKey>, u32)> {
+        if !ensure {
+            let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(cached) = keys.get(database) {
+                return Ok(cached.clone());
+            }
+        }
+        let (key, oid) = self.ensure_catalog(database).await?;
+        let entry = (Arc::new(EngineKey::new(key)), oid);
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        // Keep a cached key (and its nonce counter) when it is the same key.
+        let kept = keys
+            .entry(database.to_string())
+            .and_modify(|e| {
+                if !e.0.same_key(&entry.0) {
+                    *e = entry.clone()
+                }
+                e.1 = entry.1;
+            })
+            .or_insert(entry);
+        Ok(kept.clone())
     }
 
     /// Polls in the background (for the scheduler, so that a long poll does not hold up the
@@ -199,8 +232,9 @@ impl Poller {
     /// uses, and the caller may not be allowed to create schemas). Waits at most 5 s for a
     /// catalog set-up in progress elsewhere: one uncommitted in the caller's own block would
     /// never finish.
-    /// Returns the OID of `pgtrickle.pgt_catalog_version` (see the job's use of it).
-    pub async fn ensure_catalog(&self, database: &str) -> EngineResult<u32> {
+    /// Returns the catalog's signing key and the OID of `pgtrickle.pgt_catalog_version` (see
+    /// the job's use of it).
+    pub async fn ensure_catalog(&self, database: &str) -> EngineResult<(Vec<u8>, u32)> {
         let mut target = self.target.clone();
         target.database = database.to_string();
         let mut client = super::super::own_connection::open_as(
@@ -216,13 +250,14 @@ impl Poller {
         client
             .run(if done.is_ok() { "COMMIT" } else { "ROLLBACK" })
             .await?;
-        done?;
+        let key = done?;
         use super::super::sql::SqlRunnerExt;
-        Ok(client
+        let oid = client
             .value("SELECT 'pgtrickle.pgt_catalog_version'::regclass::oid")
             .await?
             .and_then(|v| v.parse().ok())
-            .unwrap_or(0))
+            .unwrap_or(0);
+        Ok((key, oid))
     }
 
     /// The cached multiset of `oid`, if it is the one of `seq`.
