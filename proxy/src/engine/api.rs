@@ -76,7 +76,7 @@ pub async fn find<R: SqlRunner>(sql: &mut R, name: &StName) -> EngineResult<Opti
     };
     let row = sql
         .rows(&format!(
-            "SELECT {FOUND_COLUMNS} WHERE s.pgt_relid = to_regclass({})",
+            "SELECT {FOUND_COLUMNS} WHERE s.pgt_relid = pg_catalog.to_regclass({})",
             quote_literal(&text)
         ))
         .await?
@@ -153,7 +153,7 @@ pub async fn create<R: SqlRunner>(
         }
     } else if sql
         .value(&format!(
-            "SELECT to_regclass({}) IS NOT NULL",
+            "SELECT pg_catalog.to_regclass({}) IS NOT NULL",
             quote_literal(&qualified(&name))
         ))
         .await?

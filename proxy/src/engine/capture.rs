@@ -48,7 +48,7 @@ async fn source_table<R: SqlRunner>(sql: &mut R, oid: u32) -> EngineResult<Sourc
     // format_type qualifies every type outside pg_catalog under this search_path; the
     // caller's own search_path is restored for the rest of its transaction.
     let saved = sql
-        .value("SELECT current_setting('search_path')")
+        .value("SELECT pg_catalog.current_setting('search_path')")
         .await?
         .unwrap_or_default();
     sql.run("SET LOCAL search_path = pg_catalog").await?;
@@ -119,7 +119,7 @@ pub async fn install_oid<R: SqlRunner>(
 pub async fn sources_of<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<Vec<Dep>> {
     Ok(sql
         .rows(&format!(
-            "SELECT source_relid, source_kind, format('%I.%I', source_schema, source_name) \
+            "SELECT source_relid, source_kind, pg_catalog.format('%I.%I', source_schema, source_name) \
              FROM pgtrickle.pgt_dependencies WHERE pgt_id = {pgt_id} ORDER BY source_relid"
         ))
         .await?

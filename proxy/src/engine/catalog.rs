@@ -142,7 +142,7 @@ CREATE OR REPLACE FUNCTION pgtrickle.pgt_poll_status()
 RETURNS TABLE (source text, mirror text, last_poll_at timestamptz, duration_ms double precision,
                rows_scanned bigint, rows_changed bigint, scan_skipped boolean,
                consecutive_errors int, last_error text)
-LANGUAGE sql STABLE AS $f$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $f$
     SELECT coalesce(format('%I.%I', n.nspname, c.relname),
                     format('%I.%I', p.source_schema, p.source_name)),
            format('pgtrickle_changes.mirror_%s', p.foreign_relid),
@@ -159,22 +159,24 @@ CREATE OR REPLACE FUNCTION pgtrickle.pgt_status()
 RETURNS TABLE (name text, status text, refresh_mode text, effective_mode text, schedule text,
                is_populated bool, last_refresh_at timestamptz, consecutive_errors int,
                last_error text)
-LANGUAGE sql STABLE AS $f$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $f$
     SELECT format('%I.%I', pgt_schema, pgt_name), status, refresh_mode, effective_mode, schedule,
            is_populated, last_refresh_at, consecutive_errors, last_error
     FROM pgtrickle.pgt_stream_tables ORDER BY pgt_schema, pgt_name
 $f$;
 
+-- Resolves a stream table's name with the caller's search_path (so no SET clause here, nor in
+-- the functions calling it): every name in these bodies is qualified instead.
 CREATE OR REPLACE FUNCTION pgtrickle.__pgt_find(name text) RETURNS bigint
 LANGUAGE plpgsql STABLE AS $f$
 DECLARE
-    rel regclass := to_regclass(name);
+    rel pg_catalog.oid := pg_catalog.to_regclass(name)::pg_catalog.oid;
     id bigint;
 BEGIN
-    SELECT pgt_id INTO id FROM pgtrickle.pgt_stream_tables WHERE pgt_relid = rel;
+    SELECT s.pgt_id INTO id FROM pgtrickle.pgt_stream_tables s WHERE s.pgt_relid = rel;
     IF id IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '42P01',
-            MESSAGE = format('stream table "%s" does not exist', name);
+            MESSAGE = pg_catalog.format('stream table "%s" does not exist', name);
     END IF;
     RETURN id;
 END
@@ -266,7 +268,7 @@ END
 $f$;
 
 CREATE OR REPLACE FUNCTION pgtrickle.__pgt_through_proxy(fn text) RETURNS void
-LANGUAGE plpgsql AS $f$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$
 BEGIN
     RAISE EXCEPTION USING ERRCODE = '0A000',
         MESSAGE = format('pgtrickle.%s must be called through pgtrickle-proxy', fn),
@@ -299,7 +301,7 @@ LANGUAGE sql AS $f$ SELECT pgtrickle.__pgt_through_proxy('resume_stream_table') 
 
 -- Stream tables are read-only except for the refresh engine, which sets pgtrickle.refreshing.
 CREATE OR REPLACE FUNCTION pgtrickle.__pgt_read_only() RETURNS trigger
-LANGUAGE plpgsql AS $f$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$
 BEGIN
     IF coalesce(current_setting('pgtrickle.refreshing', true), '') <> 'on' THEN
         RAISE EXCEPTION USING ERRCODE = '42809',

@@ -60,7 +60,7 @@ pub async fn resolve_name<R: SqlRunner>(sql: &mut R, name: &StName) -> EngineRes
     let schema = match &name.schema {
         Some(s) => s.clone(),
         None => sql
-            .value("SELECT current_schema()")
+            .value("SELECT pg_catalog.current_schema()")
             .await?
             .ok_or_else(|| EngineError::api("3F000", "no schema has been selected to create in"))?,
     };
@@ -77,13 +77,34 @@ pub async fn describe<R: SqlRunner>(
     query: &str,
     mode: RefreshMode,
 ) -> EngineResult<Described> {
-    // Validates the query as the calling role, yields its output columns, and resolves it.
+    // Validates the query as the calling role (with its search_path); then everything is read
+    // with only pg_catalog on the path, so that the resolved query, the column types and the
+    // sources come out schema-qualified (see [`resolve`]). The caller's search_path is restored
+    // for the rest of its transaction.
     sql.run(&format!("CREATE TEMP VIEW __pgt_describe AS {query}"))
         .await?;
+    let saved = sql
+        .value("SELECT pg_catalog.current_setting('search_path')")
+        .await?
+        .unwrap_or_default();
+    sql.run("SET LOCAL search_path = pg_catalog").await?;
+    let described = describe_resolved(sql, name, mode).await;
+    sql.run(&format!(
+        "SELECT pg_catalog.set_config('search_path', {}, true); DROP VIEW pg_temp.__pgt_describe",
+        quote_literal(&saved)
+    ))
+    .await?;
+    described
+}
+
+/// [`describe`] once the view exists and the search_path is pg_catalog alone.
+async fn describe_resolved<R: SqlRunner>(
+    sql: &mut R,
+    name: &StName,
+    mode: RefreshMode,
+) -> EngineResult<Described> {
     let columns = columns_of(sql, "pg_temp.__pgt_describe").await?;
-    let resolved = resolve(sql).await;
-    sql.run("DROP VIEW pg_temp.__pgt_describe").await?;
-    let query = resolved?;
+    let query = resolve(sql).await?;
     let query = query.as_str();
     let refs = referenced_relations(query)?;
 
@@ -99,7 +120,7 @@ pub async fn describe<R: SqlRunner>(
                 "SELECT c.oid, n.nspname, c.relname, c.relkind, \
                  EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables s WHERE s.pgt_relid = c.oid) \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE c.oid = to_regclass({})",
+                 WHERE c.oid = pg_catalog.to_regclass({})",
                 quote_literal(&text)
             ))
             .await?
@@ -173,25 +194,15 @@ pub async fn describe<R: SqlRunner>(
 /// with only `pg_catalog` on the search_path: every relation, function, operator and type
 /// outside `pg_catalog` comes out schema-qualified and every implicit cast explicit, so that
 /// what a refresh runs (with `search_path = pg_catalog, pg_temp`) is what the creator meant,
-/// whatever objects any role creates later on anyone's path. The caller's search_path is
-/// restored for the rest of its transaction.
+/// whatever objects any role creates later on anyone's path. Runs with that search_path (see
+/// [`describe`]).
 async fn resolve<R: SqlRunner>(sql: &mut R) -> EngineResult<String> {
-    let saved = sql
-        .value("SELECT pg_catalog.current_setting('search_path')")
-        .await?
-        .unwrap_or_default();
-    sql.run("SET LOCAL search_path = pg_catalog").await?;
     let text = sql
         .value(
             "SELECT pg_catalog.pg_get_viewdef('pg_temp.__pgt_describe'::pg_catalog.regclass, true)",
         )
-        .await;
-    sql.run(&format!(
-        "SELECT pg_catalog.set_config('search_path', {}, true)",
-        quote_literal(&saved)
-    ))
-    .await?;
-    let text = text?.ok_or_else(|| EngineError::api("XX000", "the query could not be resolved"))?;
+        .await?
+        .ok_or_else(|| EngineError::api("XX000", "the query could not be resolved"))?;
     // pg_get_viewdef ends the statement with a semicolon.
     Ok(text.trim().trim_end_matches(';').trim_end().to_string())
 }
@@ -216,7 +227,7 @@ async fn columns_of<R: SqlRunner>(sql: &mut R, rel: &str) -> EngineResult<Vec<Co
     };
     Ok(sql
         .rows(&format!(
-            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute \
+            "SELECT attname, pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute \
              WHERE attrelid = {rel} AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
         ))
         .await?
@@ -232,7 +243,7 @@ async fn primary_key<R: SqlRunner>(sql: &mut R, oid: u32) -> EngineResult<Option
     let cols: Vec<String> = sql
         .rows(&format!(
             "SELECT a.attname FROM pg_index i \
-             JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord) ON true \
+             JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY k(attnum, ord) ON true \
              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
              WHERE i.indrelid = {oid}::oid AND i.indisprimary ORDER BY k.ord"
         ))

@@ -158,7 +158,7 @@ impl ApiJob {
             Ok(()) => self.own_transactions(sql, &auth, &request).await,
         };
         if let (Ok(_), ApiRequest::Create(_)) = (&result, &request) {
-            if let Ok(Some(database)) = sql.value("SELECT current_database()").await {
+            if let Ok(Some(database)) = sql.value("SELECT pg_catalog.current_database()").await {
                 self.schedulers.ensure(&database);
             }
         }

@@ -27,8 +27,10 @@ pub async fn open_as(
         .user(&target.user)
         .dbname(&target.database)
         .application_name(application_name)
-        // NOTICEs of the engine's own statements (DROP ... IF EXISTS) are not news.
-        .options("-c client_min_messages=warning")
+        // NOTICEs of the engine's own statements (DROP ... IF EXISTS) are not news. The
+        // search_path is fixed: an unqualified function name in the engine's SQL must never
+        // find an overload some role created in a schema it may write (see docs/SECURITY.md).
+        .options("-c client_min_messages=warning -c search_path=pg_catalog,pg_temp")
         .ssl_mode(tokio_postgres::config::SslMode::Disable);
     if let Some(p) = &target.password {
         config.password(p);

@@ -82,7 +82,7 @@ pub async fn create_exec_view<R: SqlRunner>(sql: &mut R) -> EngineResult<u32> {
     let name = new_exec_name();
     sql.run(&create_exec_view_sql(&name)).await?;
     sql.value(&format!(
-        "SELECT to_regclass({})::oid",
+        "SELECT pg_catalog.to_regclass({})::oid",
         super::sql::quote_literal(&exec_view(&name))
     ))
     .await?
