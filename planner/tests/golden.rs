@@ -114,10 +114,10 @@ fn operator_tree_golden() {
         p.storage_ddl,
         vec![
             "CREATE TABLE public.st (customer_id integer, category text, total_spent numeric, \
-             order_count bigint, __pgt_count bigint NOT NULL, __pgt_sum0 numeric NOT NULL, \
-             __pgt_nn0 bigint NOT NULL, __pgt_nan0 bigint NOT NULL, __pgt_pinf0 bigint NOT NULL, \
-             __pgt_ninf0 bigint NOT NULL, __pgt_sc0 integer NOT NULL, __pgt_scn0 bigint NOT NULL, \
-             __pgt_hash bigint NOT NULL)",
+             order_count bigint, __pgt_count pg_catalog.int8 NOT NULL, __pgt_sum0 numeric NOT NULL, \
+             __pgt_nn0 pg_catalog.int8 NOT NULL, __pgt_nan0 pg_catalog.int8 NOT NULL, __pgt_pinf0 pg_catalog.int8 NOT NULL, \
+             __pgt_ninf0 pg_catalog.int8 NOT NULL, __pgt_sc0 pg_catalog.int4 NOT NULL, __pgt_scn0 pg_catalog.int8 NOT NULL, \
+             __pgt_hash pg_catalog.int8 NOT NULL)",
             "CREATE INDEX ON public.st (__pgt_hash)",
         ]
     );
@@ -155,7 +155,7 @@ fn bag_sql_golden() {
         vec![
             "DELETE FROM public.st".to_string(),
             "INSERT INTO public.st (id, total, __pgt_hash) SELECT __pgt_q.*, \
-             hash_record_extended(__pgt_q, 0) FROM (SELECT id, total FROM public.orders AS \
+             pg_catalog.hash_record_extended(__pgt_q, 0::pg_catalog.int8) FROM (SELECT id, total FROM public.orders AS \
              orders WHERE total > 10) AS __pgt_q(id, total)"
                 .to_string(),
         ]
@@ -170,13 +170,15 @@ fn bag_sql_golden() {
         "WITH __pgt_d(id, total, __pgt_w) AS (SELECT id, total, __pgt_w0 AS __pgt_w FROM \
          (SELECT id, customer_id, product_id, total, __pgt_weight AS __pgt_w0 FROM \
          pgtrickle_changes.orders_delta) AS orders WHERE (total > 10)), __pgt_n AS (SELECT id, \
-         total, sum(__pgt_w)::bigint AS __pgt_cnt, hash_record_extended(ROW(id, total), 0) AS \
-         __pgt_h FROM __pgt_d GROUP BY id, total HAVING sum(__pgt_w) <> 0), __pgt_del AS \
+         total, pg_catalog.sum(__pgt_w)::pg_catalog.int8 AS __pgt_cnt, \
+         pg_catalog.hash_record_extended(ROW(id, total), 0::pg_catalog.int8) AS __pgt_h FROM \
+         __pgt_d GROUP BY id, total HAVING pg_catalog.sum(__pgt_w) <> 0), __pgt_del AS \
          (DELETE FROM public.st WHERE ctid = ANY (ARRAY(SELECT s.ctid FROM __pgt_n n CROSS JOIN \
          LATERAL (SELECT x.ctid FROM public.st x WHERE x.__pgt_hash = n.__pgt_h AND x.id IS NOT \
          DISTINCT FROM n.id AND x.total IS NOT DISTINCT FROM n.total LIMIT -n.__pgt_cnt) s WHERE \
          n.__pgt_cnt < 0))) INSERT INTO public.st (id, total, __pgt_hash) SELECT n.id, n.total, \
-         n.__pgt_h FROM __pgt_n n CROSS JOIN LATERAL generate_series(1, n.__pgt_cnt) WHERE \
+         n.__pgt_h FROM __pgt_n n CROSS JOIN LATERAL \
+         pg_catalog.generate_series(1::pg_catalog.int8, n.__pgt_cnt) WHERE \
          n.__pgt_cnt > 0"
     );
     // Never reads the source table itself: a single-source filter needs only its delta.
@@ -541,7 +543,7 @@ fn quoted_and_qualified_relation_names() {
     assert_eq!(
         p.full_refresh[1],
         "INSERT INTO public.st (\"Id\", total, __pgt_hash) SELECT __pgt_q.*, \
-         hash_record_extended(__pgt_q, 0) FROM (SELECT \"Id\", \"Orders\".total FROM \
+         pg_catalog.hash_record_extended(__pgt_q, 0::pg_catalog.int8) FROM (SELECT \"Id\", \"Orders\".total FROM \
          \"Sales\".\"Orders\" AS \"Orders\" WHERE \"Orders\".total > 1) AS __pgt_q(\"Id\", total)"
     );
     let d = &p.differential_refresh.as_ref().unwrap()[1];

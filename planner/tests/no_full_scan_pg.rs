@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{connect, mismatch};
+use common::{connect, deparsed_input, mismatch, REFRESH_SEARCH_PATH};
 use pgtrickle_planner::{
     plan_stream_table, ColumnDef, EffectiveMode, PlanInput, RefreshMode, RelationKind, RelationRef,
     SourceRelation, StName,
@@ -107,18 +107,24 @@ fn differential_refresh_does_not_scan_unchanged_sources() {
         ),
     ];
     for (ci, (query, cols)) in cases.iter().enumerate() {
-        let plan = plan_stream_table(&PlanInput {
-            stream_table: StName {
-                schema: Some("big".into()),
-                name: "st".into(),
+        // Planned from PostgreSQL's deparsed text, as the engine plans it.
+        let input = deparsed_input(
+            &mut c,
+            "big",
+            PlanInput {
+                stream_table: StName {
+                    schema: Some("big".into()),
+                    name: "st".into(),
+                },
+                storage: "big.st".into(),
+                query: (*query).into(),
+                refresh_mode: RefreshMode::Differential,
+                columns: cols.iter().map(|(n, t)| ColumnDef::new(n, t)).collect(),
+                relations: rels.clone(),
             },
-            storage: "big.st".into(),
-            query: (*query).into(),
-            refresh_mode: RefreshMode::Differential,
-            columns: cols.iter().map(|(n, t)| ColumnDef::new(n, t)).collect(),
-            relations: rels.clone(),
-        })
+        )
         .unwrap();
+        let plan = plan_stream_table(&input).unwrap();
         assert_eq!(plan.mode, EffectiveMode::Differential);
         c.batch_execute("DROP TABLE IF EXISTS big.st").unwrap();
         for s in plan.storage_ddl.iter().chain(&plan.full_refresh) {
@@ -162,6 +168,8 @@ fn differential_refresh_does_not_scan_unchanged_sources() {
                 .build_transaction()
                 .isolation_level(postgres::IsolationLevel::RepeatableRead)
                 .start()
+                .unwrap();
+            tx.batch_execute(&format!("SET LOCAL search_path = {REFRESH_SEARCH_PATH}"))
                 .unwrap();
             for s in setup {
                 tx.batch_execute(s).unwrap();

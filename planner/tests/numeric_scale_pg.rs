@@ -8,7 +8,9 @@
 
 mod common;
 
-use common::{connect, describe, mismatch, plan, refresh_consuming, text_mismatch};
+use common::{
+    connect, describe, mismatch, plan, refresh_consuming, text_mismatch, REFRESH_SEARCH_PATH,
+};
 use pgtrickle_planner::{
     plan_stream_table, ColumnDef, EffectiveMode, PlanInput, RefreshMode, RelationKind, RelationRef,
     SourceRelation, StName,
@@ -492,6 +494,8 @@ fn scale_state_rescans_only_when_the_last_value_of_the_largest_scale_goes() {
             .build_transaction()
             .isolation_level(postgres::IsolationLevel::RepeatableRead)
             .start()
+            .unwrap();
+        tx.batch_execute(&format!("SET LOCAL search_path = {REFRESH_SEARCH_PATH}"))
             .unwrap();
         for s in setup {
             tx.batch_execute(s).unwrap();

@@ -1,8 +1,10 @@
-//! Defining queries: parsing with sqlparser, the checks every defining query must pass, the
+//! Defining queries: parsing with sqlparser, the rewrites of PostgreSQL's deparsed spellings,
+//! the checks every defining query must pass, the
 //! operator tree, and the model the differential SQL is generated from.
 
 pub mod join_keys;
 pub mod model;
+pub mod normalize;
 pub mod parse;
 pub mod tree;
 

@@ -13,6 +13,8 @@ use crate::api_call::fold_name;
 use crate::error::{PlanError, Result};
 use crate::input::RelationRef;
 
+use super::normalize::normalize;
+
 /// A defining query that passed the mode-independent checks.
 #[derive(Debug, Clone)]
 pub struct ParsedQuery {
@@ -65,7 +67,7 @@ const TIME_DEPENDENT: &[&str] = &[
 pub fn parse_query(sql: &str) -> Result<ParsedQuery> {
     let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)
         .map_err(|e| PlanError::Syntax(format!("defining query: {e}")))?;
-    let query = match statements.as_slice() {
+    let mut query = match statements.as_slice() {
         [Statement::Query(q)] => (**q).clone(),
         [] => return Err(PlanError::Syntax("defining query is empty".into())),
         [_] => {
@@ -84,6 +86,7 @@ pub fn parse_query(sql: &str) -> Result<ParsedQuery> {
             "names starting with __pgt_ are reserved for pgtrickle's hidden columns".into(),
         ));
     }
+    normalize(&mut query);
     let mut check = Checker::default();
     if let ControlFlow::Break(e) = query.visit(&mut check) {
         return Err(e);

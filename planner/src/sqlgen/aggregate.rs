@@ -8,14 +8,14 @@
 //! sum of the finite ones.
 
 use super::relation::{RelGen, Version};
-use super::{col_defs, row_hash};
+use super::{col_defs, row_hash, FLOAT8, INT4, INT8, INTERVAL, NUMERIC};
 use crate::api_call::quote_ident;
 use crate::input::ColumnDef;
 use crate::query::model::{Agg, AggInput, AggKind, AggPlan, OutCol};
 
 /// A hidden column: name and type.
 fn hidden(plan: &AggPlan, cols: &[ColumnDef]) -> Vec<(String, String)> {
-    let mut h = vec![("__pgt_count".to_string(), "bigint".to_string())];
+    let mut h = vec![("__pgt_count".to_string(), INT8.to_string())];
     if plan.rescan_all.is_none() {
         for (j, a) in plan.aggs.iter().enumerate() {
             match a.kind {
@@ -23,33 +23,33 @@ fn hidden(plan: &AggPlan, cols: &[ColumnDef]) -> Vec<(String, String)> {
                     if tracks_special(a, cols) {
                         h.push((format!("__pgt_sum{j}"), cols[a.output].type_name.clone()));
                     }
-                    h.push((format!("__pgt_nn{j}"), "bigint".into()));
+                    h.push((format!("__pgt_nn{j}"), INT8.into()));
                 }
                 AggKind::Avg => {
                     h.push((
                         format!("__pgt_sum{j}"),
                         avg_sum_type(&cols[a.output].type_name),
                     ));
-                    h.push((format!("__pgt_nn{j}"), "bigint".into()));
+                    h.push((format!("__pgt_nn{j}"), INT8.into()));
                 }
                 AggKind::BoolAnd | AggKind::BoolOr => {
-                    h.push((format!("__pgt_t{j}"), "bigint".into()));
-                    h.push((format!("__pgt_nn{j}"), "bigint".into()));
+                    h.push((format!("__pgt_t{j}"), INT8.into()));
+                    h.push((format!("__pgt_nn{j}"), INT8.into()));
                 }
                 _ => {}
             }
             if tracks_special(a, cols) {
                 for (name, _) in SPECIALS {
-                    h.push((format!("__pgt_{name}{j}"), "bigint".into()));
+                    h.push((format!("__pgt_{name}{j}"), INT8.into()));
                 }
             }
             if tracks_scale(a, cols) {
-                h.push((format!("__pgt_sc{j}"), "integer".into()));
-                h.push((format!("__pgt_scn{j}"), "bigint".into()));
+                h.push((format!("__pgt_sc{j}"), INT4.into()));
+                h.push((format!("__pgt_scn{j}"), INT8.into()));
             }
         }
     }
-    h.push(("__pgt_hash".into(), "bigint".into()));
+    h.push(("__pgt_hash".into(), INT8.into()));
     h
 }
 
@@ -140,11 +140,11 @@ fn special_whens(counts: &[String; 3], ty: &str) -> String {
 fn avg_sum_type(out_type: &str) -> String {
     let t = out_type.to_ascii_lowercase();
     if t.starts_with("double") || t.starts_with("real") || t.starts_with("float") {
-        "double precision".into()
+        FLOAT8.into()
     } else if t.starts_with("interval") {
-        "interval".into()
+        INTERVAL.into()
     } else {
-        "numeric".into()
+        NUMERIC.into()
     }
 }
 
@@ -159,9 +159,9 @@ fn avg_sum_type(out_type: &str) -> String {
 fn delta_sum(j: usize, fand: &str, acc: &str) -> String {
     let rows = format!("__pgt_a{j} IS NOT NULL{fand}");
     format!(
-        "(coalesce(sum(__pgt_a{j}) FILTER (WHERE __pgt_w = 1 AND {rows}), '0') - \
-         coalesce(sum(__pgt_a{j}) FILTER (WHERE __pgt_w = -1 AND {rows}), '0') + \
-         coalesce(sum(__pgt_w * __pgt_a{j}::{acc}) FILTER (WHERE __pgt_w <> 1 AND __pgt_w <> -1 \
+        "(coalesce(pg_catalog.sum(__pgt_a{j}) FILTER (WHERE __pgt_w = 1 AND {rows}), '0') - \
+         coalesce(pg_catalog.sum(__pgt_a{j}) FILTER (WHERE __pgt_w = -1 AND {rows}), '0') + \
+         coalesce(pg_catalog.sum(__pgt_w * __pgt_a{j}::{acc}) FILTER (WHERE __pgt_w <> 1 AND __pgt_w <> -1 \
          AND {rows}), '0'))"
     )
 }
@@ -200,7 +200,7 @@ fn full_select(rg: &RelGen, cols: &[ColumnDef], plan: &AggPlan, restrict: Option
         } => {
             let (from, _) = rg.from_clause(block, &vec![Version::New; block.factors.len()]);
             let mut select: Vec<String> = items.clone();
-            select.push("count(*) AS __pgt_count".into());
+            select.push("pg_catalog.count(*) AS __pgt_count".into());
             if plan.rescan_all.is_none() {
                 for (j, a) in plan.aggs.iter().enumerate() {
                     let arg = a.arg.clone().unwrap_or_default();
@@ -221,43 +221,47 @@ fn full_select(rg: &RelGen, cols: &[ColumnDef], plan: &AggPlan, restrict: Option
                             Some(acc) => f_and(&finite(&format!("({arg})::{acc}"))),
                             None => f.clone(),
                         };
-                        format!("coalesce(sum({arg}){f}, '0')::{t} AS __pgt_sum{j}")
+                        format!("coalesce(pg_catalog.sum({arg}){f}, '0')::{t} AS __pgt_sum{j}")
                     };
                     match a.kind {
                         AggKind::Sum => {
                             if special.is_some() {
                                 select.push(sum(&cols[a.output].type_name));
                             }
-                            select.push(format!("count({arg}){f} AS __pgt_nn{j}"));
+                            select.push(format!("pg_catalog.count({arg}){f} AS __pgt_nn{j}"));
                         }
                         AggKind::Avg => {
                             select.push(sum(&avg_sum_type(&cols[a.output].type_name)));
-                            select.push(format!("count({arg}){f} AS __pgt_nn{j}"));
+                            select.push(format!("pg_catalog.count({arg}){f} AS __pgt_nn{j}"));
                         }
                         AggKind::BoolAnd | AggKind::BoolOr => {
                             let both = match &a.filter {
                                 Some(p) => format!("({arg}) IS TRUE AND ({p})"),
                                 None => format!("({arg}) IS TRUE"),
                             };
-                            select.push(format!("count(*) FILTER (WHERE {both}) AS __pgt_t{j}"));
-                            select.push(format!("count({arg}){f} AS __pgt_nn{j}"));
+                            select.push(format!(
+                                "pg_catalog.count(*) FILTER (WHERE {both}) AS __pgt_t{j}"
+                            ));
+                            select.push(format!("pg_catalog.count({arg}){f} AS __pgt_nn{j}"));
                         }
                         _ => {}
                     }
                     if let Some(acc) = &special {
                         for (name, value) in SPECIALS {
                             let is = f_and(&format!("({arg})::{acc} = '{value}'"));
-                            select.push(format!("count(*){is} AS __pgt_{name}{j}"));
+                            select.push(format!("pg_catalog.count(*){is} AS __pgt_{name}{j}"));
                         }
                     }
                     if tracks_scale(a, cols) {
                         // The number of values at the largest scale would need a second level of
                         // aggregation: exact when all values have one scale, else 1 (a lower
                         // bound; 0 without finite values).
-                        let sc = format!("scale({arg})");
-                        select.push(format!("coalesce(max({sc}){f}, 0) AS __pgt_sc{j}"));
+                        let sc = format!("pg_catalog.scale({arg})");
                         select.push(format!(
-                            "CASE WHEN min({sc}){f} < max({sc}){f} THEN 1 ELSE count({sc}){f} END \
+                            "coalesce(pg_catalog.max({sc}){f}, 0) AS __pgt_sc{j}"
+                        ));
+                        select.push(format!(
+                            "CASE WHEN pg_catalog.min({sc}){f} < pg_catalog.max({sc}){f} THEN 1 ELSE pg_catalog.count({sc}){f} END \
                              AS __pgt_scn{j}"
                         ));
                     }
@@ -285,7 +289,7 @@ fn full_select(rg: &RelGen, cols: &[ColumnDef], plan: &AggPlan, restrict: Option
             let keys = &plan.key_exprs;
             let inner = rg.body(body, Version::New, "__pgt_w");
             let mut sql = format!(
-                "SELECT {k}, count(*) AS __pgt_count, {h} AS __pgt_hash FROM ({inner}) AS \
+                "SELECT {k}, pg_catalog.count(*) AS __pgt_count, {h} AS __pgt_hash FROM ({inner}) AS \
                  __pgt_in({k}, __pgt_w)",
                 k = keys.join(", "),
                 h = row_hash(keys)
@@ -409,7 +413,7 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
     let algebraic = plan.rescan_all.is_none();
     // Per-group delta aggregates.
     let mut g_items: Vec<String> = keys.clone();
-    g_items.push("coalesce(sum(__pgt_w), 0)::bigint AS __pgt_dc".into());
+    g_items.push("coalesce(pg_catalog.sum(__pgt_w), 0)::pg_catalog.int8 AS __pgt_dc".into());
     if algebraic {
         for (j, a) in plan.aggs.iter().enumerate() {
             let fand = if a.filter.is_some() {
@@ -418,14 +422,14 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
                 String::new()
             };
             let nn = format!(
-                "coalesce(sum(__pgt_w) FILTER (WHERE __pgt_a{j} IS NOT NULL{fand}), 0)::bigint"
+                "coalesce(pg_catalog.sum(__pgt_w) FILTER (WHERE __pgt_a{j} IS NOT NULL{fand}), 0)::pg_catalog.int8"
             );
             match a.kind {
                 AggKind::CountStar => g_items.push(match &a.filter {
                     Some(_) => format!(
-                        "coalesce(sum(__pgt_w) FILTER (WHERE __pgt_f{j}), 0)::bigint AS __pgt_dv{j}"
+                        "coalesce(pg_catalog.sum(__pgt_w) FILTER (WHERE __pgt_f{j}), 0)::pg_catalog.int8 AS __pgt_dv{j}"
                     ),
-                    None => format!("coalesce(sum(__pgt_w), 0)::bigint AS __pgt_dv{j}"),
+                    None => format!("coalesce(pg_catalog.sum(__pgt_w), 0)::pg_catalog.int8 AS __pgt_dv{j}"),
                 }),
                 AggKind::Count => g_items.push(format!("{nn} AS __pgt_dv{j}")),
                 AggKind::Sum | AggKind::Avg => {
@@ -447,32 +451,36 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
                     if let Some(acc) = special_type(a, cols) {
                         for (name, value) in SPECIALS {
                             g_items.push(format!(
-                                "coalesce(sum(__pgt_w) FILTER (WHERE __pgt_a{j}::{acc} = \
-                                 '{value}'{fand}), 0)::bigint AS __pgt_d{name}{j}"
+                                "coalesce(pg_catalog.sum(__pgt_w) FILTER (WHERE __pgt_a{j}::{acc} = \
+                                 '{value}'{fand}), 0)::pg_catalog.int8 AS __pgt_d{name}{j}"
                             ));
                         }
                     }
                     if tracks_scale(a, cols) {
                         // The delta's scales: largest (any weight, and removed rows), smallest,
                         // and the net and removed weights of its finite values.
-                        let sc = format!("scale(__pgt_a{j})");
+                        let sc = format!("pg_catalog.scale(__pgt_a{j})");
                         let fin = format!("{sc} IS NOT NULL{fand}");
-                        g_items.push(format!("max({sc}) FILTER (WHERE {fin}) AS __pgt_sq{j}"));
+                        g_items.push(format!("pg_catalog.max({sc}) FILTER (WHERE {fin}) AS __pgt_sq{j}"));
                         g_items.push(format!(
-                            "max({sc}) FILTER (WHERE __pgt_w < 0 AND {fin}) AS __pgt_sd{j}"
+                            "pg_catalog.max({sc}) FILTER (WHERE __pgt_w < 0 AND {fin}) AS __pgt_sd{j}"
                         ));
-                        g_items.push(format!("min({sc}) FILTER (WHERE {fin}) AS __pgt_sl{j}"));
+                        g_items.push(format!("pg_catalog.min({sc}) FILTER (WHERE {fin}) AS __pgt_sl{j}"));
                         g_items.push(format!(
-                            "coalesce(sum(__pgt_w) FILTER (WHERE {fin}), 0)::bigint AS __pgt_sn{j}"
+                            "coalesce(pg_catalog.sum(__pgt_w) FILTER (WHERE {fin}), 0)::pg_catalog.int8 AS __pgt_sn{j}"
                         ));
                         g_items.push(format!(
-                            "coalesce(sum(__pgt_w) FILTER (WHERE __pgt_w < 0 AND {fin}), \
-                             0)::bigint AS __pgt_sneg{j}"
+                            "coalesce(pg_catalog.sum(__pgt_w) FILTER (WHERE __pgt_w < 0 AND {fin}), \
+                             0)::pg_catalog.int8 AS __pgt_sneg{j}"
                         ));
                     }
                 }
                 AggKind::Min | AggKind::Max => {
-                    let f = if a.kind == AggKind::Min { "min" } else { "max" };
+                    let f = if a.kind == AggKind::Min {
+                        "pg_catalog.min"
+                    } else {
+                        "pg_catalog.max"
+                    };
                     g_items.push(format!(
                         "{f}(__pgt_a{j}) FILTER (WHERE __pgt_w > 0{fand}) AS __pgt_ins{j}"
                     ));
@@ -482,7 +490,7 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
                 }
                 AggKind::BoolAnd | AggKind::BoolOr => {
                     g_items.push(format!(
-                        "coalesce(sum(__pgt_w) FILTER (WHERE __pgt_a{j} IS TRUE{fand}), 0)::bigint AS __pgt_dt{j}"
+                        "coalesce(pg_catalog.sum(__pgt_w) FILTER (WHERE __pgt_a{j} IS TRUE{fand}), 0)::pg_catalog.int8 AS __pgt_dt{j}"
                     ));
                     g_items.push(format!("{nn} AS __pgt_dn{j}"));
                 }
@@ -555,10 +563,12 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
                             // Divided in the final SELECT (after rounding, with a scale state).
                             format!("NULL::{ty}")
                         } else {
-                            let div = if st == "numeric" {
-                                format!("{sum_new}::numeric / {nn_new}::numeric")
+                            let div = if st == NUMERIC {
+                                format!(
+                                    "{sum_new}::pg_catalog.numeric / {nn_new}::pg_catalog.numeric"
+                                )
                             } else {
-                                format!("{sum_new} / {nn_new}::double precision")
+                                format!("{sum_new} / {nn_new}::pg_catalog.float8")
                             };
                             format!("(CASE WHEN {nn_new} = 0 THEN NULL ELSE {div} END)::{ty}")
                         }
@@ -632,15 +642,15 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
                 let a = &plan.aggs[j];
                 let ty = &cols[c].type_name;
                 let sum = if tracks_scale(a, cols) {
-                    format!("round(__pgt_sum{j}, __pgt_sc{j})")
+                    format!("pg_catalog.round(__pgt_sum{j}, __pgt_sc{j})")
                 } else {
                     format!("__pgt_sum{j}")
                 };
                 let value = match a.kind {
-                    AggKind::Avg if avg_sum_type(ty) == "numeric" => {
-                        format!("{sum}::numeric / __pgt_nn{j}::numeric")
+                    AggKind::Avg if avg_sum_type(ty) == NUMERIC => {
+                        format!("{sum}::pg_catalog.numeric / __pgt_nn{j}::pg_catalog.numeric")
                     }
-                    AggKind::Avg => format!("{sum} / __pgt_nn{j}::double precision"),
+                    AggKind::Avg => format!("{sum} / __pgt_nn{j}::pg_catalog.float8"),
                     _ => sum,
                 };
                 let counts = SPECIALS.map(|(name, _)| format!("__pgt_{name}{j}"));
@@ -657,7 +667,9 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
             .strip_prefix("__pgt_sum")
             .and_then(|j| j.parse::<usize>().ok())
         {
-            Some(j) if tracks_scale(&plan.aggs[j], cols) => format!("round({n}, __pgt_sc{j})"),
+            Some(j) if tracks_scale(&plan.aggs[j], cols) => {
+                format!("pg_catalog.round({n}, __pgt_sc{j})")
+            }
             _ => n,
         }
     }));
@@ -685,7 +697,7 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
         // by the key hash.
         let full = if keys.is_empty() {
             format!(
-                "SELECT * FROM ({}) AS __pgt_l WHERE (SELECT coalesce(bool_or(__pgt_rescan), \
+                "SELECT * FROM ({}) AS __pgt_l WHERE (SELECT coalesce(pg_catalog.bool_or(__pgt_rescan), \
                  false) FROM __pgt_m)",
                 full_select(rg, cols, plan, None)
             )
@@ -720,7 +732,7 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
             );
             // Groups with a NULL key: matched by key hash, read only when there are any.
             let null_restrict = format!(
-                "(SELECT coalesce(bool_or(__pgt_rescan AND NOT ({all_set})), false) FROM \
+                "(SELECT coalesce(pg_catalog.bool_or(__pgt_rescan AND NOT ({all_set})), false) FROM \
                  __pgt_m) AND {any_null_src} AND {} IN (SELECT __pgt_hash FROM __pgt_m WHERE \
                  __pgt_rescan AND NOT ({all_set}))",
                 row_hash(key_exprs)

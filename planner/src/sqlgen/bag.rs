@@ -10,7 +10,7 @@ use crate::input::ColumnDef;
 pub fn ddl(storage: &str, cols: &[ColumnDef]) -> Vec<String> {
     vec![
         format!(
-            "CREATE TABLE {storage} ({}, __pgt_hash bigint NOT NULL)",
+            "CREATE TABLE {storage} ({}, __pgt_hash pg_catalog.int8 NOT NULL)",
             col_defs(cols)
         ),
         format!("CREATE INDEX ON {storage} (__pgt_hash)"),
@@ -24,7 +24,7 @@ pub fn full(storage: &str, cols: &[ColumnDef], query_sql: &str) -> Vec<String> {
         format!("DELETE FROM {storage}"),
         format!(
             "INSERT INTO {storage} ({list}, __pgt_hash) SELECT __pgt_q.*, \
-             hash_record_extended(__pgt_q, 0) FROM ({query_sql}) AS __pgt_q({list})"
+             pg_catalog.hash_record_extended(__pgt_q, 0::pg_catalog.int8) FROM ({query_sql}) AS __pgt_q({list})"
         ),
     ]
 }
@@ -45,14 +45,14 @@ pub fn differential(storage: &str, cols: &[ColumnDef], delta_sql: &str) -> Strin
         .collect::<String>();
     format!(
         "WITH __pgt_d({list}, __pgt_w) AS ({delta_sql}), \
-         __pgt_n AS (SELECT {list}, sum(__pgt_w)::bigint AS __pgt_cnt, {hash} AS __pgt_h \
+         __pgt_n AS (SELECT {list}, pg_catalog.sum(__pgt_w)::pg_catalog.int8 AS __pgt_cnt, {hash} AS __pgt_h \
          FROM __pgt_d GROUP BY {list} \
-         HAVING sum(__pgt_w) <> 0), \
+         HAVING pg_catalog.sum(__pgt_w) <> 0), \
          __pgt_del AS (DELETE FROM {storage} WHERE ctid = ANY (ARRAY(SELECT s.ctid FROM \
          __pgt_n n CROSS JOIN LATERAL (SELECT x.ctid FROM {storage} x WHERE \
          x.__pgt_hash = n.__pgt_h{matches} LIMIT -n.__pgt_cnt) s WHERE n.__pgt_cnt < 0))) \
          INSERT INTO {storage} ({list}, __pgt_hash) SELECT {n_cols}, n.__pgt_h FROM __pgt_n n \
-         CROSS JOIN LATERAL generate_series(1, n.__pgt_cnt) WHERE n.__pgt_cnt > 0",
+         CROSS JOIN LATERAL pg_catalog.generate_series(1::pg_catalog.int8, n.__pgt_cnt) WHERE n.__pgt_cnt > 0",
         hash = row_hash(&quoted),
     )
 }

@@ -1,5 +1,17 @@
 //! SQL generation: the storage table's DDL, the FULL refresh and the DIFFERENTIAL refresh.
 //!
+//! Name resolution: the engine plans PostgreSQL's deparsed text of the defining query (every
+//! function, operator, type and relation outside pg_catalog schema-qualified) and runs every
+//! refresh statement with `search_path = pg_catalog, pg_temp`. Every function and type this
+//! module names itself is written schema-qualified and with exactly typed arguments
+//! (`pg_catalog.hash_record_extended(ROW(...), 0::pg_catalog.int8)`, `pg_catalog.sum(...)`,
+//! `::pg_catalog.int8`), so that no object another role creates later can take its place
+//! whatever the search_path. `coalesce`, `greatest`, `least`, `CASE`, `NULLIF` are syntax, not
+//! functions. Operators (`=`, `+`, `<>`, `IS NOT DISTINCT FROM`, ...) stay unqualified: under
+//! `pg_catalog, pg_temp` an unqualified operator or function resolves in pg_catalog only
+//! (PostgreSQL never searches pg_temp for functions or operators). Column types from
+//! [`ColumnDef`] are the engine's (`format_type` output) and are inserted as given.
+//!
 //! Storage layouts (hidden columns are all named `__pgt_*`):
 //! - FULL plans: exactly the query's columns.
 //! - DIFFERENTIAL bag plans (no grouping): the query's columns, one physical row per result row
@@ -18,6 +30,17 @@ pub mod relation;
 use crate::api_call::quote_ident;
 use crate::input::ColumnDef;
 
+/// `bigint`, schema-qualified.
+pub const INT8: &str = "pg_catalog.int8";
+/// `integer`, schema-qualified.
+pub const INT4: &str = "pg_catalog.int4";
+/// `numeric`, schema-qualified.
+pub const NUMERIC: &str = "pg_catalog.numeric";
+/// `double precision`, schema-qualified.
+pub const FLOAT8: &str = "pg_catalog.float8";
+/// `interval`, schema-qualified.
+pub const INTERVAL: &str = "pg_catalog.interval";
+
 /// Comma-separated quoted column names.
 pub fn col_list(cols: &[ColumnDef]) -> String {
     cols.iter()
@@ -34,11 +57,15 @@ pub fn col_defs(cols: &[ColumnDef]) -> String {
         .join(", ")
 }
 
-/// `hash_record_extended(ROW(exprs), 0)`, or a constant for no expressions.
+/// `pg_catalog.hash_record_extended(ROW(exprs), 0::pg_catalog.int8)`, or a constant for no
+/// expressions.
 pub fn row_hash(exprs: &[String]) -> String {
     if exprs.is_empty() {
-        "0::bigint".into()
+        "0::pg_catalog.int8".into()
     } else {
-        format!("hash_record_extended(ROW({}), 0)", exprs.join(", "))
+        format!(
+            "pg_catalog.hash_record_extended(ROW({}), 0::pg_catalog.int8)",
+            exprs.join(", ")
+        )
     }
 }

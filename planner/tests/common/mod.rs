@@ -5,9 +5,11 @@
 
 #![allow(dead_code)]
 
+pub mod scenarios;
+
 use pgtrickle_planner::{
     plan_stream_table, referenced_relations, ColumnDef, PlanInput, RefreshMode, RelationKind,
-    SourceRelation, StName, StreamPlan,
+    RelationRef, SourceRelation, StName, StreamPlan,
 };
 use pgtrickle_test_support::Cluster;
 use postgres::{Client, NoTls};
@@ -74,8 +76,72 @@ pub fn describe(c: &mut Client, schema: &str, query: &str) -> Result<Vec<ColumnD
         .collect())
 }
 
-/// Plans `query` as stream table `<schema>.st` against the live catalog.
+/// The defining query as the engine plans it: PostgreSQL's own resolution of `query`, created
+/// as a temporary view under `search_path` (the creator's) and printed back by
+/// `pg_get_viewdef(..., true)` under `search_path = pg_catalog`, so that every relation,
+/// function, operator and type outside pg_catalog comes out schema-qualified and every
+/// implicit cast explicit. Runs in a transaction of its own that it rolls back.
+pub fn deparse(c: &mut Client, search_path: &str, query: &str) -> Result<String, String> {
+    let mut tx = c.transaction().map_err(|e| e.to_string())?;
+    tx.batch_execute(&format!(
+        "SET LOCAL search_path = {search_path}; CREATE TEMP VIEW __pgt_describe AS {query}"
+    ))
+    .map_err(|e| format!("deparse: {e}: {query}"))?;
+    tx.batch_execute("SET LOCAL search_path = pg_catalog")
+        .map_err(|e| e.to_string())?;
+    let text: String = tx
+        .query_one(
+            "SELECT pg_catalog.pg_get_viewdef('pg_temp.__pgt_describe'::pg_catalog.regclass, true)",
+            &[],
+        )
+        .map_err(|e| e.to_string())?
+        .get(0);
+    tx.rollback().map_err(|e| e.to_string())?;
+    Ok(text)
+}
+
+/// `input` as the engine plans it: its query replaced by [`deparse`]'s text (under
+/// `search_path`), each relation referenced by its resolved, schema-qualified name, which is how
+/// the deparsed text names it.
+pub fn deparsed_input(
+    c: &mut Client,
+    search_path: &str,
+    mut input: PlanInput,
+) -> Result<PlanInput, String> {
+    input.query = deparse(c, search_path, &input.query)?;
+    for r in &mut input.relations {
+        r.reference = RelationRef {
+            schema: r.resolved.schema.clone(),
+            name: r.resolved.name.clone(),
+        };
+    }
+    Ok(input)
+}
+
+/// Plans `query` as stream table `<schema>.st` against the live catalog, from its deparsed text
+/// ([`deparse`] with `search_path = schema`), as the engine does.
 pub fn plan(
+    c: &mut Client,
+    schema: &str,
+    query: &str,
+    mode: RefreshMode,
+) -> Result<StreamPlan, pgtrickle_planner::PlanError> {
+    let text = deparse(c, schema, query).expect("deparse");
+    plan_text(c, schema, &text, mode)
+}
+
+/// Plans `query` as written (not deparsed), with `search_path = schema`.
+pub fn plan_original(
+    c: &mut Client,
+    schema: &str,
+    query: &str,
+    mode: RefreshMode,
+) -> Result<StreamPlan, pgtrickle_planner::PlanError> {
+    plan_text(c, schema, query, mode)
+}
+
+/// Plans the text `query` as given: unqualified relations are in `schema`.
+pub fn plan_text(
     c: &mut Client,
     schema: &str,
     query: &str,
@@ -84,15 +150,13 @@ pub fn plan(
     let columns = describe(c, schema, query).expect("describe");
     let mut relations = Vec::new();
     for r in referenced_relations(query)? {
+        let rel_schema = r.schema.clone().unwrap_or_else(|| schema.to_string());
         let rows = c
             .query(
                 "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute \
-                 WHERE attrelid = ($1 || '.' || $2)::regclass AND attnum > 0 \
-                 AND NOT attisdropped ORDER BY attnum",
-                &[
-                    &r.schema.clone().unwrap_or_else(|| schema.to_string()),
-                    &r.name,
-                ],
+                 WHERE attrelid = (quote_ident($1) || '.' || quote_ident($2))::regclass \
+                 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                &[&rel_schema, &r.name],
             )
             .expect("columns");
         let cols = rows
@@ -102,14 +166,14 @@ pub fn plan(
         relations.push(SourceRelation {
             reference: r.clone(),
             resolved: StName {
-                schema: Some(schema.to_string()),
+                schema: Some(rel_schema.clone()),
                 name: r.name.clone(),
             },
             kind: RelationKind::Table,
             columns: cols,
             primary_key: None,
-            current: format!("{schema}.{}", r.name),
-            delta: Some(format!("{schema}.{}__delta", r.name)),
+            current: format!("{rel_schema}.{}", r.name),
+            delta: Some(format!("{rel_schema}.{}__delta", r.name)),
         });
     }
     plan_stream_table(&PlanInput {
@@ -240,10 +304,25 @@ pub fn refresh(
     refresh_consuming(c, statements, &consumed)
 }
 
-/// Runs refresh statements in one REPEATABLE READ transaction and empties the change tables
-/// `consumed` (schema-qualified) in it; an error names its SQLSTATE and statement.
+/// The search_path the engine runs refreshes with: unqualified functions, operators and types
+/// resolve in pg_catalog only.
+pub const REFRESH_SEARCH_PATH: &str = "pg_catalog, pg_temp";
+
+/// Runs refresh statements in one REPEATABLE READ transaction with the engine's
+/// [`REFRESH_SEARCH_PATH`] and empties the change tables `consumed` (schema-qualified) in it; an
+/// error names its SQLSTATE and statement.
 pub fn refresh_consuming(
     c: &mut Client,
+    statements: &[String],
+    consumed: &[String],
+) -> Result<(), String> {
+    refresh_consuming_in(c, REFRESH_SEARCH_PATH, statements, consumed)
+}
+
+/// [`refresh_consuming`] with `SET LOCAL search_path = search_path`.
+pub fn refresh_consuming_in(
+    c: &mut Client,
+    search_path: &str,
     statements: &[String],
     consumed: &[String],
 ) -> Result<(), String> {
@@ -251,6 +330,8 @@ pub fn refresh_consuming(
         .build_transaction()
         .isolation_level(postgres::IsolationLevel::RepeatableRead)
         .start()
+        .map_err(|e| e.to_string())?;
+    tx.batch_execute(&format!("SET LOCAL search_path = {search_path}"))
         .map_err(|e| e.to_string())?;
     for s in statements {
         tx.batch_execute(s).map_err(|e| {

@@ -21,6 +21,13 @@ impl Builder<'_> {
                     subquery,
                     negated: false,
                 } => (true, subquery.as_ref(), None),
+                // NOT (x IN (subquery)), as PostgreSQL prints x NOT IN (subquery).
+                Expr::In {
+                    expr,
+                    target: sqlparser::ast::InTarget::Subquery(q),
+                    negated: false,
+                    ..
+                } => (true, q.as_ref(), Some(expr.as_ref())),
                 _ => return Ok(None),
             },
             // x NOT IN (SELECT y ...) is true exactly when no y makes x = y true or NULL.

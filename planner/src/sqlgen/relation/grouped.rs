@@ -47,14 +47,14 @@ impl RelGen<'_> {
             };
             let d = if a.distinct { "DISTINCT " } else { "" };
             let func = match a.kind {
-                AggKind::CountStar => "count(*)".to_string(),
-                AggKind::Count => format!("count({d}__pgt_a{j})"),
-                AggKind::Sum => format!("sum({d}__pgt_a{j})"),
-                AggKind::Avg => format!("avg({d}__pgt_a{j})"),
-                AggKind::Min => format!("min({d}__pgt_a{j})"),
-                AggKind::Max => format!("max({d}__pgt_a{j})"),
-                AggKind::BoolAnd => format!("bool_and({d}__pgt_a{j})"),
-                AggKind::BoolOr => format!("bool_or({d}__pgt_a{j})"),
+                AggKind::CountStar => "pg_catalog.count(*)".to_string(),
+                AggKind::Count => format!("pg_catalog.count({d}__pgt_a{j})"),
+                AggKind::Sum => format!("pg_catalog.sum({d}__pgt_a{j})"),
+                AggKind::Avg => format!("pg_catalog.avg({d}__pgt_a{j})"),
+                AggKind::Min => format!("pg_catalog.min({d}__pgt_a{j})"),
+                AggKind::Max => format!("pg_catalog.max({d}__pgt_a{j})"),
+                AggKind::BoolAnd => format!("pg_catalog.bool_and({d}__pgt_a{j})"),
+                AggKind::BoolOr => format!("pg_catalog.bool_or({d}__pgt_a{j})"),
             };
             row.push(format!("{func}{f} AS __pgt_v{j}"));
         }
@@ -88,9 +88,9 @@ impl RelGen<'_> {
         let list = cols.join(", ");
         let old_bag = |restrict: &str| {
             format!(
-                "SELECT {list} FROM (SELECT {list}, sum(__pgt_iw) AS __pgt_m FROM ({old_input}) \
-                 AS __pgt_o {restrict} GROUP BY {list} HAVING sum(__pgt_iw) > 0) AS __pgt_e \
-                 CROSS JOIN LATERAL generate_series(1, __pgt_e.__pgt_m)"
+                "SELECT {list} FROM (SELECT {list}, pg_catalog.sum(__pgt_iw) AS __pgt_m FROM ({old_input}) \
+                 AS __pgt_o {restrict} GROUP BY {list} HAVING pg_catalog.sum(__pgt_iw) > 0) AS __pgt_e \
+                 CROSS JOIN LATERAL pg_catalog.generate_series(1::pg_catalog.int8, __pgt_e.__pgt_m::pg_catalog.int8)"
             )
         };
         // Without keys: one row always (also over no input rows), so the delta's new and old

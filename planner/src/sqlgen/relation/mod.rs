@@ -172,7 +172,7 @@ impl RelGen<'_> {
                     // Evaluated per affected row: OFFSET 0 keeps PostgreSQL from hashing the
                     // whole subquery relation instead.
                     weights.push(format!(
-                        "(({})::int - ({})::int)",
+                        "(({})::pg_catalog.int4 - ({})::pg_catalog.int4)",
                         self.pred_new_fenced(p),
                         self.pred_old(p)
                     ));
@@ -228,7 +228,7 @@ impl RelGen<'_> {
     /// multiplicities, so the sum is positive exactly when a match existed.
     fn pred_old(&self, p: &Pred) -> String {
         format!(
-            "((SELECT coalesce(sum(__pgt_o{id}.__pgt_ws), 0) FROM ({sql}) AS __pgt_o{id}) {cmp} 0)",
+            "((SELECT coalesce(pg_catalog.sum(__pgt_o{id}.__pgt_ws), 0) FROM ({sql}) AS __pgt_o{id}) {cmp} 0)",
             id = p.id,
             sql = self.body(&p.body, Version::Old, "__pgt_ws"),
             cmp = if p.negated { "=" } else { ">" }

@@ -12,11 +12,11 @@ impl RelGen<'_> {
         let cols: Vec<String> = (0..n).map(|i| format!("__pgt_c{i}")).collect();
         let list = cols.join(", ");
         let mult = if x.intersect {
-            "least(coalesce(sum(__pgt_sw) FILTER (WHERE __pgt_side = 0), 0), \
-             coalesce(sum(__pgt_sw) FILTER (WHERE __pgt_side = 1), 0))"
+            "least(coalesce(pg_catalog.sum(__pgt_sw) FILTER (WHERE __pgt_side = 0), 0), \
+             coalesce(pg_catalog.sum(__pgt_sw) FILTER (WHERE __pgt_side = 1), 0))"
         } else {
-            "greatest(coalesce(sum(__pgt_sw) FILTER (WHERE __pgt_side = 0), 0) - \
-             coalesce(sum(__pgt_sw) FILTER (WHERE __pgt_side = 1), 0), 0)"
+            "greatest(coalesce(pg_catalog.sum(__pgt_sw) FILTER (WHERE __pgt_side = 0), 0) - \
+             coalesce(pg_catalog.sum(__pgt_sw) FILTER (WHERE __pgt_side = 1), 0), 0)"
         };
         let counts = |v: Version, restrict: &str| {
             format!(
@@ -35,7 +35,7 @@ impl RelGen<'_> {
         let expand = |v: Version| {
             format!(
                 "SELECT {}, 1 AS {weight} FROM ({}) AS __pgt_cnt CROSS JOIN LATERAL \
-                 generate_series(1, __pgt_cnt.__pgt_m)",
+                 pg_catalog.generate_series(1::pg_catalog.int8, __pgt_cnt.__pgt_m::pg_catalog.int8)",
                 named.join(", "),
                 counts(v, "")
             )
@@ -51,9 +51,9 @@ impl RelGen<'_> {
                     self.body(&x.right, Version::Delta, "__pgt_sw"),
                 );
                 format!(
-                    "SELECT {}, sum(__pgt_dm)::int AS {weight} FROM (SELECT {list}, __pgt_m AS \
+                    "SELECT {}, pg_catalog.sum(__pgt_dm)::pg_catalog.int4 AS {weight} FROM (SELECT {list}, __pgt_m AS \
                      __pgt_dm FROM ({}) AS __pgt_cn UNION ALL SELECT {list}, -__pgt_m FROM ({}) \
-                     AS __pgt_co) AS __pgt_dd GROUP BY {list} HAVING sum(__pgt_dm) <> 0",
+                     AS __pgt_co) AS __pgt_dd GROUP BY {list} HAVING pg_catalog.sum(__pgt_dm) <> 0",
                     named.join(", "),
                     counts(Version::New, &restrict),
                     counts(Version::Old, &restrict),
