@@ -470,7 +470,8 @@ async fn engine_key<R: SqlRunner>(sql: &mut R) -> EngineResult<Vec<u8>> {
 
 /// After an upgrade from an older catalog (whose change schema other roles could write, and
 /// whose capture objects belonged to the stream tables' owners, see [`take_over_sql`]): capture
-/// is installed again on every local source, as the engine role; every stream table gets its
+/// is installed again on every local source, as the engine role, and removed where no stream
+/// table reads; every stream table gets its
 /// execution view (see [`super::sandbox`]); foreign sources whose mirror was dropped are
 /// forgotten (their next poll prepares them again); and every stream table's next refresh is
 /// FULL, so that nothing another role could have put in a buffer reaches it.
@@ -490,6 +491,24 @@ async fn upgrade_objects<R: SqlRunner>(sql: &mut R) -> EngineResult<()> {
         .filter_map(|v| v.parse::<u32>().ok())
     {
         capture::install_oid(sql, &auth, oid).await?;
+    }
+    // Up to version 3 every stream table captured its own changes, read or not: capture
+    // nobody reads goes.
+    let unread = sql
+        .rows(
+            "SELECT pg_catalog.substr(c.relname, 9) FROM pg_catalog.pg_class c \
+             WHERE c.relnamespace = 'pgtrickle_changes'::pg_catalog.regnamespace \
+               AND c.relkind = 'r' AND c.relname ~ '^changes_[0-9]+$' \
+               AND NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies d \
+                               WHERE d.source_relid::text = pg_catalog.substr(c.relname, 9))",
+        )
+        .await?;
+    for oid in unread
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .filter_map(|v| v.parse::<u32>().ok())
+    {
+        sql.run(&pgtrickle_cdc::uninstall_capture_sql(oid)).await?;
     }
     sql.run(
         "DELETE FROM pgtrickle.pgt_polled_sources p \
