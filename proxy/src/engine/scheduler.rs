@@ -65,9 +65,9 @@ pub async fn run(
     loop {
         let mut client = match super::own_connection::open(&target, tls.as_ref()).await {
             Ok(c) => c,
-            Err(e) if !primary && e.contains("does not exist") => return,
+            Err(e) if !primary && e.is_missing_database() => return,
             Err(e) => {
-                tracing::warn!("scheduler cannot connect to the upstream: {e}; retrying");
+                tracing::warn!(database = %target.database, "scheduler cannot connect to the upstream: {e}; retrying");
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 continue;
             }
