@@ -1,6 +1,7 @@
 //! The background refresh machinery under operators' conditions: a proxy killed in the middle of
-//! a refresh, and connection failures in the log. Long refreshes are made by a session that
-//! locks a source (deterministic, unlike a sleep), and counts are read from the server.
+//! a refresh, connection failures in the log, and wake-ups under write load. Long refreshes are
+//! made by a session that locks a source (deterministic, unlike a sleep), and counts are read
+//! from the server.
 
 use std::time::{Duration, Instant};
 
@@ -122,4 +123,92 @@ async fn a_refused_scheduler_connection_logs_the_servers_message() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wake_ups_under_write_load_are_coalesced() {
+    let cluster = Cluster::start();
+    let direct = connect(&cluster.conninfo("postgres", "postgres")).await;
+    let mut proxy = proxy_for(proxy_bin!(), &cluster, &[]);
+    let proxy_started = Instant::now();
+    let conninfo = proxy.conninfo("postgres", "postgres");
+    let client = connect(&conninfo).await;
+    await_catalog(&client, &proxy).await;
+    client
+        .batch_execute("CREATE TABLE w (id serial PRIMARY KEY, v int)")
+        .await
+        .unwrap();
+    create(
+        &client,
+        "w_total",
+        "SELECT count(*) AS n, sum(v) AS s FROM w",
+        "1s",
+        "DIFFERENTIAL",
+    )
+    .await;
+    // Many small commits through the proxy, each of which wakes the scheduler.
+    let load = Duration::from_secs(5);
+    let mut writers = Vec::new();
+    for _ in 0..4 {
+        let c = connect(&conninfo).await;
+        writers.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let mut commits = 0i64;
+            while started.elapsed() < load {
+                c.batch_execute("INSERT INTO w (v) VALUES (1)")
+                    .await
+                    .unwrap();
+                commits += 1;
+            }
+            commits
+        }));
+    }
+    let mut commits = 0;
+    for w in writers {
+        commits += w.await.unwrap();
+    }
+    // The stream table still follows.
+    await_count(
+        &client,
+        "SELECT coalesce((SELECT n FROM w_total), 0)",
+        commits,
+        Duration::from_secs(30),
+        "w_total did not catch up",
+    )
+    .await;
+    drop(client);
+    let lifetime = proxy_started.elapsed();
+    assert!(proxy.terminate(Duration::from_secs(30)).is_some());
+    // Every pass reads the catalog version once (a sequential scan of that one-row table); the
+    // backends' statistics reach the server when they exit.
+    await_count(
+        &direct,
+        PROXY_BACKENDS,
+        0,
+        Duration::from_secs(20),
+        "the proxy's connections did not end",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    direct
+        .batch_execute("SELECT pg_stat_clear_snapshot()")
+        .await
+        .unwrap();
+    let passes = count(
+        &direct,
+        "SELECT seq_scan FROM pg_stat_user_tables \
+         WHERE relid = 'pgtrickle.pgt_catalog_version'::regclass",
+    )
+    .await;
+    // At most one pass per 100 ms, plus slack (the API call's reads, the start-up).
+    let bound = (lifetime.as_secs_f64() * 10.0 * 1.5) as i64 + 50;
+    eprintln!("{passes} passes in {lifetime:?} for {commits} commits (bound {bound})");
+    assert!(
+        commits > 2 * bound,
+        "too few commits ({commits}) to tell (bound {bound})"
+    );
+    assert!(
+        passes <= bound,
+        "{passes} scheduler passes in {lifetime:?} for {commits} commits (bound {bound})"
+    );
 }

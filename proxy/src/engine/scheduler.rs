@@ -11,7 +11,7 @@
 //! [`super::poll::due`]).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pgtrickle_planner::schedule::parse_schedule;
 use pgtrickle_planner::Schedule;
@@ -29,6 +29,10 @@ use crate::upstream::UpstreamTarget;
 /// How often the scheduler looks for mirrors nobody reads (they are kept for
 /// [`poll::due::ORPHAN_GRACE`] anyway).
 const ORPHAN_CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// Shortest time between the starts of two passes (or the tick, if shorter): wake-ups within it
+/// make one pending pass.
+pub const MIN_PASS_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Consecutive failures after which a stream table is suspended.
 pub const MAX_CONSECUTIVE_ERRORS: i32 = 3;
@@ -53,7 +57,8 @@ struct Candidate {
 }
 
 /// Runs until the database goes away (never, for the `primary` one): connects (retrying),
-/// then refreshes what is due on every tick.
+/// then refreshes what is due on every tick and wake-up (wake-ups during a pass or within
+/// [`MIN_PASS_INTERVAL`] of its start make one pending pass, not one each).
 pub async fn run(
     target: UpstreamTarget,
     tls: Option<tokio_rustls::TlsConnector>,
@@ -62,6 +67,7 @@ pub async fn run(
     poller: Arc<Poller>,
     primary: bool,
 ) {
+    let min_interval = MIN_PASS_INTERVAL.min(config.tick);
     loop {
         let mut client = match super::own_connection::open(&target, tls.as_ref()).await {
             Ok(c) => c,
@@ -75,19 +81,24 @@ pub async fn run(
         if let Err(e) = setup(&mut client).await {
             tracing::warn!("scheduler cannot set up the catalog: {e}");
         }
-        let mut next_orphan_check = std::time::Instant::now();
+        let mut next_orphan_check = Instant::now();
         loop {
             if client.is_closed() {
                 break;
             }
+            let started = Instant::now();
+            // This pass answers the wake-ups that came before it.
+            let _ = tokio::time::timeout(Duration::ZERO, wake.notified()).await;
+            tracing::debug!(database = %target.database, "scheduler pass");
             if let Err(e) = tick(&mut client, &poller, &wake).await {
                 tracing::warn!("scheduler: {e}");
             }
-            if std::time::Instant::now() >= next_orphan_check {
+            if Instant::now() >= next_orphan_check {
                 poll::due::drop_orphans(&mut client, &poller).await;
-                next_orphan_check = std::time::Instant::now() + ORPHAN_CHECK_EVERY;
+                next_orphan_check = Instant::now() + ORPHAN_CHECK_EVERY;
             }
             let _ = tokio::time::timeout(config.tick, wake.notified()).await;
+            tokio::time::sleep_until((started + min_interval).into()).await;
         }
     }
 }
