@@ -1,7 +1,7 @@
 //! The background refresh machinery under operators' conditions: a proxy killed in the middle of
-//! a refresh, connection failures in the log, and wake-ups under write load. Long refreshes are
-//! made by a session that locks a source (deterministic, unlike a sleep), and counts are read
-//! from the server.
+//! a refresh, connection failures in the log, wake-ups under write load, and a long refresh next
+//! to short ones. Long refreshes are made by a session that locks a source (deterministic, unlike
+//! a sleep), and counts are read from the server.
 
 use std::time::{Duration, Instant};
 
@@ -202,7 +202,6 @@ async fn wake_ups_under_write_load_are_coalesced() {
     .await;
     // At most one pass per 100 ms, plus slack (the API call's reads, the start-up).
     let bound = (lifetime.as_secs_f64() * 10.0 * 1.5) as i64 + 50;
-    eprintln!("{passes} passes in {lifetime:?} for {commits} commits (bound {bound})");
     assert!(
         commits > 2 * bound,
         "too few commits ({commits}) to tell (bound {bound})"
@@ -211,4 +210,150 @@ async fn wake_ups_under_write_load_are_coalesced() {
         passes <= bound,
         "{passes} scheduler passes in {lifetime:?} for {commits} commits (bound {bound})"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_refresh_does_not_hold_up_the_others() {
+    let cluster = Cluster::start();
+    let direct = connect(&cluster.conninfo("postgres", "postgres")).await;
+    let proxy = proxy_for(proxy_bin!(), &cluster, &["--scheduler-interval-ms", "200"]);
+    let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    await_catalog(&client, &proxy).await;
+    client
+        .batch_execute(
+            "CREATE TABLE slow_src (v int); INSERT INTO slow_src VALUES (1); \
+             CREATE TABLE fast_src (v int)",
+        )
+        .await
+        .unwrap();
+    create(&client, "slow_st", "SELECT v FROM slow_src", "1s", "FULL").await;
+    create(
+        &client,
+        "fast_st",
+        "SELECT count(*) AS n FROM fast_src",
+        "1s",
+        "DIFFERENTIAL",
+    )
+    .await;
+    client
+        .batch_execute("INSERT INTO slow_src VALUES (2)")
+        .await
+        .unwrap();
+    // slow_st's refresh waits for this lock as long as the test holds it.
+    let locker = connect(&cluster.conninfo("postgres", "postgres")).await;
+    locker
+        .batch_execute("BEGIN; LOCK TABLE slow_src IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    await_count(
+        &direct,
+        PROXY_BACKENDS_WAITING,
+        1,
+        Duration::from_secs(30),
+        "slow_st's refresh does not wait for the locked source",
+    )
+    .await;
+    for round in 1..=3 {
+        client
+            .batch_execute("INSERT INTO fast_src VALUES (1)")
+            .await
+            .unwrap();
+        await_count(
+            &client,
+            "SELECT coalesce((SELECT n FROM fast_st), 0)",
+            round,
+            Duration::from_secs(20),
+            &format!(
+                "fast_st was not refreshed (round {round}) while slow_st's refresh waits\n{}",
+                proxy.log()
+            ),
+        )
+        .await;
+    }
+    // slow_st's refresh was in progress all along, and finishes once the lock goes.
+    assert_eq!(count(&direct, PROXY_BACKENDS_WAITING).await, 1);
+    assert_eq!(count(&client, "SELECT count(*) FROM slow_st").await, 1);
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    await_count(
+        &client,
+        "SELECT count(*) FROM slow_st",
+        2,
+        Duration::from_secs(20),
+        "slow_st was not refreshed after the lock went",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_converges_in_order_with_concurrent_refreshes() {
+    let cluster = Cluster::start();
+    let proxy = proxy_for(proxy_bin!(), &cluster, &["--scheduler-interval-ms", "200"]);
+    let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    await_catalog(&client, &proxy).await;
+    client
+        .batch_execute("CREATE TABLE c_src (g int, v int); CREATE TABLE other (v int)")
+        .await
+        .unwrap();
+    create(
+        &client,
+        "a",
+        "SELECT g, sum(v) AS s, count(*) AS n FROM c_src GROUP BY g",
+        "1s",
+        "DIFFERENTIAL",
+    )
+    .await;
+    create(
+        &client,
+        "b",
+        "SELECT sum(s) AS total, sum(n) AS n FROM a",
+        "calculated",
+        "DIFFERENTIAL",
+    )
+    .await;
+    create(
+        &client,
+        "o",
+        "SELECT count(*) AS n FROM other",
+        "calculated",
+        "DIFFERENTIAL",
+    )
+    .await;
+    let mut want = 0i64;
+    for round in 1..=5i64 {
+        client
+            .batch_execute(&format!(
+                "INSERT INTO c_src SELECT g % 3, g FROM generate_series(1, {round}) g; \
+                 INSERT INTO other VALUES ({round})"
+            ))
+            .await
+            .unwrap();
+        want += round * (round + 1) / 2;
+        await_count(
+            &client,
+            "SELECT coalesce((SELECT total FROM b), 0)::int8",
+            want,
+            Duration::from_secs(30),
+            &format!("b did not converge (round {round})\n{}", proxy.log()),
+        )
+        .await;
+        await_count(
+            &client,
+            "SELECT coalesce((SELECT n FROM o), 0)",
+            round,
+            Duration::from_secs(30),
+            &format!("o did not follow (round {round})"),
+        )
+        .await;
+    }
+    // No refresh of b ran while one of a did.
+    let overlapping = count(
+        &client,
+        "SELECT count(*) FROM pgtrickle.pgt_refresh_history ha \
+         JOIN pgtrickle.pgt_stream_tables sa ON sa.pgt_id = ha.pgt_id AND sa.pgt_name = 'a' \
+         JOIN pgtrickle.pgt_refresh_history hb ON hb.started_at < ha.finished_at \
+           AND hb.finished_at > ha.started_at \
+         JOIN pgtrickle.pgt_stream_tables sb ON sb.pgt_id = hb.pgt_id AND sb.pgt_name = 'b'",
+    )
+    .await;
+    assert_eq!(overlapping, 0, "a refresh of b overlapped one of a");
 }

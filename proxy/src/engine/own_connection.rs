@@ -1,4 +1,5 @@
-//! The proxy's own connections to the upstream database (the scheduler's, the poller's): opened with the same TLS policy as client sessions, then logged in
+//! The proxy's own connections to the upstream database (the scheduler's, its refresh
+//! workers', the poller's): opened with the same TLS policy as client sessions, then logged in
 //! by tokio-postgres with the user and password of the `--upstream` URL. The server checks every
 //! [`CLIENT_CHECK_INTERVAL`] during a statement that the proxy is still there, so that a killed
 //! proxy's refresh ends (and releases its locks) instead of running to completion. Errors keep
