@@ -88,6 +88,11 @@ pub struct Args {
     /// Log filter (error, warn, info, debug, trace, or a tracing directive list).
     #[arg(long, env = "PGTRICKLE_LOG", default_value = "info")]
     pub log: String,
+
+    /// Scheduled refreshes of one database that may run at once, each on a connection of the
+    /// proxy's own (at least 1); a stream table still waits for the stream tables it reads.
+    #[arg(long, env = "PGTRICKLE_REFRESH_WORKERS", default_value_t = 2)]
+    pub refresh_workers: usize,
 }
 
 /// Parses the command line and runs the proxy until a signal stops it.
@@ -169,6 +174,7 @@ fn run(args: Args) -> Result<(), BoxError> {
             upstream_tls.clone(),
             SchedulerConfig {
                 tick: Duration::from_millis(args.scheduler_interval_ms.max(10)),
+                refresh_workers: args.refresh_workers.max(1),
             },
             Arc::clone(&poller),
         );

@@ -1,7 +1,7 @@
 //! The stream-table engine: the catalog in PostgreSQL ([`catalog`]), API calls intercepted from
 //! client sessions ([`interceptor`], [`job`], [`api`]), describing defining queries for the
 //! planner ([`describe`]), change capture glue to the cdc crate ([`capture`]), refreshes
-//! ([`refresh`]) and the scheduler ([`scheduler`]).
+//! ([`refresh`]) and the scheduler ([`scheduler`], its refresh connections [`refresh_workers`]).
 
 pub mod answer;
 pub mod api;
@@ -17,6 +17,7 @@ pub mod owner_rights;
 pub mod poll;
 pub mod privileged;
 pub mod refresh;
+pub mod refresh_workers;
 pub mod sandbox;
 pub mod scheduler;
 pub mod schedulers;

@@ -1,17 +1,25 @@
 //! The scheduler: a background task on the proxy's own connection that refreshes due stream
 //! tables of one database (see [`super::schedulers`] for which databases get one), upstream
-//! stream tables first so chains converge in one pass. Duration schedules are due when that long
-//! has passed since the last refresh, cron schedules when the expression fired since then,
-//! `calculated` ones (and every `IMMEDIATE` one) when a source has changes waiting. Each refresh runs in its own REPEATABLE
-//! READ transaction as the stream table's owner; a failing one is retried with backoff and
-//! suspended after 3 consecutive failures. Several proxies may run schedulers against one
-//! database: a refresh locks its catalog row, and a concurrent one fails with a serialization
-//! error and is simply not counted. The foreign sources of a due stream table are polled in the
-//! background first, and the stream table is refreshed on the tick after the polls ended (see
-//! [`super::poll::due`]).
+//! stream tables first so chains converge. Duration schedules are due when that long has passed
+//! since the last refresh, cron schedules when the expression fired since then, `calculated` ones
+//! (and every `IMMEDIATE` one) when a source has changes waiting.
+//!
+//! A pass runs on every tick and on wake-ups (committed writes, API calls, ended polls and
+//! refreshes), but no two passes start closer than [`MIN_PASS_INTERVAL`]: wake-ups during a pass
+//! or that interval make one pending pass, not one each. A pass only decides; the refreshes run
+//! on the scheduler's pool of refresh connections ([`super::refresh_workers`]), concurrently,
+//! each in its own REPEATABLE READ transaction as the stream table's owner
+//! ([`refresh_as_owner`]). A stream table is not refreshed while its upstream stream tables are
+//! being (or are due to be) refreshed: it follows once they ended. A failing refresh is retried
+//! with backoff and suspended after 3 consecutive failures. Several proxies may run schedulers
+//! against one database: a refresh locks its catalog row, and a concurrent one fails with a
+//! serialization error and is simply not counted. The foreign sources of a due stream table are
+//! polled in the background first, and the stream table is refreshed on the tick after the polls
+//! ended (see [`super::poll::due`]).
 
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pgtrickle_planner::schedule::parse_schedule;
 use pgtrickle_planner::Schedule;
@@ -24,12 +32,17 @@ use super::error::{EngineError, EngineResult};
 use super::poll::{self, Poller};
 use super::privileged::Authority;
 use super::refresh::refresh;
+use super::refresh_workers::RefreshWorkers;
 use super::sql::{quote_literal, SqlRunner, SqlRunnerExt};
 use crate::upstream::UpstreamTarget;
 
 /// How often the scheduler looks for mirrors nobody reads (they are kept for
 /// [`poll::due::ORPHAN_GRACE`] anyway).
 const ORPHAN_CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// Shortest time between the starts of two passes (or the tick, if shorter): wake-ups within it
+/// make one pending pass.
+pub const MIN_PASS_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Consecutive failures after which a stream table is suspended.
 pub const MAX_CONSECUTIVE_ERRORS: i32 = 3;
@@ -39,8 +52,11 @@ pub const MAX_CONSECUTIVE_ERRORS: i32 = 3;
 pub struct SchedulerConfig {
     /// Longest sleep between two checks (a Notify wakes it earlier).
     pub tick: Duration,
+    /// Refreshes of one database that may run at once (`--refresh-workers`).
+    pub refresh_workers: usize,
 }
 
+#[derive(Clone)]
 struct Candidate {
     pgt_id: i64,
     name: String,
@@ -51,10 +67,12 @@ struct Candidate {
     since_refresh: Option<f64>,
     last_refresh_epoch: Option<f64>,
     backoff_over: bool,
+    /// The stream tables this one reads.
+    upstream: Vec<i64>,
 }
 
 /// Runs until the database goes away (never, for the `primary` one): connects (retrying),
-/// then refreshes what is due on every tick.
+/// then looks for due stream tables on every tick and wake-up.
 pub async fn run(
     target: UpstreamTarget,
     tls: Option<tokio_rustls::TlsConnector>,
@@ -63,12 +81,19 @@ pub async fn run(
     poller: Arc<Poller>,
     primary: bool,
 ) {
+    let mut workers = RefreshWorkers::new(
+        target.clone(),
+        tls.clone(),
+        config.refresh_workers,
+        Arc::clone(&wake),
+    );
+    let min_interval = MIN_PASS_INTERVAL.min(config.tick);
     loop {
         let mut client = match super::own_connection::open(&target, tls.as_ref()).await {
             Ok(c) => c,
-            Err(e) if !primary && e.contains("does not exist") => return,
+            Err(e) if !primary && e.is_missing_database() => return,
             Err(e) => {
-                tracing::warn!("scheduler cannot connect to the upstream: {e}; retrying");
+                tracing::warn!(database = %target.database, "scheduler cannot connect to the upstream: {e}; retrying");
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 continue;
             }
@@ -76,19 +101,24 @@ pub async fn run(
         if let Err(e) = setup(&mut client).await {
             tracing::warn!("scheduler cannot set up the catalog: {e}");
         }
-        let mut next_orphan_check = std::time::Instant::now();
+        let mut next_orphan_check = Instant::now();
         loop {
             if client.is_closed() {
                 break;
             }
-            if let Err(e) = tick(&mut client, &poller, &wake).await {
+            let started = Instant::now();
+            // This pass answers the wake-ups that came before it.
+            let _ = tokio::time::timeout(Duration::ZERO, wake.notified()).await;
+            tracing::debug!(database = %target.database, "scheduler pass");
+            if let Err(e) = pass(&mut client, &poller, &wake, &mut workers).await {
                 tracing::warn!("scheduler: {e}");
             }
-            if std::time::Instant::now() >= next_orphan_check {
+            if Instant::now() >= next_orphan_check {
                 poll::due::drop_orphans(&mut client, &poller).await;
-                next_orphan_check = std::time::Instant::now() + ORPHAN_CHECK_EVERY;
+                next_orphan_check = Instant::now() + ORPHAN_CHECK_EVERY;
             }
             let _ = tokio::time::timeout(config.tick, wake.notified()).await;
+            tokio::time::sleep_until((started + min_interval).into()).await;
         }
     }
 }
@@ -119,7 +149,10 @@ async fn candidates(client: &mut Client) -> EngineResult<Vec<Candidate>> {
                WHERE depth.d < 100) \
              SELECT s.pgt_id, format('%I.%I', s.pgt_schema, s.pgt_name), s.schedule, s.owner, \
                extract(epoch FROM now() - s.last_refresh_at), extract(epoch FROM s.last_refresh_at), \
-               coalesce(s.next_attempt_at <= now(), true), s.refresh_mode = 'IMMEDIATE' \
+               coalesce(s.next_attempt_at <= now(), true), s.refresh_mode = 'IMMEDIATE', \
+               (SELECT string_agg(up.pgt_id::text, ',') FROM pgtrickle.pgt_dependencies dep \
+                JOIN pgtrickle.pgt_stream_tables up ON up.pgt_relid = dep.source_relid \
+                WHERE dep.pgt_id = s.pgt_id) \
              FROM pgtrickle.pgt_stream_tables s \
              JOIN (SELECT pgt_id, max(d) AS d FROM depth GROUP BY pgt_id) m USING (pgt_id) \
              WHERE s.status = 'ACTIVE' ORDER BY m.d, s.pgt_id",
@@ -138,6 +171,11 @@ async fn candidates(client: &mut Client) -> EngineResult<Vec<Candidate>> {
                 last_refresh_epoch: get(5).and_then(|v| v.parse().ok()),
                 backoff_over: get(6).as_deref() != Some("f"),
                 immediate: get(7).as_deref() == Some("t"),
+                upstream: get(8)
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(|v| v.parse().ok())
+                    .collect(),
             }
         })
         .collect())
@@ -180,9 +218,24 @@ fn cron_fired_since(expr: &str, last_epoch: f64) -> bool {
     }
 }
 
-async fn tick(client: &mut Client, poller: &Arc<Poller>, wake: &Arc<Notify>) -> EngineResult<()> {
+/// One pass: starts the refreshes of the due stream tables that are not being refreshed, in
+/// dependency order, as far as the pool has room. A stream table whose upstream is being
+/// refreshed, or is due and waiting, waits too: the upstream's end wakes the scheduler.
+async fn pass(
+    client: &mut Client,
+    poller: &Arc<Poller>,
+    wake: &Arc<Notify>,
+    workers: &mut RefreshWorkers,
+) -> EngineResult<()> {
+    workers.collect();
     let candidates = candidates(client).await?;
+    // Being refreshed, or due and not started in this pass.
+    let mut held: HashSet<i64> = HashSet::new();
     for c in &candidates {
+        if workers.is_running(c.pgt_id) {
+            held.insert(c.pgt_id);
+            continue;
+        }
         // Foreign sources are polled first, when the stream table is due (a `calculated` one
         // is due when its sources changed, which for a foreign source only a poll can tell).
         let calculated = c.immediate
@@ -199,13 +252,10 @@ async fn tick(client: &mut Client, poller: &Arc<Poller>, wake: &Arc<Notify>) -> 
         } else {
             due_by_schedule
         };
-        if due && !polling {
-            match refresh_as_owner(client, c).await {
-                Ok(()) => {}
-                Err(e) if e.is_serialization_failure() => {
-                    tracing::debug!(stream_table = %c.name, "refreshed concurrently elsewhere");
-                }
-                Err(e) => record_failure(client, c, &e).await?,
+        if due {
+            let upstream_held = c.upstream.iter().any(|u| held.contains(u));
+            if polling || upstream_held || !start_refresh(workers, c) {
+                held.insert(c.pgt_id);
             }
         }
         if polled {
@@ -213,6 +263,25 @@ async fn tick(client: &mut Client, poller: &Arc<Poller>, wake: &Arc<Notify>) -> 
         }
     }
     Ok(())
+}
+
+/// Starts the refresh of `c` on the pool; false when the pool has no room.
+fn start_refresh(workers: &mut RefreshWorkers, c: &Candidate) -> bool {
+    let c = c.clone();
+    workers.start(c.pgt_id, move |mut client| async move {
+        match refresh_as_owner(&mut client, &c).await {
+            Ok(()) => {}
+            Err(e) if e.is_serialization_failure() => {
+                tracing::debug!(stream_table = %c.name, "refreshed concurrently elsewhere");
+            }
+            Err(e) => {
+                if let Err(e2) = record_failure(&mut client, &c, &e).await {
+                    tracing::warn!(stream_table = %c.name, "cannot record the failure: {e2}");
+                }
+            }
+        }
+        client
+    })
 }
 
 /// A foreign source whose polls fail shows in the stream table's `last_error` (until a poll
@@ -235,6 +304,9 @@ async fn show_poll_failures(client: &mut Client, c: &Candidate) -> EngineResult<
     Ok(())
 }
 
+/// One scheduled refresh of `c`, in a REPEATABLE READ transaction of its own on `client` (a
+/// refresh connection), its statements run as the stream table's owner (see `sandbox`); the consumed changes are trimmed after the
+/// commit.
 async fn refresh_as_owner(client: &mut Client, c: &Candidate) -> EngineResult<()> {
     client.run("BEGIN ISOLATION LEVEL REPEATABLE READ").await?;
     let refreshed = refresh(client, &Authority::Own, c.pgt_id, false, false).await;

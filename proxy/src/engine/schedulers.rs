@@ -92,19 +92,26 @@ impl Schedulers {
 
     /// Starts schedulers for the databases that already hold a stream-table catalog.
     async fn discover(self: Arc<Self>) {
-        let Ok(mut client) = super::own_connection::open(&self.target, self.tls.as_ref()).await
-        else {
-            return;
+        let mut client = match super::own_connection::open(&self.target, self.tls.as_ref()).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("cannot look for other databases with stream tables: {e}");
+                return;
+            }
         };
-        let Ok(databases) = client
+        let databases = match client
             .rows(
                 "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate \
                  AND datname <> current_database() \
                  AND has_database_privilege(datname, 'CONNECT')",
             )
             .await
-        else {
-            return;
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!("cannot look for other databases with stream tables: {e}");
+                return;
+            }
         };
         for name in databases
             .into_iter()
@@ -112,14 +119,20 @@ impl Schedulers {
         {
             let mut target = self.target.clone();
             target.database = name.clone();
-            let Ok(mut c) = super::own_connection::open(&target, self.tls.as_ref()).await else {
-                continue;
+            let mut c = match super::own_connection::open(&target, self.tls.as_ref()).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(database = %name, "not looking for stream tables: {e}");
+                    continue;
+                }
             };
-            let has_catalog = c
+            match c
                 .value("SELECT to_regclass('pgtrickle.pgt_stream_tables') IS NOT NULL")
-                .await;
-            if matches!(has_catalog, Ok(Some(ref v)) if v == "t") {
-                self.ensure(&name);
+                .await
+            {
+                Ok(Some(v)) if v == "t" => self.ensure(&name),
+                Ok(_) => {}
+                Err(e) => tracing::debug!(database = %name, "not looking for stream tables: {e}"),
             }
         }
     }
