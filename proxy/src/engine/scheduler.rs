@@ -305,7 +305,8 @@ async fn show_poll_failures(client: &mut Client, c: &Candidate) -> EngineResult<
 }
 
 /// One scheduled refresh of `c`, in a REPEATABLE READ transaction of its own on `client` (a
-/// refresh connection), its statements run as the stream table's owner (see `sandbox`); the consumed changes are trimmed after the
+/// refresh connection), its statements run as the stream table's owner (see `sandbox`); the
+/// consumed changes are trimmed after the
 /// commit.
 async fn refresh_as_owner(client: &mut Client, c: &Candidate) -> EngineResult<()> {
     client.run("BEGIN ISOLATION LEVEL REPEATABLE READ").await?;
