@@ -9,7 +9,10 @@
 //! nothing; file_fdw's missing, half-written and atomically replaced files and the skipped scan
 //! of an unchanged file; `cdc_mode => 'wal'` refused; a changed foreign-table definition; the
 //! first stream table of a database reading a foreign table, also while the scheduler sets up
-//! the catalog.
+//! the catalog; an owner that is not a superuser: the mirror and buffer are the proxy's role's
+//! and the owner cannot touch them, a domain CHECK calling the owner's code is refused (at create
+//! and when added later), a foreign table swapped for a view mid-poll is refused, and a dropped
+//! mirror is prepared again by the next poll.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -1978,4 +1981,369 @@ async fn mirrors_of_rolled_back_creates_are_dropped_but_not_while_in_use() {
         "the orphaned mirror was not dropped",
     )
     .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 17. An owner who is not a superuser: the mirror is the proxy's, and nothing the owner
+//     controls runs on the poller's connections
+// ---------------------------------------------------------------------------------------------
+
+/// The role a malicious owner uses, and the function it would like the proxy's role to run:
+/// back to the session's real user (the proxy's, a superuser here), then make itself superuser.
+/// In its own session the attempt fails quietly, so it can sit in a domain CHECK or a view.
+const MALLORY_SETUP: &str = "CREATE ROLE mallory LOGIN; \
+    GRANT USAGE ON FOREIGN SERVER remote_analytics TO mallory; \
+    CREATE USER MAPPING FOR mallory SERVER remote_analytics \
+      OPTIONS (user 'postgres', password_required 'false'); \
+    GRANT CREATE ON SCHEMA public TO mallory";
+const ESCALATE: &str = "CREATE FUNCTION public.escalate(v numeric) RETURNS bool \
+    LANGUAGE plpgsql AS $f$ \
+    BEGIN \
+      BEGIN RESET ROLE; ALTER ROLE mallory SUPERUSER; \
+      EXCEPTION WHEN OTHERS THEN NULL; END; \
+      RETURN true; \
+    END $f$";
+
+/// [`fdw_setup`] plus role mallory (not a superuser) with its own user mapping and function
+/// `public.escalate`, connected through the proxy; and a direct superuser connection to the
+/// local cluster.
+async fn mallory_setup(scheduler_ms: &str) -> (Fdw, Client, Client) {
+    let fdw = fdw_setup(PRODUCTS, scheduler_ms).await;
+    exec(&fdw.client, &fdw.proxy, MALLORY_SETUP).await;
+    let mallory = connect(&fdw.proxy.conninfo("mallory", "postgres")).await;
+    exec(&mallory, &fdw.proxy, ESCALATE).await;
+    let admin = connect(&fdw.local.conninfo("postgres", "postgres")).await;
+    (fdw, mallory, admin)
+}
+
+async fn is_superuser(admin: &Client, role: &str) -> bool {
+    admin
+        .query_one("SELECT rolsuper FROM pg_roles WHERE rolname = $1", &[&role])
+        .await
+        .unwrap_or_else(|e| panic!("rolsuper of {role}: {e:?}"))
+        .get(0)
+}
+
+/// The owner of relation `name`, or None when it does not exist.
+async fn owner_of(admin: &Client, name: &str) -> Option<String> {
+    admin
+        .query_one(
+            "SELECT (SELECT relowner::regrole::text FROM pg_class WHERE oid = to_regclass($1))",
+            &[&name],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("owner of {name}: {e:?}"))
+        .get(0)
+}
+
+/// Runs `sql` as `client`, which must fail with `code`.
+async fn assert_fails(client: &Client, sql: &str, code: &str) -> String {
+    let err = client
+        .batch_execute(sql)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("{sql} succeeded but should have failed with {code}"));
+    let db = err
+        .as_db_error()
+        .unwrap_or_else(|| panic!("{sql}: not a database error: {err:?}"));
+    assert_eq!(db.code().code(), code, "{sql}: {}", db.message());
+    db.message().to_string()
+}
+
+const SUMMARY_Q: &str = "SELECT category, count(*) AS n, sum(price) AS total FROM remote_products \
+    GROUP BY category";
+const SUMMARY_COLS: &str = "category, n, total";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mirror_and_buffer_belong_to_the_proxys_role_and_the_owner_cannot_touch_them() {
+    let (fdw, mallory, admin) = mallory_setup("60000").await;
+    let proxy = &fdw.proxy;
+    exec(&mallory, proxy, REMOTE_PRODUCTS).await;
+    create_st(&mallory, proxy, "summary", SUMMARY_Q, ", schedule => '1h'").await;
+    assert_equal(&mallory, proxy, "summary", SUMMARY_COLS, SUMMARY_Q).await;
+
+    let mirror = mirror_of(&admin, "remote_products").await;
+    let buffer = mirror.replace("mirror_", "changes_");
+    assert_eq!(owner_of(&admin, &mirror).await.as_deref(), Some("postgres"));
+    assert_eq!(owner_of(&admin, &buffer).await.as_deref(), Some("postgres"));
+    assert_eq!(
+        contents(
+            &admin,
+            "SELECT owner::text FROM pgtrickle.pgt_polled_sources"
+        )
+        .await,
+        "(mallory)",
+        "the source is polled for the stream table's owner"
+    );
+    // The owner reads the mirror (its refreshes do) but can neither change it nor hook code
+    // onto it that the proxy's role would run.
+    assert_eq!(
+        count(&mallory, &format!("SELECT count(*) FROM {mirror}")).await,
+        30
+    );
+    exec(
+        &mallory,
+        proxy,
+        "CREATE FUNCTION public.hook() RETURNS trigger LANGUAGE plpgsql AS $f$ \
+         BEGIN PERFORM public.escalate(1); RETURN NEW; END $f$",
+    )
+    .await;
+    for sql in [
+        format!("CREATE TRIGGER hook BEFORE INSERT ON {mirror} FOR EACH ROW EXECUTE FUNCTION public.hook()"),
+        format!("CREATE TRIGGER hook BEFORE INSERT ON {buffer} FOR EACH ROW EXECUTE FUNCTION public.hook()"),
+        format!("INSERT INTO {mirror} SELECT * FROM {mirror}"),
+        format!("UPDATE {mirror} SET price = 0"),
+        format!("DELETE FROM {mirror}"),
+        format!("TRUNCATE {mirror}"),
+        format!("ALTER TABLE {mirror} OWNER TO mallory"),
+        format!("INSERT INTO {buffer} SELECT * FROM {buffer}"),
+    ] {
+        assert_fails(&mallory, &sql, "42501").await;
+    }
+    assert_eq!(
+        count(&mallory, &format!("SELECT count(*) FROM {mirror}")).await,
+        30
+    );
+
+    // Polling works for an owner that is not a superuser, and runs nothing of the owner's.
+    fdw.remote.psql(
+        "UPDATE products SET price = price + 100 WHERE id <= 3; \
+         INSERT INTO products VALUES (31, 'c9', 7)",
+    );
+    refresh(&mallory, proxy, "summary").await;
+    assert_equal(&mallory, proxy, "summary", SUMMARY_COLS, SUMMARY_Q).await;
+    assert!(!is_superuser(&admin, "mallory").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_check_calling_the_owners_code_is_refused_and_never_runs_as_the_proxy() {
+    let (fdw, mallory, admin) = mallory_setup("60000").await;
+    let proxy = &fdw.proxy;
+    exec(
+        &mallory,
+        proxy,
+        "CREATE DOMAIN public.checked_price AS numeric CHECK (public.escalate(VALUE)); \
+         CREATE DOMAIN public.outer_price AS public.checked_price; \
+         CREATE FOREIGN TABLE public.checked_products (id int, category text, \
+           price public.checked_price) SERVER remote_analytics \
+           OPTIONS (table_name 'products'); \
+         CREATE FOREIGN TABLE public.nested_products (id int, category text, \
+           price public.outer_price[]) SERVER remote_analytics \
+           OPTIONS (table_name 'products')",
+    )
+    .await;
+    // Refused up front, naming the column, whether the domain is the column's type or inside
+    // it (an array of a domain over it).
+    for (st, table) in [
+        ("checked_sum", "checked_products"),
+        ("nested_sum", "nested_products"),
+    ] {
+        let message = assert_fails(
+            &mallory,
+            &format!(
+                "SELECT pgtrickle.create_stream_table('{st}', \
+                 'SELECT category, count(*) AS n FROM {table} GROUP BY category')"
+            ),
+            "0A000",
+        )
+        .await;
+        assert!(
+            message.contains("column \"price\"") && message.contains("CHECK"),
+            "{message}"
+        );
+        assert!(!is_superuser(&admin, "mallory").await, "after {st}");
+    }
+
+    // A domain that gets its CHECK after the stream table was created: the next poll refuses,
+    // the stream table keeps its contents.
+    exec(
+        &mallory,
+        proxy,
+        "CREATE DOMAIN public.later_price AS numeric; \
+         CREATE FOREIGN TABLE public.remote_products (id int, category text, \
+           price public.later_price) SERVER remote_analytics \
+           OPTIONS (table_name 'products')",
+    )
+    .await;
+    create_st(&mallory, proxy, "summary", SUMMARY_Q, ", schedule => '1h'").await;
+    assert_equal(&mallory, proxy, "summary", SUMMARY_COLS, SUMMARY_Q).await;
+    let kept = contents(&mallory, &format!("SELECT {SUMMARY_COLS} FROM summary")).await;
+    exec(
+        &mallory,
+        proxy,
+        "ALTER DOMAIN public.later_price ADD CONSTRAINT escalates \
+         CHECK (public.escalate(VALUE)) NOT VALID",
+    )
+    .await;
+    fdw.remote.psql("INSERT INTO products VALUES (31, 'c9', 7)");
+    let code = assert_refresh_fails_keeping(
+        &mallory,
+        proxy,
+        "summary",
+        SUMMARY_COLS,
+        &kept,
+        &["column \"price\""],
+        "after the domain got a CHECK",
+    )
+    .await;
+    assert_eq!(code, "0A000");
+    let poll = poll_of(&mallory, proxy, "public.remote_products").await;
+    assert!(
+        poll.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("CHECK")),
+        "{poll:?}"
+    );
+    assert!(!is_superuser(&admin, "mallory").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_table_replaced_by_a_view_is_refused_by_the_next_poll() {
+    let (fdw, mallory, admin) = mallory_setup("60000").await;
+    let proxy = &fdw.proxy;
+    exec(&mallory, proxy, REMOTE_PRODUCTS).await;
+    create_st(&mallory, proxy, "summary", SUMMARY_Q, ", schedule => '1h'").await;
+    assert_equal(&mallory, proxy, "summary", SUMMARY_COLS, SUMMARY_Q).await;
+    let kept = contents(&mallory, &format!("SELECT {SUMMARY_COLS} FROM summary")).await;
+
+    // Hold the poll after its writer looked the foreign table up (it waits for the poll
+    // status table), swap the foreign table for a view of the same name, let it go on.
+    let lock = connect(&fdw.local.conninfo("postgres", "postgres")).await;
+    lock.batch_execute("BEGIN; LOCK TABLE pgtrickle.pgt_poll_state IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let refresher = connect(&proxy.conninfo("mallory", "postgres")).await;
+    let refreshing = tokio::spawn(async move {
+        refresher
+            .batch_execute("SELECT pgtrickle.refresh_stream_table('summary')")
+            .await
+            .map_err(|e| {
+                let db = e.as_db_error();
+                (
+                    db.map(|d| d.code().code().to_string()).unwrap_or_default(),
+                    db.map(|d| d.message().to_string()).unwrap_or(e.to_string()),
+                )
+            })
+    });
+    await_true(
+        &admin,
+        "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+         WHERE NOT l.granted AND l.relation = 'pgtrickle.pgt_poll_state'::regclass \
+           AND a.application_name = 'pgtrickle-proxy poller')",
+        &[],
+        Duration::from_secs(20),
+        "the poll did not reach the poll status",
+    )
+    .await;
+    let direct = connect(&fdw.local.conninfo("mallory", "postgres")).await;
+    direct
+        .batch_execute(
+            "DROP FOREIGN TABLE public.remote_products; \
+             CREATE VIEW public.remote_products AS SELECT id, category, price \
+             FROM (VALUES (1, 'c1', 1::numeric)) v(id, category, price) \
+             WHERE public.escalate(price)",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("swap: {e:?}"));
+    lock.batch_execute("COMMIT").await.unwrap();
+    let (code, message) = match refreshing.await.unwrap() {
+        Ok(()) => panic!(
+            "the refresh over a view swapped in succeeded\nproxy log:\n{}",
+            proxy.log()
+        ),
+        Err(e) => e,
+    };
+    eprintln!("refresh after the swap: {code}: {message}");
+    assert!(
+        message.contains("no longer the foreign table") && message.contains("remote_products"),
+        "{code}: {message}"
+    );
+    assert!(!is_superuser(&admin, "mallory").await);
+    assert_eq!(
+        contents(&mallory, &format!("SELECT {SUMMARY_COLS} FROM summary")).await,
+        kept
+    );
+    // And the next one too.
+    assert_refresh_fails_keeping(
+        &mallory,
+        proxy,
+        "summary",
+        SUMMARY_COLS,
+        &kept,
+        &["remote_products", "no longer"],
+        "with the view in place",
+    )
+    .await;
+    assert!(!is_superuser(&admin, "mallory").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_mirror_is_prepared_again_by_the_next_poll() {
+    let (fdw, mallory, admin) = mallory_setup("200").await;
+    let proxy = &fdw.proxy;
+    exec(&mallory, proxy, REMOTE_PRODUCTS).await;
+    create_st(&mallory, proxy, "summary", SUMMARY_Q, ", schedule => '1h'").await;
+    assert_equal(&mallory, proxy, "summary", SUMMARY_COLS, SUMMARY_Q).await;
+    let mirror = mirror_of(&admin, "remote_products").await;
+    let buffer = mirror.replace("mirror_", "changes_");
+
+    // The mirror dropped by hand: the refresh a user asks for prepares it again.
+    admin
+        .batch_execute(&format!("DROP TABLE {mirror}"))
+        .await
+        .unwrap();
+    fdw.remote.psql(
+        "UPDATE products SET price = price + 100 WHERE id <= 3; \
+         INSERT INTO products VALUES (31, 'c9', 7)",
+    );
+    refresh(&mallory, proxy, "summary").await;
+    assert_equal(&mallory, proxy, "summary", SUMMARY_COLS, SUMMARY_Q).await;
+    assert_eq!(owner_of(&admin, &mirror).await.as_deref(), Some("postgres"));
+    assert_eq!(
+        count(&mallory, &format!("SELECT count(*) FROM {mirror}")).await,
+        31
+    );
+
+    // As the catalog upgrade leaves it (mirror, buffer and their catalog rows gone): the
+    // scheduler's poll prepares it again.
+    admin
+        .batch_execute(&format!(
+            "DROP TABLE {mirror}; DROP TABLE {buffer}; \
+             DELETE FROM pgtrickle.pgt_polled_sources; DELETE FROM pgtrickle.pgt_poll_state"
+        ))
+        .await
+        .unwrap();
+    fdw.remote
+        .psql("DELETE FROM products WHERE id > 25; INSERT INTO products VALUES (40, 'c0', 1)");
+    exec(
+        &mallory,
+        proxy,
+        "SELECT pgtrickle.alter_stream_table('summary', schedule => '1s')",
+    )
+    .await;
+    await_equal(
+        &mallory,
+        proxy,
+        "summary",
+        SUMMARY_COLS,
+        SUMMARY_Q,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(owner_of(&admin, &mirror).await.as_deref(), Some("postgres"));
+    assert_eq!(owner_of(&admin, &buffer).await.as_deref(), Some("postgres"));
+    assert_eq!(
+        contents(
+            &admin,
+            "SELECT owner::text FROM pgtrickle.pgt_polled_sources"
+        )
+        .await,
+        "(mallory)"
+    );
+    // Later changes flow as usual.
+    fdw.remote
+        .psql("UPDATE products SET category = 'c1' WHERE id = 40");
+    refresh(&mallory, proxy, "summary").await;
+    assert_equal(&mallory, proxy, "summary", SUMMARY_COLS, SUMMARY_Q).await;
+    assert!(!is_superuser(&admin, "mallory").await);
 }

@@ -253,8 +253,9 @@ pub async fn create<R: SqlRunner>(
             capture::install(sql, auth, source).await?;
         }
         if source.is_polled() {
-            // The mirror is created and filled on the poller's connections, as this role
-            // (whose FDW user mapping applies), before the population reads it.
+            // The mirror is created (as the engine role, which grants this role SELECT on it:
+            // the refreshes read it as the owner) and filled, reading the foreign table as this
+            // role (whose FDW user mapping applies), before the population reads it.
             let role = sql.value("SELECT current_user").await?.unwrap_or_default();
             let reference = &described.input.relations[*i].reference;
             let keys: Vec<String> = join_keys
@@ -266,16 +267,6 @@ pub async fn create<R: SqlRunner>(
             poller
                 .prepare(&database, &role, source.oid, &source.qualified(), &keys)
                 .await?;
-            // The refreshes read the mirror (the engine role's) as the owner.
-            auth.exec(
-                sql,
-                &format!(
-                    "GRANT SELECT ON {} TO {}",
-                    pgtrickle_cdc::poll::mirror::mirror_table(source.oid),
-                    quote_ident(&role)
-                ),
-            )
-            .await?;
         }
         auth.exec(
             sql,

@@ -1,6 +1,6 @@
 //! Skipping the scan of a file_fdw source whose file did not change. The server reports the
-//! file's size and modification time (`pg_stat_file`, which needs superuser or an explicit
-//! grant; without it every poll scans). The scan is skipped when both equal those recorded at
+//! file's size and modification time (`pg_stat_file`, asked on the poll's writer connection,
+//! so the proxy's role needs superuser or an explicit grant; without it every poll scans). The scan is skipped when both equal those recorded at
 //! the previous successful scan *and* the modification time was more than a second older than
 //! that scan's start: modification times have whole seconds, so a file rewritten within the
 //! second of a scan could otherwise keep its size and time. Replacing the file (written

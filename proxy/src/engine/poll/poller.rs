@@ -1,6 +1,16 @@
 //! The [`Poller`]: opens the connections a poll runs on, keeps each source's hash multiset
 //! between polls (valid while the source's `poll_seq` in the catalog is unchanged, so several
 //! proxies polling one database stay consistent), and records every poll's outcome.
+//!
+//! A poll runs on two connections of the proxy's own, both with `search_path = pg_catalog`,
+//! fixed output settings and the poll timeout as `statement_timeout` and `lock_timeout`:
+//!
+//! - the *writer*, as the engine role itself (no role change): it writes the mirror, the change
+//!   buffer, the staging table and the catalog rows, all of which the engine role owns; no code
+//!   another role controls runs there (see [`super::guard`]);
+//! - the *reader*, `SET ROLE` to the role the source is polled for, so that its FDW user
+//!   mapping applies; it only reads the foreign table, after the checks of
+//!   [`super::guard::begin_read`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -13,6 +23,7 @@ use tokio_postgres::Client;
 use super::super::error::{EngineError, EngineResult};
 use super::super::privileged::EngineKey;
 use super::super::sql::quote_ident;
+use super::failure::Failure;
 use super::scan::{self, Scanned};
 use super::status;
 use crate::upstream::UpstreamTarget;
@@ -127,13 +138,14 @@ impl Poller {
             .contains(&(database.to_string(), oid))
     }
 
-    /// Opens a connection as `role`, with the fixed output settings every poll hashes under
-    /// (the text form of a value, hence its hash, must not depend on a session's settings).
+    /// Opens a connection, as `role` when given (the reader) or as the engine role itself (the
+    /// writer), with the fixed output settings every poll hashes under (the text form of a
+    /// value, hence its hash, must not depend on a session's settings).
     pub(super) async fn connect(
         &self,
         database: &str,
-        role: &str,
-    ) -> Result<Client, (String, String)> {
+        role: Option<&str>,
+    ) -> Result<Client, Failure> {
         let mut target = self.target.clone();
         target.database = database.to_string();
         let client = super::super::own_connection::open_as(
@@ -142,23 +154,27 @@ impl Poller {
             "pgtrickle-proxy poller",
         )
         .await
-        .map_err(|e| ("08006".to_string(), e))?;
+        .map_err(Failure::Connection)?;
         let ms = self.timeout.as_millis().max(1);
+        let set_role = match role {
+            Some(role) => format!("SET ROLE {}; ", quote_ident(role)),
+            None => String::new(),
+        };
         client
             .batch_execute(&format!(
-                "SET ROLE {}; SET search_path = pg_catalog; SET DateStyle = 'ISO, MDY'; \
+                "{set_role}SET search_path = pg_catalog; SET DateStyle = 'ISO, MDY'; \
                  SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC'; \
                  SET extra_float_digits = 1; SET bytea_output = 'hex'; \
-                 SET statement_timeout = {ms}; SET lock_timeout = {ms}",
-                quote_ident(role)
+                 SET statement_timeout = {ms}; SET lock_timeout = {ms}"
             ))
-            .await
-            .map_err(|e| scan::describe_error(&e))?;
+            .await?;
         Ok(client)
     }
 
-    /// Polls foreign table `oid` of `database` (named `name` in errors) as `role`, and records
-    /// the outcome in `pgtrickle.pgt_poll_state`. A failed poll changes nothing but that record.
+    /// Polls foreign table `oid` of `database` (named `name` in errors) for `role` (the owner
+    /// of the stream tables reading it, whose FDW user mapping reads it), preparing it first if
+    /// its mirror, buffer or catalog row is missing, and records the outcome in
+    /// `pgtrickle.pgt_poll_state`. A failed poll changes nothing but that record.
     pub async fn poll(
         &self,
         database: &str,
@@ -166,26 +182,35 @@ impl Poller {
         oid: u32,
         name: &str,
     ) -> EngineResult<PollReport> {
+        self.poll_with(database, role, oid, name, &[]).await
+    }
+
+    /// [`Poller::poll`], also indexing the mirror on `key_columns`.
+    pub(super) async fn poll_with(
+        &self,
+        database: &str,
+        role: &str,
+        oid: u32,
+        name: &str,
+        key_columns: &[String],
+    ) -> EngineResult<PollReport> {
         let started = Instant::now();
         let mut writer = None;
         let outcome = match tokio::time::timeout(
             self.timeout + Duration::from_secs(5),
-            self.poll_inner(database, role, oid, &mut writer),
+            self.poll_inner(database, role, oid, key_columns, &mut writer),
         )
         .await
         {
             Ok(r) => r,
-            Err(_) => Err((
-                "57014".to_string(),
-                format!("poll timed out after {} s", self.timeout.as_secs()),
-            )),
+            Err(_) => Err(Failure::Timeout(self.timeout.as_secs())),
         };
         let elapsed = started.elapsed();
         // The status goes on the writer when it is still usable, else on a new connection.
         let writer = match writer {
             Some(w) if !w.is_closed() && outcome.is_ok() => Ok(w),
             Some(w) if !w.is_closed() && w.batch_execute("ROLLBACK").await.is_ok() => Ok(w),
-            _ => self.connect(database, role).await,
+            _ => self.connect(database, None).await,
         };
         match writer {
             Ok(client) => {
@@ -193,7 +218,7 @@ impl Poller {
                     tracing::warn!(source = name, "poll status not recorded: {e}");
                 }
             }
-            Err((_, e)) => tracing::warn!(source = name, "poll status not recorded: {e}"),
+            Err(e) => tracing::warn!(source = name, "poll status not recorded: {e}"),
         }
         match outcome {
             Ok(s) => {
@@ -207,11 +232,7 @@ impl Poller {
                 );
                 Ok(s.report)
             }
-            Err((code, message)) => Err(EngineError::Poll {
-                source_name: name.to_string(),
-                code,
-                message,
-            }),
+            Err(failure) => Err(failure.into_engine_error(name)),
         }
     }
 
@@ -220,11 +241,12 @@ impl Poller {
         database: &str,
         role: &str,
         oid: u32,
+        key_columns: &[String],
         writer: &mut Option<Client>,
-    ) -> Result<Scanned, (String, String)> {
-        let w = writer.insert(self.connect(database, role).await?);
-        let reader = self.connect(database, role).await?;
-        scan::poll_once(self, database, w, &reader, oid).await
+    ) -> Result<Scanned, Failure> {
+        let w = writer.insert(self.connect(database, None).await?);
+        let reader = self.connect(database, Some(role)).await?;
+        scan::poll_once(self, database, w, &reader, oid, role, key_columns).await
     }
 
     /// Creates or upgrades the catalog of `database` in a transaction of its own, as the

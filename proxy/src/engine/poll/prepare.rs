@@ -1,19 +1,27 @@
-//! Preparing a foreign source the first time a stream table reads it: its mirror, hash index
-//! and change buffer, and its row in `pgtrickle.pgt_polled_sources`, created in a transaction
-//! of their own on the poller's connection (so the poll that fills the mirror can run before
-//! the stream table is populated, even when the create runs inside a client's transaction
-//! block). A mirror left behind by a create that was rolled back is dropped later by
-//! [`super::due::drop_orphans`].
+//! Preparing a foreign source: its mirror, hash index and change buffer, its row in
+//! `pgtrickle.pgt_polled_sources`, and the owner's right to read the mirror. Done by the first
+//! poll of the source ([`Poller::prepare`], when a stream table over it is created) and again by
+//! any poll that finds the mirror, the buffer or the row missing (the catalog upgrade to
+//! version 5 drops mirrors another role owned; a superuser may drop one by hand), in the poll's
+//! own transaction on the writer connection, as the engine role, which owns what it creates.
+//! A source prepared again is filled like any poll (every row appears, recorded in the buffer),
+//! and the stream tables reading it refresh FULL once. A mirror left behind by a create that
+//! was rolled back is dropped later by [`super::due::drop_orphans`].
 
 use pgtrickle_cdc::poll::mirror;
+use pgtrickle_cdc::SourceTable;
+use tokio_postgres::Client;
 
-use super::super::error::{EngineError, EngineResult};
+use super::super::error::EngineResult;
+use super::super::sql::quote_ident;
+use super::failure::Failure;
 use super::poller::Poller;
-use super::scan;
 
 impl Poller {
-    /// Creates the mirror of foreign table `oid` of `database` (if needed) as `role`, indexed on
-    /// `key_columns` (the new stream table's join keys on it), then polls it.
+    /// Prepares foreign table `oid` of `database` for `role` (the new stream table's owner) if
+    /// needed, indexes its mirror on `key_columns` (the new stream table's join keys on it), and
+    /// polls it: all in one transaction, committed before this returns (so the population can
+    /// read the mirror even when the create runs in a client's transaction block).
     pub async fn prepare(
         &self,
         database: &str,
@@ -22,46 +30,92 @@ impl Poller {
         name: &str,
         key_columns: &[String],
     ) -> EngineResult<super::PollReport> {
-        let fail = |(code, message): (String, String)| EngineError::Poll {
-            source_name: name.to_string(),
-            code,
-            message,
-        };
-        let client = self.connect(database, role).await.map_err(fail)?;
-        let result = async {
-            client
-                .batch_execute(&format!("BEGIN; {}", mirror::poll_lock_sql(oid)))
-                .await
-                .map_err(|e| scan::describe_error(&e))?;
-            let source = scan::describe(&client, oid).await?;
-            super::ownership::check(&client, oid).await?;
-            client
-                .batch_execute(&mirror::create_mirror_sql(&source))
-                .await
-                .map_err(|e| scan::describe_error(&e))?;
-            for column in key_columns {
-                if let Some(index) = mirror::index_column_sql(&source, column) {
-                    client
-                        .batch_execute(&index)
-                        .await
-                        .map_err(|e| scan::describe_error(&e))?;
-                }
-            }
-            client
-                .execute(
-                    "INSERT INTO pgtrickle.pgt_polled_sources (foreign_relid, source_schema, \
-                     source_name) VALUES ($1, $2, $3) ON CONFLICT (foreign_relid) DO NOTHING",
-                    &[&oid, &source.schema, &source.name],
-                )
-                .await
-                .map_err(|e| scan::describe_error(&e))?;
-            client
-                .batch_execute("COMMIT")
-                .await
-                .map_err(|e| scan::describe_error(&e))
-        }
-        .await;
-        result.map_err(fail)?;
-        self.poll(database, role, oid, name).await
+        self.poll_with(database, role, oid, name, key_columns).await
     }
+}
+
+/// On the writer, in the poll's transaction (after the source's poll lock, the column checks and
+/// the ownership check): creates what is missing of `source`'s mirror, buffer and catalog row
+/// (recording `role` as the owner the source is polled for), creates the indexes on
+/// `key_columns`, and grants SELECT on the mirror to `role` (and, when the mirror or buffer was
+/// missing, to every owner of a stream table reading it, and those stream tables refresh FULL
+/// once). Returns true when the mirror or buffer had to be created.
+pub async fn ensure(
+    writer: &Client,
+    source: &SourceTable,
+    role: &str,
+    key_columns: &[String],
+) -> Result<bool, Failure> {
+    let oid = source.oid;
+    let mirror_table = mirror::mirror_table(oid);
+    let missing: bool = writer
+        .query_one(
+            "SELECT pg_catalog.to_regclass($1::pg_catalog.text) IS NULL \
+               OR pg_catalog.to_regclass($2::pg_catalog.text) IS NULL",
+            &[&mirror_table, &pgtrickle_cdc::buffer_table(oid)],
+        )
+        .await?
+        .get(0);
+    if missing {
+        writer
+            .batch_execute(&mirror::create_mirror_sql(source))
+            .await?;
+    }
+    for column in key_columns {
+        if let Some(index) = mirror::index_column_sql(source, column) {
+            writer.batch_execute(&index).await?;
+        }
+    }
+    writer
+        .execute(
+            "INSERT INTO pgtrickle.pgt_polled_sources (foreign_relid, source_schema, \
+             source_name, owner) \
+             VALUES ($1, $2, $3, $4::pg_catalog.text::pg_catalog.name) \
+             ON CONFLICT (foreign_relid) DO NOTHING",
+            &[&oid, &source.schema, &source.name, &role],
+        )
+        .await?;
+    if missing {
+        // A cached multiset describes the old mirror: a new poll_seq invalidates it. The
+        // readers' contents may no longer match the changes to come: FULL once.
+        writer
+            .execute(
+                "UPDATE pgtrickle.pgt_polled_sources \
+                 SET poll_seq = poll_seq OPERATOR(pg_catalog.+) 1 \
+                 WHERE foreign_relid OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
+                &[&oid],
+            )
+            .await?;
+        writer
+            .execute(
+                "UPDATE pgtrickle.pgt_stream_tables SET needs_full = true \
+                 WHERE pgt_id IN (SELECT d.pgt_id FROM pgtrickle.pgt_dependencies d \
+                   WHERE d.source_relid OPERATOR(pg_catalog.=) $1::pg_catalog.oid)",
+                &[&oid],
+            )
+            .await?;
+    }
+    let grantees = writer
+        .query(
+            "SELECT g.r FROM (SELECT $2::pg_catalog.text AS r \
+               UNION SELECT s.owner::pg_catalog.text FROM pgtrickle.pgt_dependencies d \
+                 JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) \
+                 WHERE $3 AND d.source_relid OPERATOR(pg_catalog.=) $4::pg_catalog.oid) g \
+             WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles r \
+                           WHERE r.rolname OPERATOR(pg_catalog.=) g.r) \
+               AND NOT pg_catalog.has_table_privilege(g.r::pg_catalog.name, \
+                 pg_catalog.to_regclass($1::pg_catalog.text), 'SELECT')",
+            &[&mirror_table, &role, &missing, &oid],
+        )
+        .await?;
+    for grantee in grantees {
+        let grantee: String = grantee.get(0);
+        writer
+            .batch_execute(&format!(
+                "GRANT SELECT ON {mirror_table} TO {}",
+                quote_ident(&grantee)
+            ))
+            .await?;
+    }
+    Ok(missing)
 }

@@ -1,7 +1,10 @@
-//! One poll of one foreign source: under the source's poll lock, check that the foreign table
-//! still has its mirror's columns, skip an unchanged file, stream the table, hash and compare
-//! every row, stage what appeared, and apply appeared and disappeared rows to the mirror and
-//! the change buffer in one transaction. Nothing is written when nothing changed.
+//! One poll of one foreign source: under the source's poll lock, on the writer, check that the
+//! foreign table may be read ([`super::guard::check_columns`]) and polled by the role asking
+//! ([`super::ownership`]), prepare it again if its mirror is missing ([`super::prepare`]),
+//! check that it still has its mirror's columns, and skip an unchanged file; then stream the
+//! table on the reader (after [`super::guard::begin_read`]), hash and compare every row, stage
+//! what appeared, and apply appeared and disappeared rows to the mirror and the change buffer
+//! in one transaction. Nothing is written when nothing changed.
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -11,7 +14,9 @@ use pgtrickle_cdc::poll::{
 use pgtrickle_cdc::SourceTable;
 use tokio_postgres::{Client, CopyInSink};
 
+use super::failure::Failure;
 use super::file_stat::{self, FileStat};
+use super::guard;
 use super::poller::{PollReport, Poller};
 
 /// Staged rows are sent to the writer in chunks of about this many bytes.
@@ -26,67 +31,51 @@ pub struct Scanned {
     pub file: Option<FileStat>,
 }
 
-/// A failure: SQLSTATE and message.
-pub type Failure = (String, String);
-
-/// SQLSTATE and message of a tokio-postgres error.
-pub fn describe_error(e: &tokio_postgres::Error) -> Failure {
-    match e.as_db_error() {
-        Some(db) => {
-            let mut message = db.message().to_string();
-            if let Some(detail) = db.detail() {
-                message.push_str(": ");
-                message.push_str(detail);
-            }
-            (db.code().code().to_string(), message)
-        }
-        None => ("08006".to_string(), e.to_string()),
-    }
-}
-
-fn err(e: tokio_postgres::Error) -> Failure {
-    describe_error(&e)
-}
-
-/// Polls `oid` on `writer` (the transaction) and `reader` (the scan), both already set up.
+/// Polls `oid` for `role` on `writer` (the transaction) and `reader` (the scan), both already
+/// set up, indexing the mirror on `key_columns` (see [`super::prepare::ensure`]).
 pub async fn poll_once(
     poller: &Poller,
     database: &str,
     writer: &Client,
     reader: &Client,
     oid: u32,
+    role: &str,
+    key_columns: &[String],
 ) -> Result<Scanned, Failure> {
     writer
         .batch_execute(&format!(
             "BEGIN ISOLATION LEVEL READ COMMITTED; {}",
             mirror::poll_lock_sql(oid)
         ))
-        .await
-        .map_err(err)?;
+        .await?;
+    let source = describe(writer, oid).await?;
+    guard::check_columns(writer, &source).await?;
+    super::ownership::check(writer, oid, role).await?;
+    let rebuilt = super::prepare::ensure(writer, &source, role, key_columns).await?;
+    if rebuilt {
+        poller.forget(database, oid);
+    }
     let seq: i64 = writer
         .query_opt(
-            "SELECT poll_seq FROM pgtrickle.pgt_polled_sources WHERE foreign_relid = $1",
+            "SELECT poll_seq FROM pgtrickle.pgt_polled_sources \
+             WHERE foreign_relid OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
             &[&oid],
         )
-        .await
-        .map_err(err)?
+        .await?
         .map(|r| r.get(0))
         .ok_or_else(|| {
-            (
-                "55000".to_string(),
+            Failure::refused(
+                "55000",
                 format!("foreign table {oid} has no mirror: create a stream table over it"),
             )
         })?;
-    let source = describe(writer, oid).await?;
-    super::ownership::check(writer, oid).await?;
     let same: Option<bool> = writer
         .query_one(&mirror::columns_match_sql(oid), &[])
-        .await
-        .map_err(err)?
+        .await?
         .get(0);
     if same != Some(true) {
-        return Err((
-            "55000".to_string(),
+        return Err(Failure::refused(
+            "55000",
             format!(
                 "the columns of foreign table {} changed since stream tables were built over it; \
                  drop those stream tables and create them again (drop_stream_table, then \
@@ -95,9 +84,10 @@ pub async fn poll_once(
             ),
         ));
     }
-    let file = file_stat::check(writer, oid).await.map_err(err)?;
-    if file.as_ref().is_some_and(|f| f.unchanged) {
-        writer.batch_execute("COMMIT").await.map_err(err)?;
+    let file = file_stat::check(writer, oid).await?;
+    // A mirror created just now must be filled, whatever the file's state.
+    if !rebuilt && file.as_ref().is_some_and(|f| f.unchanged) {
+        writer.batch_execute("COMMIT").await?;
         return Ok(Scanned {
             report: PollReport {
                 skipped: true,
@@ -118,8 +108,7 @@ pub async fn poll_once(
                  WHERE source_relid = $1)",
                 &[&oid],
             )
-            .await
-            .map_err(err)?
+            .await?
             .get::<_, bool>(0);
     let mut comparison = Comparison::new(previous);
     let scanned = scan(writer, reader, &source, &mut comparison, direct).await;
@@ -138,7 +127,7 @@ pub async fn poll_once(
         skipped: false,
     };
     if report.rows_changed == 0 {
-        writer.batch_execute("COMMIT").await.map_err(err)?;
+        writer.batch_execute("COMMIT").await?;
         poller.store(database, oid, seq, compared.next);
         return Ok(Scanned { report, file });
     }
@@ -146,8 +135,7 @@ pub async fn poll_once(
         let hashes: Vec<&[u8]> = compared.vanished.iter().map(|h| h.0.as_slice()).collect();
         writer
             .execute(&mirror::delete_vanished_sql(&source), &[&hashes])
-            .await
-            .map_err(err)?;
+            .await?;
     }
     if !compared.reduced.is_empty() {
         let hashes: Vec<&[u8]> = compared
@@ -162,14 +150,12 @@ pub async fn poll_once(
             .collect();
         writer
             .execute(&mirror::delete_reduced_sql(&source), &[&hashes, &counts])
-            .await
-            .map_err(err)?;
+            .await?;
     }
     if staged && !direct {
         writer
             .batch_execute(&mirror::apply_appeared_sql(&source))
-            .await
-            .map_err(err)?;
+            .await?;
     }
     let next_seq: i64 = writer
         .query_one(
@@ -177,15 +163,15 @@ pub async fn poll_once(
              WHERE foreign_relid = $1 RETURNING poll_seq",
             &[&oid],
         )
-        .await
-        .map_err(err)?
+        .await?
         .get(0);
-    writer.batch_execute("COMMIT").await.map_err(err)?;
+    writer.batch_execute("COMMIT").await?;
     poller.store(database, oid, next_seq, compared.next);
     Ok(Scanned { report, file })
 }
 
-/// Streams the foreign table through the comparison; rows that appeared are copied into the
+/// Streams the foreign table (in the reader's checked, read-only transaction, see
+/// [`guard::begin_read`]) through the comparison; rows that appeared are copied into the
 /// staging table on the writer (into the mirror itself when `direct`). Returns whether
 /// anything was copied.
 async fn scan(
@@ -195,16 +181,14 @@ async fn scan(
     comparison: &mut Comparison,
     direct: bool,
 ) -> Result<bool, Failure> {
-    let stream = reader
-        .copy_out(&mirror::scan_sql(source))
-        .await
-        .map_err(err)?;
+    guard::begin_read(reader, source).await?;
+    let stream = reader.copy_out(&mirror::scan_sql(source)).await?;
     let mut stream = std::pin::pin!(stream);
     let mut splitter = LineSplitter::new();
     let mut pending: Vec<u8> = Vec::new();
     let mut sink: Option<std::pin::Pin<Box<CopyInSink<Bytes>>>> = None;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(err)?;
+        let chunk = chunk?;
         splitter
             .feed::<()>(&chunk, |row| {
                 let hash: RowHash = hash_row(row);
@@ -215,21 +199,22 @@ async fn scan(
             })
             .unwrap_or(());
         if pending.len() >= STAGE_CHUNK {
-            send(writer, source.oid, direct, &mut sink, &mut pending).await?;
+            send(writer, source, direct, &mut sink, &mut pending).await?;
         }
     }
     if splitter.has_partial() {
-        return Err((
-            "08P01".to_string(),
-            "the foreign table's COPY stream ended in the middle of a row".to_string(),
+        return Err(Failure::refused(
+            "08P01",
+            "the foreign table's COPY stream ended in the middle of a row",
         ));
     }
+    reader.batch_execute("COMMIT").await?;
     if !pending.is_empty() {
-        send(writer, source.oid, direct, &mut sink, &mut pending).await?;
+        send(writer, source, direct, &mut sink, &mut pending).await?;
     }
     match sink {
         Some(mut s) => {
-            s.as_mut().finish().await.map_err(err)?;
+            s.as_mut().finish().await?;
             Ok(true)
         }
         None => Ok(false),
@@ -237,10 +222,11 @@ async fn scan(
 }
 
 /// Sends staged lines, opening the staging table (or, `direct`, the mirror) and its COPY at
-/// the first call.
+/// the first call (checking the columns again just before: copying into them converts the
+/// values to their types as the engine role).
 async fn send(
     writer: &Client,
-    oid: u32,
+    source: &SourceTable,
     direct: bool,
     sink: &mut Option<std::pin::Pin<Box<CopyInSink<Bytes>>>>,
     pending: &mut Vec<u8>,
@@ -248,21 +234,22 @@ async fn send(
     let s = match sink {
         Some(s) => s,
         None => {
+            let oid = source.oid;
+            guard::check_columns(writer, source).await?;
             let copy = if direct {
                 mirror::copy_mirror_sql(oid)
             } else {
                 writer
                     .batch_execute(&mirror::create_staging_sql(oid))
-                    .await
-                    .map_err(err)?;
+                    .await?;
                 mirror::copy_staging_sql(oid)
             };
-            let s = writer.copy_in::<_, Bytes>(&copy).await.map_err(err)?;
+            let s = writer.copy_in::<_, Bytes>(&copy).await?;
             sink.insert(Box::pin(s))
         }
     };
     let chunk = Bytes::from(std::mem::take(pending));
-    s.send(chunk).await.map_err(err)
+    Ok(s.send(chunk).await?)
 }
 
 /// The foreign table as a [`SourceTable`] (the connection's search_path is pg_catalog, so
@@ -270,8 +257,7 @@ async fn send(
 pub async fn describe(client: &Client, oid: u32) -> Result<SourceTable, Failure> {
     let rows = client
         .simple_query(&pgtrickle_cdc::describe_source_sql(oid))
-        .await
-        .map_err(err)?;
+        .await?;
     let mut schema = String::new();
     let mut name = String::new();
     let mut columns = Vec::new();
@@ -286,30 +272,28 @@ pub async fn describe(client: &Client, oid: u32) -> Result<SourceTable, Failure>
         }
     }
     if columns.is_empty() {
-        return Err((
-            "42P01".to_string(),
+        return Err(Failure::refused(
+            "42P01",
             format!("foreign table with OID {oid} no longer exists"),
         ));
     }
-    SourceTable::new(oid, schema, name, columns).map_err(|e| ("0A000".to_string(), e.to_string()))
+    SourceTable::new(oid, schema, name, columns)
+        .map_err(|e| Failure::refused("0A000", e.to_string()))
 }
 
 /// Rebuilds the multiset from the mirror's hash column (after a restart, or when another
 /// proxy polled since).
 async fn load_multiset(client: &Client, oid: u32) -> Result<HashMultiset, Failure> {
-    let stream = client
-        .copy_out(&mirror::load_hashes_sql(oid))
-        .await
-        .map_err(err)?;
+    let stream = client.copy_out(&mirror::load_hashes_sql(oid)).await?;
     let mut stream = std::pin::pin!(stream);
     let mut splitter = LineSplitter::new();
     let mut builder = MultisetBuilder::default();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(err)?;
+        let chunk = chunk?;
         splitter.feed::<Failure>(&chunk, |line| {
             let hash = mirror::parse_hash_line(line).ok_or_else(|| {
-                (
-                    "XX001".to_string(),
+                Failure::refused(
+                    "XX001",
                     format!("mirror of foreign table {oid} holds a malformed row hash"),
                 )
             })?;

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tokio_postgres::Client;
 
-use super::scan::{Failure, Scanned};
+use super::failure::Failure;
+use super::scan::Scanned;
 
 /// Upserts the outcome of a poll of `oid` that took `elapsed`.
 pub async fn record(
@@ -49,8 +50,8 @@ pub async fn record(
                 )
                 .await?;
         }
-        Err((code, message)) => {
-            let text = format!("{message} (SQLSTATE {code})");
+        Err(failure) => {
+            let text = format!("{failure} (SQLSTATE {})", failure.code());
             client
                 .execute(
                     "INSERT INTO pgtrickle.pgt_poll_state AS st (foreign_relid, last_poll_at, \
