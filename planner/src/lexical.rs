@@ -239,6 +239,12 @@ pub fn ident_text<'a>(sql: &'a [u8], token: &Token) -> Option<&'a [u8]> {
 /// Long operator chains (`1+1+...`, `a AND b AND ...`) and deep nesting count; long lists
 /// (`IN (1, 2, ...)`, many columns) do not.
 pub fn nesting_bound(sql: &[u8]) -> usize {
+    nesting_and_tokens(sql).0
+}
+
+/// [`nesting_bound`] and the number of tokens, in one scan.
+pub fn nesting_and_tokens(sql: &[u8]) -> (usize, usize) {
+    let mut tokens = 0usize;
     // The running count at each parenthesis level is kept as one total and a stack of what
     // the enclosing levels had, bounded by the parenthesis depth (itself bounded by the text).
     let mut levels: Vec<usize> = Vec::new();
@@ -246,6 +252,7 @@ pub fn nesting_bound(sql: &[u8]) -> usize {
     let mut outer = 0usize;
     let mut deepest = 0usize;
     for t in Tokens::new(sql) {
+        tokens += 1;
         match t {
             Token::Punct(b'(') | Token::Punct(b'[') => {
                 current += 1;
@@ -266,7 +273,7 @@ pub fn nesting_bound(sql: &[u8]) -> usize {
         }
         deepest = deepest.max(outer + current);
     }
-    deepest
+    (deepest, tokens)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::{Parser, ParserError};
 
 use crate::error::{PlanError, Result};
-use crate::lexical::nesting_bound;
+use crate::lexical::{nesting_and_tokens, nesting_bound};
 
 /// The largest statement (an API call, a query string with API calls, a defining query) the
 /// planner parses, in bytes. PostgreSQL accepts up to 1 GB; statements that are not API calls
@@ -18,6 +18,10 @@ pub const MAX_STATEMENT_BYTES: usize = 1 << 20;
 
 /// The deepest nesting (see [`nesting_bound`]) of a statement the planner parses.
 pub const MAX_NESTING: usize = 1000;
+
+/// The most tokens of a statement calling the API: a call is a few dozen (its defining query is
+/// one string literal), and sqlparser spends hundreds of bytes on each.
+pub const MAX_API_TOKENS: usize = 10_000;
 
 /// sqlparser's recursion limit (nested parentheses, subqueries, CASE...).
 pub const PARSER_RECURSION_LIMIT: usize = 200;
@@ -42,6 +46,18 @@ fn too_deep(what: &str) -> PlanError {
         "{what} is too deeply nested (operator chains, parentheses, subqueries or CASE); \
          at most {MAX_NESTING} levels"
     ))
+}
+
+/// [`check_bounds`] for a statement calling the API, also limited to [`MAX_API_TOKENS`].
+pub fn check_api_bounds(sql: &str, what: &str) -> Result<()> {
+    check_bounds(sql, what)?;
+    let (_, tokens) = nesting_and_tokens(sql.as_bytes());
+    if tokens > MAX_API_TOKENS {
+        return Err(PlanError::ProgramLimitExceeded(format!(
+            "{what} is too large: {tokens} tokens, at most {MAX_API_TOKENS}"
+        )));
+    }
+    Ok(())
 }
 
 /// Parses `sql` (PostgreSQL dialect) after [`check_bounds`], with sqlparser's recursion limited

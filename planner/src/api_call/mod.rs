@@ -18,7 +18,7 @@ pub use signature::{ApiFunction, Param, ParamType};
 pub use values::{quote_ident, CdcMode, RefreshMode, StName, StStatus};
 
 use crate::error::{PlanError, Result};
-use crate::limits::parse_bounded;
+use crate::limits::{check_api_bounds, parse_bounded};
 use crate::schedule::Schedule;
 
 /// Which create function was called.
@@ -198,7 +198,15 @@ pub fn parse_api_call(sql: &str) -> Result<Option<ParsedApiCall>> {
     if !scan.calls_api {
         return Ok(None);
     }
-    let statements = match parse_bounded(sql, "pgtrickle API statement") {
+    const WHAT: &str = "pgtrickle API statement";
+    if let Err(e) = check_api_bounds(sql, WHAT) {
+        return if scan.calls_changing {
+            Err(e)
+        } else {
+            Ok(None)
+        };
+    }
+    let statements = match parse_bounded(sql, WHAT) {
         Ok(statements) => statements,
         Err(Err(e)) if scan.calls_changing => return Err(e),
         Err(_) => return Ok(None),
