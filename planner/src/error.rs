@@ -40,6 +40,13 @@ pub enum PlanError {
     /// Bind with too few parameters).
     #[error("{0}")]
     ProtocolViolation(String),
+    /// A statement the planner would parse is larger than it accepts (54000).
+    #[error("{0}")]
+    ProgramLimitExceeded(String),
+    /// A statement the planner would parse is nested too deeply (54001, as PostgreSQL's "stack
+    /// depth limit exceeded").
+    #[error("{0}")]
+    StatementTooComplex(String),
 }
 
 impl PlanError {
@@ -56,6 +63,8 @@ impl PlanError {
             PlanError::UndefinedTable(_) => "42P01",
             PlanError::Internal(_) => "XX000",
             PlanError::ProtocolViolation(_) => "08P01",
+            PlanError::ProgramLimitExceeded(_) => "54000",
+            PlanError::StatementTooComplex(_) => "54001",
         }
     }
 

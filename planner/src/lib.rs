@@ -80,6 +80,8 @@ pub mod api_call;
 pub mod error;
 pub mod explain;
 pub mod input;
+pub mod lexical;
+pub mod limits;
 pub mod plan;
 pub mod prefilter;
 pub mod query;
@@ -93,6 +95,6 @@ pub use api_call::{
 pub use error::PlanError;
 pub use input::{ColumnDef, PlanInput, RelationKind, RelationRef, SourceRelation};
 pub use plan::{plan_stream_table, EffectiveMode, StorageLayout, StreamPlan};
-pub use prefilter::may_contain_api_call;
+pub use prefilter::{may_contain_api_call, scan_api_calls, ApiCallScan};
 pub use query::{equality_key_columns, referenced_relations, Operator};
 pub use schedule::Schedule;

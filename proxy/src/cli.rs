@@ -13,6 +13,7 @@ use crate::cancel::CancelRegistry;
 use crate::context::ProxyContext;
 use crate::embedded::EmbeddedServer;
 use crate::engine::interceptor::EngineInterceptorFactory;
+use crate::engine::parse_pool::ParsePool;
 use crate::engine::poll::Poller;
 use crate::engine::scheduler::SchedulerConfig;
 use crate::engine::schedulers::Schedulers;
@@ -93,12 +94,32 @@ pub struct Args {
     /// proxy's own (at least 1); a stream table still waits for the stream tables it reads.
     #[arg(long, env = "PGTRICKLE_REFRESH_WORKERS", default_value_t = 2)]
     pub refresh_workers: usize,
+
+    /// Connections allowed in their startup phase (accepted, not yet logged in) at once; at the
+    /// cap, the oldest of them (if it has had a second to log in) or the new one is closed.
+    #[arg(long, env = "PGTRICKLE_MAX_STARTUP_CONNECTIONS", default_value_t = 256)]
+    pub max_startup_connections: usize,
+
+    /// Let statement text reach the log at debug level (sqlparser's and tokio-postgres's own
+    /// logging); off by default, as statements may hold secrets.
+    #[arg(long, env = "PGTRICKLE_LOG_STATEMENTS")]
+    pub log_statements: bool,
 }
+
+/// Threads parsing candidate API statements at once.
+const PARSER_THREADS: usize = 2;
+
+/// Log targets that print statement text at debug level, silenced unless --log-statements.
+const STATEMENT_LOGGERS: [&str; 2] = ["sqlparser=off", "tokio_postgres=info"];
 
 /// Parses the command line and runs the proxy until a signal stops it.
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging(&args.log);
+    init_logging(&args.log, args.log_statements);
+    match crate::fd_limit::raise_to_hard() {
+        Ok((soft, _)) => tracing::debug!(open_files = soft, "open-file limit"),
+        Err(e) => tracing::warn!("{e}"),
+    }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -109,10 +130,18 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(filter: &str) {
+fn init_logging(filter: &str, log_statements: bool) {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_string());
+    let mut filter = tracing_subscriber::EnvFilter::new(filter);
+    if !log_statements {
+        for directive in STATEMENT_LOGGERS {
+            if let Ok(d) = directive.parse() {
+                filter = filter.add_directive(d);
+            }
+        }
+    }
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
@@ -186,6 +215,7 @@ fn run(args: Args) -> Result<(), BoxError> {
             on_change: Arc::clone(&wake),
             poller: Arc::clone(&poller),
             schedulers: Arc::clone(&schedulers),
+            parse_pool: ParsePool::new(PARSER_THREADS),
         };
         let ctx = Arc::new(ProxyContext {
             target,
@@ -195,6 +225,7 @@ fn run(args: Args) -> Result<(), BoxError> {
             cancels: Arc::new(CancelRegistry::default()),
             interceptor: Some(Arc::new(interceptor)),
             startup_timeout: Duration::from_secs(args.startup_timeout.max(1)),
+            max_startup_connections: args.max_startup_connections.max(1),
         });
         let cut = server::serve(
             listener,

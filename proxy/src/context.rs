@@ -26,4 +26,6 @@ pub struct ProxyContext {
     pub interceptor: Option<Arc<dyn InterceptorFactory>>,
     /// Time a client has to start up and log in.
     pub startup_timeout: Duration,
+    /// Connections allowed in their startup phase at once (see [`crate::startup_limit`]).
+    pub max_startup_connections: usize,
 }

@@ -10,7 +10,35 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::context::ProxyContext;
+use crate::log_every::LogEvery;
+use crate::protocol::error_response::ErrorResponse;
 use crate::session::{self, SessionError};
+use crate::startup_limit::{Admission, StartupLimit};
+
+/// Repeated events (refused connections, failed accepts) are logged at most this often.
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Waits after a failed accept: doubling from the first to the second.
+const MIN_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Tells a connection over the startup cap why it is closed, if its socket takes the bytes at
+/// once (it is never waited for), and closes it.
+fn refuse(tcp: &tokio::net::TcpStream) {
+    let err = ErrorResponse::fatal("53300", "too many connections in startup phase")
+        .with_hint("retry in a moment; the proxy limits connections that have not logged in yet");
+    let _ = tcp.try_write(&err.encode());
+}
+
+fn log_startup_cap(every: &mut LogEvery, max: usize) {
+    if let Some(n) = every.hit() {
+        tracing::warn!(
+            connections = n,
+            "connections closed: more than --max-startup-connections ({max}) connections in \
+             startup phase"
+        );
+    }
+}
 
 /// Counts live sessions and wakes the drainer when the last one ends.
 #[derive(Default)]
@@ -38,29 +66,52 @@ pub async fn serve(
     drain: Duration,
 ) -> usize {
     let sessions = Arc::new(Sessions::default());
+    let startup = StartupLimit::new(ctx.max_startup_connections);
+    let mut refused_log = LogEvery::new(LOG_INTERVAL);
+    let mut accept_log = LogEvery::new(LOG_INTERVAL);
+    let mut backoff = MIN_BACKOFF;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
+                    backoff = MIN_BACKOFF;
+                    let slot = match startup.admit() {
+                        Admission::Admitted { slot, evicted_other } => {
+                            if evicted_other {
+                                log_startup_cap(&mut refused_log, ctx.max_startup_connections);
+                            }
+                            slot
+                        }
+                        Admission::Refused => {
+                            refuse(&tcp);
+                            log_startup_cap(&mut refused_log, ctx.max_startup_connections);
+                            continue;
+                        }
+                    };
                     sessions.live.fetch_add(1, Ordering::AcqRel);
                     let ticket = SessionTicket(Arc::clone(&sessions));
                     let ctx = Arc::clone(&ctx);
                     tokio::spawn(async move {
                         let _ticket = ticket;
-                        match session::serve(tcp, ctx).await {
+                        match session::serve(tcp, ctx, slot).await {
                             Ok(()) => {}
                             Err(SessionError::LoginRejected(msg)) => {
                                 tracing::info!(%peer, "login rejected: {msg}")
                             }
+                            Err(SessionError::StartupEvicted) => {}
                             Err(e) => tracing::info!(%peer, "session ended: {e}"),
                         }
                     });
                 }
                 Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of file descriptors and the like: back off instead of spinning, and
+                    // say so once in a while.
+                    if let Some(n) = accept_log.hit() {
+                        tracing::warn!(failures = n, "accept failed: {e}; backing off");
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             },
             () = &mut shutdown => break,

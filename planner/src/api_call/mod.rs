@@ -12,15 +12,13 @@ mod tests;
 
 use std::time::Duration;
 
-use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
-
 pub use recognize::{fold_ident, fold_name, CallOutput, RawArg, RawValue};
 pub use script::{parse_api_script, ScriptStatement};
 pub use signature::{ApiFunction, Param, ParamType};
 pub use values::{quote_ident, CdcMode, RefreshMode, StName, StStatus};
 
 use crate::error::{PlanError, Result};
+use crate::limits::{check_api_bounds, parse_bounded};
 use crate::schedule::Schedule;
 
 /// Which create function was called.
@@ -191,12 +189,27 @@ impl ParsedApiCall {
 /// Ok(None) for statements that do not call the API, and for text this parser cannot parse
 /// (forward those unchanged: PostgreSQL will judge them). Errors for calls of unknown pgtrickle
 /// functions, bad argument lists, and calls in positions the proxy cannot answer.
+///
+/// A statement that calls a function that changes things but is larger or more deeply nested
+/// than [`crate::limits`] allows is an error (54000, 54001); any other statement over those
+/// limits is Ok(None), for the server to judge.
 pub fn parse_api_call(sql: &str) -> Result<Option<ParsedApiCall>> {
-    if !crate::prefilter::may_contain_api_call(sql.as_bytes()) {
+    let scan = crate::prefilter::scan_api_calls(sql.as_bytes());
+    if !scan.calls_api {
         return Ok(None);
     }
-    let Ok(statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else {
-        return Ok(None);
+    const WHAT: &str = "pgtrickle API statement";
+    if let Err(e) = check_api_bounds(sql, WHAT) {
+        return if scan.calls_changing {
+            Err(e)
+        } else {
+            Ok(None)
+        };
+    }
+    let statements = match parse_bounded(sql, WHAT) {
+        Ok(statements) => statements,
+        Err(Err(e)) if scan.calls_changing => return Err(e),
+        Err(_) => return Ok(None),
     };
     let mut found = None;
     for stmt in &statements {

@@ -12,6 +12,8 @@ use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer, Whitespace
 
 use super::{parse_api_call, ParsedApiCall};
 use crate::error::{PlanError, Result};
+use crate::limits::MAX_STATEMENT_BYTES;
+use crate::prefilter::scan_api_calls;
 
 /// One statement of a script.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +33,13 @@ pub enum ScriptStatement {
 /// Errors (0A000) for a script that also controls transactions (BEGIN, COMMIT, SAVEPOINT...),
 /// holds `COPY ... FROM STDIN` data, or a `BEGIN ATOMIC` function body the splitter cannot
 /// delimit.
+///
+/// A string over [`MAX_STATEMENT_BYTES`] that calls such a function is an error (54000).
 pub fn parse_api_script(sql: &str) -> Result<Option<Vec<ScriptStatement>>> {
+    if !scan_api_calls(sql.as_bytes()).calls_changing {
+        return Ok(None);
+    }
+    check_size(sql)?;
     let Some(pieces) = split(sql) else {
         // Text the tokenizer rejects (an unterminated quote...): the server will say why.
         return Ok(None);
@@ -79,6 +87,17 @@ pub fn parse_api_script(sql: &str) -> Result<Option<Vec<ScriptStatement>>> {
         );
     }
     Ok(Some(statements))
+}
+
+fn check_size(sql: &str) -> Result<()> {
+    if sql.len() > MAX_STATEMENT_BYTES {
+        return Err(PlanError::ProgramLimitExceeded(format!(
+            "query string calling the pgtrickle API is too large: {} bytes, at most \
+             {MAX_STATEMENT_BYTES} (send large statements in query strings of their own)",
+            sql.len()
+        )));
+    }
+    Ok(())
 }
 
 /// A statement's text and what the splitter noticed about it.

@@ -6,12 +6,11 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{Expr, Query, SetExpr, Statement, TableFactor, Visit, Visitor};
-use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
 
 use crate::api_call::fold_name;
 use crate::error::{PlanError, Result};
 use crate::input::RelationRef;
+use crate::limits::parse_bounded;
 
 use super::normalize::normalize;
 
@@ -65,8 +64,8 @@ const TIME_DEPENDENT: &[&str] = &[
 
 /// Parses `sql` as a defining query and checks it.
 pub fn parse_query(sql: &str) -> Result<ParsedQuery> {
-    let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)
-        .map_err(|e| PlanError::Syntax(format!("defining query: {e}")))?;
+    let statements = parse_bounded(sql, "defining query")
+        .map_err(|e| e.map_or_else(|e| e, |e| PlanError::Syntax(format!("defining query: {e}"))))?;
     let mut query = match statements.as_slice() {
         [Statement::Query(q)] => (**q).clone(),
         [] => return Err(PlanError::Syntax("defining query is empty".into())),

@@ -12,19 +12,22 @@
 //! statements in the same batch get a clear error.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use pgtrickle_planner::api_call::{ApiFunction, CallOutput, ParamType};
 use pgtrickle_planner::{
-    may_contain_api_call, parse_api_call, parse_api_script, ApiLimits, ApiRequest, ParsedApiCall,
+    parse_api_call, parse_api_script, scan_api_calls, ApiLimits, ApiRequest, ParsedApiCall,
     PlanError, ScriptStatement,
 };
 use tokio::sync::Notify;
 
 use super::answer::{self, Column};
 use super::job::{ApiJob, Protocol};
+use super::parse_pool::ParsePool;
 use super::poll::Poller;
 use super::schedulers::Schedulers;
 use super::script_job::{ScriptJob, Step};
@@ -42,6 +45,8 @@ pub struct EngineInterceptorFactory {
     pub poller: Arc<Poller>,
     /// The per-database schedulers.
     pub schedulers: Arc<Schedulers>,
+    /// Where candidate statements are parsed.
+    pub parse_pool: ParsePool,
 }
 
 impl InterceptorFactory for EngineInterceptorFactory {
@@ -51,6 +56,7 @@ impl InterceptorFactory for EngineInterceptorFactory {
             on_change: Arc::clone(&self.on_change),
             poller: Arc::clone(&self.poller),
             schedulers: Arc::clone(&self.schedulers),
+            parse_pool: self.parse_pool.clone(),
             statements: HashMap::new(),
             portals: HashMap::new(),
             in_batch: false,
@@ -65,6 +71,7 @@ pub struct EngineInterceptor {
     on_change: Arc<Notify>,
     poller: Arc<Poller>,
     schedulers: Arc<Schedulers>,
+    parse_pool: ParsePool,
     /// Prepared statements that are API calls, by name.
     statements: HashMap<String, ParsedApiCall>,
     /// Portals bound to API statements, by name.
@@ -75,20 +82,50 @@ pub struct EngineInterceptor {
     failed: Arc<AtomicBool>,
 }
 
-/// The API functions that change things; a statement naming none of them is forwarded without
-/// a parse (the read functions are SQL functions in the database).
-const CHANGING_FUNCTIONS: [&[u8]; 5] = [
-    b"create_",
-    b"alter_stream_table",
-    b"drop_stream_table",
-    b"refresh_stream_table",
-    b"resume_stream_table",
-];
+/// Statements up to this size are scanned for API calls on the session's own task; larger ones
+/// on a parser thread.
+const SCAN_IN_PLACE: usize = 64 * 1024;
 
-fn names_a_changing_function(text: &[u8]) -> bool {
-    CHANGING_FUNCTIONS
-        .iter()
-        .any(|f| text.windows(f.len()).any(|w| w.eq_ignore_ascii_case(f)))
+/// The statement text of a held message (valid UTF-8, without its terminating NUL), kept as
+/// the message's bytes so that it can go to a parser thread without a copy.
+#[derive(Clone)]
+struct Candidate {
+    message: Bytes,
+    start: usize,
+    end: usize,
+}
+
+impl Candidate {
+    /// The NUL-terminated text at `start` of `message`; None when there is none or it is not
+    /// UTF-8 (the server will say so).
+    fn of(message: &Bytes, start: usize) -> Option<Candidate> {
+        let rest = message.get(start..)?;
+        let len = rest.iter().position(|&b| b == 0)?;
+        std::str::from_utf8(&rest[..len]).ok()?;
+        Some(Candidate {
+            message: message.clone(),
+            start,
+            end: start + len,
+        })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.message[self.start..self.end]
+    }
+
+    fn text(&self) -> &str {
+        std::str::from_utf8(self.bytes()).unwrap_or_default()
+    }
+}
+
+/// What a parser thread made of a Query.
+enum Parsed {
+    Script(Result<Option<Vec<ScriptStatement>>, PlanError>),
+    Call(Result<Option<ParsedApiCall>, PlanError>),
+}
+
+fn pool_error(e: super::parse_pool::ParsePoolError) -> PlanError {
+    PlanError::Internal(format!("pgtrickle-proxy: {e}"))
 }
 
 fn cstr(body: &[u8]) -> Option<(&str, &[u8])> {
@@ -179,29 +216,55 @@ impl EngineInterceptor {
         }
     }
 
-    fn query(&mut self, message: Bytes) -> Verdict {
-        let body = &message[5..];
-        let text = body.strip_suffix(b"\0").unwrap_or(body);
-        if !may_contain_api_call(text) || !names_a_changing_function(text) {
-            return Verdict::Forward(message);
-        }
-        let Ok(sql) = std::str::from_utf8(text) else {
+    async fn query(&mut self, message: Bytes) -> Verdict {
+        let Some(candidate) = self.candidate(&message, 5).await else {
             return Verdict::Forward(message);
         };
-        match parse_api_script(sql) {
-            Ok(None) => {}
-            Ok(Some(statements)) => return self.script(statements),
-            Err(e) => return self.job(Err(e), String::new(), Protocol::Simple),
-        }
-        match parse_api_call(sql) {
-            Ok(None) => Verdict::Forward(message),
-            Ok(Some(call)) if is_read_function(&call) => Verdict::Forward(message),
-            Ok(Some(call)) => {
+        let parsed = self
+            .parse_pool
+            .run(move || {
+                let sql = candidate.text();
+                match parse_api_script(sql) {
+                    Ok(None) => Parsed::Call(parse_api_call(sql)),
+                    other => Parsed::Script(other),
+                }
+            })
+            .await;
+        match parsed {
+            Ok(Parsed::Script(Ok(Some(statements)))) => self.script(statements),
+            Ok(Parsed::Script(Err(e))) | Ok(Parsed::Call(Err(e))) => {
+                self.job(Err(e), String::new(), Protocol::Simple)
+            }
+            Ok(Parsed::Script(Ok(None))) | Ok(Parsed::Call(Ok(None))) => Verdict::Forward(message),
+            Ok(Parsed::Call(Ok(Some(call)))) if is_read_function(&call) => {
+                Verdict::Forward(message)
+            }
+            Ok(Parsed::Call(Ok(Some(call)))) => {
                 let request = call.request(&self.limits);
                 self.job(request, column_of(&call), Protocol::Simple)
             }
-            Err(e) => self.job(Err(e), String::new(), Protocol::Simple),
+            Err(e) => self.job(Err(pool_error(e)), String::new(), Protocol::Simple),
         }
+    }
+
+    /// The statement text of a Query (at `start`) or Parse message when it calls a pgtrickle
+    /// function that changes things; None (forward it) otherwise. The lexical scan of a large
+    /// text runs on a parser thread.
+    async fn candidate(&self, message: &Bytes, start: usize) -> Option<Candidate> {
+        let candidate = Candidate::of(message, start)?;
+        if !pgtrickle_planner::may_contain_api_call(candidate.bytes()) {
+            return None;
+        }
+        let calls = if candidate.bytes().len() <= SCAN_IN_PLACE {
+            scan_api_calls(candidate.bytes()).calls_changing
+        } else {
+            let c = candidate.clone();
+            self.parse_pool
+                .run(move || scan_api_calls(c.bytes()).calls_changing)
+                .await
+                .unwrap_or(true)
+        };
+        calls.then_some(candidate)
     }
 
     /// A query string of several statements with API calls among them.
@@ -229,34 +292,35 @@ impl EngineInterceptor {
         Verdict::Answer(ErrorResponse::error(e.sqlstate(), e.message()).encode())
     }
 
-    fn parse(&mut self, message: Bytes) -> Verdict {
-        let Some((name, rest)) = cstr(&message[5..]) else {
+    async fn parse(&mut self, message: Bytes) -> Verdict {
+        let Some((name, _)) = cstr(&message[5..]) else {
             return Verdict::Forward(message);
         };
-        let Some((sql, _)) = cstr(rest) else {
-            return Verdict::Forward(message);
-        };
-        if !may_contain_api_call(sql.as_bytes()) || !names_a_changing_function(sql.as_bytes()) {
-            let unnamed = name.is_empty();
+        let unnamed = name.is_empty();
+        let name = name.to_string();
+        let start = 5 + name.len() + 1;
+        let Some(candidate) = self.candidate(&message, start).await else {
             return self.forget_statement(unnamed, message);
-        }
-        match parse_api_call(sql) {
+        };
+        let parsed = self
+            .parse_pool
+            .run(move || parse_api_call(candidate.text()))
+            .await
+            .unwrap_or_else(|e| Err(pool_error(e)));
+        match parsed {
             Ok(Some(call)) if !is_read_function(&call) => {
                 self.in_batch = true;
                 if self.failed.load(Ordering::Acquire) {
                     return Verdict::Answer(Bytes::new());
                 }
-                self.statements.insert(name.to_string(), call);
+                self.statements.insert(name, call);
                 Verdict::Answer(simple_message(b'1'))
             }
             Err(e) => {
                 self.in_batch = true;
                 self.batch_error(&e)
             }
-            _ => {
-                let unnamed = name.is_empty();
-                self.forget_statement(unnamed, message)
-            }
+            _ => self.forget_statement(unnamed, message),
         }
     }
 
@@ -467,19 +531,25 @@ impl Interceptor for EngineInterceptor {
         }
     }
 
-    fn inspect(&mut self, session: &SessionState, message: Bytes) -> Verdict {
-        match message[0] {
-            b'Q' => self.query(message),
-            b'P' => self.parse(message),
-            b'B' => self.bind(message),
-            b'D' => self.describe(message),
-            b'E' => self.execute(message),
-            b'C' => self.close(message),
-            b'S' => self.sync(session, message),
-            // Flush: everything the proxy answers is sent at once anyway.
-            b'H' if self.in_batch => Verdict::Answer(Bytes::new()),
-            _ => Verdict::Forward(message),
-        }
+    fn inspect<'a>(
+        &'a mut self,
+        session: &'a SessionState,
+        message: Bytes,
+    ) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>> {
+        Box::pin(async move {
+            match message[0] {
+                b'Q' => self.query(message).await,
+                b'P' => self.parse(message).await,
+                b'B' => self.bind(message),
+                b'D' => self.describe(message),
+                b'E' => self.execute(message),
+                b'C' => self.close(message),
+                b'S' => self.sync(session, message),
+                // Flush: everything the proxy answers is sent at once anyway.
+                b'H' if self.in_batch => Verdict::Answer(Bytes::new()),
+                _ => Verdict::Forward(message),
+            }
+        })
     }
 
     fn write_listener(&self) -> Option<Arc<Notify>> {

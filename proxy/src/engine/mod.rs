@@ -14,6 +14,7 @@ pub mod interceptor;
 pub mod job;
 pub mod own_connection;
 pub mod owner_rights;
+pub mod parse_pool;
 pub mod poll;
 pub mod privileged;
 pub mod refresh;

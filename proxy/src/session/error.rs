@@ -26,6 +26,9 @@ pub enum SessionError {
     /// The TLS handshake with the client failed.
     #[error("TLS handshake with client failed: {0}")]
     ClientTls(io::Error),
+    /// Closed while starting up, to make room for a newer connection (startup cap).
+    #[error("closed in startup phase: too many connections in startup phase")]
+    StartupEvicted,
     /// The client did not finish starting up in time.
     #[error("timeout during startup and authentication")]
     StartupTimeout,

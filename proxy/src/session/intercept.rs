@@ -71,8 +71,13 @@ pub trait Interceptor: Send + Sync {
     /// passed to [`Interceptor::inspect`]. Must be cheap: it runs for every message.
     fn wants(&self, tag: u8) -> bool;
 
-    /// Decides about one whole message (tag, length and body).
-    fn inspect(&mut self, session: &SessionState, message: Bytes) -> Verdict;
+    /// Decides about one whole message (tag, length and body). Work that may take long (parsing
+    /// a large statement) must not run on the calling thread: the future awaits it elsewhere.
+    fn inspect<'a>(
+        &'a mut self,
+        session: &'a SessionState,
+        message: Bytes,
+    ) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>>;
 
     /// Notified when a session that wrote (INSERT, UPDATE, DELETE, COPY, MERGE) becomes idle
     /// again, i.e. its writes are committed or rolled back.

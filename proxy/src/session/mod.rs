@@ -18,14 +18,21 @@ use tokio::net::TcpStream;
 use crate::conn::Conn;
 use crate::context::ProxyContext;
 use crate::protocol::error_response::ErrorResponse;
+use crate::startup_limit::StartupSlot;
 pub use error::SessionError;
 use handshake::Opening;
 pub use state::SessionState;
 
 /// Serves one accepted connection to its end.
-pub async fn serve(tcp: TcpStream, ctx: Arc<ProxyContext>) -> Result<(), SessionError> {
+/// `slot` is its place among the connections in startup phase, given up once logged in; if it
+/// is taken back (a newer connection needs it), the session ends.
+pub async fn serve(
+    tcp: TcpStream,
+    ctx: Arc<ProxyContext>,
+    slot: StartupSlot,
+) -> Result<(), SessionError> {
     let _ = tcp.set_nodelay(true);
-    let opened = tokio::time::timeout(ctx.startup_timeout, async {
+    let starting = tokio::time::timeout(ctx.startup_timeout, async {
         let (mut client, startup) = match handshake::open(tcp, &ctx).await? {
             Opening::Session(client, startup) => (client, startup),
             Opening::Done => return Ok(None),
@@ -39,9 +46,12 @@ pub async fn serve(tcp: TcpStream, ctx: Arc<ProxyContext>) -> Result<(), Session
         }
         let logged_in = login::login(&mut client, &startup, &ctx).await?;
         Ok(Some((client, startup, logged_in)))
-    })
-    .await
-    .map_err(|_| SessionError::StartupTimeout)??;
+    });
+    let opened = tokio::select! {
+        opened = starting => opened.map_err(|_| SessionError::StartupTimeout)??,
+        () = slot.evicted() => return Err(SessionError::StartupEvicted),
+    };
+    drop(slot);
     let Some((client, startup, logged_in)) = opened else {
         return Ok(());
     };

@@ -24,6 +24,18 @@ use crate::protocol::MAX_MESSAGE_LEN;
 /// Size of each direction's read buffer.
 const CHUNK: usize = 64 * 1024;
 
+/// A held message larger than this leaves its buffer reallocated at [`CHUNK`] once handled,
+/// so that an idle session does not keep the memory of the largest message it ever sent.
+const SHRINK_AFTER: usize = 1 << 20;
+
+/// A fresh buffer of [`CHUNK`] bytes holding what `buf` still holds (the bytes read after a
+/// large message); the large allocation is freed once the message itself is dropped.
+fn give_back(buf: BytesMut) -> BytesMut {
+    let mut fresh = BytesMut::with_capacity(CHUNK.max(buf.len()));
+    fresh.extend_from_slice(&buf);
+    fresh
+}
+
 /// Pumps bytes both ways until either side closes.
 pub async fn pump<C, U>(
     client: C,
@@ -238,7 +250,11 @@ impl<UR: AsyncRead + Unpin + Send> InterceptedClientToServer<'_, UR> {
             if let Some(total) = held {
                 if buf.len() >= total {
                     let message = buf.split_to(total).freeze();
-                    match self.interceptor.inspect(self.state, message) {
+                    let verdict = self.interceptor.inspect(self.state, message).await;
+                    if total > SHRINK_AFTER {
+                        buf = give_back(buf);
+                    }
+                    match verdict {
                         Verdict::Forward(bytes) => {
                             if let Some(&t) = bytes.first() {
                                 self.count(t);
@@ -527,14 +543,20 @@ mod tests {
             tag == b'Q'
         }
 
-        fn inspect(&mut self, _session: &SessionState, message: Bytes) -> Verdict {
-            if &message[5..] == b"intercept me\0" {
-                let mut answer = msg(b'I', b"");
-                answer.extend(TransactionStatus::Idle.encode());
-                Verdict::Answer(Bytes::from(answer))
-            } else {
-                Verdict::Forward(message)
-            }
+        fn inspect<'a>(
+            &'a mut self,
+            _session: &'a SessionState,
+            message: Bytes,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Verdict> + Send + 'a>> {
+            Box::pin(async move {
+                if &message[5..] == b"intercept me\0" {
+                    let mut answer = msg(b'I', b"");
+                    answer.extend(TransactionStatus::Idle.encode());
+                    Verdict::Answer(Bytes::from(answer))
+                } else {
+                    Verdict::Forward(message)
+                }
+            })
         }
     }
 
