@@ -76,6 +76,11 @@
 //! Floating-point SUM/AVG maintained incrementally can differ in the last bits from a fresh
 //! computation (addition order); exact types (integers, numeric) are exact.
 
+/// The version of the SQL this planner writes: bump it with every change of the statements it
+/// generates (a fix of a delta rule, a new spelling). Each stream table records the version of
+/// its stored plan; a proxy with a newer planner plans older stream tables again.
+pub const PLANNER_VERSION: i32 = 2;
+
 pub mod api_call;
 pub mod error;
 pub mod explain;

@@ -220,11 +220,11 @@ pub async fn create<R: SqlRunner>(
             "INSERT INTO pgtrickle.pgt_stream_tables (pgt_id, pgt_schema, pgt_name, pgt_relid, \
              defining_query, resolved_query, schedule, refresh_mode, effective_mode, cdc_mode, \
              owner, storage_layout, full_refresh, diff_refresh, explain, next_attempt_at, \
-             exec_relid) VALUES \
+             exec_relid, planner_version) VALUES \
              ({pgt_id}, {}, {}, {storage_oid}, {}, {}, {}, {}, '{effective}', {}, \
              (SELECT c.relowner::pg_catalog.regrole::pg_catalog.name FROM pg_catalog.pg_class c \
               WHERE c.oid = {storage_oid}), '{layout}', {}, \
-             {diff}, {}, {hold}, {exec_relid})",
+             {diff}, {}, {hold}, {exec_relid}, {})",
             quote_literal(name.schema.as_deref().unwrap_or("public")),
             quote_literal(&name.name),
             quote_literal(&req.query),
@@ -236,6 +236,7 @@ pub async fn create<R: SqlRunner>(
                 .unwrap_or_else(|| "NULL".into()),
             text_array_literal(&plan.full_refresh),
             quote_literal(&plan.explain),
+            pgtrickle_planner::PLANNER_VERSION,
         ),
     )
     .await?;

@@ -94,6 +94,8 @@ CREATE INDEX IF NOT EXISTS pgt_refresh_history_pgt ON pgtrickle.pgt_refresh_hist
 -- and the defining query as PostgreSQL resolved it at create time (every name qualified).
 ALTER TABLE pgtrickle.pgt_stream_tables ADD COLUMN IF NOT EXISTS exec_relid oid;
 ALTER TABLE pgtrickle.pgt_stream_tables ADD COLUMN IF NOT EXISTS resolved_query text;
+-- The planner version that wrote full_refresh/diff_refresh (NULL: before versions were kept).
+ALTER TABLE pgtrickle.pgt_stream_tables ADD COLUMN IF NOT EXISTS planner_version int;
 -- Up to version 4 any role could insert catalog rows for itself: rows that do not describe a
 -- storage table of their owner, duplicates, and sources their owner cannot read are removed.
 DELETE FROM pgtrickle.pgt_stream_tables s WHERE NOT EXISTS (
@@ -155,13 +157,15 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $f$
     ORDER BY 1
 $f$;
 
-CREATE OR REPLACE FUNCTION pgtrickle.pgt_status()
+DROP FUNCTION IF EXISTS pgtrickle.pgt_status();
+CREATE FUNCTION pgtrickle.pgt_status()
 RETURNS TABLE (name text, status text, refresh_mode text, effective_mode text, schedule text,
                is_populated bool, last_refresh_at timestamptz, consecutive_errors int,
-               last_error text)
+               last_error text, planner_version int)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $f$
     SELECT format('%I.%I', pgt_schema, pgt_name), status, refresh_mode, effective_mode, schedule,
-           is_populated, last_refresh_at, consecutive_errors, last_error
+           is_populated, last_refresh_at, consecutive_errors, last_error,
+           coalesce(planner_version, 1)
     FROM pgtrickle.pgt_stream_tables ORDER BY pgt_schema, pgt_name
 $f$;
 

@@ -19,6 +19,7 @@ pub mod poll;
 pub mod privileged;
 pub mod refresh;
 pub mod refresh_workers;
+pub mod replan;
 pub mod sandbox;
 pub mod scheduler;
 pub mod schedulers;

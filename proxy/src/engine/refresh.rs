@@ -12,6 +12,7 @@ use super::delta;
 use super::error::{EngineError, EngineResult};
 use super::owner_rights;
 use super::privileged::{parse_array, Authority};
+use super::replan::{newer_plan_error, replan, PlanAge};
 use super::sandbox;
 use super::sql::{quote_literal, SqlRunner};
 
@@ -43,6 +44,8 @@ struct StRow {
     owner: u32,
     /// The execution view (qualified), if it exists and belongs to the owner.
     exec_view: Option<String>,
+    /// How the stored plan relates to this proxy's planner.
+    age: PlanAge,
 }
 
 /// Encodes statements as a text[] literal.
@@ -82,7 +85,7 @@ async fn load<R: SqlRunner>(sql: &mut R, auth: &Authority, pgt_id: i64) -> Engin
                    AS single_snapshot, \
                  c.relowner::text AS owner, \
                  CASE WHEN e.relowner = c.relowner THEN e.oid::pg_catalog.regclass::text END \
-                   AS exec_view \
+                   AS exec_view, s.planner_version::text AS planner_version \
                  FROM pgtrickle.pgt_stream_tables s \
                  LEFT JOIN pg_catalog.pg_class c ON c.oid = s.pgt_relid \
                  LEFT JOIN pg_catalog.pg_class e ON e.oid = s.exec_relid AND e.relkind = 'm' \
@@ -108,6 +111,7 @@ async fn load<R: SqlRunner>(sql: &mut R, auth: &Authority, pgt_id: i64) -> Engin
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| EngineError::api("42P01", "the stream table's storage is gone"))?,
         exec_view: get(10),
+        age: PlanAge::of(get(11).and_then(|v| v.parse().ok())),
     })
 }
 
@@ -181,7 +185,15 @@ pub async fn refresh<R: SqlRunner>(
     force_full: bool,
     distrust_snapshot: bool,
 ) -> EngineResult<Refreshed> {
-    let st = load(sql, auth, pgt_id).await?;
+    let mut st = load(sql, auth, pgt_id).await?;
+    match st.age {
+        PlanAge::Current => {}
+        PlanAge::Newer(version) => return Err(newer_plan_error(&st.storage, version)),
+        PlanAge::Older => {
+            replan(sql, auth, pgt_id).await?;
+            st = load(sql, auth, pgt_id).await?;
+        }
+    }
     let view = st.exec_view.clone().ok_or_else(|| {
         EngineError::api(
             "42501",

@@ -33,8 +33,10 @@ use super::poll::{self, Poller};
 use super::privileged::Authority;
 use super::refresh::refresh;
 use super::refresh_workers::RefreshWorkers;
+use super::replan;
 use super::sql::{quote_literal, SqlRunner, SqlRunnerExt};
 use crate::upstream::UpstreamTarget;
+use pgtrickle_planner::PLANNER_VERSION;
 
 /// How often the scheduler looks for mirrors nobody reads (they are kept for
 /// [`poll::due::ORPHAN_GRACE`] anyway).
@@ -123,22 +125,42 @@ pub async fn run(
     }
 }
 
+/// Creates or upgrades the catalog, plans stream tables written by an older planner again, and
+/// says which ones a newer proxy planned (this scheduler leaves those alone).
 async fn setup(client: &mut Client) -> EngineResult<()> {
     client.run("BEGIN").await?;
     let r = catalog::ensure(client).await;
     client
         .run(if r.is_ok() { "COMMIT" } else { "ROLLBACK" })
         .await?;
-    r.map(|_| ())
+    r?;
+    replan::replan_older(client).await?;
+    let newer = client
+        .rows(&format!(
+            "SELECT pg_catalog.format('%I.%I', pgt_schema, pgt_name), planner_version \
+             FROM pgtrickle.pgt_stream_tables WHERE planner_version > {PLANNER_VERSION}"
+        ))
+        .await?;
+    for row in newer {
+        let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+        tracing::warn!(
+            stream_table = %get(0),
+            planner_version = %get(1),
+            "planned by a newer pgtrickle-proxy (this one has planner version {PLANNER_VERSION}): \
+             left to that proxy"
+        );
+    }
+    Ok(())
 }
 
 async fn candidates(client: &mut Client) -> EngineResult<Vec<Candidate>> {
     if !catalog::is_current(client).await? {
         return Ok(Vec::new());
     }
-    // Order by depth in the dependency graph: sources before their readers.
+    // Order by depth in the dependency graph: sources before their readers; plans of a newer
+    // planner are left to the proxy that wrote them.
     let rows = client
-        .rows(
+        .rows(&format!(
             "WITH RECURSIVE depth(pgt_id, d) AS ( \
                SELECT pgt_id, 0 FROM pgtrickle.pgt_stream_tables \
                UNION ALL \
@@ -155,8 +177,9 @@ async fn candidates(client: &mut Client) -> EngineResult<Vec<Candidate>> {
                 WHERE dep.pgt_id = s.pgt_id) \
              FROM pgtrickle.pgt_stream_tables s \
              JOIN (SELECT pgt_id, max(d) AS d FROM depth GROUP BY pgt_id) m USING (pgt_id) \
-             WHERE s.status = 'ACTIVE' ORDER BY m.d, s.pgt_id",
-        )
+             WHERE s.status = 'ACTIVE' AND coalesce(s.planner_version, 1) <= {PLANNER_VERSION} \
+             ORDER BY m.d, s.pgt_id"
+        ))
         .await?;
     Ok(rows
         .into_iter()
