@@ -735,3 +735,42 @@ async fn refreshes_read_with_the_owners_rights() {
     // The superuser's session is its own again.
     assert_eq!(count(&admin, "SELECT count(*) FROM docs").await, 6);
 }
+
+/// A create whose capture install waits behind an open writer of the source gives up after the
+/// install's lock timeout (55P03) instead of queueing every later writer of the source behind
+/// it for as long as that writer stays open; once the writer ends, the create works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_behind_an_open_writer_gives_up_after_the_lock_timeout() {
+    let (cluster, proxy) = setup(&["--scheduler-interval-ms", "60000"]);
+    let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    client
+        .batch_execute("CREATE TABLE t (g int, v int); INSERT INTO t VALUES (1, 1)")
+        .await
+        .unwrap();
+    let writer = connect(&cluster.conninfo("postgres", "postgres")).await;
+    writer
+        .batch_execute("BEGIN; INSERT INTO t VALUES (2, 2)")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let e = client
+        .batch_execute(&format!(
+            "SELECT pgtrickle.create_stream_table('agg', '{Q}', schedule => '1h')"
+        ))
+        .await
+        .expect_err("a create behind an open writer");
+    assert_eq!(e.code().map(|c| c.code()), Some("55P03"), "{e:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the create waited {:?}",
+        started.elapsed()
+    );
+    writer.batch_execute("COMMIT").await.unwrap();
+    client
+        .batch_execute(&format!(
+            "SELECT pgtrickle.create_stream_table('agg', '{Q}', schedule => '1h')"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rows_differing(&client, "agg", "g, n, s", Q).await, 0);
+}
