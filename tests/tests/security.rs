@@ -171,14 +171,16 @@ async fn code_the_owner_controls_cannot_leave_its_identity_with_a_superuser_prox
         .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn code_the_owner_controls_cannot_leave_its_identity_with_an_ordinary_proxy_role() {
-    let cluster = Cluster::start();
+/// A proxy whose role is as docs/SECURITY.md recommends: no superuser, CREATE on the
+/// database, and membership in the roles that own stream tables (bob and alice, see [`roles`],
+/// which it creates).
+async fn ordinary_proxy(cluster: &Cluster) -> ProxyProcess {
     let setup = connect(&cluster.conninfo("postgres", "postgres")).await;
-    // The proxy's role as docs/SECURITY.md recommends: no superuser, CREATE on the database,
-    // and membership in the roles that own stream tables.
     setup
-        .batch_execute("CREATE ROLE pgtrickle_proxy LOGIN; GRANT CREATE ON DATABASE postgres TO pgtrickle_proxy")
+        .batch_execute(
+            "CREATE ROLE pgtrickle_proxy LOGIN; \
+             GRANT CREATE ON DATABASE postgres TO pgtrickle_proxy",
+        )
         .await
         .unwrap();
     roles(&setup).await;
@@ -190,7 +192,13 @@ async fn code_the_owner_controls_cannot_leave_its_identity_with_an_ordinary_prox
         "{}?sslmode=disable",
         cluster.url("pgtrickle_proxy", "postgres")
     );
-    let proxy = ProxyProcess::start(proxy_bin!(), &upstream, &["--scheduler-interval-ms", "200"]);
+    ProxyProcess::start(proxy_bin!(), &upstream, &["--scheduler-interval-ms", "200"])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_the_owner_controls_cannot_leave_its_identity_with_an_ordinary_proxy_role() {
+    let cluster = Cluster::start();
+    let proxy = ordinary_proxy(&cluster).await;
     let admin = connect(&proxy.conninfo("postgres", "postgres")).await;
     await_catalog(&admin, &proxy).await;
     assert_eq!(
@@ -205,6 +213,25 @@ async fn code_the_owner_controls_cannot_leave_its_identity_with_an_ordinary_prox
     let bob = connect(&proxy.conninfo("bob", "postgres")).await;
     let names = hostile_stream_tables(&bob).await;
     attack(&admin, &bob, &names, &proxy).await;
+    // A source whose owner the proxy's role is not a member of: a clear refusal.
+    admin
+        .batch_execute("CREATE TABLE public.foreign_owned (x int); GRANT SELECT ON public.foreign_owned TO bob")
+        .await
+        .unwrap();
+    let e = bob
+        .batch_execute(
+            "SELECT pgtrickle.create_stream_table('bob.fo', 'SELECT x FROM public.foreign_owned', \
+             '1h', 'DIFFERENTIAL')",
+        )
+        .await
+        .expect_err("capture on a table the proxy's role may not trigger");
+    let db = e.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "42501", "{db:?}");
+    assert!(db.message().contains("proxy's role"), "{db:?}");
+    assert!(
+        db.hint().unwrap_or_default().contains("SECURITY.md"),
+        "{db:?}"
+    );
     // Ordinary stream tables work under an ordinary proxy role.
     bob.batch_execute(
         "CREATE TABLE bob.plain (k int, v int); INSERT INTO bob.plain VALUES (1, 1), (1, 2); \
@@ -226,6 +253,21 @@ async fn objects_created_later_on_the_search_path_are_never_run_by_refreshes() {
     let admin = connect(&proxy.conninfo("postgres", "postgres")).await;
     await_catalog(&admin, &proxy).await;
     roles(&admin).await;
+    search_path_attack(&proxy, &admin, "postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_created_later_on_the_search_path_are_never_run_with_an_ordinary_proxy_role() {
+    let cluster = Cluster::start();
+    let proxy = ordinary_proxy(&cluster).await;
+    let admin = connect(&proxy.conninfo("postgres", "postgres")).await;
+    await_catalog(&admin, &proxy).await;
+    search_path_attack(&proxy, &admin, "alice").await;
+}
+
+/// `victim` creates stream tables over `public.people`; bob then plants exact-type overloads
+/// on public; the victim's and the scheduler's refreshes must never call them.
+async fn search_path_attack(proxy: &ProxyProcess, admin: &Client, victim_role: &str) {
     // PUBLIC's CREATE on public: the default before PostgreSQL 15, common after upgrades.
     admin
         .batch_execute(
@@ -233,13 +275,18 @@ async fn objects_created_later_on_the_search_path_are_never_run_by_refreshes() {
              CREATE TABLE public.people (id int, name varchar(20)); \
              INSERT INTO public.people VALUES (1, 'Ann'), (2, 'BOB'), (2, 'BOB'); \
              CREATE TABLE bob.calls (who text); ALTER TABLE bob.calls OWNER TO bob; \
-             GRANT INSERT ON bob.calls TO PUBLIC",
+             GRANT INSERT ON bob.calls TO PUBLIC; GRANT SELECT ON public.people TO PUBLIC",
         )
         .await
         .unwrap();
-    // A bag (no key: rows are hashed) and a grouped stream table of the superuser's, created
-    // before bob's functions exist.
     admin
+        .batch_execute(&format!("ALTER TABLE public.people OWNER TO {victim_role}"))
+        .await
+        .unwrap();
+    // A bag (no key: rows are hashed) and a grouped stream table of the victim's, created
+    // before bob's functions exist.
+    let victim = connect(&proxy.conninfo(victim_role, "postgres")).await;
+    victim
         .batch_execute(
             "SELECT pgtrickle.create_stream_table('public.lowered', \
                'SELECT lower(name) AS n FROM people', '1s', 'DIFFERENTIAL'); \
@@ -271,15 +318,20 @@ async fn objects_created_later_on_the_search_path_are_never_run_by_refreshes() {
     }
     admin
         .batch_execute(
-            "INSERT INTO people VALUES (3, 'Cid'), (4, 'DEE'); DELETE FROM people WHERE id = 1; \
-             SELECT pgtrickle.refresh_stream_table('public.lowered'); \
+            "INSERT INTO people VALUES (3, 'Cid'), (4, 'DEE'); DELETE FROM people WHERE id = 1",
+        )
+        .await
+        .unwrap();
+    victim
+        .batch_execute(
+            "SELECT pgtrickle.refresh_stream_table('public.lowered'); \
              SELECT pgtrickle.refresh_stream_table('public.per_name')",
         )
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(count(&admin, "SELECT count(*) FROM bob.calls").await, 0);
-    assert!(!is_superuser(&admin, "bob").await);
+    assert_eq!(count(admin, "SELECT count(*) FROM bob.calls").await, 0);
+    assert!(!is_superuser(admin, "bob").await);
     for (st, cols, query) in [
         (
             "lowered",
@@ -293,7 +345,7 @@ async fn objects_created_later_on_the_search_path_are_never_run_by_refreshes() {
         ),
     ] {
         assert_eq!(
-            rows_differing(&admin, st, cols, query).await,
+            rows_differing(admin, st, cols, query).await,
             0,
             "{st} differs from its query"
         );

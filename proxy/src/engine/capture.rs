@@ -113,6 +113,25 @@ pub async fn install_oid<R: SqlRunner>(
         ),
     )
     .await
+    .map_err(|e| match e {
+        // The proxy's role itself may not put triggers on the source.
+        EngineError::Sql(super::sql::SqlError::Server { code, message, .. })
+            if code == "42501" && message.starts_with("permission denied for table") =>
+        {
+            EngineError::api(
+                "42501",
+                format!(
+                    "pgtrickle-proxy's role may not capture the changes of {}: {message}",
+                    t.qualified_name()
+                ),
+            )
+            .with_hint(
+                "grant the table's owner role to the proxy's role (see docs/SECURITY.md), or \
+                 run the proxy as a superuser",
+            )
+        }
+        other => other,
+    })
 }
 
 /// The sources of stream table `pgt_id`.
