@@ -93,7 +93,9 @@ pub use api_call::{
     ScriptStatement, StName, StStatus,
 };
 pub use error::PlanError;
-pub use input::{ColumnDef, PlanInput, RelationKind, RelationRef, SourceRelation};
+pub use input::{
+    ColumnDef, PlanInput, RelationKind, RelationRef, SourceRelation, UnknownRelationKind,
+};
 pub use plan::{plan_stream_table, EffectiveMode, StorageLayout, StreamPlan};
 pub use prefilter::{may_contain_api_call, scan_api_calls, ApiCallScan};
 pub use query::{equality_key_columns, referenced_relations, Operator};

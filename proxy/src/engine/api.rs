@@ -274,7 +274,7 @@ pub async fn create<R: SqlRunner>(
                 "INSERT INTO pgtrickle.pgt_dependencies VALUES ({pgt_id}, {}, {}, {}, {}) \
                  ON CONFLICT DO NOTHING",
                 source.oid,
-                quote_literal(&format!("{:?}", source.kind)),
+                quote_literal(source.kind.as_catalog_str()),
                 quote_literal(&source.schema),
                 quote_literal(&source.name)
             ),
