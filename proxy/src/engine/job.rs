@@ -340,12 +340,7 @@ pub(super) fn raise_sql(e: &EngineError) -> String {
         quote_literal(&e.code()),
         quote_literal(&message_of(e)),
     );
-    // A dollar-quote tag that the body cannot contain.
-    let mut tag = String::from("pgt");
-    while body.contains(&format!("${tag}$")) {
-        tag.push('x');
-    }
-    format!("DO ${tag}${body}${tag}$")
+    format!("DO {}", pgtrickle_cdc::dollar_quote(&body))
 }
 
 fn message_of(e: &EngineError) -> String {
@@ -376,4 +371,26 @@ async fn finish_error(
     }
     out.extend_from_slice(&sql.tx_status().encode());
     out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raise_sql_dollar_quotes_around_the_message() {
+        let plain = raise_sql(&EngineError::api("42P01", "no such stream table"));
+        assert_eq!(
+            plain,
+            "DO $pgt$BEGIN RAISE EXCEPTION USING ERRCODE = '42P01', \
+             MESSAGE = 'no such stream table'; END$pgt$"
+        );
+        let sneaky =
+            raise_sql(&EngineError::api("22023", "it's $pgt$ here\\").with_hint("a $pgt1$ hint"));
+        assert_eq!(
+            sneaky,
+            "DO $pgt2$BEGIN RAISE EXCEPTION USING ERRCODE = '22023', \
+             MESSAGE = E'it''s $pgt$ here\\\\', HINT = 'a $pgt1$ hint'; END$pgt2$"
+        );
+    }
 }
