@@ -13,6 +13,7 @@ use super::error::{EngineError, EngineResult};
 use super::owner_rights;
 use super::privileged::{parse_array, Authority};
 use super::sandbox;
+use super::settings::EngineSettings;
 use super::sql::{quote_literal, SqlRunner};
 
 /// What a refresh did.
@@ -116,6 +117,7 @@ async fn load<R: SqlRunner>(sql: &mut R, auth: &Authority, pgt_id: i64) -> Engin
 async fn mostly_changed<R: SqlRunner>(
     sql: &mut R,
     auth: &Authority,
+    settings: &EngineSettings,
     oid: u32,
     last: &str,
 ) -> EngineResult<bool> {
@@ -146,7 +148,7 @@ async fn mostly_changed<R: SqlRunner>(
         .await?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
-    Ok(changes > rows * super::settings::auto_full_threshold())
+    Ok(changes > rows * settings.auto_full_threshold())
 }
 
 /// True when a TRUNCATE of source `oid` is pending since snapshot `last`.
@@ -177,6 +179,7 @@ async fn truncated_since<R: SqlRunner>(
 pub async fn refresh<R: SqlRunner>(
     sql: &mut R,
     auth: &Authority,
+    settings: &EngineSettings,
     pgt_id: i64,
     force_full: bool,
     distrust_snapshot: bool,
@@ -215,7 +218,7 @@ pub async fn refresh<R: SqlRunner>(
                 for oid in &captured {
                     if truncated_since(sql, auth, *oid, last).await?
                         || (st.refresh_mode == "AUTO"
-                            && mostly_changed(sql, auth, *oid, last).await?)
+                            && mostly_changed(sql, auth, settings, *oid, last).await?)
                     {
                         full = true;
                         break;
