@@ -36,6 +36,50 @@ pub enum RelationKind {
     StreamTable,
 }
 
+/// Text in the catalog's `source_kind` column that names no [`RelationKind`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown relation kind {0:?} (expected 'Table', 'ForeignTable', 'View' or 'StreamTable')")]
+pub struct UnknownRelationKind(pub String);
+
+impl RelationKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [RelationKind; 4] = [
+        RelationKind::Table,
+        RelationKind::ForeignTable,
+        RelationKind::View,
+        RelationKind::StreamTable,
+    ];
+
+    /// The kind's text in the catalog (`pgtrickle.pgt_dependencies.source_kind`). These strings
+    /// are stored in existing catalogs: never change them.
+    pub fn as_catalog_str(self) -> &'static str {
+        match self {
+            RelationKind::Table => "Table",
+            RelationKind::ForeignTable => "ForeignTable",
+            RelationKind::View => "View",
+            RelationKind::StreamTable => "StreamTable",
+        }
+    }
+
+    /// The kind whose catalog text is `text` (exactly, as [`RelationKind::as_catalog_str`]
+    /// writes it).
+    pub fn from_catalog_str(text: &str) -> Result<RelationKind, UnknownRelationKind> {
+        RelationKind::ALL
+            .into_iter()
+            .find(|k| k.as_catalog_str() == text)
+            .ok_or_else(|| UnknownRelationKind(text.to_owned()))
+    }
+
+    /// True for the kinds whose changes arrive in a change buffer: captured by triggers
+    /// (tables and stream tables) or written by the poller (foreign tables).
+    pub fn has_change_buffer(self) -> bool {
+        matches!(
+            self,
+            RelationKind::Table | RelationKind::StreamTable | RelationKind::ForeignTable
+        )
+    }
+}
+
 /// A column: its name (not quoted) and its PostgreSQL type as `format_type` prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnDef {
@@ -96,4 +140,34 @@ pub struct PlanInput {
     pub columns: Vec<ColumnDef>,
     /// Every relation the query reads (see [`crate::referenced_relations`]).
     pub relations: Vec<SourceRelation>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The catalog's `source_kind` strings are stored data: they must not change.
+    #[test]
+    fn relation_kind_catalog_strings_are_pinned() {
+        let pinned = [
+            (RelationKind::Table, "Table"),
+            (RelationKind::ForeignTable, "ForeignTable"),
+            (RelationKind::View, "View"),
+            (RelationKind::StreamTable, "StreamTable"),
+        ];
+        assert_eq!(pinned.len(), RelationKind::ALL.len());
+        for (kind, text) in pinned {
+            assert_eq!(kind.as_catalog_str(), text);
+            assert_eq!(RelationKind::from_catalog_str(text), Ok(kind));
+        }
+    }
+
+    #[test]
+    fn unknown_relation_kind_is_an_error() {
+        for text in ["", "table", "TABLE", "Table ", "MaterializedView"] {
+            let err = RelationKind::from_catalog_str(text).unwrap_err();
+            assert_eq!(err, UnknownRelationKind(text.to_owned()));
+            assert!(err.to_string().contains("unknown relation kind"));
+        }
+    }
 }

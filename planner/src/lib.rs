@@ -33,8 +33,10 @@
 //! Practical notes for the engine: every `delta` relation named in the plan must exist when
 //! the refresh runs, even if empty; ANALYZE the delta relations after filling them (PostgreSQL
 //! then drives the refresh from the few changed rows through the sources' indexes, as the
-//! EXPLAIN ANALYZE test shows); after the refresh, remove the consumed changes in the same
-//! transaction. The FULL refresh statements need no delta relations.
+//! EXPLAIN ANALYZE test shows); remove the consumed changes only after the refresh has
+//! committed, in a transaction of its own (the engine's `capture::trim_committed`: inside the
+//! refresh, concurrent refreshes of stream tables sharing a source would fail with
+//! serialization errors). The FULL refresh statements need no delta relations.
 //!
 //! # Storage
 //!
@@ -98,7 +100,9 @@ pub use api_call::{
     ScriptStatement, StName, StStatus,
 };
 pub use error::PlanError;
-pub use input::{ColumnDef, PlanInput, RelationKind, RelationRef, SourceRelation};
+pub use input::{
+    ColumnDef, PlanInput, RelationKind, RelationRef, SourceRelation, UnknownRelationKind,
+};
 pub use plan::{plan_stream_table, EffectiveMode, StorageLayout, StreamPlan};
 pub use prefilter::{may_contain_api_call, scan_api_calls, ApiCallScan};
 pub use query::{equality_key_columns, referenced_relations, Operator};

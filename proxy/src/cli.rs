@@ -17,6 +17,7 @@ use crate::engine::parse_pool::ParsePool;
 use crate::engine::poll::Poller;
 use crate::engine::scheduler::SchedulerConfig;
 use crate::engine::schedulers::Schedulers;
+use crate::engine::settings::EngineSettings;
 use crate::upstream::UpstreamTarget;
 use crate::{server, tls};
 use pgtrickle_planner::ApiLimits;
@@ -191,7 +192,6 @@ fn run(args: Args) -> Result<(), BoxError> {
                 local.port()
             );
         }
-        crate::engine::settings::set_auto_full_threshold(args.auto_full_threshold);
         let wake = Arc::new(tokio::sync::Notify::new());
         let poller = Arc::new(Poller::new(
             target.clone(),
@@ -204,6 +204,7 @@ fn run(args: Args) -> Result<(), BoxError> {
             SchedulerConfig {
                 tick: Duration::from_millis(args.scheduler_interval_ms.max(10)),
                 refresh_workers: args.refresh_workers.max(1),
+                settings: EngineSettings::new(args.auto_full_threshold),
             },
             Arc::clone(&poller),
         );

@@ -84,15 +84,6 @@ pub fn drop_mirror_sql(oid: u32) -> String {
     format!("DROP TABLE IF EXISTS {}", mirror_table(oid))
 }
 
-/// The mirror as a relation with exactly the source's columns, for the planner's `current`.
-pub fn mirror_relation_sql(source: &SourceTable) -> String {
-    format!(
-        "(SELECT {} FROM {})",
-        source.column_list(""),
-        mirror_table(source.oid)
-    )
-}
-
 /// One row: true when the foreign table's columns (names, types, collations, order) are still
 /// those of its mirror; false when the foreign table was altered since (NULL: one is missing).
 pub fn columns_match_sql(oid: u32) -> String {
@@ -251,10 +242,6 @@ mod tests {
         assert_eq!(
             scan_sql(&s),
             "COPY (SELECT \"id\", \"name\" FROM \"public\".\"remote products\") TO STDOUT"
-        );
-        assert_eq!(
-            mirror_relation_sql(&s),
-            "(SELECT \"id\", \"name\" FROM \"pgtrickle_changes\".\"mirror_7\")"
         );
         assert_ne!(poll_lock_key(7), crate::source_lock_key(7));
         assert_eq!(

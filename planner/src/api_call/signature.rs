@@ -161,12 +161,4 @@ impl ApiFunction {
             ApiFunction::GetRefreshHistory => HISTORY,
         }
     }
-
-    /// Whether the function returns a set of rows (called in FROM) rather than one value.
-    pub fn returns_set(self) -> bool {
-        matches!(
-            self,
-            ApiFunction::PgtStatus | ApiFunction::ExplainSt | ApiFunction::GetRefreshHistory
-        )
-    }
 }

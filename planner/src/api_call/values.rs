@@ -159,8 +159,10 @@ impl fmt::Display for StName {
     }
 }
 
-/// Quotes an identifier when PostgreSQL would need it: anything but lower-case letters, digits
-/// and underscores (not leading digit), or a keyword-like risk (always quoted when unsure).
+/// Quotes an identifier only when PostgreSQL would need it: anything but lower-case letters,
+/// digits and underscores (not leading digit), or a keyword-like risk (always quoted when
+/// unsure). The quoted form is the workspace's one quoting of identifiers,
+/// [`pgtrickle_cdc::quote_ident`].
 pub fn quote_ident(s: &str) -> String {
     let plain = !s.is_empty()
         && s.bytes()
@@ -170,7 +172,7 @@ pub fn quote_ident(s: &str) -> String {
     if plain {
         s.to_string()
     } else {
-        format!("\"{}\"", s.replace('"', "\"\""))
+        pgtrickle_cdc::quote_ident(s)
     }
 }
 

@@ -13,6 +13,7 @@ use super::poll::Poller;
 use super::privileged::Authority;
 use super::refresh::{refresh, text_array_literal, Refreshed};
 use super::sandbox;
+use super::settings::EngineSettings;
 use super::sql::{quote_ident, quote_literal, SqlRunner, SqlRunnerExt};
 
 /// What an API call tells the client besides its result.
@@ -117,6 +118,7 @@ pub async fn create<R: SqlRunner>(
     req: &CreateStreamTable,
     populate_here: bool,
     poller: &Poller,
+    settings: &EngineSettings,
 ) -> EngineResult<Outcome> {
     use pgtrickle_planner::api_call::CreateKind;
     if req.cdc_mode == Some(pgtrickle_planner::CdcMode::Wal) {
@@ -275,7 +277,7 @@ pub async fn create<R: SqlRunner>(
                 "INSERT INTO pgtrickle.pgt_dependencies VALUES ({pgt_id}, {}, {}, {}, {}) \
                  ON CONFLICT DO NOTHING",
                 source.oid,
-                quote_literal(&format!("{:?}", source.kind)),
+                quote_literal(source.kind.as_catalog_str()),
                 quote_literal(&source.schema),
                 quote_literal(&source.name)
             ),
@@ -287,7 +289,7 @@ pub async fn create<R: SqlRunner>(
     }
     if req.initialize {
         if populate_here {
-            refresh(sql, auth, pgt_id, true, true).await?;
+            refresh(sql, auth, settings, pgt_id, true, true).await?;
         } else {
             outcome.populate = Some(pgt_id);
         }
@@ -423,9 +425,10 @@ pub async fn refresh_by_name<R: SqlRunner>(
     sql: &mut R,
     auth: &Authority,
     name: &StName,
+    settings: &EngineSettings,
 ) -> EngineResult<Refreshed> {
     let st = must_own(sql, name).await?;
-    refresh(sql, auth, st.pgt_id, false, false).await
+    refresh(sql, auth, settings, st.pgt_id, false, false).await
 }
 
 /// `resume_stream_table(name)`.
@@ -454,6 +457,7 @@ pub async fn alter<R: SqlRunner>(
     req: &AlterStreamTable,
     populate_here: bool,
     poller: &Poller,
+    settings: &EngineSettings,
 ) -> EngineResult<Outcome> {
     let st = must_own(sql, &req.name).await?;
     let mut outcome = Outcome::default();
@@ -502,7 +506,7 @@ pub async fn alter<R: SqlRunner>(
             ));
         }
         let status = get(4);
-        outcome = create_replacing(sql, auth, &create, populate_here, poller).await?;
+        outcome = create_replacing(sql, auth, &create, populate_here, poller, settings).await?;
         if status.as_deref() == Some("SUSPENDED") && req.status.is_none() {
             set_status(sql, auth, &st.name, StStatus::Suspended).await?;
         }
@@ -529,8 +533,9 @@ async fn create_replacing<R: SqlRunner>(
     req: &CreateStreamTable,
     populate_here: bool,
     poller: &Poller,
+    settings: &EngineSettings,
 ) -> EngineResult<Outcome> {
-    Box::pin(create(sql, auth, req, populate_here, poller)).await
+    Box::pin(create(sql, auth, req, populate_here, poller, settings)).await
 }
 
 async fn set_status<R: SqlRunner>(

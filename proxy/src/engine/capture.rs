@@ -3,6 +3,7 @@
 //! last reader of a source is dropped.
 
 use pgtrickle_cdc::SourceTable;
+use pgtrickle_planner::RelationKind;
 
 use super::describe::Source;
 use super::error::{EngineError, EngineResult};
@@ -27,9 +28,11 @@ pub struct Dep {
     pub name: String,
 }
 
-/// True for the catalog's source kinds whose changes arrive in a change buffer.
-pub fn is_captured_kind(kind: Option<&str>) -> bool {
-    matches!(kind, Some("Table" | "StreamTable" | "ForeignTable"))
+/// The kind a catalog row records in `pgtrickle.pgt_dependencies.source_kind` (written with
+/// [`RelationKind::as_catalog_str`]); text the engine never writes is an error.
+pub fn catalog_kind(text: Option<&str>) -> EngineResult<RelationKind> {
+    RelationKind::from_catalog_str(text.unwrap_or_default())
+        .map_err(|e| EngineError::api("XX000", format!("pgtrickle.pgt_dependencies: {e}")))
 }
 
 fn table(
@@ -136,24 +139,23 @@ pub async fn install_oid<R: SqlRunner>(
 
 /// The sources of stream table `pgt_id`.
 pub async fn sources_of<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<Vec<Dep>> {
-    Ok(sql
-        .rows(&format!(
-            "SELECT source_relid, source_kind, pg_catalog.format('%I.%I', source_schema, source_name) \
-             FROM pgtrickle.pgt_dependencies WHERE pgt_id = {pgt_id} ORDER BY source_relid"
-        ))
-        .await?
-        .into_iter()
-        .map(|r| {
-            let get = |i: usize| r.get(i).cloned().flatten();
-            let kind = get(1);
-            Dep {
-                oid: get(0).and_then(|v| v.parse().ok()).unwrap_or(0),
-                captured: is_captured_kind(kind.as_deref()),
-                polled: kind.as_deref() == Some("ForeignTable"),
-                name: get(2).unwrap_or_default(),
-            }
+    sql.rows(&format!(
+        "SELECT source_relid, source_kind, pg_catalog.format('%I.%I', source_schema, source_name) \
+         FROM pgtrickle.pgt_dependencies WHERE pgt_id = {pgt_id} ORDER BY source_relid"
+    ))
+    .await?
+    .into_iter()
+    .map(|r| {
+        let get = |i: usize| r.get(i).cloned().flatten();
+        let kind = catalog_kind(get(1).as_deref())?;
+        Ok(Dep {
+            oid: get(0).and_then(|v| v.parse().ok()).unwrap_or(0),
+            captured: kind.has_change_buffer(),
+            polled: kind == RelationKind::ForeignTable,
+            name: get(2).unwrap_or_default(),
         })
-        .collect())
+    })
+    .collect()
 }
 
 /// Deletes, in a READ COMMITTED transaction of its own, the buffered changes of source `oid`

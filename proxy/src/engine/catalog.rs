@@ -10,6 +10,8 @@
 //! materialized view in `pgtrickle_exec` that the stream table's owner owns, see
 //! [`super::sandbox`]).
 
+use pgtrickle_planner::RelationKind;
+
 use super::capture;
 use super::error::{EngineError, EngineResult};
 use super::privileged;
@@ -482,12 +484,14 @@ async fn engine_key<R: SqlRunner>(sql: &mut R) -> EngineResult<Vec<u8>> {
 async fn upgrade_objects<R: SqlRunner>(sql: &mut R) -> EngineResult<()> {
     let auth = privileged::Authority::Own;
     let sources = sql
-        .rows(
+        .rows(&format!(
             "SELECT DISTINCT source_relid FROM pgtrickle.pgt_dependencies \
-             WHERE source_kind IN ('Table', 'StreamTable') \
+             WHERE source_kind IN ({}, {}) \
                AND to_regclass('pgtrickle_changes.changes_' || source_relid::oid) IS NULL \
                AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = source_relid)",
-        )
+            quote_literal(RelationKind::Table.as_catalog_str()),
+            quote_literal(RelationKind::StreamTable.as_catalog_str()),
+        ))
         .await?;
     for oid in sources
         .into_iter()

@@ -18,6 +18,7 @@ use super::poll::Poller;
 use super::privileged::Authority;
 use super::refresh::refresh;
 use super::schedulers::Schedulers;
+use super::settings::EngineSettings;
 use super::sql::{quote_literal, SqlError, SqlRunner, SqlRunnerExt};
 use crate::protocol::error_response::{ErrorResponse, Severity};
 use crate::protocol::ready_for_query::TransactionStatus;
@@ -94,14 +95,15 @@ async fn execute<R: SqlRunner>(
     request: &ApiRequest,
     populate_here: bool,
     poller: &Poller,
+    settings: &EngineSettings,
 ) -> Result<api::Outcome, EngineError> {
     let done = |_| api::Outcome::default();
     match request {
-        ApiRequest::Create(c) => api::create(sql, auth, c, populate_here, poller).await,
-        ApiRequest::Alter(a) => api::alter(sql, auth, a, populate_here, poller).await,
+        ApiRequest::Create(c) => api::create(sql, auth, c, populate_here, poller, settings).await,
+        ApiRequest::Alter(a) => api::alter(sql, auth, a, populate_here, poller, settings).await,
         ApiRequest::Drop { name, cascade } => api::drop(sql, auth, name, *cascade).await.map(done),
         ApiRequest::Refresh { name } => {
-            api::refresh_by_name(sql, auth, name)
+            api::refresh_by_name(sql, auth, name, settings)
                 .await
                 .map(|r| api::Outcome {
                     trim: r.sources,
@@ -154,7 +156,10 @@ impl ApiJob {
         };
         let result = match polled {
             Err(e) => Err(e),
-            Ok(()) if in_block => execute(sql, &auth, &request, true, &self.poller).await,
+            Ok(()) if in_block => {
+                let settings = self.schedulers.settings();
+                execute(sql, &auth, &request, true, &self.poller, settings).await
+            }
             Ok(()) => self.own_transactions(sql, &auth, &request).await,
         };
         if let (Ok(_), ApiRequest::Create(_)) = (&result, &request) {
@@ -247,7 +252,16 @@ impl ApiJob {
         let mut outcome = loop {
             attempt += 1;
             sql.simple_query(begin).await?;
-            match execute(sql, auth, request, false, &self.poller).await {
+            match execute(
+                sql,
+                auth,
+                request,
+                false,
+                &self.poller,
+                self.schedulers.settings(),
+            )
+            .await
+            {
                 Ok(o) => {
                     sql.simple_query("COMMIT").await?;
                     break o;
@@ -266,7 +280,7 @@ impl ApiJob {
                 attempt += 1;
                 sql.simple_query("BEGIN ISOLATION LEVEL REPEATABLE READ")
                     .await?;
-                match refresh(sql, auth, pgt_id, true, false).await {
+                match refresh(sql, auth, self.schedulers.settings(), pgt_id, true, false).await {
                     Ok(r) => {
                         sql.simple_query("COMMIT").await?;
                         outcome.trim.extend(r.sources);
@@ -340,12 +354,7 @@ pub(super) fn raise_sql(e: &EngineError) -> String {
         quote_literal(&e.code()),
         quote_literal(&message_of(e)),
     );
-    // A dollar-quote tag that the body cannot contain.
-    let mut tag = String::from("pgt");
-    while body.contains(&format!("${tag}$")) {
-        tag.push('x');
-    }
-    format!("DO ${tag}${body}${tag}$")
+    format!("DO {}", pgtrickle_cdc::dollar_quote(&body))
 }
 
 fn message_of(e: &EngineError) -> String {
@@ -376,4 +385,26 @@ async fn finish_error(
     }
     out.extend_from_slice(&sql.tx_status().encode());
     out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raise_sql_dollar_quotes_around_the_message() {
+        let plain = raise_sql(&EngineError::api("42P01", "no such stream table"));
+        assert_eq!(
+            plain,
+            "DO $pgt$BEGIN RAISE EXCEPTION USING ERRCODE = '42P01', \
+             MESSAGE = 'no such stream table'; END$pgt$"
+        );
+        let sneaky =
+            raise_sql(&EngineError::api("22023", "it's $pgt$ here\\").with_hint("a $pgt1$ hint"));
+        assert_eq!(
+            sneaky,
+            "DO $pgt2$BEGIN RAISE EXCEPTION USING ERRCODE = '22023', \
+             MESSAGE = E'it''s $pgt$ here\\\\', HINT = 'a $pgt1$ hint'; END$pgt2$"
+        );
+    }
 }

@@ -156,7 +156,7 @@ impl SqlRunner for Client {
                         );
                     }
                     tokio_postgres::SimpleQueryMessage::CommandComplete(n) => {
-                        current.tag = format!("ROWS {n}");
+                        current.rows_affected = Some(n);
                         results.push(std::mem::take(&mut current));
                     }
                     _ => {}

@@ -50,19 +50,18 @@ pub async fn sources<R: SqlRunner>(
              WHERE d.pgt_id = {pgt_id} ORDER BY d.source_relid"
         ))
         .await?;
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(|r| {
             let get = |i: usize| r.get(i).cloned().flatten();
-            SourceRights {
+            Ok(SourceRights {
                 oid: get(0).and_then(|v| v.parse().ok()).unwrap_or(0),
-                captured: super::capture::is_captured_kind(get(1).as_deref()),
+                captured: super::capture::catalog_kind(get(1).as_deref())?.has_change_buffer(),
                 name: get(2).unwrap_or_default(),
                 readable: get(3).map(|v| v == "t"),
                 whole: get(4).as_deref() == Some("t"),
-            }
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Checks that the owner may still read every source (42501 otherwise, 42P01 for a source

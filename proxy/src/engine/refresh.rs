@@ -14,6 +14,7 @@ use super::owner_rights;
 use super::privileged::{parse_array, Authority};
 use super::replan::{newer_plan_error, replan, PlanAge};
 use super::sandbox;
+use super::settings::EngineSettings;
 use super::sql::{quote_literal, SqlRunner};
 
 /// What a refresh did.
@@ -120,6 +121,7 @@ async fn load<R: SqlRunner>(sql: &mut R, auth: &Authority, pgt_id: i64) -> Engin
 async fn mostly_changed<R: SqlRunner>(
     sql: &mut R,
     auth: &Authority,
+    settings: &EngineSettings,
     oid: u32,
     last: &str,
 ) -> EngineResult<bool> {
@@ -150,7 +152,7 @@ async fn mostly_changed<R: SqlRunner>(
         .await?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
-    Ok(changes > rows * super::settings::auto_full_threshold())
+    Ok(changes > rows * settings.auto_full_threshold())
 }
 
 /// True when a TRUNCATE of source `oid` is pending since snapshot `last`.
@@ -181,6 +183,7 @@ async fn truncated_since<R: SqlRunner>(
 pub async fn refresh<R: SqlRunner>(
     sql: &mut R,
     auth: &Authority,
+    settings: &EngineSettings,
     pgt_id: i64,
     force_full: bool,
     distrust_snapshot: bool,
@@ -227,7 +230,7 @@ pub async fn refresh<R: SqlRunner>(
                 for oid in &captured {
                     if truncated_since(sql, auth, *oid, last).await?
                         || (st.refresh_mode == "AUTO"
-                            && mostly_changed(sql, auth, *oid, last).await?)
+                            && mostly_changed(sql, auth, settings, *oid, last).await?)
                     {
                         full = true;
                         break;

@@ -34,6 +34,7 @@ use super::privileged::Authority;
 use super::refresh::refresh;
 use super::refresh_workers::RefreshWorkers;
 use super::replan;
+use super::settings::EngineSettings;
 use super::sql::{quote_literal, SqlRunner, SqlRunnerExt};
 use crate::upstream::UpstreamTarget;
 use pgtrickle_planner::PLANNER_VERSION;
@@ -56,6 +57,8 @@ pub struct SchedulerConfig {
     pub tick: Duration,
     /// Refreshes of one database that may run at once (`--refresh-workers`).
     pub refresh_workers: usize,
+    /// What every refresh of this proxy applies.
+    pub settings: EngineSettings,
 }
 
 #[derive(Clone)]
@@ -112,7 +115,8 @@ pub async fn run(
             // This pass answers the wake-ups that came before it.
             let _ = tokio::time::timeout(Duration::ZERO, wake.notified()).await;
             tracing::debug!(database = %target.database, "scheduler pass");
-            if let Err(e) = pass(&mut client, &poller, &wake, &mut workers).await {
+            if let Err(e) = pass(&mut client, &poller, &wake, &mut workers, &config.settings).await
+            {
                 tracing::warn!("scheduler: {e}");
             }
             if Instant::now() >= next_orphan_check {
@@ -249,6 +253,7 @@ async fn pass(
     poller: &Arc<Poller>,
     wake: &Arc<Notify>,
     workers: &mut RefreshWorkers,
+    settings: &EngineSettings,
 ) -> EngineResult<()> {
     workers.collect();
     let candidates = candidates(client).await?;
@@ -277,7 +282,7 @@ async fn pass(
         };
         if due {
             let upstream_held = c.upstream.iter().any(|u| held.contains(u));
-            if polling || upstream_held || !start_refresh(workers, c) {
+            if polling || upstream_held || !start_refresh(workers, c, *settings) {
                 held.insert(c.pgt_id);
             }
         }
@@ -289,10 +294,10 @@ async fn pass(
 }
 
 /// Starts the refresh of `c` on the pool; false when the pool has no room.
-fn start_refresh(workers: &mut RefreshWorkers, c: &Candidate) -> bool {
+fn start_refresh(workers: &mut RefreshWorkers, c: &Candidate, settings: EngineSettings) -> bool {
     let c = c.clone();
     workers.start(c.pgt_id, move |mut client| async move {
-        match refresh_as_owner(&mut client, &c).await {
+        match refresh_as_owner(&mut client, &c, &settings).await {
             Ok(()) => {}
             Err(e) if e.is_serialization_failure() => {
                 tracing::debug!(stream_table = %c.name, "refreshed concurrently elsewhere");
@@ -331,9 +336,13 @@ async fn show_poll_failures(client: &mut Client, c: &Candidate) -> EngineResult<
 /// refresh connection), its statements run as the stream table's owner (see `sandbox`); the
 /// consumed changes are trimmed after the
 /// commit.
-async fn refresh_as_owner(client: &mut Client, c: &Candidate) -> EngineResult<()> {
+async fn refresh_as_owner(
+    client: &mut Client,
+    c: &Candidate,
+    settings: &EngineSettings,
+) -> EngineResult<()> {
     client.run("BEGIN ISOLATION LEVEL REPEATABLE READ").await?;
-    let refreshed = refresh(client, &Authority::Own, c.pgt_id, false, false).await;
+    let refreshed = refresh(client, &Authority::Own, settings, c.pgt_id, false, false).await;
     let outcome = finish_refresh(client, c, refreshed).await;
     // A refresh's statements cannot change this connection's role or settings (see
     // `sandbox`), but they may take session-level advisory locks: release any.

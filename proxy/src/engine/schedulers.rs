@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 
 use super::poll::Poller;
 use super::scheduler::{self, SchedulerConfig};
+use super::settings::EngineSettings;
 use super::sql::SqlRunnerExt;
 use crate::upstream::UpstreamTarget;
 
@@ -59,6 +60,11 @@ impl Schedulers {
     fn notifies(&self) -> Vec<Arc<Notify>> {
         let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         running.values().cloned().collect()
+    }
+
+    /// The settings every refresh of this proxy applies (the schedulers' and the API calls').
+    pub fn settings(&self) -> &EngineSettings {
+        &self.config.settings
     }
 
     /// Makes sure `database` has a scheduler.

@@ -1,28 +1,44 @@
-//! Engine settings that come from the command line and apply to every refresh of this proxy.
+//! Engine settings that come from the command line and apply to every refresh of this proxy:
+//! built once in `cli.rs`, carried by the scheduler's configuration ([`super::scheduler::SchedulerConfig`])
+//! to the scheduler and, through [`super::schedulers::Schedulers`], to the API jobs.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Share of a source's rows that, when changed since the last refresh, makes an AUTO stream
-/// table refresh FULL instead of DIFFERENTIAL (stored as f64 bits; default 0.5).
-static AUTO_FULL_THRESHOLD: AtomicU64 = AtomicU64::new(0x3FE0_0000_0000_0000);
-
-/// Sets the AUTO threshold (a fraction; values outside 0..=1 are clamped).
-pub fn set_auto_full_threshold(fraction: f64) {
-    AUTO_FULL_THRESHOLD.store(fraction.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
+/// Settings of the stream-table engine.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EngineSettings {
+    auto_full_threshold: f64,
 }
 
-/// The AUTO threshold.
-pub fn auto_full_threshold() -> f64 {
-    f64::from_bits(AUTO_FULL_THRESHOLD.load(Ordering::Relaxed))
+impl EngineSettings {
+    /// The settings; `auto_full_threshold` is a fraction, values outside 0..=1 are clamped.
+    pub fn new(auto_full_threshold: f64) -> EngineSettings {
+        EngineSettings {
+            auto_full_threshold: auto_full_threshold.clamp(0.0, 1.0),
+        }
+    }
+
+    /// Share of a source's rows that, when changed since the last refresh, makes an AUTO
+    /// stream table refresh FULL instead of DIFFERENTIAL (`--auto-full-threshold`).
+    pub fn auto_full_threshold(&self) -> f64 {
+        self.auto_full_threshold
+    }
+}
+
+impl Default for EngineSettings {
+    /// The command line's defaults (threshold 0.5).
+    fn default() -> EngineSettings {
+        EngineSettings::new(0.5)
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::EngineSettings;
+
     #[test]
     fn default_and_clamping() {
-        assert_eq!(super::auto_full_threshold(), 0.5);
-        super::set_auto_full_threshold(2.0);
-        assert_eq!(super::auto_full_threshold(), 1.0);
-        super::set_auto_full_threshold(0.5);
+        assert_eq!(EngineSettings::default().auto_full_threshold(), 0.5);
+        assert_eq!(EngineSettings::new(2.0).auto_full_threshold(), 1.0);
+        assert_eq!(EngineSettings::new(-1.0).auto_full_threshold(), 0.0);
+        assert_eq!(EngineSettings::new(0.25).auto_full_threshold(), 0.25);
     }
 }

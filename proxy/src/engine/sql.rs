@@ -48,16 +48,6 @@ pub trait SqlRunnerExt: SqlRunner {
 
 impl<T: SqlRunner + ?Sized> SqlRunnerExt for T {}
 
-/// Quotes an identifier as PostgreSQL's quote_ident does (always quoted).
-pub fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-/// Quotes a string literal (standard_conforming_strings on; E'' for backslashes).
-pub fn quote_literal(s: &str) -> String {
-    if s.contains('\\') {
-        format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
-    } else {
-        format!("'{}'", s.replace('\'', "''"))
-    }
-}
+/// The engine quotes identifiers (always quoted) and literals (E'' when the text holds a
+/// backslash) with the cdc crate's functions, the workspace's one implementation.
+pub use pgtrickle_cdc::quote::{quote_ident, quote_literal};

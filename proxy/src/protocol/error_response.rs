@@ -75,12 +75,6 @@ impl ErrorResponse {
         self
     }
 
-    /// Adds a detail.
-    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
-        self
-    }
-
     /// Encodes as `E` (errors) or `N` (notices and warnings).
     pub fn encode(&self) -> Bytes {
         let tag = match self.severity {
@@ -113,11 +107,6 @@ impl ErrorResponse {
     }
 }
 
-/// Reads the SQLSTATE (`C` field) of an ErrorResponse or NoticeResponse body.
-pub fn sqlstate_of(body: &[u8]) -> Option<&str> {
-    field_of(body, b'C')
-}
-
 /// Reads one field of an ErrorResponse or NoticeResponse body.
 pub fn field_of(body: &[u8], code: u8) -> Option<&str> {
     let mut rest = body;
@@ -146,7 +135,7 @@ mod tests {
         let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
         assert_eq!(len + 1, bytes.len());
         let body = &bytes[5..];
-        assert_eq!(sqlstate_of(body), Some("08006"));
+        assert_eq!(field_of(body, b'C'), Some("08006"));
         assert_eq!(field_of(body, b'M'), Some("upstream gone"));
         assert_eq!(field_of(body, b'H'), Some("retry"));
         assert_eq!(field_of(body, b'D'), None);

@@ -18,8 +18,28 @@ pub struct ResultSet {
     pub columns: Vec<String>,
     /// Rows; None is NULL.
     pub rows: Vec<Vec<Option<String>>>,
-    /// The command tag (`SELECT 1`, `INSERT 0 3`...).
-    pub tag: String,
+    /// The server's command tag (`SELECT 1`, `INSERT 0 3`...); None where the connection's
+    /// client does not report it (tokio-postgres, on the proxy's own connections) and for an
+    /// empty query.
+    pub tag: Option<String>,
+    /// The number of rows the statement returned or affected: the count at the end of the
+    /// command tag, None when the tag has none (`CREATE TABLE`). On the proxy's own connections
+    /// it is tokio-postgres's count, which is 0 for a tag without one.
+    pub rows_affected: Option<u64>,
+}
+
+impl ResultSet {
+    /// The result of a statement that ended with CommandComplete `tag`.
+    fn completed(&mut self, tag: String) {
+        self.rows_affected = rows_in_tag(&tag);
+        self.tag = Some(tag);
+    }
+}
+
+/// The row count a CommandComplete tag ends with (`INSERT 0 3`, `SELECT 2`, `COPY 5`), if any.
+pub fn rows_in_tag(tag: &str) -> Option<u64> {
+    let (_, count) = tag.rsplit_once(' ')?;
+    count.parse().ok()
 }
 
 /// A failed query.
@@ -118,7 +138,7 @@ impl<'a> SessionSql<'a> {
                 b'T' => current.columns = parse_row_description(body),
                 b'D' => current.rows.push(parse_data_row(body)),
                 b'C' => {
-                    current.tag = cstr(body);
+                    current.completed(cstr(body));
                     results.push(std::mem::take(&mut current));
                 }
                 b'I' => results.push(std::mem::take(&mut current)),
@@ -253,4 +273,34 @@ fn parse_data_row(body: &[u8]) -> Vec<Option<String>> {
         }
     }
     values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_in_command_tags() {
+        assert_eq!(rows_in_tag("INSERT 0 3"), Some(3));
+        assert_eq!(rows_in_tag("UPDATE 12"), Some(12));
+        assert_eq!(rows_in_tag("DELETE 0"), Some(0));
+        assert_eq!(rows_in_tag("SELECT 1"), Some(1));
+        assert_eq!(rows_in_tag("MERGE 7"), Some(7));
+        assert_eq!(rows_in_tag("COPY 5"), Some(5));
+        assert_eq!(rows_in_tag("CREATE TABLE"), None);
+        assert_eq!(rows_in_tag("BEGIN"), None);
+        assert_eq!(rows_in_tag("123"), None);
+        assert_eq!(rows_in_tag(""), None);
+    }
+
+    #[test]
+    fn completed_keeps_the_tag_and_its_count() {
+        let mut r = ResultSet::default();
+        r.completed("INSERT 0 3".into());
+        assert_eq!(r.tag.as_deref(), Some("INSERT 0 3"));
+        assert_eq!(r.rows_affected, Some(3));
+        r.completed("SET".into());
+        assert_eq!(r.tag.as_deref(), Some("SET"));
+        assert_eq!(r.rows_affected, None);
+    }
 }
