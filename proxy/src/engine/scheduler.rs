@@ -5,8 +5,9 @@
 //! (and every `IMMEDIATE` one) when a source has changes waiting.
 //!
 //! A pass runs on every tick and on wake-ups (committed writes, API calls, ended polls and
-//! refreshes), but no two passes start closer than [`MIN_PASS_INTERVAL`]: wake-ups during a pass
-//! or that interval make one pending pass, not one each. A pass only decides; the refreshes run
+//! refreshes), but no two passes start closer than [`MIN_PASS_INTERVAL`] (or
+//! [`CHANGE_DRIVEN_PASS_INTERVAL`] while a stream table follows its sources' changes): wake-ups
+//! during a pass or that interval make one pending pass, not one each. A pass only decides; the refreshes run
 //! on the scheduler's pool of refresh connections ([`super::refresh_workers`]), concurrently,
 //! each in its own REPEATABLE READ transaction as the stream table's owner
 //! ([`refresh_as_owner`]). A stream table is not refreshed while its upstream stream tables are
@@ -43,9 +44,13 @@ use pgtrickle_planner::PLANNER_VERSION;
 /// [`poll::due::ORPHAN_GRACE`] anyway).
 const ORPHAN_CHECK_EVERY: Duration = Duration::from_secs(5);
 
-/// Shortest time between the starts of two passes (or the tick, if shorter): wake-ups within it
-/// make one pending pass.
+/// Shortest time between the starts of two passes (or the tick, if shorter) while no stream
+/// table of the database follows its sources' changes: wake-ups within it make one pending pass.
 pub const MIN_PASS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The same while some stream table is `calculated` or `IMMEDIATE`: a commit must reach it
+/// within milliseconds, and each pass then has work to look at.
+pub const CHANGE_DRIVEN_PASS_INTERVAL: Duration = Duration::from_millis(5);
 
 /// Consecutive failures after which a stream table is suspended.
 pub const MAX_CONSECUTIVE_ERRORS: i32 = 3;
@@ -92,7 +97,7 @@ pub async fn run(
         config.refresh_workers,
         Arc::clone(&wake),
     );
-    let min_interval = MIN_PASS_INTERVAL.min(config.tick);
+    let mut change_driven = false;
     loop {
         let mut client = match super::own_connection::open(&target, tls.as_ref()).await {
             Ok(c) => c,
@@ -115,16 +120,21 @@ pub async fn run(
             // This pass answers the wake-ups that came before it.
             let _ = tokio::time::timeout(Duration::ZERO, wake.notified()).await;
             tracing::debug!(database = %target.database, "scheduler pass");
-            if let Err(e) = pass(&mut client, &poller, &wake, &mut workers, &config.settings).await
-            {
-                tracing::warn!("scheduler: {e}");
+            match pass(&mut client, &poller, &wake, &mut workers, &config.settings).await {
+                Ok(c) => change_driven = c,
+                Err(e) => tracing::warn!("scheduler: {e}"),
             }
             if Instant::now() >= next_orphan_check {
                 poll::due::drop_orphans(&mut client, &poller).await;
                 next_orphan_check = Instant::now() + ORPHAN_CHECK_EVERY;
             }
             let _ = tokio::time::timeout(config.tick, wake.notified()).await;
-            tokio::time::sleep_until((started + min_interval).into()).await;
+            let min_interval = if change_driven {
+                CHANGE_DRIVEN_PASS_INTERVAL
+            } else {
+                MIN_PASS_INTERVAL
+            };
+            tokio::time::sleep_until((started + min_interval.min(config.tick)).into()).await;
         }
     }
 }
@@ -254,9 +264,10 @@ async fn pass(
     wake: &Arc<Notify>,
     workers: &mut RefreshWorkers,
     settings: &EngineSettings,
-) -> EngineResult<()> {
+) -> EngineResult<bool> {
     workers.collect();
     let candidates = candidates(client).await?;
+    let mut change_driven = false;
     // Being refreshed, or due and not started in this pass.
     let mut held: HashSet<i64> = HashSet::new();
     for c in &candidates {
@@ -271,6 +282,7 @@ async fn pass(
                 parse_schedule(&c.schedule, Duration::ZERO),
                 Ok(Schedule::Calculated) | Err(_)
             );
+        change_driven |= calculated;
         let due_by_schedule = !calculated && is_due(client, c).await?;
         let polled = c.backoff_over && (calculated || due_by_schedule);
         let polling =
@@ -290,7 +302,7 @@ async fn pass(
             show_poll_failures(client, c).await?;
         }
     }
-    Ok(())
+    Ok(change_driven)
 }
 
 /// Starts the refresh of `c` on the pool; false when the pool has no room.
