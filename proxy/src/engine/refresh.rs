@@ -239,11 +239,12 @@ pub async fn refresh<R: SqlRunner>(
             }
         }
     }
-    let statements = if full {
-        st.full_refresh.clone()
+    let (statements, deltas) = if full {
+        (st.full_refresh.clone(), delta::DeltaForm::Tables)
     } else {
-        delta::materialise(sql, auth, &captured, &last, st.owner).await?;
-        st.diff_refresh.clone().unwrap_or_default()
+        let statements = st.diff_refresh.clone().unwrap_or_default();
+        let form = delta::materialise(sql, auth, &captured, &last, st.owner, &statements).await?;
+        (statements, form)
     };
     let rows_changed = sandbox::run_as_owner(sql, &view, &statements).await?;
     if !st.is_populated {
@@ -257,12 +258,13 @@ pub async fn refresh<R: SqlRunner>(
     auth.exec(
         sql,
         &format!(
-            "UPDATE pgtrickle.pgt_stream_tables SET last_snapshot = pg_catalog.pg_current_snapshot()::text, \
+            "{}UPDATE pgtrickle.pgt_stream_tables SET last_snapshot = pg_catalog.pg_current_snapshot()::text, \
              last_refresh_at = pg_catalog.now(), is_populated = true, needs_full = {}, \
              consecutive_errors = 0, last_error = NULL, next_attempt_at = NULL \
              WHERE pgt_id = {pgt_id}; \
              INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, action, status, rows_changed) \
              VALUES ({pgt_id}, pg_catalog.now(), '{action}', 'SUCCESS', {rows_changed})",
+            delta::drop_views_sql(deltas),
             !single_snapshot || distrust_snapshot
         ),
     )
