@@ -250,8 +250,8 @@ pub async fn create<R: SqlRunner>(
     let join_keys = pgtrickle_planner::equality_key_columns(&described.input.query)?;
     for i in &plan.sources {
         let source = &described.sources[*i];
-        // Before the dependency row: the install checks that no stream table read the source
-        // yet when it finds a buffer of another role's.
+        // Capture (the engine role's, shared by every reader of the source) before the
+        // dependency row that makes the source's buffer consumed.
         if source.has_capture() {
             capture::install(sql, auth, source).await?;
         }
