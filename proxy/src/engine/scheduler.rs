@@ -271,10 +271,6 @@ async fn pass(
     // Being refreshed, or due and not started in this pass.
     let mut held: HashSet<i64> = HashSet::new();
     for c in &candidates {
-        if workers.is_running(c.pgt_id) {
-            held.insert(c.pgt_id);
-            continue;
-        }
         // Foreign sources are polled first, when the stream table is due (a `calculated` one
         // is due when its sources changed, which for a foreign source only a poll can tell).
         let calculated = c.immediate
@@ -283,6 +279,10 @@ async fn pass(
                 Ok(Schedule::Calculated) | Err(_)
             );
         change_driven |= calculated;
+        if workers.is_running(c.pgt_id) {
+            held.insert(c.pgt_id);
+            continue;
+        }
         let due_by_schedule = !calculated && is_due(client, c).await?;
         let polled = c.backoff_over && (calculated || due_by_schedule);
         let polling =
