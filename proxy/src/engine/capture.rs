@@ -8,7 +8,7 @@ use pgtrickle_planner::RelationKind;
 use super::describe::Source;
 use super::error::{EngineError, EngineResult};
 use super::privileged::Authority;
-use super::sql::{quote_literal, SqlRunner, SqlRunnerExt};
+use super::sql::{swap_search_path, SqlRunner, SqlRunnerExt};
 
 /// How long a capture install waits for the source's writers before it gives up (55P03): the
 /// install's lock request would otherwise queue every later writer of the source behind it.
@@ -50,17 +50,9 @@ fn table(
 async fn source_table<R: SqlRunner>(sql: &mut R, oid: u32) -> EngineResult<SourceTable> {
     // format_type qualifies every type outside pg_catalog under this search_path; the
     // caller's own search_path is restored for the rest of its transaction.
-    let saved = sql
-        .value("SELECT pg_catalog.current_setting('search_path')")
-        .await?
-        .unwrap_or_default();
-    sql.run("SET LOCAL search_path = pg_catalog").await?;
+    let saved = swap_search_path(sql, "pg_catalog").await?;
     let rows = sql.rows(&pgtrickle_cdc::describe_source_sql(oid)).await;
-    sql.run(&format!(
-        "SELECT pg_catalog.set_config('search_path', {}, true)",
-        quote_literal(&saved)
-    ))
-    .await?;
+    swap_search_path(sql, &saved).await?;
     let rows = rows?;
     let first = rows.first().ok_or_else(|| {
         EngineError::api("42P01", format!("source relation {oid} no longer exists"))

@@ -7,7 +7,7 @@ use pgtrickle_planner::{
 };
 
 use super::error::{EngineError, EngineResult};
-use super::sql::{quote_ident, quote_literal, SqlRunner, SqlRunnerExt};
+use super::sql::{quote_ident, quote_literal, swap_search_path, SqlRunner, SqlRunnerExt};
 
 /// A source relation as found in the database.
 #[derive(Debug, Clone)]
@@ -83,17 +83,10 @@ pub async fn describe<R: SqlRunner>(
     // for the rest of its transaction.
     sql.run(&format!("CREATE TEMP VIEW __pgt_describe AS {query}"))
         .await?;
-    let saved = sql
-        .value("SELECT pg_catalog.current_setting('search_path')")
-        .await?
-        .unwrap_or_default();
-    sql.run("SET LOCAL search_path = pg_catalog").await?;
+    let saved = swap_search_path(sql, "pg_catalog").await?;
     let described = describe_resolved(sql, name, mode).await;
-    sql.run(&format!(
-        "SELECT pg_catalog.set_config('search_path', {}, true); DROP VIEW pg_temp.__pgt_describe",
-        quote_literal(&saved)
-    ))
-    .await?;
+    swap_search_path(sql, &saved).await?;
+    sql.run("DROP VIEW pg_temp.__pgt_describe").await?;
     described
 }
 

@@ -20,7 +20,7 @@ use super::describe::describe;
 use super::error::{EngineError, EngineResult};
 use super::privileged::Authority;
 use super::refresh::text_array_literal;
-use super::sql::{quote_ident, quote_literal, SqlRunner, SqlRunnerExt};
+use super::sql::{quote_ident, quote_literal, swap_search_path, SqlRunner, SqlRunnerExt};
 
 /// How a stream table's stored plan relates to this proxy's planner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,21 +94,13 @@ pub async fn replan<R: SqlRunner>(sql: &mut R, auth: &Authority, pgt_id: i64) ->
         None => {
             // Written before queries were resolved: the owner's default search_path.
             let owner = get(6).unwrap_or_default();
-            let saved = sql
-                .value("SELECT pg_catalog.current_setting('search_path')")
-                .await?
-                .unwrap_or_default();
-            sql.run(&format!(
-                "SELECT pg_catalog.set_config('search_path', {}, true)",
-                quote_literal(&format!("{}, public", quote_ident(owner.trim_matches('"'))))
-            ))
+            let saved = swap_search_path(
+                sql,
+                &format!("{}, public", quote_ident(owner.trim_matches('"'))),
+            )
             .await?;
             let described = describe(sql, &name, &get(2).unwrap_or_default(), mode).await;
-            sql.run(&format!(
-                "SELECT pg_catalog.set_config('search_path', {}, true)",
-                quote_literal(&saved)
-            ))
-            .await?;
+            swap_search_path(sql, &saved).await?;
             described?
         }
     };

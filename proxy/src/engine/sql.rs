@@ -51,3 +51,23 @@ impl<T: SqlRunner + ?Sized> SqlRunnerExt for T {}
 /// The engine quotes identifiers (always quoted) and literals (E'' when the text holds a
 /// backslash) with the cdc crate's functions, the workspace's one implementation.
 pub use pgtrickle_cdc::quote::{quote_ident, quote_literal};
+
+/// Sets `search_path` to `path` for the rest of the transaction (in one round trip) and returns
+/// the value it had, which a second call with it restores.
+pub async fn swap_search_path<R: SqlRunner + ?Sized>(
+    sql: &mut R,
+    path: &str,
+) -> Result<String, SqlError> {
+    let results = sql
+        .run(&format!(
+            "SELECT pg_catalog.current_setting('search_path'); \
+             SELECT pg_catalog.set_config('search_path', {}, true)",
+            quote_literal(path)
+        ))
+        .await?;
+    Ok(results
+        .first()
+        .and_then(|r| r.rows.first())
+        .and_then(|r| r.first().cloned().flatten())
+        .unwrap_or_default())
+}
