@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use super::sql::SqlError;
+use crate::engine::sql::runner::SqlError;
 
 /// Why an API call or a refresh failed.
 #[derive(Debug, Error)]

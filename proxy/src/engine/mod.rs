@@ -1,28 +1,22 @@
-//! The stream-table engine: the catalog in PostgreSQL ([`catalog`]), API calls intercepted from
-//! client sessions ([`interceptor`], [`job`], [`api`]), describing defining queries for the
-//! planner ([`describe`]), change capture glue to the cdc crate ([`capture`]), refreshes
-//! ([`refresh`]) and the scheduler ([`scheduler`], its refresh connections [`refresh_workers`]).
+//! The stream-table engine. Data flows one way through its folders:
+//!
+//! - [`api`]: pg_trickle's SQL API intercepted from client sessions (interception, the jobs that
+//!   run a call in the client's session, encoding answers, and each call's work).
+//! - [`background`]: the per-database schedulers and their registry, their refresh connections,
+//!   and the pollers of foreign sources.
+//! - [`refresh`]: one refresh of one stream table (describe the defining query, keep the plan
+//!   current, capture glue, deltas, the owner's rights, the sandbox the statements run in).
+//! - [`catalog`]: the catalog tables in PostgreSQL: their DDL and upgrades, and the only code
+//!   that names them in SQL, read into typed rows.
+//! - [`sql`]: running SQL (on a client's session or a connection of the proxy's own, as the
+//!   client or as the engine role), quoting.
+//!
+//! [`error`] and [`settings`] are shared by all of them.
 
-pub mod answer;
 pub mod api;
-pub mod capture;
+pub mod background;
 pub mod catalog;
-pub mod delta;
-pub mod describe;
 pub mod error;
-pub mod interceptor;
-pub mod job;
-pub mod own_connection;
-pub mod owner_rights;
-pub mod parse_pool;
-pub mod poll;
-pub mod privileged;
 pub mod refresh;
-pub mod refresh_workers;
-pub mod replan;
-pub mod sandbox;
-pub mod scheduler;
-pub mod schedulers;
-pub mod script_job;
 pub mod settings;
 pub mod sql;

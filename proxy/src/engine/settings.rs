@@ -1,6 +1,6 @@
 //! Engine settings that come from the command line and apply to every refresh of this proxy:
-//! built once in `cli.rs`, carried by the scheduler's configuration ([`super::scheduler::SchedulerConfig`])
-//! to the scheduler and, through [`super::schedulers::Schedulers`], to the API jobs.
+//! built once in `cli.rs`, carried by the scheduler's configuration ([`crate::engine::background::scheduler::SchedulerConfig`])
+//! to the scheduler and, through [`crate::engine::background::registry::Schedulers`], to the API jobs.
 
 /// Settings of the stream-table engine.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -4,7 +4,7 @@
 
 use thiserror::Error;
 
-use super::super::error::EngineError;
+use crate::engine::error::EngineError;
 
 /// A failed poll.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

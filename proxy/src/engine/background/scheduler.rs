@@ -1,5 +1,5 @@
 //! The scheduler: a background task on the proxy's own connection that refreshes due stream
-//! tables of one database (see [`super::schedulers`] for which databases get one), upstream
+//! tables of one database (see [`crate::engine::background::registry`] for which databases get one), upstream
 //! stream tables first so chains converge. Duration schedules are due when that long has passed
 //! since the last refresh, cron schedules when the expression fired since then, `calculated` ones
 //! (and every `IMMEDIATE` one) when a source has changes waiting.
@@ -8,7 +8,7 @@
 //! refreshes), but no two passes start closer than [`MIN_PASS_INTERVAL`] (or
 //! [`CHANGE_DRIVEN_PASS_INTERVAL`] while a stream table follows its sources' changes): wake-ups
 //! during a pass or that interval make one pending pass, not one each. A pass only decides; the refreshes run
-//! on the scheduler's pool of refresh connections ([`super::refresh_workers`]), concurrently,
+//! on the scheduler's pool of refresh connections ([`crate::engine::background::refresh_workers`]), concurrently,
 //! each in its own REPEATABLE READ transaction as the stream table's owner
 //! ([`refresh_as_owner`]). A stream table is not refreshed while its upstream stream tables are
 //! being (or are due to be) refreshed: it follows once they ended. A failing refresh is retried
@@ -16,7 +16,7 @@
 //! against one database: a refresh locks its catalog row, and a concurrent one fails with a
 //! serialization error and is simply not counted. The foreign sources of a due stream table are
 //! polled in the background first, and the stream table is refreshed on the tick after the polls
-//! ended (see [`super::poll::due`]).
+//! ended (see [`crate::engine::background::poll::due`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -27,16 +27,16 @@ use pgtrickle_planner::Schedule;
 use tokio::sync::Notify;
 use tokio_postgres::Client;
 
-use super::capture;
-use super::catalog;
-use super::error::{EngineError, EngineResult};
-use super::poll::{self, Poller};
-use super::privileged::Authority;
-use super::refresh::refresh;
-use super::refresh_workers::RefreshWorkers;
-use super::replan;
-use super::settings::EngineSettings;
-use super::sql::{quote_literal, SqlRunner, SqlRunnerExt};
+use crate::engine::background::poll::{self, Poller};
+use crate::engine::background::refresh_workers::RefreshWorkers;
+use crate::engine::catalog;
+use crate::engine::error::{EngineError, EngineResult};
+use crate::engine::refresh::capture;
+use crate::engine::refresh::replan;
+use crate::engine::refresh::run::refresh;
+use crate::engine::settings::EngineSettings;
+use crate::engine::sql::privileged::Authority;
+use crate::engine::sql::runner::{quote_literal, SqlRunner, SqlRunnerExt};
 use crate::upstream::UpstreamTarget;
 use pgtrickle_planner::PLANNER_VERSION;
 
@@ -99,7 +99,8 @@ pub async fn run(
     );
     let mut change_driven = false;
     loop {
-        let mut client = match super::own_connection::open(&target, tls.as_ref()).await {
+        let mut client = match crate::engine::sql::own_connection::open(&target, tls.as_ref()).await
+        {
             Ok(c) => c,
             Err(e) if !primary && e.is_missing_database() => return,
             Err(e) => {
@@ -368,7 +369,7 @@ async fn refresh_as_owner(
 async fn finish_refresh(
     client: &mut Client,
     c: &Candidate,
-    refreshed: EngineResult<super::refresh::Refreshed>,
+    refreshed: EngineResult<crate::engine::refresh::run::Refreshed>,
 ) -> EngineResult<()> {
     match refreshed {
         Ok(r) => {

@@ -5,18 +5,18 @@
 //! docs/SECURITY.md). Every role may read the catalog, call the read functions (usable without
 //! the proxy) and the stub functions that tell clients which bypass the proxy to connect through
 //! it. It also holds the two functions through which the engine works on a client's session:
-//! `__pgt_engine` (signed statements run as the engine role, see [`super::privileged`]) and
+//! `__pgt_engine` (signed statements run as the engine role, see [`crate::engine::sql::privileged`]) and
 //! `__pgt_exec` (a refresh's statements, run inside `REFRESH MATERIALIZED VIEW` of a
 //! materialized view in `pgtrickle_exec` that the stream table's owner owns, see
-//! [`super::sandbox`]).
+//! [`crate::engine::refresh::sandbox`]).
 
 use pgtrickle_planner::RelationKind;
 
-use super::capture;
-use super::error::{EngineError, EngineResult};
-use super::privileged;
-use super::sandbox;
-use super::sql::{quote_literal, SqlError, SqlRunner, SqlRunnerExt};
+use crate::engine::error::{EngineError, EngineResult};
+use crate::engine::refresh::capture;
+use crate::engine::refresh::sandbox;
+use crate::engine::sql::privileged;
+use crate::engine::sql::runner::{quote_literal, SqlError, SqlRunner, SqlRunnerExt};
 
 /// The catalog version this proxy writes; bump it with every change of the DDL below.
 pub const CATALOG_VERSION: i32 = 5;
@@ -478,7 +478,7 @@ async fn engine_key<R: SqlRunner>(sql: &mut R) -> EngineResult<Vec<u8>> {
 /// whose capture objects belonged to the stream tables' owners, see [`take_over_sql`]): capture
 /// is installed again on every local source, as the engine role, and removed where no stream
 /// table reads; every stream table gets its
-/// execution view (see [`super::sandbox`]); foreign sources whose mirror was dropped are
+/// execution view (see [`crate::engine::refresh::sandbox`]); foreign sources whose mirror was dropped are
 /// forgotten (their next poll prepares them again); and every stream table's next refresh is
 /// FULL, so that nothing another role could have put in a buffer reaches it.
 async fn upgrade_objects<R: SqlRunner>(sql: &mut R) -> EngineResult<()> {

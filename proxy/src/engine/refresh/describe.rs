@@ -6,8 +6,10 @@ use pgtrickle_planner::{
     referenced_relations, ColumnDef, PlanInput, RefreshMode, RelationKind, SourceRelation, StName,
 };
 
-use super::error::{EngineError, EngineResult};
-use super::sql::{quote_ident, quote_literal, swap_search_path, SqlRunner, SqlRunnerExt};
+use crate::engine::error::{EngineError, EngineResult};
+use crate::engine::sql::runner::{
+    quote_ident, quote_literal, swap_search_path, SqlRunner, SqlRunnerExt,
+};
 
 /// A source relation as found in the database.
 #[derive(Debug, Clone)]
@@ -42,7 +44,7 @@ impl Source {
 }
 
 /// The relation name by which the planner's statements read a source's delta during a refresh
-/// (see [`super::delta`]).
+/// (see [`crate::engine::refresh::delta`]).
 pub fn delta_table(oid: u32) -> String {
     format!("pg_temp.__pgt_delta_{oid}")
 }

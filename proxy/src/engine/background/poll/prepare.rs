@@ -12,10 +12,10 @@ use pgtrickle_cdc::poll::mirror;
 use pgtrickle_cdc::SourceTable;
 use tokio_postgres::Client;
 
-use super::super::error::EngineResult;
-use super::super::sql::quote_ident;
 use super::failure::Failure;
 use super::poller::Poller;
+use crate::engine::error::EngineResult;
+use crate::engine::sql::runner::quote_ident;
 
 impl Poller {
     /// Prepares foreign table `oid` of `database` for `role` (the new stream table's owner) if

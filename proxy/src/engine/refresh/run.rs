@@ -8,14 +8,14 @@
 //! refresh therefore needs one snapshot for all its statements (REPEATABLE READ); in a READ
 //! COMMITTED transaction block the engine refreshes FULL and marks the next refresh FULL too.
 
-use super::delta;
-use super::error::{EngineError, EngineResult};
-use super::owner_rights;
-use super::privileged::{parse_array, Authority};
-use super::replan::{newer_plan_error, replan, PlanAge};
-use super::sandbox;
-use super::settings::EngineSettings;
-use super::sql::{quote_literal, SqlRunner};
+use crate::engine::error::{EngineError, EngineResult};
+use crate::engine::refresh::delta;
+use crate::engine::refresh::owner_rights;
+use crate::engine::refresh::replan::{newer_plan_error, replan, PlanAge};
+use crate::engine::refresh::sandbox;
+use crate::engine::settings::EngineSettings;
+use crate::engine::sql::privileged::{parse_array, Authority};
+use crate::engine::sql::runner::{quote_literal, SqlRunner};
 
 /// What a refresh did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub struct Refreshed {
     /// Rows inserted, updated or deleted in the storage table.
     pub rows_changed: i64,
     /// The captured sources, whose buffers the caller trims once this transaction committed
-    /// ([`super::capture::trim_committed`]; trimming inside the refresh would make concurrent
+    /// ([`crate::engine::refresh::capture::trim_committed`]; trimming inside the refresh would make concurrent
     /// refreshes of stream tables sharing a source fail with serialization errors).
     pub sources: Vec<u32>,
 }

@@ -9,7 +9,7 @@
 use thiserror::Error;
 use tokio_postgres::{Client, NoTls};
 
-use super::sql::{ResultSet, SqlError, SqlRunner};
+use crate::engine::sql::runner::{ResultSet, SqlError, SqlRunner};
 use crate::upstream::{connect, UpstreamTarget};
 
 /// `client_connection_check_interval` of the proxy's own connections (PostgreSQL 14+): how

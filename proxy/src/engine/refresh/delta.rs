@@ -4,7 +4,7 @@
 //! (dropped at commit) with the source's changes since the last refresh, analyses a small one
 //! (so that join plans start from its real size, which the planner cannot estimate through the
 //! buffers' visibility conditions), and grants the owner SELECT on it: the statements run as
-//! the owner (see [`super::sandbox`]), which may read the deltas of its own sources but not
+//! the owner (see [`crate::engine::refresh::sandbox`]), which may read the deltas of its own sources but not
 //! the buffers, where other stream tables' sources' rows are.
 //!
 //! The delta of a stream table's only source, read once by its statements (an aggregate over
@@ -14,10 +14,10 @@
 //! view calls only pg_catalog functions, and the owner cannot change it (it is the engine
 //! role's). The caller drops it after the refresh ([`drop_views_sql`]).
 
-use super::describe::delta_table;
-use super::error::EngineResult;
-use super::privileged::Authority;
-use super::sql::SqlRunner;
+use crate::engine::error::EngineResult;
+use crate::engine::refresh::describe::delta_table;
+use crate::engine::sql::privileged::Authority;
+use crate::engine::sql::runner::SqlRunner;
 
 /// Deltas with fewer rows than this are analysed once materialised.
 const ANALYZE_DELTAS_BELOW: i64 = 5_000;

@@ -9,17 +9,17 @@ use std::pin::Pin;
 use bytes::{Bytes, BytesMut};
 use pgtrickle_planner::{ApiRequest, PlanError};
 
-use super::answer::{self, Column};
-use super::api;
-use super::capture;
-use super::catalog;
-use super::error::EngineError;
-use super::poll::Poller;
-use super::privileged::Authority;
-use super::refresh::refresh;
-use super::schedulers::Schedulers;
-use super::settings::EngineSettings;
-use super::sql::{quote_literal, SqlError, SqlRunner, SqlRunnerExt};
+use crate::engine::api::answer::{self, Column};
+use crate::engine::api::calls;
+use crate::engine::background::poll::Poller;
+use crate::engine::background::registry::Schedulers;
+use crate::engine::catalog;
+use crate::engine::error::EngineError;
+use crate::engine::refresh::capture;
+use crate::engine::refresh::run::refresh;
+use crate::engine::settings::EngineSettings;
+use crate::engine::sql::privileged::Authority;
+use crate::engine::sql::runner::{quote_literal, SqlError, SqlRunner, SqlRunnerExt};
 use crate::protocol::error_response::{ErrorResponse, Severity};
 use crate::protocol::ready_for_query::TransactionStatus;
 use crate::session::intercept::{JobOutput, SessionJob};
@@ -96,21 +96,21 @@ async fn execute<R: SqlRunner>(
     populate_here: bool,
     poller: &Poller,
     settings: &EngineSettings,
-) -> Result<api::Outcome, EngineError> {
-    let done = |_| api::Outcome::default();
+) -> Result<calls::Outcome, EngineError> {
+    let done = |_| calls::Outcome::default();
     match request {
-        ApiRequest::Create(c) => api::create(sql, auth, c, populate_here, poller, settings).await,
-        ApiRequest::Alter(a) => api::alter(sql, auth, a, populate_here, poller, settings).await,
-        ApiRequest::Drop { name, cascade } => api::drop(sql, auth, name, *cascade).await.map(done),
-        ApiRequest::Refresh { name } => {
-            api::refresh_by_name(sql, auth, name, settings)
-                .await
-                .map(|r| api::Outcome {
-                    trim: r.sources,
-                    ..api::Outcome::default()
-                })
+        ApiRequest::Create(c) => calls::create(sql, auth, c, populate_here, poller, settings).await,
+        ApiRequest::Alter(a) => calls::alter(sql, auth, a, populate_here, poller, settings).await,
+        ApiRequest::Drop { name, cascade } => {
+            calls::drop(sql, auth, name, *cascade).await.map(done)
         }
-        ApiRequest::Resume { name } => api::resume(sql, auth, name).await.map(done),
+        ApiRequest::Refresh { name } => calls::refresh_by_name(sql, auth, name, settings)
+            .await
+            .map(|r| calls::Outcome {
+                trim: r.sources,
+                ..calls::Outcome::default()
+            }),
+        ApiRequest::Resume { name } => calls::resume(sql, auth, name).await.map(done),
         ApiRequest::Status | ApiRequest::Explain { .. } | ApiRequest::RefreshHistory { .. } => Err(
             EngineError::api("XX000", "read functions are answered by the server"),
         ),
@@ -151,7 +151,7 @@ impl ApiJob {
         // A refresh asked for by a user first brings the foreign sources' mirrors up to date
         // (committed on the poller's connections, before the refresh takes its snapshot).
         let polled = match &request {
-            ApiRequest::Refresh { name } => api::poll_for_refresh(sql, name, &self.poller).await,
+            ApiRequest::Refresh { name } => calls::poll_for_refresh(sql, name, &self.poller).await,
             _ => Ok(()),
         };
         let result = match polled {
@@ -241,7 +241,7 @@ impl ApiJob {
         sql: &mut SessionSql<'_>,
         auth: &Authority,
         request: &ApiRequest,
-    ) -> Result<api::Outcome, EngineError> {
+    ) -> Result<calls::Outcome, EngineError> {
         let begin = match request {
             ApiRequest::Refresh { .. } => "BEGIN ISOLATION LEVEL REPEATABLE READ",
             _ => "BEGIN ISOLATION LEVEL READ COMMITTED",
@@ -292,7 +292,7 @@ impl ApiJob {
                             continue;
                         }
                         sql.simple_query("BEGIN").await?;
-                        let undone = api::drop_by_id(sql, auth, pgt_id).await;
+                        let undone = calls::drop_by_id(sql, auth, pgt_id).await;
                         let _ = sql
                             .simple_query(if undone.is_ok() { "COMMIT" } else { "ROLLBACK" })
                             .await;
@@ -304,7 +304,7 @@ impl ApiJob {
         Ok(outcome)
     }
 
-    fn success(&self, mut out: BytesMut, sql: &SessionSql<'_>, outcome: api::Outcome) -> Bytes {
+    fn success(&self, mut out: BytesMut, sql: &SessionSql<'_>, outcome: calls::Outcome) -> Bytes {
         if let Some(n) = &self.on_change {
             n.notify_one();
         }

@@ -6,8 +6,8 @@
 //! The rights are PostgreSQL's, asked for the owner's role by OID (`has_*_privilege(role, ...)`),
 //! so the query runs as any role.
 
-use super::error::{EngineError, EngineResult};
-use super::sql::{SqlRunner, SqlRunnerExt};
+use crate::engine::error::{EngineError, EngineResult};
+use crate::engine::sql::runner::{SqlRunner, SqlRunnerExt};
 
 /// A source of a stream table and what its owner may read of it.
 #[derive(Debug, Clone)]
@@ -55,7 +55,8 @@ pub async fn sources<R: SqlRunner>(
             let get = |i: usize| r.get(i).cloned().flatten();
             Ok(SourceRights {
                 oid: get(0).and_then(|v| v.parse().ok()).unwrap_or(0),
-                captured: super::capture::catalog_kind(get(1).as_deref())?.has_change_buffer(),
+                captured: crate::engine::refresh::capture::catalog_kind(get(1).as_deref())?
+                    .has_change_buffer(),
                 name: get(2).unwrap_or_default(),
                 readable: get(3).map(|v| v == "t"),
                 whole: get(4).as_deref() == Some("t"),

@@ -14,10 +14,10 @@ use std::time::Duration;
 use pgtrickle_planner::schedule::parse_schedule;
 use pgtrickle_planner::Schedule;
 
-use super::super::capture::Dep;
-use super::super::error::{EngineError, EngineResult};
-use super::super::sql::{quote_literal, SqlRunner, SqlRunnerExt};
 use super::poller::Poller;
+use crate::engine::error::{EngineError, EngineResult};
+use crate::engine::refresh::capture::Dep;
+use crate::engine::sql::runner::{quote_literal, SqlRunner, SqlRunnerExt};
 
 /// How often a foreign source read only by `calculated` stream tables is polled.
 pub const CALCULATED_POLL: Duration = Duration::from_secs(30);
@@ -28,7 +28,7 @@ pub const ORPHAN_GRACE: &str = "10 minutes";
 
 /// The foreign sources of stream table `pgt_id`.
 pub async fn foreign_sources<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<Vec<Dep>> {
-    Ok(super::super::capture::sources_of(sql, pgt_id)
+    Ok(crate::engine::refresh::capture::sources_of(sql, pgt_id)
         .await?
         .into_iter()
         .filter(|d| d.polled)
@@ -72,7 +72,7 @@ pub async fn is_due<R: SqlRunner>(sql: &mut R, oid: u32) -> EngineResult<bool> {
         return Ok(true);
     };
     let schedules: Vec<String> =
-        super::super::privileged::parse_array(&get(2).unwrap_or_else(|| "{}".into()))
+        crate::engine::sql::privileged::parse_array(&get(2).unwrap_or_else(|| "{}".into()))
             .unwrap_or_default()
             .into_iter()
             .flatten()

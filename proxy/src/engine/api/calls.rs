@@ -6,15 +6,15 @@ use pgtrickle_planner::{
     plan_stream_table, EffectiveMode, RefreshMode, StName, StStatus, StorageLayout,
 };
 
-use super::capture;
-use super::describe::{describe, resolve_name};
-use super::error::{EngineError, EngineResult};
-use super::poll::Poller;
-use super::privileged::Authority;
-use super::refresh::{refresh, text_array_literal, Refreshed};
-use super::sandbox;
-use super::settings::EngineSettings;
-use super::sql::{quote_ident, quote_literal, SqlRunner, SqlRunnerExt};
+use crate::engine::background::poll::Poller;
+use crate::engine::error::{EngineError, EngineResult};
+use crate::engine::refresh::capture;
+use crate::engine::refresh::describe::{describe, resolve_name};
+use crate::engine::refresh::run::{refresh, text_array_literal, Refreshed};
+use crate::engine::refresh::sandbox;
+use crate::engine::settings::EngineSettings;
+use crate::engine::sql::privileged::Authority;
+use crate::engine::sql::runner::{quote_ident, quote_literal, SqlRunner, SqlRunnerExt};
 
 /// What an API call tells the client besides its result.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -266,7 +266,7 @@ pub async fn create<R: SqlRunner>(
                 .filter(|(r, _)| r == reference)
                 .map(|(_, c)| c.clone())
                 .collect();
-            let database = super::poll::due::current_database(sql).await?;
+            let database = crate::engine::background::poll::due::current_database(sql).await?;
             poller
                 .prepare(&database, &role, source.oid, &source.qualified(), &keys)
                 .await?;
@@ -413,7 +413,8 @@ pub async fn poll_for_refresh<R: SqlRunner>(
     poller: &Poller,
 ) -> EngineResult<()> {
     let st = must_own(sql, name).await?;
-    let failures = super::poll::due::poll_all(sql, poller, st.pgt_id, &st.owner).await?;
+    let failures =
+        crate::engine::background::poll::due::poll_all(sql, poller, st.pgt_id, &st.owner).await?;
     match failures.into_iter().next() {
         Some(e) => Err(e),
         None => Ok(()),

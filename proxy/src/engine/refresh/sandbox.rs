@@ -16,11 +16,11 @@
 //! `search_path = pg_catalog, pg_temp`. Refreshing the view runs the statements as its owner,
 //! and PostgreSQL itself decides who that is: nothing the engine checked beforehand can be
 //! swapped under it. The deltas the statements read are temporary tables the engine filled
-//! before (see [`super::delta`]), granted to the owner.
+//! before (see [`crate::engine::refresh::delta`]), granted to the owner.
 
-use super::error::{EngineError, EngineResult};
-use super::refresh::text_array_literal;
-use super::sql::{quote_ident, SqlRunner, SqlRunnerExt};
+use crate::engine::error::{EngineError, EngineResult};
+use crate::engine::refresh::run::text_array_literal;
+use crate::engine::sql::runner::{quote_ident, SqlRunner, SqlRunnerExt};
 
 /// The schema of the execution views.
 pub const EXEC_SCHEMA: &str = "pgtrickle_exec";
@@ -83,7 +83,7 @@ pub async fn create_exec_view<R: SqlRunner>(sql: &mut R) -> EngineResult<u32> {
     sql.run(&create_exec_view_sql(&name)).await?;
     sql.value(&format!(
         "SELECT pg_catalog.to_regclass({})::oid",
-        super::sql::quote_literal(&exec_view(&name))
+        crate::engine::sql::runner::quote_literal(&exec_view(&name))
     ))
     .await?
     .and_then(|v| v.parse().ok())

@@ -16,9 +16,9 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 
-use super::error::EngineError;
-use super::job::{raise_sql, ApiJob};
-use super::sql::SqlError;
+use crate::engine::api::job::{raise_sql, ApiJob};
+use crate::engine::error::EngineError;
+use crate::engine::sql::runner::SqlError;
 use crate::protocol::ready_for_query::TransactionStatus;
 use crate::session::intercept::{JobOutput, SessionJob};
 use crate::session::session_sql::SessionSql;

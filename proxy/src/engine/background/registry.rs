@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use super::poll::Poller;
-use super::scheduler::{self, SchedulerConfig};
-use super::settings::EngineSettings;
-use super::sql::SqlRunnerExt;
+use crate::engine::background::poll::Poller;
+use crate::engine::background::scheduler::{self, SchedulerConfig};
+use crate::engine::settings::EngineSettings;
+use crate::engine::sql::runner::SqlRunnerExt;
 use crate::upstream::UpstreamTarget;
 
 /// The running schedulers.
@@ -98,13 +98,14 @@ impl Schedulers {
 
     /// Starts schedulers for the databases that already hold a stream-table catalog.
     async fn discover(self: Arc<Self>) {
-        let mut client = match super::own_connection::open(&self.target, self.tls.as_ref()).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!("cannot look for other databases with stream tables: {e}");
-                return;
-            }
-        };
+        let mut client =
+            match crate::engine::sql::own_connection::open(&self.target, self.tls.as_ref()).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("cannot look for other databases with stream tables: {e}");
+                    return;
+                }
+            };
         let databases = match client
             .rows(
                 "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate \
@@ -125,13 +126,14 @@ impl Schedulers {
         {
             let mut target = self.target.clone();
             target.database = name.clone();
-            let mut c = match super::own_connection::open(&target, self.tls.as_ref()).await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::debug!(database = %name, "not looking for stream tables: {e}");
-                    continue;
-                }
-            };
+            let mut c =
+                match crate::engine::sql::own_connection::open(&target, self.tls.as_ref()).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::debug!(database = %name, "not looking for stream tables: {e}");
+                        continue;
+                    }
+                };
             match c
                 .value("SELECT to_regclass('pgtrickle.pgt_stream_tables') IS NOT NULL")
                 .await

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 use tokio_postgres::Client;
 
-use super::own_connection::{self, OpenError};
+use crate::engine::sql::own_connection::{self, OpenError};
 use crate::upstream::UpstreamTarget;
 
 /// `application_name` of the refresh connections.

@@ -5,10 +5,10 @@
 use pgtrickle_cdc::SourceTable;
 use pgtrickle_planner::RelationKind;
 
-use super::describe::Source;
-use super::error::{EngineError, EngineResult};
-use super::privileged::Authority;
-use super::sql::{swap_search_path, SqlRunner, SqlRunnerExt};
+use crate::engine::error::{EngineError, EngineResult};
+use crate::engine::refresh::describe::Source;
+use crate::engine::sql::privileged::Authority;
+use crate::engine::sql::runner::{swap_search_path, SqlRunner, SqlRunnerExt};
 
 /// How long a capture install waits for the source's writers before it gives up (55P03): the
 /// install's lock request would otherwise queue every later writer of the source behind it.
@@ -110,9 +110,9 @@ pub async fn install_oid<R: SqlRunner>(
     .await
     .map_err(|e| match e {
         // The proxy's role itself may not put triggers on the source.
-        EngineError::Sql(super::sql::SqlError::Server { code, message, .. })
-            if code == "42501" && message.starts_with("permission denied for table") =>
-        {
+        EngineError::Sql(crate::engine::sql::runner::SqlError::Server {
+            code, message, ..
+        }) if code == "42501" && message.starts_with("permission denied for table") => {
             EngineError::api(
                 "42501",
                 format!(

@@ -25,12 +25,12 @@ use pgtrickle_planner::{
 };
 use tokio::sync::Notify;
 
-use super::answer::{self, Column};
-use super::job::{ApiJob, Protocol};
-use super::parse_pool::ParsePool;
-use super::poll::Poller;
-use super::schedulers::Schedulers;
-use super::script_job::{ScriptJob, Step};
+use crate::engine::api::answer::{self, Column};
+use crate::engine::api::job::{ApiJob, Protocol};
+use crate::engine::api::parse_pool::ParsePool;
+use crate::engine::api::script_job::{ScriptJob, Step};
+use crate::engine::background::poll::Poller;
+use crate::engine::background::registry::Schedulers;
 use crate::protocol::error_response::ErrorResponse;
 use crate::session::intercept::{Interceptor, InterceptorFactory, Verdict};
 use crate::session::SessionState;
@@ -124,7 +124,7 @@ enum Parsed {
     Call(Result<Option<ParsedApiCall>, PlanError>),
 }
 
-fn pool_error(e: super::parse_pool::ParsePoolError) -> PlanError {
+fn pool_error(e: crate::engine::api::parse_pool::ParsePoolError) -> PlanError {
     PlanError::Internal(format!("pgtrickle-proxy: {e}"))
 }
 

@@ -16,11 +16,13 @@
 
 use pgtrickle_planner::{plan_stream_table, EffectiveMode, RefreshMode, StName, PLANNER_VERSION};
 
-use super::describe::describe;
-use super::error::{EngineError, EngineResult};
-use super::privileged::Authority;
-use super::refresh::text_array_literal;
-use super::sql::{quote_ident, quote_literal, swap_search_path, SqlRunner, SqlRunnerExt};
+use crate::engine::error::{EngineError, EngineResult};
+use crate::engine::refresh::describe::describe;
+use crate::engine::refresh::run::text_array_literal;
+use crate::engine::sql::privileged::Authority;
+use crate::engine::sql::runner::{
+    quote_ident, quote_literal, swap_search_path, SqlRunner, SqlRunnerExt,
+};
 
 /// How a stream table's stored plan relates to this proxy's planner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

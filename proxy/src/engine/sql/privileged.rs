@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use hmac::{KeyInit, Mac};
 
-use super::error::{EngineError, EngineResult};
-use super::sql::{quote_literal, SqlRunner, SqlRunnerExt};
+use crate::engine::error::{EngineError, EngineResult};
+use crate::engine::sql::runner::{quote_literal, SqlRunner, SqlRunnerExt};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 

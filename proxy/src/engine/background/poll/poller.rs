@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 use pgtrickle_cdc::poll::HashMultiset;
 use tokio_postgres::Client;
 
-use super::super::error::{EngineError, EngineResult};
-use super::super::privileged::EngineKey;
-use super::super::sql::quote_ident;
 use super::failure::Failure;
 use super::scan::{self, Scanned};
 use super::status;
+use crate::engine::error::{EngineError, EngineResult};
+use crate::engine::sql::privileged::EngineKey;
+use crate::engine::sql::runner::quote_ident;
 use crate::upstream::UpstreamTarget;
 
 /// What one poll did.
@@ -148,7 +148,7 @@ impl Poller {
     ) -> Result<Client, Failure> {
         let mut target = self.target.clone();
         target.database = database.to_string();
-        let client = super::super::own_connection::open_as(
+        let client = crate::engine::sql::own_connection::open_as(
             &target,
             self.tls.as_ref(),
             "pgtrickle-proxy poller",
@@ -259,21 +259,21 @@ impl Poller {
     pub async fn ensure_catalog(&self, database: &str) -> EngineResult<(Vec<u8>, u32)> {
         let mut target = self.target.clone();
         target.database = database.to_string();
-        let mut client = super::super::own_connection::open_as(
+        let mut client = crate::engine::sql::own_connection::open_as(
             &target,
             self.tls.as_ref(),
             "pgtrickle-proxy poller",
         )
         .await
         .map_err(|e| EngineError::api("08006", e))?;
-        use super::super::sql::SqlRunner;
+        use crate::engine::sql::runner::SqlRunner;
         client.run("SET lock_timeout = '5s'; BEGIN").await?;
-        let done = super::super::catalog::ensure(&mut client).await;
+        let done = crate::engine::catalog::ensure(&mut client).await;
         client
             .run(if done.is_ok() { "COMMIT" } else { "ROLLBACK" })
             .await?;
         let key = done?;
-        use super::super::sql::SqlRunnerExt;
+        use crate::engine::sql::runner::SqlRunnerExt;
         let oid = client
             .value("SELECT 'pgtrickle.pgt_catalog_version'::regclass::oid")
             .await?
