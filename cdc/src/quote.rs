@@ -20,6 +20,105 @@ pub fn quote_ident(ident: &str) -> String {
     out
 }
 
+/// Quotes an identifier only when PostgreSQL would need it: anything but lower-case letters,
+/// digits and underscores (not leading digit), or a keyword-like risk (always quoted when
+/// unsure). The quoted form is the workspace's one quoting of identifiers,
+/// [`quote_ident`].
+pub fn quote_ident_as_needed(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !s.as_bytes()[0].is_ascii_digit()
+        && !RESERVED.contains(&s);
+    if plain {
+        s.to_string()
+    } else {
+        quote_ident(s)
+    }
+}
+
+/// Reserved words that must be quoted as identifiers (PostgreSQL's reserved list).
+const RESERVED: &[&str] = &[
+    "all",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "both",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "column",
+    "constraint",
+    "create",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "default",
+    "deferrable",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "false",
+    "fetch",
+    "for",
+    "foreign",
+    "from",
+    "grant",
+    "group",
+    "having",
+    "in",
+    "initially",
+    "intersect",
+    "into",
+    "lateral",
+    "leading",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "not",
+    "null",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "placing",
+    "primary",
+    "references",
+    "returning",
+    "select",
+    "session_user",
+    "some",
+    "symmetric",
+    "system_user",
+    "table",
+    "then",
+    "to",
+    "trailing",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "variadic",
+    "when",
+    "where",
+    "window",
+    "with",
+];
+
 /// Quotes a string literal as PostgreSQL's `quote_literal` does: single quotes doubled, and when
 /// the text holds a backslash, an `E'...'` literal with backslashes doubled, so the result means
 /// the same whatever `standard_conforming_strings` is.
@@ -38,6 +137,16 @@ pub fn quote_literal(value: &str) -> String {
     }
     out.push('\'');
     out
+}
+
+/// A `text[]` literal of `items` (each element double-quoted with `"` and `\` escaped, the
+/// whole quoted as a literal).
+pub fn quote_text_array(items: &[String]) -> String {
+    let parts: Vec<String> = items
+        .iter()
+        .map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    quote_literal(&format!("{{{}}}", parts.join(",")))
 }
 
 /// Wraps `body` in dollar quotes with a tag that does not occur in it (`$pgt$`, `$pgt1$`, ...).

@@ -23,6 +23,9 @@ pub enum EngineError {
         /// Optional hint.
         hint: Option<String>,
     },
+    /// A catalog row does not decode (written by something else than the engine).
+    #[error("malformed catalog: {0}")]
+    Catalog(#[from] crate::engine::catalog::record::CatalogError),
     /// Polling a foreign source failed (on a connection of the proxy's own, so the error is
     /// reported to the client rather than relayed).
     #[error("polling foreign table {source_name} failed: {message}")]
@@ -66,6 +69,7 @@ impl EngineError {
             EngineError::Plan(e) => e.sqlstate().into(),
             EngineError::Api { code, .. } => (*code).into(),
             EngineError::Poll { code, .. } => code.clone(),
+            EngineError::Catalog(_) => "XX000".into(),
         }
     }
 

@@ -10,7 +10,8 @@ use bytes::{Bytes, BytesMut};
 use pgtrickle_planner::{ApiRequest, PlanError};
 
 use crate::engine::api::answer::{self, Column};
-use crate::engine::api::calls;
+use crate::engine::api::outcome::Outcome;
+use crate::engine::api::{alter, create, drop, refresh_call};
 use crate::engine::background::poll::Poller;
 use crate::engine::background::registry::Schedulers;
 use crate::engine::catalog;
@@ -96,21 +97,21 @@ async fn execute<R: SqlRunner>(
     populate_here: bool,
     poller: &Poller,
     settings: &EngineSettings,
-) -> Result<calls::Outcome, EngineError> {
-    let done = |_| calls::Outcome::default();
+) -> Result<Outcome, EngineError> {
+    let done = |_| Outcome::default();
     match request {
-        ApiRequest::Create(c) => calls::create(sql, auth, c, populate_here, poller, settings).await,
-        ApiRequest::Alter(a) => calls::alter(sql, auth, a, populate_here, poller, settings).await,
-        ApiRequest::Drop { name, cascade } => {
-            calls::drop(sql, auth, name, *cascade).await.map(done)
+        ApiRequest::Create(c) => {
+            create::create(sql, auth, c, populate_here, poller, settings).await
         }
-        ApiRequest::Refresh { name } => calls::refresh_by_name(sql, auth, name, settings)
+        ApiRequest::Alter(a) => alter::alter(sql, auth, a, populate_here, poller, settings).await,
+        ApiRequest::Drop { name, cascade } => drop::drop(sql, auth, name, *cascade).await.map(done),
+        ApiRequest::Refresh { name } => refresh_call::refresh_by_name(sql, auth, name, settings)
             .await
-            .map(|r| calls::Outcome {
+            .map(|r| Outcome {
                 trim: r.sources,
-                ..calls::Outcome::default()
+                ..Outcome::default()
             }),
-        ApiRequest::Resume { name } => calls::resume(sql, auth, name).await.map(done),
+        ApiRequest::Resume { name } => refresh_call::resume(sql, auth, name).await.map(done),
         ApiRequest::Status | ApiRequest::Explain { .. } | ApiRequest::RefreshHistory { .. } => Err(
             EngineError::api("XX000", "read functions are answered by the server"),
         ),
@@ -151,7 +152,9 @@ impl ApiJob {
         // A refresh asked for by a user first brings the foreign sources' mirrors up to date
         // (committed on the poller's connections, before the refresh takes its snapshot).
         let polled = match &request {
-            ApiRequest::Refresh { name } => calls::poll_for_refresh(sql, name, &self.poller).await,
+            ApiRequest::Refresh { name } => {
+                refresh_call::poll_for_refresh(sql, name, &self.poller).await
+            }
             _ => Ok(()),
         };
         let result = match polled {
@@ -241,7 +244,7 @@ impl ApiJob {
         sql: &mut SessionSql<'_>,
         auth: &Authority,
         request: &ApiRequest,
-    ) -> Result<calls::Outcome, EngineError> {
+    ) -> Result<Outcome, EngineError> {
         let begin = match request {
             ApiRequest::Refresh { .. } => "BEGIN ISOLATION LEVEL REPEATABLE READ",
             _ => "BEGIN ISOLATION LEVEL READ COMMITTED",
@@ -292,7 +295,7 @@ impl ApiJob {
                             continue;
                         }
                         sql.simple_query("BEGIN").await?;
-                        let undone = calls::drop_by_id(sql, auth, pgt_id).await;
+                        let undone = drop::drop_by_id(sql, auth, pgt_id).await;
                         let _ = sql
                             .simple_query(if undone.is_ok() { "COMMIT" } else { "ROLLBACK" })
                             .await;
@@ -304,7 +307,7 @@ impl ApiJob {
         Ok(outcome)
     }
 
-    fn success(&self, mut out: BytesMut, sql: &SessionSql<'_>, outcome: calls::Outcome) -> Bytes {
+    fn success(&self, mut out: BytesMut, sql: &SessionSql<'_>, outcome: Outcome) -> Bytes {
         if let Some(n) = &self.on_change {
             n.notify_one();
         }

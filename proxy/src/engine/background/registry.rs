@@ -134,12 +134,9 @@ impl Schedulers {
                         continue;
                     }
                 };
-            match c
-                .value("SELECT to_regclass('pgtrickle.pgt_stream_tables') IS NOT NULL")
-                .await
-            {
-                Ok(Some(v)) if v == "t" => self.ensure(&name),
-                Ok(_) => {}
+            match crate::engine::catalog::stream_tables::catalog_exists(&mut c).await {
+                Ok(true) => self.ensure(&name),
+                Ok(false) => {}
                 Err(e) => tracing::debug!(database = %name, "not looking for stream tables: {e}"),
             }
         }

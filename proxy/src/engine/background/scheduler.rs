@@ -22,21 +22,20 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pgtrickle_planner::schedule::parse_schedule;
 use pgtrickle_planner::Schedule;
 use tokio::sync::Notify;
 use tokio_postgres::Client;
 
 use crate::engine::background::poll::{self, Poller};
 use crate::engine::background::refresh_workers::RefreshWorkers;
-use crate::engine::catalog;
+use crate::engine::catalog::{self, polled_sources, stream_tables, stream_tables::Candidate};
 use crate::engine::error::{EngineError, EngineResult};
 use crate::engine::refresh::capture;
-use crate::engine::refresh::replan;
 use crate::engine::refresh::run::refresh;
+use crate::engine::refresh::{replan, upgrade};
 use crate::engine::settings::EngineSettings;
 use crate::engine::sql::privileged::Authority;
-use crate::engine::sql::runner::{quote_literal, SqlRunner, SqlRunnerExt};
+use crate::engine::sql::runner::SqlRunner;
 use crate::upstream::UpstreamTarget;
 use pgtrickle_planner::PLANNER_VERSION;
 
@@ -64,21 +63,6 @@ pub struct SchedulerConfig {
     pub refresh_workers: usize,
     /// What every refresh of this proxy applies.
     pub settings: EngineSettings,
-}
-
-#[derive(Clone)]
-struct Candidate {
-    pgt_id: i64,
-    name: String,
-    schedule: String,
-    /// `IMMEDIATE` stream tables are refreshed like `calculated` ones, whatever their schedule.
-    immediate: bool,
-    owner: String,
-    since_refresh: Option<f64>,
-    last_refresh_epoch: Option<f64>,
-    backoff_over: bool,
-    /// The stream tables this one reads.
-    upstream: Vec<i64>,
 }
 
 /// Runs until the database goes away (never, for the `primary` one): connects (retrying),
@@ -109,7 +93,7 @@ pub async fn run(
                 continue;
             }
         };
-        if let Err(e) = setup(&mut client).await {
+        if let Err(e) = setup(&mut client, &config.settings).await {
             tracing::warn!("scheduler cannot set up the catalog: {e}");
         }
         let mut next_orphan_check = Instant::now();
@@ -142,25 +126,18 @@ pub async fn run(
 
 /// Creates or upgrades the catalog, plans stream tables written by an older planner again, and
 /// says which ones a newer proxy planned (this scheduler leaves those alone).
-async fn setup(client: &mut Client) -> EngineResult<()> {
+async fn setup(client: &mut Client, settings: &EngineSettings) -> EngineResult<()> {
     client.run("BEGIN").await?;
-    let r = catalog::ensure(client).await;
+    let r = upgrade::ensure_catalog(client).await;
     client
         .run(if r.is_ok() { "COMMIT" } else { "ROLLBACK" })
         .await?;
     r?;
-    replan::replan_older(client).await?;
-    let newer = client
-        .rows(&format!(
-            "SELECT pg_catalog.format('%I.%I', pgt_schema, pgt_name), planner_version \
-             FROM pgtrickle.pgt_stream_tables WHERE planner_version > {PLANNER_VERSION}"
-        ))
-        .await?;
-    for row in newer {
-        let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    replan::replan_older(client, settings).await?;
+    for st in stream_tables::planned_by_other_version(client, true).await? {
         tracing::warn!(
-            stream_table = %get(0),
-            planner_version = %get(1),
+            stream_table = %st.name,
+            planner_version = st.planner_version,
             "planned by a newer pgtrickle-proxy (this one has planner version {PLANNER_VERSION}): \
              left to that proxy"
         );
@@ -168,55 +145,13 @@ async fn setup(client: &mut Client) -> EngineResult<()> {
     Ok(())
 }
 
+/// The stream tables to consider, in dependency order: sources before their readers; plans of
+/// a newer planner are left to the proxy that wrote them.
 async fn candidates(client: &mut Client) -> EngineResult<Vec<Candidate>> {
     if !catalog::is_current(client).await? {
         return Ok(Vec::new());
     }
-    // Order by depth in the dependency graph: sources before their readers; plans of a newer
-    // planner are left to the proxy that wrote them.
-    let rows = client
-        .rows(&format!(
-            "WITH RECURSIVE depth(pgt_id, d) AS ( \
-               SELECT pgt_id, 0 FROM pgtrickle.pgt_stream_tables \
-               UNION ALL \
-               SELECT s.pgt_id, depth.d + 1 FROM depth \
-               JOIN pgtrickle.pgt_stream_tables up ON up.pgt_id = depth.pgt_id \
-               JOIN pgtrickle.pgt_dependencies dep ON dep.source_relid = up.pgt_relid \
-               JOIN pgtrickle.pgt_stream_tables s ON s.pgt_id = dep.pgt_id \
-               WHERE depth.d < 100) \
-             SELECT s.pgt_id, format('%I.%I', s.pgt_schema, s.pgt_name), s.schedule, s.owner, \
-               extract(epoch FROM now() - s.last_refresh_at), extract(epoch FROM s.last_refresh_at), \
-               coalesce(s.next_attempt_at <= now(), true), s.refresh_mode = 'IMMEDIATE', \
-               (SELECT string_agg(up.pgt_id::text, ',') FROM pgtrickle.pgt_dependencies dep \
-                JOIN pgtrickle.pgt_stream_tables up ON up.pgt_relid = dep.source_relid \
-                WHERE dep.pgt_id = s.pgt_id) \
-             FROM pgtrickle.pgt_stream_tables s \
-             JOIN (SELECT pgt_id, max(d) AS d FROM depth GROUP BY pgt_id) m USING (pgt_id) \
-             WHERE s.status = 'ACTIVE' AND coalesce(s.planner_version, 1) <= {PLANNER_VERSION} \
-             ORDER BY m.d, s.pgt_id"
-        ))
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let get = |i: usize| r.get(i).cloned().flatten();
-            Candidate {
-                pgt_id: get(0).and_then(|v| v.parse().ok()).unwrap_or(0),
-                name: get(1).unwrap_or_default(),
-                schedule: get(2).unwrap_or_default(),
-                owner: get(3).unwrap_or_default(),
-                since_refresh: get(4).and_then(|v| v.parse().ok()),
-                last_refresh_epoch: get(5).and_then(|v| v.parse().ok()),
-                backoff_over: get(6).as_deref() != Some("f"),
-                immediate: get(7).as_deref() == Some("t"),
-                upstream: get(8)
-                    .unwrap_or_default()
-                    .split(',')
-                    .filter_map(|v| v.parse().ok())
-                    .collect(),
-            }
-        })
-        .collect())
+    stream_tables::candidates(client).await
 }
 
 async fn is_due(client: &mut Client, c: &Candidate) -> EngineResult<bool> {
@@ -229,10 +164,10 @@ async fn is_due(client: &mut Client, c: &Candidate) -> EngineResult<bool> {
     if c.immediate {
         return capture::has_pending_changes(client, &Authority::Own, c.pgt_id).await;
     }
-    Ok(match parse_schedule(&c.schedule, Duration::ZERO) {
-        Ok(Schedule::Every(d)) => since >= d.as_secs_f64(),
-        Ok(Schedule::Cron(expr)) => cron_fired_since(&expr, c.last_refresh_epoch.unwrap_or(0.0)),
-        Ok(Schedule::Calculated) | Err(_) => {
+    Ok(match &c.schedule {
+        Schedule::Every(d) => since >= d.as_secs_f64(),
+        Schedule::Cron(expr) => cron_fired_since(expr, c.last_refresh_epoch.unwrap_or(0.0)),
+        Schedule::Calculated => {
             capture::has_pending_changes(client, &Authority::Own, c.pgt_id).await?
         }
     })
@@ -274,11 +209,7 @@ async fn pass(
     for c in &candidates {
         // Foreign sources are polled first, when the stream table is due (a `calculated` one
         // is due when its sources changed, which for a foreign source only a poll can tell).
-        let calculated = c.immediate
-            || matches!(
-                parse_schedule(&c.schedule, Duration::ZERO),
-                Ok(Schedule::Calculated) | Err(_)
-            );
+        let calculated = c.immediate || c.schedule == Schedule::Calculated;
         change_driven |= calculated;
         if workers.is_running(c.pgt_id) {
             held.insert(c.pgt_id);
@@ -330,19 +261,7 @@ fn start_refresh(workers: &mut RefreshWorkers, c: &Candidate, settings: EngineSe
 /// itself is fine (it keeps the foreign rows of the last good poll, and local changes are still
 /// applied), and the poll is retried with its own backoff.
 async fn show_poll_failures(client: &mut Client, c: &Candidate) -> EngineResult<()> {
-    client
-        .run(&format!(
-            "UPDATE pgtrickle.pgt_stream_tables s SET last_error = e.msg \
-             FROM (SELECT string_agg(format('polling foreign table %I.%I failed: %s', \
-                     d.source_schema, d.source_name, st.last_error), '; ') AS msg \
-                   FROM pgtrickle.pgt_dependencies d \
-                   JOIN pgtrickle.pgt_poll_state st ON st.foreign_relid = d.source_relid \
-                   WHERE d.pgt_id = {id} AND st.consecutive_errors > 0) e \
-             WHERE s.pgt_id = {id} AND e.msg IS NOT NULL AND s.last_error IS DISTINCT FROM e.msg",
-            id = c.pgt_id
-        ))
-        .await?;
-    Ok(())
+    polled_sources::show_failures(client, c.pgt_id).await
 }
 
 /// One scheduled refresh of `c`, in a REPEATABLE READ transaction of its own on `client` (a
@@ -377,7 +296,7 @@ async fn finish_refresh(
             for oid in &r.sources {
                 capture::trim_committed(client, &Authority::Own, *oid).await;
             }
-            tracing::debug!(stream_table = %c.name, action = r.action, rows = r.rows_changed, "refreshed");
+            tracing::debug!(stream_table = %c.name, action = ?r.action, rows = r.rows_changed, "refreshed");
             Ok(())
         }
         Err(e) => {
@@ -390,22 +309,8 @@ async fn finish_refresh(
 async fn record_failure(client: &mut Client, c: &Candidate, e: &EngineError) -> EngineResult<()> {
     let message = e.to_string();
     tracing::warn!(stream_table = %c.name, "refresh failed: {message}");
-    let errors: i32 = client
-        .value(&format!(
-            "INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, action, status, error) \
-             VALUES ({id}, now(), 'SCHEDULED', 'FAILED', {msg}); \
-             UPDATE pgtrickle.pgt_stream_tables SET consecutive_errors = consecutive_errors + 1, \
-             last_error = {msg}, \
-             next_attempt_at = now() + make_interval(secs => least(60, 2 ^ consecutive_errors)), \
-             status = CASE WHEN consecutive_errors + 1 >= {MAX_CONSECUTIVE_ERRORS} \
-                      THEN 'SUSPENDED' ELSE status END \
-             WHERE pgt_id = {id} RETURNING consecutive_errors",
-            msg = quote_literal(&message),
-            id = c.pgt_id
-        ))
-        .await?
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let errors =
+        stream_tables::record_failure(client, c.pgt_id, &message, MAX_CONSECUTIVE_ERRORS).await?;
     if errors >= MAX_CONSECUTIVE_ERRORS {
         tracing::warn!(stream_table = %c.name, "suspended after {errors} consecutive failures");
     }

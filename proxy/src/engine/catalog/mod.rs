@@ -1,5 +1,14 @@
-//! The catalog in PostgreSQL: its DDL, version and upgrades ([`schema`]).
+//! The catalog in PostgreSQL, and the only code that names its tables in SQL: the DDL, version
+//! and upgrade of the schema ([`schema`], [`upgrade`]), and each table read into typed rows
+//! decoded by column name ([`record`]) and written by the engine role: stream tables
+//! ([`stream_tables`]), their sources ([`dependencies`]), and polled foreign sources
+//! ([`polled_sources`]).
 
+pub mod dependencies;
+pub mod polled_sources;
+pub mod record;
 pub mod schema;
+pub mod stream_tables;
+pub mod upgrade;
 
-pub use schema::{ensure, is_current, setup_sql, CATALOG_VERSION};
+pub use schema::{is_current, setup_sql, CATALOG_VERSION};

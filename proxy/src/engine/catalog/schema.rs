@@ -10,13 +10,9 @@
 //! materialized view in `pgtrickle_exec` that the stream table's owner owns, see
 //! [`crate::engine::refresh::sandbox`]).
 
-use pgtrickle_planner::RelationKind;
-
 use crate::engine::error::{EngineError, EngineResult};
-use crate::engine::refresh::capture;
-use crate::engine::refresh::sandbox;
 use crate::engine::sql::privileged;
-use crate::engine::sql::runner::{quote_literal, SqlError, SqlRunner, SqlRunnerExt};
+use crate::engine::sql::runner::{SqlError, SqlRunner, SqlRunnerExt};
 
 /// The catalog version this proxy writes; bump it with every change of the DDL below.
 pub const CATALOG_VERSION: i32 = 5;
@@ -441,15 +437,24 @@ pub async fn is_current<R: SqlRunner>(sql: &mut R) -> Result<bool, SqlError> {
 /// Creates or upgrades the catalog when needed, on a connection of the proxy's own (whose role
 /// becomes the catalog's owner; the caller provides the transaction), and returns the key under
 /// which the engine signs its statements on clients' sessions.
-pub async fn ensure<R: SqlRunner>(sql: &mut R) -> EngineResult<Vec<u8>> {
+/// The second value is true when an older catalog was upgraded (see
+/// [`crate::engine::refresh::upgrade`] for what must follow in the same transaction).
+pub async fn ensure<R: SqlRunner>(sql: &mut R) -> EngineResult<(Vec<u8>, bool)> {
     let found = version(sql).await?;
     if found != Some(CATALOG_VERSION) {
         sql.run(&setup_sql()).await?;
-        if found.is_some() {
-            upgrade_objects(sql).await?;
-        }
     }
-    engine_key(sql).await
+    let upgraded = found.is_some() && found != Some(CATALOG_VERSION);
+    Ok((engine_key(sql).await?, upgraded))
+}
+
+/// The OID of the catalog's version table (which changes when the catalog is created again).
+pub async fn version_table_oid<R: SqlRunner>(sql: &mut R) -> EngineResult<u32> {
+    Ok(sql
+        .value("SELECT 'pgtrickle.pgt_catalog_version'::regclass::oid")
+        .await?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
 }
 
 /// The signing key, created at first use (64 random bytes; stored as HMAC's padded keys).
@@ -472,83 +477,4 @@ async fn engine_key<R: SqlRunner>(sql: &mut R) -> EngineResult<Vec<u8>> {
         .collect::<Result<Vec<u8>, _>>()
         .map_err(|_| EngineError::api("XX000", "malformed engine key in the catalog"))?;
     Ok(ipad.iter().map(|b| b ^ 0x36).collect())
-}
-
-/// After an upgrade from an older catalog (whose change schema other roles could write, and
-/// whose capture objects belonged to the stream tables' owners, see [`take_over_sql`]): capture
-/// is installed again on every local source, as the engine role, and removed where no stream
-/// table reads; every stream table gets its
-/// execution view (see [`crate::engine::refresh::sandbox`]); foreign sources whose mirror was dropped are
-/// forgotten (their next poll prepares them again); and every stream table's next refresh is
-/// FULL, so that nothing another role could have put in a buffer reaches it.
-async fn upgrade_objects<R: SqlRunner>(sql: &mut R) -> EngineResult<()> {
-    let auth = privileged::Authority::Own;
-    let sources = sql
-        .rows(&format!(
-            "SELECT DISTINCT source_relid FROM pgtrickle.pgt_dependencies \
-             WHERE source_kind IN ({}, {}) \
-               AND to_regclass('pgtrickle_changes.changes_' || source_relid::oid) IS NULL \
-               AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = source_relid)",
-            quote_literal(RelationKind::Table.as_catalog_str()),
-            quote_literal(RelationKind::StreamTable.as_catalog_str()),
-        ))
-        .await?;
-    for oid in sources
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .filter_map(|v| v.parse::<u32>().ok())
-    {
-        capture::install_oid(sql, &auth, oid).await?;
-    }
-    // Up to version 3 every stream table captured its own changes, read or not: capture
-    // nobody reads goes.
-    let unread = sql
-        .rows(
-            "SELECT pg_catalog.substr(c.relname, 9) FROM pg_catalog.pg_class c \
-             WHERE c.relnamespace = 'pgtrickle_changes'::pg_catalog.regnamespace \
-               AND c.relkind = 'r' AND c.relname ~ '^changes_[0-9]+$' \
-               AND NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies d \
-                               WHERE d.source_relid::text = pg_catalog.substr(c.relname, 9))",
-        )
-        .await?;
-    for oid in unread
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .filter_map(|v| v.parse::<u32>().ok())
-    {
-        sql.run(&pgtrickle_cdc::uninstall_capture_sql(oid)).await?;
-    }
-    sql.run(
-        "DELETE FROM pgtrickle.pgt_polled_sources p \
-         WHERE to_regclass('pgtrickle_changes.mirror_' || p.foreign_relid::oid) IS NULL; \
-         DELETE FROM pgtrickle.pgt_poll_state p \
-         WHERE to_regclass('pgtrickle_changes.mirror_' || p.foreign_relid::oid) IS NULL",
-    )
-    .await?;
-    let missing = sql
-        .rows(
-            "SELECT s.pgt_id, c.relowner::pg_catalog.regrole::text \
-             FROM pgtrickle.pgt_stream_tables s \
-             JOIN pg_catalog.pg_class c ON c.oid = s.pgt_relid \
-             WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class e \
-                               WHERE e.oid = s.exec_relid AND e.relkind = 'm')",
-        )
-        .await?;
-    for row in missing {
-        let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-        let name = sandbox::new_exec_name();
-        let view = sandbox::exec_view(&name);
-        sql.run(&format!(
-            "{}; ALTER MATERIALIZED VIEW {view} OWNER TO {owner}; \
-             UPDATE pgtrickle.pgt_stream_tables SET exec_relid = {lit}::regclass WHERE pgt_id = {id}",
-            sandbox::create_exec_view_sql(&name),
-            owner = get(1),
-            lit = quote_literal(&view),
-            id = get(0),
-        ))
-        .await?;
-    }
-    sql.run("UPDATE pgtrickle.pgt_stream_tables SET needs_full = true")
-        .await?;
-    Ok(())
 }

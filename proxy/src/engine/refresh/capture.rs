@@ -3,8 +3,8 @@
 //! last reader of a source is dropped.
 
 use pgtrickle_cdc::SourceTable;
-use pgtrickle_planner::RelationKind;
 
+use crate::engine::catalog::{dependencies, polled_sources, stream_tables};
 use crate::engine::error::{EngineError, EngineResult};
 use crate::engine::refresh::describe::Source;
 use crate::engine::sql::privileged::Authority;
@@ -13,27 +13,6 @@ use crate::engine::sql::runner::{swap_search_path, SqlRunner, SqlRunnerExt};
 /// How long a capture install waits for the source's writers before it gives up (55P03): the
 /// install's lock request would otherwise queue every later writer of the source behind it.
 const INSTALL_LOCK_TIMEOUT: &str = "5s";
-
-/// A source of a stream table, as the catalog records it.
-#[derive(Debug, Clone)]
-pub struct Dep {
-    /// Its OID.
-    pub oid: u32,
-    /// True when its changes arrive in a change buffer: captured by triggers (tables and
-    /// stream tables) or written by the poller (foreign tables).
-    pub captured: bool,
-    /// True for a foreign table (polled).
-    pub polled: bool,
-    /// Its schema-qualified name as the catalog recorded it, for messages.
-    pub name: String,
-}
-
-/// The kind a catalog row records in `pgtrickle.pgt_dependencies.source_kind` (written with
-/// [`RelationKind::as_catalog_str`]); text the engine never writes is an error.
-pub fn catalog_kind(text: Option<&str>) -> EngineResult<RelationKind> {
-    RelationKind::from_catalog_str(text.unwrap_or_default())
-        .map_err(|e| EngineError::api("XX000", format!("pgtrickle.pgt_dependencies: {e}")))
-}
 
 fn table(
     oid: u32,
@@ -129,35 +108,11 @@ pub async fn install_oid<R: SqlRunner>(
     })
 }
 
-/// The sources of stream table `pgt_id`.
-pub async fn sources_of<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<Vec<Dep>> {
-    sql.rows(&format!(
-        "SELECT source_relid, source_kind, pg_catalog.format('%I.%I', source_schema, source_name) \
-         FROM pgtrickle.pgt_dependencies WHERE pgt_id = {pgt_id} ORDER BY source_relid"
-    ))
-    .await?
-    .into_iter()
-    .map(|r| {
-        let get = |i: usize| r.get(i).cloned().flatten();
-        let kind = catalog_kind(get(1).as_deref())?;
-        Ok(Dep {
-            oid: get(0).and_then(|v| v.parse().ok()).unwrap_or(0),
-            captured: kind.has_change_buffer(),
-            polled: kind == RelationKind::ForeignTable,
-            name: get(2).unwrap_or_default(),
-        })
-    })
-    .collect()
-}
-
 /// Deletes, in a READ COMMITTED transaction of its own, the buffered changes of source `oid`
 /// that every reader has consumed. Housekeeping: a failure is logged and left for a later
 /// refresh.
 pub async fn trim_committed<R: SqlRunner>(sql: &mut R, auth: &Authority, oid: u32) {
-    let snapshots = format!(
-        "SELECT s.last_snapshot FROM pgtrickle.pgt_dependencies d \
-         JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) WHERE d.source_relid = {oid}"
-    );
+    let snapshots = dependencies::reader_snapshots_sql(oid);
     let trimmed = async {
         sql.run("BEGIN ISOLATION LEVEL READ COMMITTED").await?;
         auth.exec(sql, &pgtrickle_cdc::cleanup_statements_sql(oid, &snapshots))
@@ -178,20 +133,15 @@ pub async fn uninstall_if_unused<R: SqlRunner>(
     auth: &Authority,
     oid: u32,
 ) -> EngineResult<()> {
-    let used = sql
-        .value(&format!(
-            "SELECT EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies WHERE source_relid = {oid})"
-        ))
-        .await?;
-    if used.as_deref() != Some("t") {
+    if !dependencies::is_read(sql, oid).await? {
         // A foreign source's mirror and poll records go too (no-ops for other sources).
         auth.exec(
             sql,
             &format!(
-                "{}; {}; DELETE FROM pgtrickle.pgt_polled_sources WHERE foreign_relid = {oid}; \
-                 DELETE FROM pgtrickle.pgt_poll_state WHERE foreign_relid = {oid}",
+                "{}; {}; {}",
                 pgtrickle_cdc::uninstall_capture_sql(oid),
-                pgtrickle_cdc::poll::mirror::drop_mirror_sql(oid)
+                pgtrickle_cdc::poll::mirror::drop_mirror_sql(oid),
+                polled_sources::forget_sql(oid)
             ),
         )
         .await?;
@@ -206,18 +156,14 @@ pub async fn has_pending_changes<R: SqlRunner>(
     auth: &Authority,
     pgt_id: i64,
 ) -> EngineResult<bool> {
-    let last = sql
-        .value(&format!(
-            "SELECT last_snapshot FROM pgtrickle.pgt_stream_tables WHERE pgt_id = {pgt_id}"
-        ))
-        .await?;
+    let last = stream_tables::last_snapshot(sql, pgt_id).await?;
     let Some(last) = last else {
         return Ok(true);
     };
-    for dep in sources_of(sql, pgt_id)
+    for dep in dependencies::of(sql, pgt_id)
         .await?
         .into_iter()
-        .filter(|d| d.captured)
+        .filter(|d| d.captured())
     {
         let pending = auth
             .value(

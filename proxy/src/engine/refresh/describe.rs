@@ -112,10 +112,10 @@ async fn describe_resolved<R: SqlRunner>(
         };
         let row = sql
             .rows(&format!(
-                "SELECT c.oid, n.nspname, c.relname, c.relkind, \
-                 EXISTS (SELECT 1 FROM pgtrickle.pgt_stream_tables s WHERE s.pgt_relid = c.oid) \
+                "SELECT c.oid, n.nspname, c.relname, c.relkind, {} \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.oid = pg_catalog.to_regclass({})",
+                crate::engine::catalog::stream_tables::is_storage_sql("c.oid"),
                 quote_literal(&text)
             ))
             .await?

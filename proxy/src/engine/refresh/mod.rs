@@ -11,3 +11,4 @@ pub mod owner_rights;
 pub mod replan;
 pub mod run;
 pub mod sandbox;
+pub mod upgrade;

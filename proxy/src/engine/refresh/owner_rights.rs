@@ -6,24 +6,9 @@
 //! The rights are PostgreSQL's, asked for the owner's role by OID (`has_*_privilege(role, ...)`),
 //! so the query runs as any role.
 
+use crate::engine::catalog::dependencies::{self, SourceRights};
 use crate::engine::error::{EngineError, EngineResult};
-use crate::engine::sql::runner::{SqlRunner, SqlRunnerExt};
-
-/// A source of a stream table and what its owner may read of it.
-#[derive(Debug, Clone)]
-pub struct SourceRights {
-    /// Its OID.
-    pub oid: u32,
-    /// True when its changes arrive in a change buffer (tables, stream tables, foreign tables).
-    pub captured: bool,
-    /// Its schema-qualified name as the catalog recorded it, for messages.
-    pub name: String,
-    /// Whether the owner may read it (some column of it); None when it no longer exists.
-    pub readable: Option<bool>,
-    /// True when the owner may read every column of it and no row-level security policy
-    /// filters its rows for the owner.
-    pub whole: bool,
-}
+use crate::engine::sql::runner::SqlRunner;
 
 /// The sources of stream table `pgt_id`, with the rights of the owner (role OID `owner`).
 pub async fn sources<R: SqlRunner>(
@@ -31,38 +16,7 @@ pub async fn sources<R: SqlRunner>(
     pgt_id: i64,
     owner: u32,
 ) -> EngineResult<Vec<SourceRights>> {
-    let rows = sql
-        .rows(&format!(
-            "SELECT d.source_relid, d.source_kind, \
-               pg_catalog.format('%I.%I', d.source_schema, d.source_name), \
-               pg_catalog.has_any_column_privilege({owner}::pg_catalog.oid, d.source_relid, 'SELECT'), \
-               NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a \
-                           WHERE a.attrelid = d.source_relid AND a.attnum > 0 AND NOT a.attisdropped \
-                             AND NOT pg_catalog.has_column_privilege({owner}::pg_catalog.oid, \
-                                     d.source_relid, a.attnum, 'SELECT')) \
-               AND NOT coalesce(r.relrowsecurity \
-                   AND (r.relforcerowsecurity \
-                        OR NOT pg_catalog.pg_has_role({owner}::pg_catalog.oid, r.relowner, 'USAGE')) \
-                   AND NOT (SELECT o.rolsuper OR o.rolbypassrls FROM pg_catalog.pg_roles o \
-                            WHERE o.oid = {owner}::pg_catalog.oid), false) \
-             FROM pgtrickle.pgt_dependencies d \
-             LEFT JOIN pg_catalog.pg_class r ON r.oid = d.source_relid \
-             WHERE d.pgt_id = {pgt_id} ORDER BY d.source_relid"
-        ))
-        .await?;
-    rows.into_iter()
-        .map(|r| {
-            let get = |i: usize| r.get(i).cloned().flatten();
-            Ok(SourceRights {
-                oid: get(0).and_then(|v| v.parse().ok()).unwrap_or(0),
-                captured: crate::engine::refresh::capture::catalog_kind(get(1).as_deref())?
-                    .has_change_buffer(),
-                name: get(2).unwrap_or_default(),
-                readable: get(3).map(|v| v == "t"),
-                whole: get(4).as_deref() == Some("t"),
-            })
-        })
-        .collect()
+    dependencies::rights(sql, pgt_id, owner).await
 }
 
 /// Checks that the owner may still read every source (42501 otherwise, 42P01 for a source
@@ -74,7 +28,7 @@ pub fn check_sources(sources: &[SourceRights]) -> EngineResult<bool> {
             Some(false) => {
                 return Err(EngineError::api(
                     "42501",
-                    format!("permission denied for table {}", d.name),
+                    format!("permission denied for table {}", d.dependency.qualified()),
                 )
                 .with_hint(
                     "the stream table's owner can no longer read this source; grant it SELECT \
@@ -86,7 +40,7 @@ pub fn check_sources(sources: &[SourceRights]) -> EngineResult<bool> {
                     "42P01",
                     format!(
                         "source relation {} of the stream table no longer exists",
-                        d.name
+                        d.dependency.qualified()
                     ),
                 )
                 .with_hint("drop the stream table, or create it again over the new relation"))

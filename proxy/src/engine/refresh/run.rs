@@ -8,112 +8,29 @@
 //! refresh therefore needs one snapshot for all its statements (REPEATABLE READ); in a READ
 //! COMMITTED transaction block the engine refreshes FULL and marks the next refresh FULL too.
 
+use pgtrickle_planner::{EffectiveMode, RefreshMode};
+
+use crate::engine::catalog::stream_tables;
 use crate::engine::error::{EngineError, EngineResult};
 use crate::engine::refresh::delta;
 use crate::engine::refresh::owner_rights;
 use crate::engine::refresh::replan::{newer_plan_error, replan, PlanAge};
 use crate::engine::refresh::sandbox;
 use crate::engine::settings::EngineSettings;
-use crate::engine::sql::privileged::{parse_array, Authority};
+use crate::engine::sql::privileged::Authority;
 use crate::engine::sql::runner::{quote_literal, SqlRunner};
 
 /// What a refresh did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refreshed {
-    /// `FULL` or `DIFFERENTIAL`.
-    pub action: &'static str,
+    /// What it did.
+    pub action: EffectiveMode,
     /// Rows inserted, updated or deleted in the storage table.
     pub rows_changed: i64,
     /// The captured sources, whose buffers the caller trims once this transaction committed
     /// ([`crate::engine::refresh::capture::trim_committed`]; trimming inside the refresh would make concurrent
     /// refreshes of stream tables sharing a source fail with serialization errors).
     pub sources: Vec<u32>,
-}
-
-/// A stream table's catalog row as a refresh needs it, read (and locked) by the engine role.
-struct StRow {
-    refresh_mode: String,
-    effective_mode: String,
-    full_refresh: Vec<String>,
-    diff_refresh: Option<Vec<String>>,
-    last_snapshot: Option<String>,
-    needs_full: bool,
-    is_populated: bool,
-    storage: String,
-    single_snapshot: bool,
-    /// The storage table's owner (OID): the stream table's owner.
-    owner: u32,
-    /// The execution view (qualified), if it exists and belongs to the owner.
-    exec_view: Option<String>,
-    /// How the stored plan relates to this proxy's planner.
-    age: PlanAge,
-}
-
-/// Encodes statements as a text[] literal.
-pub fn text_array_literal(items: &[String]) -> String {
-    let parts: Vec<String> = items
-        .iter()
-        .map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
-        .collect();
-    quote_literal(&format!("{{{}}}", parts.join(",")))
-}
-
-fn flag(v: Option<&String>) -> bool {
-    v.map(String::as_str) == Some("true")
-}
-
-fn statements(v: Option<&String>) -> EngineResult<Option<Vec<String>>> {
-    v.map(|a| {
-        parse_array(a)
-            .map(|items| items.into_iter().flatten().collect())
-            .ok_or_else(|| EngineError::api("XX000", "malformed refresh statements in the catalog"))
-    })
-    .transpose()
-}
-
-/// Reads and locks (`FOR UPDATE`: a concurrent refresh elsewhere makes this one fail with a
-/// serialization error) the catalog row, as the engine role.
-async fn load<R: SqlRunner>(sql: &mut R, auth: &Authority, pgt_id: i64) -> EngineResult<StRow> {
-    let row = auth
-        .rows(
-            sql,
-            &format!(
-                "SELECT s.effective_mode, s.full_refresh::text AS full_refresh, \
-                 s.diff_refresh::text AS diff_refresh, s.last_snapshot, \
-                 s.needs_full::text AS needs_full, s.is_populated::text AS is_populated, \
-                 s.refresh_mode, pg_catalog.format('%I.%I', s.pgt_schema, s.pgt_name) AS storage, \
-                 (pg_catalog.current_setting('transaction_isolation') <> 'read committed')::text \
-                   AS single_snapshot, \
-                 c.relowner::text AS owner, \
-                 CASE WHEN e.relowner = c.relowner THEN e.oid::pg_catalog.regclass::text END \
-                   AS exec_view, s.planner_version::text AS planner_version \
-                 FROM pgtrickle.pgt_stream_tables s \
-                 LEFT JOIN pg_catalog.pg_class c ON c.oid = s.pgt_relid \
-                 LEFT JOIN pg_catalog.pg_class e ON e.oid = s.exec_relid AND e.relkind = 'm' \
-                 WHERE s.pgt_id = {pgt_id} FOR UPDATE OF s"
-            ),
-        )
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| EngineError::api("42P01", "stream table was dropped"))?;
-    let get = |i: usize| row.get(i).cloned().flatten();
-    Ok(StRow {
-        effective_mode: get(0).unwrap_or_default(),
-        full_refresh: statements(get(1).as_ref())?.unwrap_or_default(),
-        diff_refresh: statements(get(2).as_ref())?,
-        last_snapshot: get(3),
-        needs_full: flag(get(4).as_ref()),
-        is_populated: flag(get(5).as_ref()),
-        refresh_mode: get(6).unwrap_or_default(),
-        storage: get(7).unwrap_or_default(),
-        single_snapshot: flag(get(8).as_ref()),
-        owner: get(9)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| EngineError::api("42P01", "the stream table's storage is gone"))?,
-        exec_view: get(10),
-        age: PlanAge::of(get(11).and_then(|v| v.parse().ok())),
-    })
 }
 
 /// AUTO at run time: true when the changes waiting in a source's buffer are a larger share of
@@ -162,8 +79,8 @@ async fn truncated_since<R: SqlRunner>(
     oid: u32,
     last: &str,
 ) -> EngineResult<bool> {
-    Ok(flag(
-        auth.value(
+    Ok(auth
+        .value(
             sql,
             &format!(
                 "SELECT t::text FROM ({}) AS q(t)",
@@ -171,8 +88,8 @@ async fn truncated_since<R: SqlRunner>(
             ),
         )
         .await?
-        .as_ref(),
-    ))
+        .as_deref()
+        == Some("true"))
 }
 
 /// Refreshes stream table `pgt_id` in the caller's transaction (FULL when `force_full`): the
@@ -188,48 +105,51 @@ pub async fn refresh<R: SqlRunner>(
     force_full: bool,
     distrust_snapshot: bool,
 ) -> EngineResult<Refreshed> {
-    let mut st = load(sql, auth, pgt_id).await?;
-    match st.age {
+    let mut target = stream_tables::lock_for_refresh(sql, auth, pgt_id).await?;
+    let storage = target.row.storage();
+    match PlanAge::of(target.row.planner_version) {
         PlanAge::Current => {}
-        PlanAge::Newer(version) => return Err(newer_plan_error(&st.storage, version)),
+        PlanAge::Newer(version) => return Err(newer_plan_error(&storage, version)),
         PlanAge::Older => {
             replan(sql, auth, pgt_id).await?;
-            st = load(sql, auth, pgt_id).await?;
+            target = stream_tables::lock_for_refresh(sql, auth, pgt_id).await?;
         }
     }
-    let view = st.exec_view.clone().ok_or_else(|| {
+    let view = target.exec_view.clone().ok_or_else(|| {
         EngineError::api(
             "42501",
-            format!(
-                "stream table {} has no execution view owned by its owner",
-                st.storage
-            ),
+            format!("stream table {storage} has no execution view owned by its owner"),
         )
         .with_hint(
             "the owner of the stream table changed, or its view in pgtrickle_exec was dropped: \
              create the stream table again",
         )
     })?;
-    let single_snapshot = st.single_snapshot;
-    let deps = owner_rights::sources(sql, pgt_id, st.owner).await?;
+    let st = &target.row;
+    let single_snapshot = target.single_snapshot;
+    let deps = owner_rights::sources(sql, pgt_id, target.owner).await?;
     // A source the owner reads only in part: its change buffer holds every row and column, so
     // only a recomputation (where PostgreSQL applies the limits) is right.
     let partly_readable = owner_rights::check_sources(&deps)?;
     let mut full = force_full
         || partly_readable
-        || st.effective_mode == "FULL"
+        || st.effective_mode == EffectiveMode::Full
         || st.needs_full
         || !st.is_populated
         || !single_snapshot;
     let last = st.last_snapshot.clone().unwrap_or_default();
-    let captured: Vec<u32> = deps.iter().filter(|d| d.captured).map(|d| d.oid).collect();
+    let captured: Vec<u32> = deps
+        .iter()
+        .filter(|d| d.dependency.captured())
+        .map(|d| d.dependency.oid)
+        .collect();
     if !full {
         match &st.last_snapshot {
             None => full = true,
             Some(last) => {
                 for oid in &captured {
                     if truncated_since(sql, auth, *oid, last).await?
-                        || (st.refresh_mode == "AUTO"
+                        || (st.refresh_mode == RefreshMode::Auto
                             && mostly_changed(sql, auth, settings, *oid, last).await?)
                     {
                         full = true;
@@ -243,7 +163,8 @@ pub async fn refresh<R: SqlRunner>(
         (st.full_refresh.clone(), delta::DeltaForm::Tables)
     } else {
         let statements = st.diff_refresh.clone().unwrap_or_default();
-        let form = delta::materialise(sql, auth, &captured, &last, st.owner, &statements).await?;
+        let form =
+            delta::materialise(sql, auth, &captured, &last, target.owner, &statements).await?;
         (statements, form)
     };
     let rows_changed = sandbox::run_as_owner(sql, &view, &statements).await?;
@@ -252,21 +173,21 @@ pub async fn refresh<R: SqlRunner>(
         // statistics (autovacuum analyses it only later) the planner expects many rows per
         // hash and uses bitmap scans, several times slower than plain index scans. (ANALYZE
         // runs as the table's owner in a security-restricted operation.)
-        sql.run(&format!("ANALYZE {}", st.storage)).await?;
+        sql.run(&format!("ANALYZE {storage}")).await?;
     }
-    let action = if full { "FULL" } else { "DIFFERENTIAL" };
-    auth.exec(
+    let action = if full {
+        EffectiveMode::Full
+    } else {
+        EffectiveMode::Differential
+    };
+    stream_tables::record_refresh(
         sql,
-        &format!(
-            "{}UPDATE pgtrickle.pgt_stream_tables SET last_snapshot = pg_catalog.pg_current_snapshot()::text, \
-             last_refresh_at = pg_catalog.now(), is_populated = true, needs_full = {}, \
-             consecutive_errors = 0, last_error = NULL, next_attempt_at = NULL \
-             WHERE pgt_id = {pgt_id}; \
-             INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, action, status, rows_changed) \
-             VALUES ({pgt_id}, pg_catalog.now(), '{action}', 'SUCCESS', {rows_changed})",
-            delta::drop_views_sql(deltas),
-            !single_snapshot || distrust_snapshot
-        ),
+        auth,
+        pgt_id,
+        &delta::drop_views_sql(deltas),
+        action,
+        rows_changed,
+        !single_snapshot || distrust_snapshot,
     )
     .await?;
     Ok(Refreshed {

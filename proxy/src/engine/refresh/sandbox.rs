@@ -19,8 +19,7 @@
 //! before (see [`crate::engine::refresh::delta`]), granted to the owner.
 
 use crate::engine::error::{EngineError, EngineResult};
-use crate::engine::refresh::run::text_array_literal;
-use crate::engine::sql::runner::{quote_ident, SqlRunner, SqlRunnerExt};
+use crate::engine::sql::runner::{quote_ident, quote_text_array, SqlRunner, SqlRunnerExt};
 
 /// The schema of the execution views.
 pub const EXEC_SCHEMA: &str = "pgtrickle_exec";
@@ -64,7 +63,7 @@ pub async fn run_as_owner<R: SqlRunner>(
              REFRESH MATERIALIZED VIEW {view}; \
              SET LOCAL pgtrickle.refreshing = 'off'; SET LOCAL pgtrickle.exec_statements = ''; \
              SELECT rows_changed FROM {view}",
-            text_array_literal(statements)
+            quote_text_array(statements)
         ))
         .await?;
     let rows = results

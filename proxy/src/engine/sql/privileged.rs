@@ -21,7 +21,7 @@ use std::sync::Arc;
 use hmac::{KeyInit, Mac};
 
 use crate::engine::error::{EngineError, EngineResult};
-use crate::engine::sql::runner::{quote_literal, SqlRunner, SqlRunnerExt};
+use crate::engine::sql::runner::{quote_literal, ResultSet, SqlRunner, SqlRunnerExt};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -106,30 +106,46 @@ impl Authority {
     }
 
     /// Runs query `text` (one statement whose columns are all text) as the engine role and
+    /// returns its result (the column names are known when it has rows).
+    pub async fn query<R: SqlRunner>(&self, sql: &mut R, text: &str) -> EngineResult<ResultSet> {
+        match self {
+            Authority::Own => Ok(sql.last_result(text).await?),
+            Authority::Signed { .. } => {
+                let wrapped = format!(
+                    "SELECT ARRAY(SELECT j.key FROM pg_catalog.json_each_text(\
+                     pg_catalog.row_to_json(__pgt_q)) j), \
+                     ARRAY(SELECT j.value FROM pg_catalog.json_each_text(\
+                     pg_catalog.row_to_json(__pgt_q)) j) FROM ({text}) __pgt_q"
+                );
+                let malformed =
+                    || EngineError::api("XX000", "malformed row from pgtrickle.__pgt_engine");
+                let mut set = ResultSet::default();
+                for r in sql.rows(&self.call(&wrapped, true)?).await? {
+                    let array = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+                    let values = parse_array(&array(1)).ok_or_else(malformed)?;
+                    if set.columns.is_empty() {
+                        set.columns = parse_array(&array(0))
+                            .ok_or_else(malformed)?
+                            .into_iter()
+                            .map(Option::unwrap_or_default)
+                            .collect();
+                    }
+                    set.rows.push(values);
+                }
+                set.rows_affected = Some(set.rows.len() as u64);
+                Ok(set)
+            }
+        }
+    }
+
+    /// Runs query `text` (one statement whose columns are all text) as the engine role and
     /// returns its rows.
     pub async fn rows<R: SqlRunner>(
         &self,
         sql: &mut R,
         text: &str,
     ) -> EngineResult<Vec<Vec<Option<String>>>> {
-        match self {
-            Authority::Own => Ok(sql.rows(text).await?),
-            Authority::Signed { .. } => {
-                let wrapped = format!(
-                    "SELECT ARRAY(SELECT j.value FROM pg_catalog.json_each_text(\
-                     pg_catalog.row_to_json(__pgt_q)) j) FROM ({text}) __pgt_q"
-                );
-                let rows = sql.rows(&self.call(&wrapped, true)?).await?;
-                rows.into_iter()
-                    .map(|r| {
-                        let array = r.into_iter().next().flatten().unwrap_or_default();
-                        parse_array(&array).ok_or_else(|| {
-                            EngineError::api("XX000", "malformed row from pgtrickle.__pgt_engine")
-                        })
-                    })
-                    .collect()
-            }
-        }
+        Ok(self.query(sql, text).await?.rows)
     }
 
     /// The first column of the first row of query `text`, run as the engine role.

@@ -21,6 +21,15 @@ impl SqlRunner for SessionSql<'_> {
 
 /// Convenience queries over a [`SqlRunner`].
 pub trait SqlRunnerExt: SqlRunner {
+    /// The result of the last statement of `sql` (with its column names).
+    fn last_result(
+        &mut self,
+        sql: &str,
+    ) -> impl Future<Output = Result<ResultSet, SqlError>> + Send {
+        let fut = self.run(sql);
+        async move { Ok(fut.await?.pop().unwrap_or_default()) }
+    }
+
     /// The rows of the last statement of `sql`.
     fn rows(
         &mut self,
@@ -50,7 +59,9 @@ impl<T: SqlRunner + ?Sized> SqlRunnerExt for T {}
 
 /// The engine quotes identifiers (always quoted) and literals (E'' when the text holds a
 /// backslash) with the cdc crate's functions, the workspace's one implementation.
-pub use pgtrickle_cdc::quote::{quote_ident, quote_literal};
+pub use pgtrickle_cdc::quote::{
+    quote_ident, quote_ident_as_needed, quote_literal, quote_text_array,
+};
 
 /// Sets `search_path` to `path` for the rest of the transaction (in one round trip) and returns
 /// the value it had, which a second call with it restores.

@@ -15,8 +15,9 @@ use pgtrickle_planner::schedule::parse_schedule;
 use pgtrickle_planner::Schedule;
 
 use super::poller::Poller;
+use crate::engine::catalog::dependencies::{self, Dependency};
+use crate::engine::catalog::polled_sources;
 use crate::engine::error::{EngineError, EngineResult};
-use crate::engine::refresh::capture::Dep;
 use crate::engine::sql::runner::{quote_literal, SqlRunner, SqlRunnerExt};
 
 /// How often a foreign source read only by `calculated` stream tables is polled.
@@ -27,11 +28,14 @@ pub const CALCULATED_POLL: Duration = Duration::from_secs(30);
 pub const ORPHAN_GRACE: &str = "10 minutes";
 
 /// The foreign sources of stream table `pgt_id`.
-pub async fn foreign_sources<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<Vec<Dep>> {
-    Ok(crate::engine::refresh::capture::sources_of(sql, pgt_id)
+pub async fn foreign_sources<R: SqlRunner>(
+    sql: &mut R,
+    pgt_id: i64,
+) -> EngineResult<Vec<Dependency>> {
+    Ok(dependencies::of(sql, pgt_id)
         .await?
         .into_iter()
-        .filter(|d| d.polled)
+        .filter(|d| d.polled())
         .collect())
 }
 
@@ -50,33 +54,14 @@ fn interval_of(schedules: &[String]) -> Duration {
 
 /// True when the scheduler should poll `oid` now.
 pub async fn is_due<R: SqlRunner>(sql: &mut R, oid: u32) -> EngineResult<bool> {
-    let row = sql
-        .rows(&format!(
-            "SELECT extract(epoch FROM now() - st.last_success_at), \
-               coalesce(st.next_poll_at > now(), false), \
-               (SELECT array_agg(s.schedule) FROM pgtrickle.pgt_dependencies d \
-                JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) \
-                WHERE d.source_relid = {oid} AND s.status = 'ACTIVE') \
-             FROM (SELECT 1) one \
-             LEFT JOIN pgtrickle.pgt_poll_state st ON st.foreign_relid = {oid}"
-        ))
-        .await?
-        .into_iter()
-        .next()
-        .unwrap_or_default();
-    let get = |i: usize| row.get(i).cloned().flatten();
-    if get(1).as_deref() == Some("t") {
+    let timing = polled_sources::timing(sql, oid).await?;
+    if timing.backing_off {
         return Ok(false);
     }
-    let Some(since) = get(0).and_then(|v| v.parse::<f64>().ok()) else {
+    let Some(since) = timing.since_success else {
         return Ok(true);
     };
-    let schedules: Vec<String> =
-        crate::engine::sql::privileged::parse_array(&get(2).unwrap_or_else(|| "{}".into()))
-            .unwrap_or_default()
-            .into_iter()
-            .flatten()
-            .collect();
+    let schedules = timing.reader_schedules;
     Ok(since >= interval_of(&schedules).as_secs_f64())
 }
 
@@ -96,7 +81,7 @@ pub async fn poll_all<R: SqlRunner>(
     let database = current_database(sql).await?;
     for source in sources {
         if let Err(e) = poller
-            .poll(&database, owner, source.oid, &source.name)
+            .poll(&database, owner, source.oid, &source.qualified())
             .await
         {
             failures.push(e);
@@ -124,7 +109,7 @@ pub async fn start_due_polls<R: SqlRunner>(
     let mut waiting = false;
     for source in sources {
         if !poller.is_polling(&database, source.oid) && is_due(sql, source.oid).await? {
-            poller.spawn_poll(&database, owner, source.oid, &source.name, wake);
+            poller.spawn_poll(&database, owner, source.oid, &source.qualified(), wake);
         }
         waiting |= poller.is_polling(&database, source.oid);
     }
@@ -143,22 +128,13 @@ pub async fn current_database<R: SqlRunner>(sql: &mut R) -> EngineResult<String>
 /// [`ORPHAN_GRACE`]: left behind by creates that were rolled back. Housekeeping on the
 /// scheduler's connection; failures are logged.
 pub async fn drop_orphans<R: SqlRunner>(sql: &mut R, poller: &Poller) {
-    let orphans = sql
-        .rows(&format!(
-            "SELECT foreign_relid FROM pgtrickle.pgt_polled_sources p \
-             WHERE created_at < now() - interval {} AND NOT EXISTS \
-               (SELECT 1 FROM pgtrickle.pgt_dependencies d WHERE d.source_relid = p.foreign_relid)",
-            quote_literal(ORPHAN_GRACE)
-        ))
-        .await;
-    let Ok(orphans) = orphans else { return };
+    let Ok(orphans) = polled_sources::orphans(sql, ORPHAN_GRACE).await else {
+        return;
+    };
     let Ok(database) = current_database(sql).await else {
         return;
     };
-    for oid in orphans
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten()?.parse::<u32>().ok())
-    {
+    for oid in orphans {
         // Locks first, without waiting (a poll, or a transaction still using the mirror, keeps
         // it), then the check: a create that commits meanwhile is seen.
         let mirror = pgtrickle_cdc::poll::mirror::mirror_table(oid);
@@ -172,11 +148,8 @@ pub async fn drop_orphans<R: SqlRunner>(sql: &mut R, poller: &Poller) {
                      EXECUTE {lock_mirror}; END IF; \
                    IF pg_catalog.to_regclass({buffer_lit}) IS NOT NULL THEN \
                      EXECUTE {lock_buffer}; END IF; \
-                   IF NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies \
-                     WHERE source_relid = {oid}) THEN \
-                     DELETE FROM pgtrickle.pgt_polled_sources WHERE foreign_relid = {oid}; \
-                     DELETE FROM pgtrickle.pgt_poll_state WHERE foreign_relid = {oid}; \
-                     EXECUTE {drop}; EXECUTE {drop_buffer}; END IF; END $pgt$; COMMIT",
+                   {forget} \
+                   END $pgt$; COMMIT",
                 key = pgtrickle_cdc::poll::mirror::poll_lock_key(oid),
                 mirror_lit = quote_literal(&mirror),
                 buffer_lit = quote_literal(&buffer),
@@ -186,8 +159,14 @@ pub async fn drop_orphans<R: SqlRunner>(sql: &mut R, poller: &Poller) {
                 lock_buffer = quote_literal(&format!(
                     "LOCK TABLE {buffer} IN ACCESS EXCLUSIVE MODE NOWAIT"
                 )),
-                drop = quote_literal(&pgtrickle_cdc::poll::mirror::drop_mirror_sql(oid)),
-                drop_buffer = quote_literal(&format!("DROP TABLE IF EXISTS {buffer}")),
+                forget = polled_sources::forget_if_unread_plpgsql(
+                    oid,
+                    &format!(
+                        "EXECUTE {}; EXECUTE {};",
+                        quote_literal(&pgtrickle_cdc::poll::mirror::drop_mirror_sql(oid)),
+                        quote_literal(&format!("DROP TABLE IF EXISTS {buffer}"))
+                    )
+                ),
             ))
             .await;
         match done {

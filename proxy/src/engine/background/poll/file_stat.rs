@@ -39,7 +39,8 @@ pub async fn check(client: &Client, oid: u32) -> Result<Option<FileStat>, tokio_
     }
     let row = client
         .query_opt(
-            "SELECT f.size, f.modification::text, clock_timestamp()::text, \
+            &format!(
+                "SELECT f.size, f.modification::text, clock_timestamp()::text, \
                coalesce(st.consecutive_errors = 0 AND st.file_size = f.size \
                  AND st.file_mtime = f.modification \
                  AND f.modification < st.file_scanned_at - interval '1 second', false) \
@@ -48,9 +49,11 @@ pub async fn check(client: &Client, oid: u32) -> Result<Option<FileStat>, tokio_
              JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw \
              CROSS JOIN LATERAL pg_catalog.pg_options_to_table(ft.ftoptions) o \
              CROSS JOIN LATERAL pg_catalog.pg_stat_file(o.option_value, true) f \
-             LEFT JOIN pgtrickle.pgt_poll_state st ON st.foreign_relid = ft.ftrelid \
+             LEFT JOIN LATERAL {} st ON true \
              WHERE ft.ftrelid = $1 AND w.fdwname = 'file_fdw' AND o.option_name = 'filename' \
                AND f.size IS NOT NULL",
+                crate::engine::catalog::polled_sources::file_state_sql("ft.ftrelid")
+            ),
             &[&oid],
         )
         .await?;

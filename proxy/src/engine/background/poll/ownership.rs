@@ -14,6 +14,7 @@ use pgtrickle_cdc::poll::mirror;
 use tokio_postgres::Client;
 
 use super::failure::Failure;
+use crate::engine::catalog::polled_sources;
 
 /// Checks, on the writer (as the engine role), that `role` may poll foreign table `oid`: the
 /// recorded owner (if any) is `role` or a role it is a member of, and the mirror and buffer
@@ -21,7 +22,8 @@ use super::failure::Failure;
 pub async fn check(client: &Client, oid: u32, role: &str) -> Result<(), Failure> {
     let row = client
         .query_one(
-            "SELECT coalesce(p.owner::pg_catalog.text, $4::pg_catalog.text), \
+            &format!(
+                "SELECT coalesce(p.owner::pg_catalog.text, $4::pg_catalog.text), \
                pg_catalog.pg_has_role($4::pg_catalog.text::pg_catalog.name, \
                  coalesce(p.owner, $4::pg_catalog.text::pg_catalog.name), 'MEMBER'), \
                (SELECT c.relowner::pg_catalog.regrole::pg_catalog.text FROM pg_catalog.pg_class c \
@@ -32,10 +34,11 @@ pub async fn check(client: &Client, oid: u32, role: &str) -> Result<(), Failure>
                   AND c.relowner OPERATOR(pg_catalog.<>) me.oid), \
                current_user::pg_catalog.text \
              FROM (SELECT 1) one \
-             LEFT JOIN pgtrickle.pgt_polled_sources p \
-               ON p.foreign_relid OPERATOR(pg_catalog.=) $1::pg_catalog.oid \
+             CROSS JOIN LATERAL (SELECT {} AS owner) p \
              CROSS JOIN (SELECT r.oid FROM pg_catalog.pg_roles r \
                          WHERE r.rolname OPERATOR(pg_catalog.=) current_user) me",
+                polled_sources::polled_for_sql("$1::pg_catalog.oid")
+            ),
             &[
                 &oid,
                 &mirror::mirror_table(oid),

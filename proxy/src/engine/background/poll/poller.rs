@@ -268,17 +268,12 @@ impl Poller {
         .map_err(|e| EngineError::api("08006", e))?;
         use crate::engine::sql::runner::SqlRunner;
         client.run("SET lock_timeout = '5s'; BEGIN").await?;
-        let done = crate::engine::catalog::ensure(&mut client).await;
+        let done = crate::engine::refresh::upgrade::ensure_catalog(&mut client).await;
         client
             .run(if done.is_ok() { "COMMIT" } else { "ROLLBACK" })
             .await?;
         let key = done?;
-        use crate::engine::sql::runner::SqlRunnerExt;
-        let oid = client
-            .value("SELECT 'pgtrickle.pgt_catalog_version'::regclass::oid")
-            .await?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let oid = crate::engine::catalog::schema::version_table_oid(&mut client).await?;
         Ok((key, oid))
     }
 

@@ -14,6 +14,7 @@ use tokio_postgres::Client;
 
 use super::failure::Failure;
 use super::poller::Poller;
+use crate::engine::catalog::polled_sources;
 use crate::engine::error::EngineResult;
 use crate::engine::sql::runner::quote_ident;
 
@@ -66,50 +67,15 @@ pub async fn ensure(
             writer.batch_execute(&index).await?;
         }
     }
-    writer
-        .execute(
-            "INSERT INTO pgtrickle.pgt_polled_sources (foreign_relid, source_schema, \
-             source_name, owner) \
-             VALUES ($1, $2, $3, $4::pg_catalog.text::pg_catalog.name) \
-             ON CONFLICT (foreign_relid) DO NOTHING",
-            &[&oid, &source.schema, &source.name, &role],
-        )
-        .await?;
+    polled_sources::register(writer, oid, &source.schema, &source.name, role).await?;
     if missing {
         // A cached multiset describes the old mirror: a new poll_seq invalidates it. The
         // readers' contents may no longer match the changes to come: FULL once.
-        writer
-            .execute(
-                "UPDATE pgtrickle.pgt_polled_sources \
-                 SET poll_seq = poll_seq OPERATOR(pg_catalog.+) 1 \
-                 WHERE foreign_relid OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
-                &[&oid],
-            )
-            .await?;
-        writer
-            .execute(
-                "UPDATE pgtrickle.pgt_stream_tables SET needs_full = true \
-                 WHERE pgt_id IN (SELECT d.pgt_id FROM pgtrickle.pgt_dependencies d \
-                   WHERE d.source_relid OPERATOR(pg_catalog.=) $1::pg_catalog.oid)",
-                &[&oid],
-            )
-            .await?;
+        polled_sources::mirror_rebuilt(writer, oid).await?;
     }
-    let grantees = writer
-        .query(
-            "SELECT g.r FROM (SELECT $2::pg_catalog.text AS r \
-               UNION SELECT s.owner::pg_catalog.text FROM pgtrickle.pgt_dependencies d \
-                 JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) \
-                 WHERE $3 AND d.source_relid OPERATOR(pg_catalog.=) $4::pg_catalog.oid) g \
-             WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles r \
-                           WHERE r.rolname OPERATOR(pg_catalog.=) g.r) \
-               AND NOT pg_catalog.has_table_privilege(g.r::pg_catalog.name, \
-                 pg_catalog.to_regclass($1::pg_catalog.text), 'SELECT')",
-            &[&mirror_table, &role, &missing, &oid],
-        )
-        .await?;
+    let grantees =
+        polled_sources::mirror_grantees(writer, &mirror_table, role, missing, oid).await?;
     for grantee in grantees {
-        let grantee: String = grantee.get(0);
         writer
             .batch_execute(&format!(
                 "GRANT SELECT ON {mirror_table} TO {}",

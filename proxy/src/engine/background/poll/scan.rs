@@ -18,6 +18,7 @@ use super::failure::Failure;
 use super::file_stat::{self, FileStat};
 use super::guard;
 use super::poller::{PollReport, Poller};
+use crate::engine::catalog::polled_sources;
 
 /// Staged rows are sent to the writer in chunks of about this many bytes.
 const STAGE_CHUNK: usize = 256 * 1024;
@@ -55,14 +56,8 @@ pub async fn poll_once(
     if rebuilt {
         poller.forget(database, oid);
     }
-    let seq: i64 = writer
-        .query_opt(
-            "SELECT poll_seq FROM pgtrickle.pgt_polled_sources \
-             WHERE foreign_relid OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
-            &[&oid],
-        )
+    let seq: i64 = polled_sources::poll_seq(writer, oid)
         .await?
-        .map(|r| r.get(0))
         .ok_or_else(|| {
             Failure::refused(
                 "55000",
@@ -101,15 +96,7 @@ pub async fn poll_once(
         None => load_multiset(writer, oid).await?,
     };
     // The first fill of a source no stream table reads yet goes straight into the mirror.
-    let direct = previous.rows() == 0
-        && writer
-            .query_one(
-                "SELECT NOT EXISTS (SELECT 1 FROM pgtrickle.pgt_dependencies \
-                 WHERE source_relid = $1)",
-                &[&oid],
-            )
-            .await?
-            .get::<_, bool>(0);
+    let direct = previous.rows() == 0 && polled_sources::unread(writer, oid).await?;
     let mut comparison = Comparison::new(previous);
     let scanned = scan(writer, reader, &source, &mut comparison, direct).await;
     let staged = match scanned {
@@ -157,14 +144,7 @@ pub async fn poll_once(
             .batch_execute(&mirror::apply_appeared_sql(&source))
             .await?;
     }
-    let next_seq: i64 = writer
-        .query_one(
-            "UPDATE pgtrickle.pgt_polled_sources SET poll_seq = poll_seq + 1 \
-             WHERE foreign_relid = $1 RETURNING poll_seq",
-            &[&oid],
-        )
-        .await?
-        .get(0);
+    let next_seq = polled_sources::advance_poll_seq(writer, oid).await?;
     writer.batch_execute("COMMIT").await?;
     poller.store(database, oid, next_seq, compared.next);
     Ok(Scanned { report, file })
