@@ -146,3 +146,140 @@ async fn an_older_plan_is_planned_again_and_a_newer_one_is_left_alone() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A newer planner that keeps other hidden columns rebuilds the storage in place (same OID,
+/// grants kept, indexes of the new plan) and populates it in the same transaction: a reader
+/// never sees it empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_storage_layout_is_rebuilt_in_place_and_never_seen_empty() {
+    let cluster = Cluster::start();
+    let mut proxy = proxy_for(
+        proxy_bin!(),
+        &cluster,
+        &["--scheduler-interval-ms", "60000"],
+    );
+    let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    await_catalog(&client, &proxy).await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE t (id serial PRIMARY KEY, g int, v int); \
+             INSERT INTO t (g, v) SELECT i % 5, i FROM generate_series(1, 200) i; \
+             CREATE ROLE reader; \
+             SELECT pgtrickle.create_stream_table('agg', '{AGG}', '1h', 'DIFFERENTIAL'); \
+             SELECT pgtrickle.create_stream_table('bag', '{BAG}', '1h', 'DIFFERENTIAL'); \
+             GRANT SELECT ON agg, bag TO reader"
+        ))
+        .await
+        .unwrap();
+    let layout = "SELECT c.oid::int8, string_agg(a.attname, ',' ORDER BY a.attname), \
+                    (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid) \
+                  FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid \
+                  WHERE c.relname = $1 AND a.attnum > 0 AND NOT a.attisdropped \
+                  GROUP BY c.oid";
+    let mut before = Vec::new();
+    for st in ["agg", "bag"] {
+        let r = client.query_one(layout, &[&st]).await.unwrap();
+        before.push((
+            r.get::<_, i64>(0),
+            r.get::<_, String>(1),
+            r.get::<_, i64>(2),
+        ));
+    }
+    // What an older planner left: other hidden columns (one more for bag, one less for agg).
+    let direct = connect(&cluster.conninfo("postgres", "postgres")).await;
+    direct
+        .batch_execute(
+            "BEGIN; SET LOCAL pgtrickle.refreshing = 'on'; \
+             ALTER TABLE bag ADD COLUMN __pgt_old int; ALTER TABLE agg DROP COLUMN __pgt_hash; \
+             UPDATE pgtrickle.pgt_stream_tables SET planner_version = 1; COMMIT",
+        )
+        .await
+        .unwrap();
+    proxy.terminate(Duration::from_secs(10));
+    // A reader watches both stream tables while a newer proxy rebuilds them.
+    let watcher = connect(&cluster.conninfo("postgres", "postgres")).await;
+    let watch = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let mut empty_seen = Vec::new();
+        while started.elapsed() < Duration::from_secs(30) {
+            let r = watcher
+                .query_one(
+                    "SELECT (SELECT count(*) FROM agg), (SELECT count(*) FROM bag), \
+                       (SELECT bool_and(planner_version > 1) FROM pgtrickle.pgt_stream_tables)",
+                    &[],
+                )
+                .await
+                .unwrap();
+            let (a, b, done): (i64, i64, bool) = (r.get(0), r.get(1), r.get(2));
+            if a == 0 || b == 0 {
+                empty_seen.push((a, b));
+            }
+            if done {
+                return (empty_seen, true);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        (empty_seen, false)
+    });
+    let proxy = proxy_for(
+        proxy_bin!(),
+        &cluster,
+        &["--scheduler-interval-ms", "60000"],
+    );
+    let (empty_seen, done) = watch.await.unwrap();
+    assert!(
+        done,
+        "the stream tables were not planned again\n{}",
+        proxy.log()
+    );
+    assert!(
+        empty_seen.is_empty(),
+        "a reader saw an empty stream table: {empty_seen:?}"
+    );
+    for (st, (oid, columns, indexes)) in ["agg", "bag"].iter().zip(&before) {
+        let r = direct.query_one(layout, &[st]).await.unwrap();
+        assert_eq!(r.get::<_, i64>(0), *oid, "{st}: the storage keeps its OID");
+        assert_eq!(
+            &r.get::<_, String>(1),
+            columns,
+            "{st}: the new plan's columns"
+        );
+        assert_eq!(r.get::<_, i64>(2), *indexes, "{st}: the new plan's indexes");
+    }
+    let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    assert_eq!(rows_differing(&client, "agg", "g, n, s", AGG).await, 0);
+    assert_eq!(rows_differing(&client, "bag", "r", BAG).await, 0);
+    // Differential refreshes work on the rebuilt storage, and the grant is kept.
+    client
+        .batch_execute(
+            "INSERT INTO t (g, v) VALUES (1, 7), (9, 8); DELETE FROM t WHERE id < 20; \
+             SELECT pgtrickle.refresh_stream_table('agg'); \
+             SELECT pgtrickle.refresh_stream_table('bag'); \
+             INSERT INTO t (g, v) VALUES (3, 1); UPDATE t SET v = v + 1 WHERE g = 4; \
+             SELECT pgtrickle.refresh_stream_table('agg'); \
+             SELECT pgtrickle.refresh_stream_table('bag')",
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows_differing(&client, "agg", "g, n, s", AGG).await, 0);
+    assert_eq!(rows_differing(&client, "bag", "r", BAG).await, 0);
+    let action: String = client
+        .query_one(
+            "SELECT action FROM pgtrickle.get_refresh_history('agg', 1)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(action, "DIFFERENTIAL");
+    let granted: bool = direct
+        .query_one(
+            "SELECT has_table_privilege('reader', 'agg', 'SELECT') \
+               AND has_table_privilege('reader', 'bag', 'SELECT')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(granted, "grants on the storage are kept");
+}

@@ -111,9 +111,10 @@ impl Authority {
         match self {
             Authority::Own => Ok(sql.last_result(text).await?),
             Authority::Signed { .. } => {
+                // One text[] per row: the column names, then the values.
                 let wrapped = format!(
                     "SELECT ARRAY(SELECT j.key FROM pg_catalog.json_each_text(\
-                     pg_catalog.row_to_json(__pgt_q)) j), \
+                     pg_catalog.row_to_json(__pgt_q)) j) OPERATOR(pg_catalog.||) \
                      ARRAY(SELECT j.value FROM pg_catalog.json_each_text(\
                      pg_catalog.row_to_json(__pgt_q)) j) FROM ({text}) __pgt_q"
                 );
@@ -121,14 +122,14 @@ impl Authority {
                     || EngineError::api("XX000", "malformed row from pgtrickle.__pgt_engine");
                 let mut set = ResultSet::default();
                 for r in sql.rows(&self.call(&wrapped, true)?).await? {
-                    let array = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-                    let values = parse_array(&array(1)).ok_or_else(malformed)?;
+                    let array = r.into_iter().next().flatten().unwrap_or_default();
+                    let mut items = parse_array(&array).ok_or_else(malformed)?;
+                    if items.len() % 2 != 0 {
+                        return Err(malformed());
+                    }
+                    let values = items.split_off(items.len() / 2);
                     if set.columns.is_empty() {
-                        set.columns = parse_array(&array(0))
-                            .ok_or_else(malformed)?
-                            .into_iter()
-                            .map(Option::unwrap_or_default)
-                            .collect();
+                        set.columns = items.into_iter().map(Option::unwrap_or_default).collect();
                     }
                     set.rows.push(values);
                 }
