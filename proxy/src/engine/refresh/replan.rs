@@ -232,7 +232,8 @@ pub async fn replan_older<R: SqlRunner>(
     settings: &EngineSettings,
 ) -> EngineResult<()> {
     for st in stream_tables::planned_by_other_version(sql, false).await? {
-        sql.run("BEGIN").await?;
+        // One snapshot for the population, which the next refresh can then trust.
+        sql.run("BEGIN ISOLATION LEVEL REPEATABLE READ").await?;
         let done = async {
             if replan(sql, &Authority::Own, st.pgt_id).await? == Replanned::Storage {
                 refresh(sql, &Authority::Own, settings, st.pgt_id, true, false).await?;
