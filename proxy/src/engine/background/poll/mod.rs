@@ -14,10 +14,12 @@
 //! - [`ownership`]: refusing mirrors and buffers not owned by the engine role, and sources
 //!   polled for another role.
 //! - [`failure`]: why a poll failed.
+//! - [`cache`]: the hash multisets kept between polls; [`report`]: what a poll reports.
 //! - [`status`]: recording each poll's outcome in `pgtrickle.pgt_poll_state`.
 //! - [`due`]: which sources a refresh of a stream table polls first, and cleaning up mirrors no
 //!   stream table reads.
 
+pub mod cache;
 pub mod due;
 pub mod failure;
 pub mod file_stat;
@@ -25,7 +27,9 @@ pub mod guard;
 pub mod ownership;
 pub mod poller;
 pub mod prepare;
+pub mod report;
 pub mod scan;
 pub mod status;
 
-pub use poller::{PollReport, Poller};
+pub use poller::Poller;
+pub use report::PollReport;

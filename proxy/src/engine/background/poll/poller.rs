@@ -17,35 +17,25 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use pgtrickle_cdc::poll::HashMultiset;
 use tokio_postgres::Client;
 
+use super::cache::MultisetCache;
 use super::failure::Failure;
-use super::scan::{self, Scanned};
+use super::report::{PollReport, Scanned};
+use super::scan;
 use super::status;
 use crate::engine::error::{EngineError, EngineResult};
 use crate::engine::sql::privileged::EngineKey;
 use crate::engine::sql::runner::quote_ident;
 use crate::upstream::UpstreamTarget;
 
-/// What one poll did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PollReport {
-    /// Rows read from the foreign table.
-    pub rows_scanned: u64,
-    /// Rows that appeared plus rows that disappeared.
-    pub rows_changed: u64,
-    /// The scan was skipped (a file_fdw file with unchanged size and modification time).
-    pub skipped: bool,
-}
-
 /// Polls foreign sources for the engine.
 pub struct Poller {
     target: UpstreamTarget,
     tls: Option<tokio_rustls::TlsConnector>,
     timeout: Duration,
-    /// Per (database, foreign table): the `poll_seq` and the multiset it describes.
-    cache: Mutex<HashMap<(String, u32), (i64, HashMultiset)>>,
+    /// The multisets kept between polls.
+    cache: MultisetCache,
     /// Polls running in the background (scheduler), per (database, foreign table).
     running: Mutex<HashSet<(String, u32)>>,
     /// Per database: the catalog's signing key and the OID of its version table.
@@ -63,7 +53,7 @@ impl Poller {
             target,
             tls,
             timeout,
-            cache: Mutex::new(HashMap::new()),
+            cache: MultisetCache::default(),
             running: Mutex::new(HashSet::new()),
             keys: Mutex::new(HashMap::new()),
         }
@@ -246,7 +236,7 @@ impl Poller {
     ) -> Result<Scanned, Failure> {
         let w = writer.insert(self.connect(database, None).await?);
         let reader = self.connect(database, Some(role)).await?;
-        scan::poll_once(self, database, w, &reader, oid, role, key_columns).await
+        scan::poll_once(&self.cache, database, w, &reader, oid, role, key_columns).await
     }
 
     /// Creates or upgrades the catalog of `database` in a transaction of its own, as the
@@ -277,24 +267,24 @@ impl Poller {
         Ok((key, oid))
     }
 
-    /// The cached multiset of `oid`, if it is the one of `seq`.
-    pub(super) fn take_cached(&self, database: &str, oid: u32, seq: i64) -> Option<HashMultiset> {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        match cache.remove(&(database.to_string(), oid)) {
-            Some((s, set)) if s == seq => Some(set),
-            _ => None,
-        }
-    }
-
-    /// Keeps `set` as the multiset of `oid` at `seq`.
-    pub(super) fn store(&self, database: &str, oid: u32, seq: i64, set: HashMultiset) {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.insert((database.to_string(), oid), (seq, set));
-    }
-
     /// Forgets the multiset of `oid` in `database` (its mirror was dropped).
     pub fn forget(&self, database: &str, oid: u32) {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.remove(&(database.to_string(), oid));
+        self.cache.forget(database, oid);
+    }
+
+    /// Prepares foreign table `oid` of `database` for `role` (the new stream table's owner) if
+    /// needed, indexes its mirror on `key_columns` (the new stream table's join keys on it), and
+    /// polls it: all in one transaction, committed before this returns (so the population can
+    /// read the mirror even when the create runs in a client's transaction block). See
+    /// [`super::prepare`].
+    pub async fn prepare(
+        &self,
+        database: &str,
+        role: &str,
+        oid: u32,
+        name: &str,
+        key_columns: &[String],
+    ) -> EngineResult<PollReport> {
+        self.poll_with(database, role, oid, name, key_columns).await
     }
 }

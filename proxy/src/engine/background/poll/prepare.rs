@@ -1,6 +1,6 @@
 //! Preparing a foreign source: its mirror, hash index and change buffer, its row in
 //! `pgtrickle.pgt_polled_sources`, and the owner's right to read the mirror. Done by the first
-//! poll of the source ([`Poller::prepare`], when a stream table over it is created) and again by
+//! poll of the source ([`super::Poller::prepare`], when a stream table over it is created) and again by
 //! any poll that finds the mirror, the buffer or the row missing (the catalog upgrade to
 //! version 5 drops mirrors another role owned; a superuser may drop one by hand), in the poll's
 //! own transaction on the writer connection, as the engine role, which owns what it creates.
@@ -13,27 +13,8 @@ use pgtrickle_cdc::SourceTable;
 use tokio_postgres::Client;
 
 use super::failure::Failure;
-use super::poller::Poller;
 use crate::engine::catalog::polled_sources;
-use crate::engine::error::EngineResult;
 use crate::engine::sql::runner::quote_ident;
-
-impl Poller {
-    /// Prepares foreign table `oid` of `database` for `role` (the new stream table's owner) if
-    /// needed, indexes its mirror on `key_columns` (the new stream table's join keys on it), and
-    /// polls it: all in one transaction, committed before this returns (so the population can
-    /// read the mirror even when the create runs in a client's transaction block).
-    pub async fn prepare(
-        &self,
-        database: &str,
-        role: &str,
-        oid: u32,
-        name: &str,
-        key_columns: &[String],
-    ) -> EngineResult<super::PollReport> {
-        self.poll_with(database, role, oid, name, key_columns).await
-    }
-}
 
 /// On the writer, in the poll's transaction (after the source's poll lock, the column checks and
 /// the ownership check): creates what is missing of `source`'s mirror, buffer and catalog row

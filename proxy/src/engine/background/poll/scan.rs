@@ -14,28 +14,20 @@ use pgtrickle_cdc::poll::{
 use pgtrickle_cdc::SourceTable;
 use tokio_postgres::{Client, CopyInSink};
 
+use super::cache::MultisetCache;
 use super::failure::Failure;
-use super::file_stat::{self, FileStat};
+use super::file_stat;
 use super::guard;
-use super::poller::{PollReport, Poller};
+use super::report::{PollReport, Scanned};
 use crate::engine::catalog::polled_sources;
 
 /// Staged rows are sent to the writer in chunks of about this many bytes.
 const STAGE_CHUNK: usize = 256 * 1024;
 
-/// A finished poll.
-#[derive(Debug)]
-pub struct Scanned {
-    /// What it did.
-    pub report: PollReport,
-    /// The file's size and modification time before the scan (file_fdw sources).
-    pub file: Option<FileStat>,
-}
-
 /// Polls `oid` for `role` on `writer` (the transaction) and `reader` (the scan), both already
 /// set up, indexing the mirror on `key_columns` (see [`super::prepare::ensure`]).
 pub async fn poll_once(
-    poller: &Poller,
+    cache: &MultisetCache,
     database: &str,
     writer: &Client,
     reader: &Client,
@@ -54,7 +46,7 @@ pub async fn poll_once(
     super::ownership::check(writer, oid, role).await?;
     let rebuilt = super::prepare::ensure(writer, &source, role, key_columns).await?;
     if rebuilt {
-        poller.forget(database, oid);
+        cache.forget(database, oid);
     }
     let seq: i64 = polled_sources::poll_seq(writer, oid)
         .await?
@@ -91,7 +83,7 @@ pub async fn poll_once(
             file,
         });
     }
-    let previous = match poller.take_cached(database, oid, seq) {
+    let previous = match cache.take(database, oid, seq) {
         Some(set) => set,
         None => load_multiset(writer, oid).await?,
     };
@@ -103,7 +95,7 @@ pub async fn poll_once(
         Ok(staged) => staged,
         Err(e) => {
             // Nothing was applied: the multiset still describes the mirror.
-            poller.store(database, oid, seq, comparison.abandon());
+            cache.store(database, oid, seq, comparison.abandon());
             return Err(e);
         }
     };
@@ -115,7 +107,7 @@ pub async fn poll_once(
     };
     if report.rows_changed == 0 {
         writer.batch_execute("COMMIT").await?;
-        poller.store(database, oid, seq, compared.next);
+        cache.store(database, oid, seq, compared.next);
         return Ok(Scanned { report, file });
     }
     if !compared.vanished.is_empty() {
@@ -146,7 +138,7 @@ pub async fn poll_once(
     }
     let next_seq = polled_sources::advance_poll_seq(writer, oid).await?;
     writer.batch_execute("COMMIT").await?;
-    poller.store(database, oid, next_seq, compared.next);
+    cache.store(database, oid, next_seq, compared.next);
     Ok(Scanned { report, file })
 }
 

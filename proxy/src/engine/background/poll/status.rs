@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 use super::failure::Failure;
-use super::scan::Scanned;
+use super::report::Scanned;
 use crate::engine::catalog::polled_sources;
 
 /// Upserts the outcome of a poll of `oid` that took `elapsed`.
