@@ -81,7 +81,7 @@
 /// The version of the SQL this planner writes: bump it with every change of the statements it
 /// generates (a fix of a delta rule, a new spelling). Each stream table records the version of
 /// its stored plan; a proxy with a newer planner plans older stream tables again.
-pub const PLANNER_VERSION: i32 = 2;
+pub const PLANNER_VERSION: i32 = 3;
 
 pub mod api_call;
 pub mod error;

@@ -137,6 +137,20 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario { name: "left_join_aggregate", tables: &["a", "b"], mode: D,
         query: "SELECT a.k, count(b.id) AS matches, count(*) AS cnt, max(b.v) AS mx FROM a \
                 LEFT JOIN b ON b.k = a.k GROUP BY a.k" },
+    // An aggregate over a grouped subquery of an outer join: the subquery's old groups must
+    // keep left rows without a match (TPC-H q13's shape).
+    Scenario { name: "aggregate_over_grouped_left_join", tables: &["a", "b"], mode: D,
+        query: "SELECT count(*) AS n, sum(cnt) AS s FROM (SELECT a.id, count(b.id) AS cnt FROM a \
+                LEFT JOIN b ON b.k = a.k GROUP BY a.id) q" },
+    Scenario { name: "histogram_over_grouped_left_join", tables: &["a", "b"], mode: D,
+        query: "SELECT cnt, count(*) AS custdist FROM (SELECT a.k, count(b.id) AS cnt FROM a \
+                LEFT OUTER JOIN b ON b.k = a.k AND b.v > 2 GROUP BY a.k) q GROUP BY cnt" },
+    Scenario { name: "distinct_over_full_join_joined", tables: &["a", "b", "c"], mode: D,
+        query: "SELECT q.ak, q.bk, c.id FROM (SELECT DISTINCT a.k AS ak, b.k AS bk FROM a \
+                FULL JOIN b ON a.id = b.id) q JOIN c ON c.k = q.ak" },
+    Scenario { name: "grouped_right_join_joined", tables: &["a", "b", "c"], mode: D,
+        query: "SELECT g.k, g.n, c.s FROM (SELECT b.k, count(a.id) AS n FROM a RIGHT JOIN b \
+                ON a.k = b.k GROUP BY b.k) g JOIN c ON c.k = g.k" },
     Scenario { name: "left_join_chain", tables: &["a", "b", "c"], mode: D,
         query: "SELECT a.id, b.id AS bid, c.id AS cid FROM a LEFT JOIN b ON b.id = a.id \
                 LEFT JOIN c ON c.k = b.k" },

@@ -78,13 +78,7 @@ impl RelGen<'_> {
             Some(&proj),
             "__pgt_iw",
         );
-        let old_input = self.select(
-            block,
-            &vec![Version::Old; n],
-            &vec![PredVersion::Old; m],
-            Some(&proj),
-            "__pgt_iw",
-        );
+        let old_input = self.block_old(block, Some(&proj), "__pgt_iw");
         let list = cols.join(", ");
         let old_bag = |restrict: &str| {
             format!(

@@ -50,25 +50,9 @@ impl RelGen<'_> {
                     Version::Old => PredVersion::Old,
                     _ => PredVersion::New,
                 };
-                if version == Version::Old && !b.variants.is_empty() {
-                    return b
-                        .variants
-                        .iter()
-                        .map(|v| {
-                            let sql = self.select(
-                                v,
-                                &vec![Version::Old; v.factors.len()],
-                                &vec![PredVersion::Old; v.preds.len()],
-                                None,
-                                weight,
-                            );
-                            format!("({sql})")
-                        })
-                        .collect::<Vec<_>>()
-                        .join(" UNION ALL ");
-                }
                 match version {
-                    Version::New | Version::Old => self.select(
+                    Version::Old => self.block_old(b, None, weight),
+                    Version::New => self.select(
                         b,
                         &vec![version; b.factors.len()],
                         &vec![pv; b.preds.len()],
@@ -86,6 +70,28 @@ impl RelGen<'_> {
             Body::Grouped(g) => self.grouped(g, version, weight),
             Body::SetAll(x) => self.set_all(x, version, weight),
         }
+    }
+
+    /// The old state of a block, each row with its weight. A block with outer joins is the
+    /// union of its inner-join variants (each padded side an anti-join): an outer join over
+    /// weighted relations is not linear in the weights (a padded row has no weight, and a
+    /// match whose weights cancel out still suppresses the padded row), while inner joins and
+    /// anti-joins that test the summed weight are. `items` replaces the select items.
+    pub fn block_old(&self, b: &Block, items: Option<&[String]>, weight: &str) -> String {
+        if b.variants.is_empty() {
+            return self.select(
+                b,
+                &vec![Version::Old; b.factors.len()],
+                &vec![PredVersion::Old; b.preds.len()],
+                items,
+                weight,
+            );
+        }
+        b.variants
+            .iter()
+            .map(|v| format!("({})", self.block_old(v, items, weight)))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ")
     }
 
     /// The delta of a block: one term per factor and one per semi/anti-join predicate, joined
