@@ -15,7 +15,7 @@ use crate::engine::sql::privileged;
 use crate::engine::sql::runner::{SqlError, SqlRunner, SqlRunnerExt};
 
 /// The catalog version this proxy writes; bump it with every change of the DDL below.
-pub const CATALOG_VERSION: i32 = 5;
+pub const CATALOG_VERSION: i32 = 6;
 
 /// Advisory lock key serialising catalog set-up between sessions and proxies.
 const SETUP_LOCK: i64 = 0x7067_7472_6963_6b6c; // "pgtrickl"
@@ -88,6 +88,8 @@ CREATE TABLE IF NOT EXISTS pgtrickle.pgt_refresh_history (
     error         text
 );
 CREATE INDEX IF NOT EXISTS pgt_refresh_history_pgt ON pgtrickle.pgt_refresh_history (pgt_id, refresh_id);
+-- v6: why a refresh was FULL (NULL for DIFFERENTIAL ones).
+ALTER TABLE pgtrickle.pgt_refresh_history ADD COLUMN IF NOT EXISTS reason text;
 -- v5: the materialized view whose refresh runs this stream table's statements as its owner,
 -- and the defining query as PostgreSQL resolved it at create time (every name qualified).
 ALTER TABLE pgtrickle.pgt_stream_tables ADD COLUMN IF NOT EXISTS exec_relid oid;
@@ -184,11 +186,12 @@ BEGIN
 END
 $f$;
 
-CREATE OR REPLACE FUNCTION pgtrickle.get_refresh_history(name text, max_rows int DEFAULT 20)
+DROP FUNCTION IF EXISTS pgtrickle.get_refresh_history(text, int);
+CREATE FUNCTION pgtrickle.get_refresh_history(name text, max_rows int DEFAULT 20)
 RETURNS TABLE (refresh_id bigint, started_at timestamptz, finished_at timestamptz,
-               action text, status text, rows_changed bigint, error text)
+               action text, status text, rows_changed bigint, error text, reason text)
 LANGUAGE sql STABLE AS $f$
-    SELECT refresh_id, started_at, finished_at, action, status, rows_changed, error
+    SELECT refresh_id, started_at, finished_at, action, status, rows_changed, error, reason
     FROM pgtrickle.pgt_refresh_history
     WHERE pgt_id = pgtrickle.__pgt_find(name)
     ORDER BY refresh_id DESC LIMIT max_rows

@@ -520,14 +520,15 @@ pub async fn set_schedule<R: SqlRunner>(
     .await
 }
 
-/// Records a successful refresh of `pgt_id` (its snapshot, and a history row), as the engine
-/// role; `before` is SQL to run first in the same round trip.
+/// Records a successful refresh of `pgt_id` (its snapshot, and a history row with why it
+/// was FULL, if it was), as the engine role; `before` is SQL to run first in the same round trip.
 pub async fn record_refresh<R: SqlRunner>(
     sql: &mut R,
     auth: &Authority,
     pgt_id: i64,
     before: &str,
     action: EffectiveMode,
+    reason: Option<&str>,
     rows_changed: i64,
     next_full: bool,
 ) -> EngineResult<()> {
@@ -538,9 +539,11 @@ pub async fn record_refresh<R: SqlRunner>(
              last_refresh_at = pg_catalog.now(), is_populated = true, needs_full = {next_full}, \
              consecutive_errors = 0, last_error = NULL, next_attempt_at = NULL \
              WHERE pgt_id = {pgt_id}; \
-             INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, action, status, rows_changed) \
-             VALUES ({pgt_id}, pg_catalog.now(), '{}', 'SUCCESS', {rows_changed})",
-            effective_mode_text(action)
+             INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, action, status, \
+             rows_changed, reason) \
+             VALUES ({pgt_id}, pg_catalog.now(), '{}', 'SUCCESS', {rows_changed}, {})",
+            effective_mode_text(action),
+            reason.map(quote_literal).unwrap_or_else(|| "NULL".into())
         ),
     )
     .await

@@ -7,6 +7,7 @@
 pub mod capture;
 pub mod delta;
 pub mod describe;
+pub mod mode_choice;
 pub mod owner_rights;
 pub mod replan;
 pub mod run;

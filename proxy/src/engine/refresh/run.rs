@@ -8,17 +8,18 @@
 //! refresh therefore needs one snapshot for all its statements (REPEATABLE READ); in a READ
 //! COMMITTED transaction block the engine refreshes FULL and marks the next refresh FULL too.
 
-use pgtrickle_planner::{EffectiveMode, RefreshMode};
+use pgtrickle_planner::EffectiveMode;
 
 use crate::engine::catalog::stream_tables;
 use crate::engine::error::{EngineError, EngineResult};
 use crate::engine::refresh::delta;
+use crate::engine::refresh::mode_choice::{self, FullReason};
 use crate::engine::refresh::owner_rights;
 use crate::engine::refresh::replan::{newer_plan_error, replan, PlanAge};
 use crate::engine::refresh::sandbox;
 use crate::engine::settings::EngineSettings;
 use crate::engine::sql::privileged::Authority;
-use crate::engine::sql::runner::{quote_literal, SqlRunner};
+use crate::engine::sql::runner::SqlRunner;
 
 /// What a refresh did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,65 +32,6 @@ pub struct Refreshed {
     /// ([`crate::engine::refresh::capture::trim_committed`]; trimming inside the refresh would make concurrent
     /// refreshes of stream tables sharing a source fail with serialization errors).
     pub sources: Vec<u32>,
-}
-
-/// AUTO at run time: true when the changes waiting in a source's buffer are a larger share of
-/// its rows (PostgreSQL's estimate) than the configured threshold, so recomputing is cheaper.
-async fn mostly_changed<R: SqlRunner>(
-    sql: &mut R,
-    auth: &Authority,
-    settings: &EngineSettings,
-    oid: u32,
-    last: &str,
-) -> EngineResult<bool> {
-    let rows: f64 = auth
-        .value(
-            sql,
-            &format!(
-                "SELECT reltuples::text FROM pg_catalog.pg_class \
-                 WHERE oid = coalesce(pg_catalog.to_regclass({})::oid, {oid})",
-                quote_literal(&pgtrickle_cdc::poll::mirror::mirror_table(oid))
-            ),
-        )
-        .await?
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(-1.0);
-    if rows <= 0.0 {
-        // Never analysed: no estimate to compare with.
-        return Ok(false);
-    }
-    let changes: f64 = auth
-        .value(
-            sql,
-            &format!(
-                "SELECT n::text FROM ({}) AS q(n)",
-                pgtrickle_cdc::pending_change_count_sql(oid, last)
-            ),
-        )
-        .await?
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    Ok(changes > rows * settings.auto_full_threshold())
-}
-
-/// True when a TRUNCATE of source `oid` is pending since snapshot `last`.
-async fn truncated_since<R: SqlRunner>(
-    sql: &mut R,
-    auth: &Authority,
-    oid: u32,
-    last: &str,
-) -> EngineResult<bool> {
-    Ok(auth
-        .value(
-            sql,
-            &format!(
-                "SELECT t::text FROM ({}) AS q(t)",
-                pgtrickle_cdc::truncated_since_sql(oid, last)
-            ),
-        )
-        .await?
-        .as_deref()
-        == Some("true"))
 }
 
 /// Refreshes stream table `pgt_id` in the caller's transaction (FULL when `force_full`): the
@@ -131,43 +73,53 @@ pub async fn refresh<R: SqlRunner>(
     // A source the owner reads only in part: its change buffer holds every row and column, so
     // only a recomputation (where PostgreSQL applies the limits) is right.
     let partly_readable = owner_rights::check_sources(&deps)?;
-    let mut full = force_full
-        || partly_readable
-        || st.effective_mode == EffectiveMode::Full
-        || st.needs_full
-        || !st.is_populated
-        || !single_snapshot;
-    let last = st.last_snapshot.clone().unwrap_or_default();
     let captured: Vec<u32> = deps
         .iter()
         .filter(|d| d.dependency.captured())
         .map(|d| d.dependency.oid)
         .collect();
-    if !full {
-        match &st.last_snapshot {
-            None => full = true,
-            Some(last) => {
-                for oid in &captured {
-                    if truncated_since(sql, auth, *oid, last).await?
-                        || (st.refresh_mode == RefreshMode::Auto
-                            && mostly_changed(sql, auth, settings, *oid, last).await?)
-                    {
-                        full = true;
-                        break;
-                    }
+    let mut reason = mode_choice::choose(
+        sql,
+        auth,
+        settings,
+        &target,
+        &captured,
+        force_full,
+        partly_readable,
+    )
+    .await?;
+    let (rows_changed, deltas) = match reason {
+        Some(_) => (
+            sandbox::run_as_owner(sql, &view, &st.full_refresh).await?,
+            delta::DeltaForm::Tables,
+        ),
+        None => {
+            let last = st.last_snapshot.clone().unwrap_or_default();
+            let statements = st.diff_refresh.clone().unwrap_or_default();
+            let deltas =
+                delta::materialise(sql, auth, &captured, &last, target.owner, &statements).await?;
+            // A data error on the changes (an expression failing on a row version that was
+            // corrected before this refresh) must not stop the stream table for ever: the
+            // refresh recomputes instead, and says why in the history.
+            sql.run("SAVEPOINT __pgt_differential").await?;
+            match sandbox::run_as_owner(sql, &view, &statements).await {
+                Ok(n) => {
+                    sql.run("RELEASE SAVEPOINT __pgt_differential").await?;
+                    (n, deltas)
                 }
+                Err(e) if e.code().starts_with("22") => {
+                    sql.run("ROLLBACK TO SAVEPOINT __pgt_differential").await?;
+                    tracing::info!(stream_table = %storage, "differential refresh failed on the changes, recomputing: {e}");
+                    reason = Some(FullReason::DeltaFailed(e.to_string()));
+                    (
+                        sandbox::run_as_owner(sql, &view, &st.full_refresh).await?,
+                        deltas,
+                    )
+                }
+                Err(e) => return Err(e),
             }
         }
-    }
-    let (statements, deltas) = if full {
-        (st.full_refresh.clone(), delta::DeltaForm::Tables)
-    } else {
-        let statements = st.diff_refresh.clone().unwrap_or_default();
-        let form =
-            delta::materialise(sql, auth, &captured, &last, target.owner, &statements).await?;
-        (statements, form)
     };
-    let rows_changed = sandbox::run_as_owner(sql, &view, &statements).await?;
     if !st.is_populated {
         // The first differential refreshes probe the storage by its row hashes: without
         // statistics (autovacuum analyses it only later) the planner expects many rows per
@@ -175,7 +127,7 @@ pub async fn refresh<R: SqlRunner>(
         // runs as the table's owner in a security-restricted operation.)
         sql.run(&format!("ANALYZE {storage}")).await?;
     }
-    let action = if full {
+    let action = if reason.is_some() {
         EffectiveMode::Full
     } else {
         EffectiveMode::Differential
@@ -186,6 +138,7 @@ pub async fn refresh<R: SqlRunner>(
         pgt_id,
         &delta::drop_views_sql(deltas),
         action,
+        reason.map(|r| r.to_string()).as_deref(),
         rows_changed,
         !single_snapshot || distrust_snapshot,
     )
