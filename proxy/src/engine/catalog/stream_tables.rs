@@ -520,30 +520,41 @@ pub async fn set_schedule<R: SqlRunner>(
     .await
 }
 
-/// Records a successful refresh of `pgt_id` (its snapshot, and a history row with why it
-/// was FULL, if it was), as the engine role; `before` is SQL to run first in the same round trip.
+/// What a successful refresh did, as the catalog records it.
+pub struct RefreshRecord<'a> {
+    /// FULL or DIFFERENTIAL.
+    pub action: EffectiveMode,
+    /// Why it was FULL, if it was.
+    pub reason: Option<&'a str>,
+    /// Rows inserted, updated or deleted in the storage.
+    pub rows_changed: i64,
+    /// True when the next refresh must be FULL.
+    pub next_full: bool,
+}
+
+/// Records a successful refresh of `pgt_id` (its snapshot, and a history row), as the engine
+/// role; `before` is SQL to run first in the same round trip.
 pub async fn record_refresh<R: SqlRunner>(
     sql: &mut R,
     auth: &Authority,
     pgt_id: i64,
     before: &str,
-    action: EffectiveMode,
-    reason: Option<&str>,
-    rows_changed: i64,
-    next_full: bool,
+    done: &RefreshRecord<'_>,
 ) -> EngineResult<()> {
     auth.exec(
         sql,
         &format!(
             "{before}UPDATE pgtrickle.pgt_stream_tables SET last_snapshot = pg_catalog.pg_current_snapshot()::text, \
-             last_refresh_at = pg_catalog.now(), is_populated = true, needs_full = {next_full}, \
+             last_refresh_at = pg_catalog.now(), is_populated = true, needs_full = {}, \
              consecutive_errors = 0, last_error = NULL, next_attempt_at = NULL \
              WHERE pgt_id = {pgt_id}; \
              INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, action, status, \
              rows_changed, reason) \
-             VALUES ({pgt_id}, pg_catalog.now(), '{}', 'SUCCESS', {rows_changed}, {})",
-            effective_mode_text(action),
-            reason.map(quote_literal).unwrap_or_else(|| "NULL".into())
+             VALUES ({pgt_id}, pg_catalog.now(), '{}', 'SUCCESS', {}, {})",
+            done.next_full,
+            effective_mode_text(done.action),
+            done.rows_changed,
+            done.reason.map(quote_literal).unwrap_or_else(|| "NULL".into())
         ),
     )
     .await

@@ -10,7 +10,7 @@
 
 use pgtrickle_planner::EffectiveMode;
 
-use crate::engine::catalog::stream_tables;
+use crate::engine::catalog::stream_tables::{self, RefreshRecord};
 use crate::engine::error::{EngineError, EngineResult};
 use crate::engine::refresh::delta;
 use crate::engine::refresh::mode_choice::{self, FullReason};
@@ -132,15 +132,18 @@ pub async fn refresh<R: SqlRunner>(
     } else {
         EffectiveMode::Differential
     };
+    let reason = reason.map(|r| r.to_string());
     stream_tables::record_refresh(
         sql,
         auth,
         pgt_id,
         &delta::drop_views_sql(deltas),
-        action,
-        reason.map(|r| r.to_string()).as_deref(),
-        rows_changed,
-        !single_snapshot || distrust_snapshot,
+        &RefreshRecord {
+            action,
+            reason: reason.as_deref(),
+            rows_changed,
+            next_full: !single_snapshot || distrust_snapshot,
+        },
     )
     .await?;
     Ok(Refreshed {
