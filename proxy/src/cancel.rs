@@ -1,20 +1,28 @@
-//! Query cancellation: every client session gets a BackendKeyData of the proxy's own, mapped to
-//! the upstream backend's key. A CancelRequest is matched in constant time and forwarded to the
-//! upstream server on a new connection.
+//! Query cancellation: every client session sees its server backend's real process id in
+//! BackendKeyData (so `pg_backend_pid()`, NotificationResponse and `pg_terminate_backend`
+//! agree with the key a client keeps), with a secret of the proxy's own mapped to the server's
+//! secret. A CancelRequest is matched in constant time and forwarded to the upstream server on
+//! a new connection; the client's cancel connection is closed only once the server closed the
+//! forwarded one (it has then signalled the backend), as PostgreSQL does.
 
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use std::time::Duration;
+
 use rand::Rng;
 use subtle::ConstantTimeEq;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::protocol::backend_key_data::BackendKey;
 use crate::protocol::startup::encode_cancel_request;
 use crate::upstream::connect::connect_tcp;
 use crate::upstream::UpstreamTarget;
 
-/// The keys of the live sessions.
+/// How long a forwarded cancel waits for the server to close its connection.
+const CANCEL_WAIT: Duration = Duration::from_secs(5);
+
+/// The keys of the live sessions, by their backend's pid.
 #[derive(Debug, Default)]
 pub struct CancelRegistry {
     by_pid: DashMap<u32, (u32, BackendKey)>,
@@ -25,31 +33,37 @@ pub struct CancelRegistry {
 pub struct CancelGuard {
     registry: Arc<CancelRegistry>,
     pid: u32,
+    secret: u32,
 }
 
 impl Drop for CancelGuard {
     fn drop(&mut self) {
-        self.registry.by_pid.remove(&self.pid);
+        // Only this session's entry: a backend pid freed and reused by a newer session whose
+        // key registered before this guard dropped stays.
+        self.registry
+            .by_pid
+            .remove_if(&self.pid, |_, (secret, _)| *secret == self.secret);
     }
 }
 
 impl CancelRegistry {
-    /// Gives a session a fresh key of the proxy's own for its upstream backend's key.
+    /// Gives a session its key: the upstream backend's pid and a fresh secret of the proxy's
+    /// own (a stale entry of a backend pid reused by the server is replaced).
     pub fn register(self: &Arc<Self>, upstream: BackendKey) -> (BackendKey, CancelGuard) {
-        let mut rng = rand::thread_rng();
-        loop {
-            // Positive like a real pid, so clients that print it as a signed int are happy.
-            let pid = rng.gen_range(1..=i32::MAX as u32);
-            let secret: u32 = rng.gen();
-            if let dashmap::Entry::Vacant(slot) = self.by_pid.entry(pid) {
-                slot.insert((secret, upstream));
-                let guard = CancelGuard {
-                    registry: Arc::clone(self),
-                    pid,
-                };
-                return (BackendKey { pid, secret }, guard);
-            }
-        }
+        let secret: u32 = rand::thread_rng().gen();
+        self.by_pid.insert(upstream.pid, (secret, upstream));
+        let guard = CancelGuard {
+            registry: Arc::clone(self),
+            pid: upstream.pid,
+            secret,
+        };
+        (
+            BackendKey {
+                pid: upstream.pid,
+                secret,
+            },
+            guard,
+        )
     }
 
     /// The upstream key for a client's cancel key, if it is a live session's and the secret
@@ -80,13 +94,31 @@ impl CancelRegistry {
     }
 }
 
-/// Forwards a cancel for `key` (an upstream key) to the upstream server. PostgreSQL reads cancel
-/// requests before TLS and authentication, so a plain connection serves every sslmode.
+/// Forwards a cancel for `key` (an upstream key) to the upstream server and waits (at most
+/// [`CANCEL_WAIT`]) until the server closed the connection, which it does after signalling the
+/// backend: a client told its cancel is done only then cannot see it land on its next query.
+/// PostgreSQL reads cancel requests before TLS and authentication, so a plain connection serves
+/// every sslmode.
 pub async fn send_cancel(target: &UpstreamTarget, key: BackendKey) -> std::io::Result<()> {
     let mut tcp = connect_tcp(target).await.map_err(std::io::Error::other)?;
     tcp.write_all(&encode_cancel_request(key.pid, key.secret))
         .await?;
-    tcp.shutdown().await
+    let mut sink = [0u8; 64];
+    let closed = tokio::time::timeout(CANCEL_WAIT, async {
+        loop {
+            if tcp.read(&mut sink).await? == 0 {
+                return std::io::Result::Ok(());
+            }
+        }
+    })
+    .await;
+    match closed {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the server did not close the cancel connection",
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -101,6 +133,11 @@ mod tests {
             secret: 20,
         };
         let (client, guard) = reg.register(upstream);
+        assert_eq!(
+            client.pid, upstream.pid,
+            "the client sees the backend's pid"
+        );
+        assert_ne!(client.secret, upstream.secret);
         assert_eq!(reg.lookup(client), Some(upstream));
         let wrong = BackendKey {
             secret: client.secret ^ 1,
@@ -110,5 +147,16 @@ mod tests {
         drop(guard);
         assert_eq!(reg.lookup(client), None);
         assert!(reg.is_empty());
+    }
+
+    #[test]
+    fn a_reused_pid_keeps_the_newer_sessions_key() {
+        let reg = Arc::new(CancelRegistry::default());
+        let old = BackendKey { pid: 7, secret: 1 };
+        let new = BackendKey { pid: 7, secret: 2 };
+        let (_, old_guard) = reg.register(old);
+        let (client, _new_guard) = reg.register(new);
+        drop(old_guard);
+        assert_eq!(reg.lookup(client), Some(new));
     }
 }

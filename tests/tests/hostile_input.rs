@@ -352,3 +352,27 @@ fn statement_text_stays_out_of_the_debug_log() {
     let log = run(&["--log-statements"]);
     assert!(log.contains("secret_call_argument"), "{log}");
 }
+
+/// Garbage instead of a startup packet (node-postgres sends Terminate when it connects and
+/// leaves at once): closed silently, as PostgreSQL does, and nothing else is affected.
+#[test]
+fn garbage_instead_of_a_startup_packet_is_closed_silently_as_directly() {
+    let cluster = Cluster::start();
+    let proxy = proxy_for(proxy_bin!(), &cluster, &[]);
+    for port in [cluster.port(), proxy.port()] {
+        for garbage in [
+            raw_client::message(b'X', &[]),
+            vec![0, 0, 0, 2],
+            vec![0xff, 0xff, 0xff, 0xff, 1, 2, 3],
+        ] {
+            let mut c = RawClient::connect(port);
+            c.send(&garbage);
+            let said = c.read_to_end();
+            assert!(
+                said.is_empty(),
+                "port {port} answered {garbage:?} with {said:?}"
+            );
+        }
+    }
+    assert_serves(&proxy);
+}

@@ -14,7 +14,9 @@ use crate::conn::{ClientConn, Conn};
 use crate::context::ProxyContext;
 use crate::protocol::backend_key_data::BackendKey;
 use crate::protocol::error_response::ErrorResponse;
-use crate::protocol::startup::{check_length, parse_first_packet, FirstPacket, StartupMessage};
+use crate::protocol::startup::{
+    check_length, parse_first_packet, FirstPacket, StartupError, StartupMessage,
+};
 
 /// How a connection's first packets ended.
 pub enum Opening {
@@ -48,6 +50,14 @@ pub async fn open(mut tcp: TcpStream, ctx: &ProxyContext) -> Result<Opening, Ses
         let packet = match read_first_packet(&mut tcp).await {
             Ok(Some(p)) => p,
             Ok(None) => return Ok(Opening::Done),
+            // Like PostgreSQL: a packet whose length is wrong is only logged (it may not come
+            // from a PostgreSQL client at all), other malformed ones get a FATAL error.
+            Err(SessionError::Startup(
+                e @ (StartupError::BadLength(_) | StartupError::BadRequestLength { .. }),
+            )) => {
+                tracing::debug!("closing a connection without a valid first packet: {e}");
+                return Ok(Opening::Done);
+            }
             Err(SessionError::Startup(e)) => {
                 let _ = tcp
                     .write_all(&ErrorResponse::fatal(e.sqlstate(), e.to_string()).encode())
