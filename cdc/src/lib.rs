@@ -58,8 +58,7 @@
 //!
 //! The foreign-table poller ([`poll`]) writes into the same buffers, in its own transaction, the
 //! rows that appeared in or disappeared from a foreign table since its previous poll; its
-//! `__pgt_xid` then orders its changes like any other writer's. [`insert_changes_sql`] /
-//! [`insert_changes_from_query_sql`] / [`truncate_marker_sql`] serve other producers.
+//! `__pgt_xid` then orders its changes like any other writer's.
 
 pub mod buffer;
 pub mod catalog;
@@ -70,10 +69,7 @@ pub mod poll;
 pub mod quote;
 pub mod triggers;
 
-pub use buffer::{
-    create_buffer_sql, insert_changes_from_query_sql, insert_changes_sql, truncate_index_sql,
-    truncate_marker_sql, ChangeRow,
-};
+pub use buffer::{create_buffer_sql, truncate_index_sql, truncate_marker_sql};
 pub use catalog::{capture_status_sql, describe_source_sql};
 pub use cleanup::{cleanup_sql, cleanup_statements_sql, cleanup_transaction_sql, source_lock_sql};
 pub use consume::{
@@ -106,13 +102,6 @@ pub enum CdcError {
     /// An empty schema, table, column or type name.
     #[error("source table {0}: empty name or type")]
     EmptyName(String),
-    /// A change row with the wrong number of values.
-    #[error("change row for {table} has {got} values, the table has {expected} columns")]
-    Arity {
-        table: String,
-        expected: usize,
-        got: usize,
-    },
 }
 
 /// A local table whose changes are captured.
