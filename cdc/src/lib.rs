@@ -70,7 +70,7 @@ pub mod quote;
 pub mod triggers;
 
 pub use buffer::{create_buffer_sql, truncate_index_sql, truncate_marker_sql};
-pub use catalog::{capture_status_sql, describe_source_sql};
+pub use catalog::describe_source_sql;
 pub use cleanup::{cleanup_sql, cleanup_statements_sql, cleanup_transaction_sql, source_lock_sql};
 pub use consume::{
     consolidated_delta_relation_sql, current_snapshot_sql, delta_relation_sql, delta_rows_sql,

@@ -365,7 +365,7 @@ async fn install_is_idempotent_detects_drift_and_uninstalls() {
         .await
         .unwrap();
     let t = install(&db, "t").await;
-    let status = pgtrickle_cdc::capture_status_sql(t.oid);
+    let status = capture_status_sql(t.oid);
     let row = db.query_one(&status, &[]).await.unwrap();
     assert!(row.get::<_, bool>("buffer_exists"));
     assert_eq!(row.get::<_, i32>("triggers"), 4);
@@ -521,7 +521,7 @@ async fn install_is_idempotent_detects_drift_and_uninstalls() {
         .await
         .unwrap();
     assert!(!db
-        .query_one(&pgtrickle_cdc::capture_status_sql(u.oid), &[])
+        .query_one(&capture_status_sql(u.oid), &[])
         .await
         .unwrap()
         .get::<_, bool>("buffer_exists"));
@@ -541,7 +541,7 @@ async fn partitioned_sources_capture_writes_addressed_to_partitions_once() {
     .await
     .unwrap();
     let p = install(&db, "p").await;
-    let status = pgtrickle_cdc::capture_status_sql(p.oid);
+    let status = capture_status_sql(p.oid);
     assert_eq!(
         db.query_one(&status, &[])
             .await
