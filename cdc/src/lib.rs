@@ -29,7 +29,7 @@
 //! Each consumer (stream table) stores the `pg_snapshot` of its last refresh. A refresh must:
 //!
 //! 1. run in one `REPEATABLE READ` (or `SERIALIZABLE`) transaction;
-//! 2. read its changes with [`delta_relation_sql`]`(source, last)` (and first check
+//! 2. read its changes with [`delta_rows_sql`]`(oid, last)` (and first check
 //!    [`truncated_since_sql`]: when it returns true, refresh FULL instead);
 //! 3. record [`current_snapshot_sql`] (in the same transaction; any statement) as its new `last`,
 //!    and commit.
@@ -73,8 +73,8 @@ pub use buffer::{create_buffer_sql, truncate_index_sql, truncate_marker_sql};
 pub use catalog::describe_source_sql;
 pub use cleanup::{cleanup_sql, cleanup_statements_sql, cleanup_transaction_sql, source_lock_sql};
 pub use consume::{
-    consolidated_delta_relation_sql, current_snapshot_sql, delta_relation_sql, delta_rows_sql,
-    pending_change_count_sql, pending_changes_sql, truncated_since_sql,
+    current_snapshot_sql, delta_rows_sql, pending_change_count_sql, pending_changes_sql,
+    truncated_since_sql,
 };
 pub use naming::{
     buffer_name, buffer_table, function, function_name, source_lock_key, trigger_name,

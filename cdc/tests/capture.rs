@@ -248,7 +248,7 @@ async fn truncate_leaves_a_marker() {
         .query(
             &format!(
                 "SELECT id FROM {} d ORDER BY id",
-                pgtrickle_cdc::delta_relation_sql(&t, &before)
+                delta_relation(&t, &before)
             ),
             &[],
         )
@@ -309,7 +309,7 @@ async fn odd_names_and_types() {
             &format!(
                 "SELECT \"new\", tg_op, \"a\"\"b\"::text, \"$pgt$\"::text, arr::text, j::text, \
                  m::text, c, g, __pgt_weight FROM {} d ORDER BY __pgt_weight, m",
-                pgtrickle_cdc::delta_relation_sql(&t, &before)
+                delta_relation(&t, &before)
             ),
             &[],
         )
@@ -346,7 +346,7 @@ async fn odd_names_and_types() {
         .query(
             &format!(
                 "SELECT m::text, __pgt_weight FROM {} d ORDER BY m",
-                pgtrickle_cdc::consolidated_delta_relation_sql(&t, &before)
+                consolidated_delta_relation(&t, &before)
             ),
             &[],
         )

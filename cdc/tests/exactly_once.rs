@@ -65,21 +65,18 @@ async fn refresh(db: &Client, source: &SourceTable, c: &mut Consumer) -> i64 {
     let delta = if c.consolidated {
         format!(
             "SELECT k, v, __pgt_weight AS w FROM {} x",
-            pgtrickle_cdc::consolidated_delta_relation_sql(source, &c.last)
+            consolidated_delta_relation(source, &c.last)
         )
     } else {
         format!(
             "SELECT k, v, sum(__pgt_weight)::int AS w FROM {} x GROUP BY k, v \
              HAVING sum(__pgt_weight) <> 0",
-            pgtrickle_cdc::delta_relation_sql(source, &c.last)
+            delta_relation(source, &c.last)
         )
     };
     let rows: i64 = db
         .query_one(
-            &format!(
-                "SELECT count(*) FROM {} x",
-                pgtrickle_cdc::delta_relation_sql(source, &c.last)
-            ),
+            &format!("SELECT count(*) FROM {} x", delta_relation(source, &c.last)),
             &[],
         )
         .await
@@ -244,10 +241,7 @@ async fn a_refresh_leaves_its_own_writes_for_the_next_one() {
         .unwrap();
     let own: i64 = db
         .query_one(
-            &format!(
-                "SELECT count(*) FROM {} d",
-                pgtrickle_cdc::delta_relation_sql(&s, &a.last)
-            ),
+            &format!("SELECT count(*) FROM {} d", delta_relation(&s, &a.last)),
             &[],
         )
         .await

@@ -116,6 +116,37 @@ pub async fn boolean(client: &Client, sql: &str) -> bool {
     client.query_one(sql, &[]).await.unwrap().get(0)
 }
 
+/// The delta of `source` since `last` with the source's columns and `__pgt_weight` only, one row
+/// per change, built on `delta_rows_sql` (what the engine reads).
+pub fn delta_relation(source: &SourceTable, last: &str) -> String {
+    format!(
+        "(SELECT {}, __pgt_weight FROM {} d)",
+        columns(source),
+        pgtrickle_cdc::delta_rows_sql(source.oid, last)
+    )
+}
+
+/// Like [`delta_relation`], but one row per distinct row value with the sum of its weights, rows
+/// whose weights cancel out left out (NULLs group together).
+pub fn consolidated_delta_relation(source: &SourceTable, last: &str) -> String {
+    let cols = columns(source);
+    format!(
+        "(SELECT {cols}, sum(__pgt_weight)::integer AS __pgt_weight FROM {} d \
+         GROUP BY {cols} HAVING sum(__pgt_weight) <> 0)",
+        pgtrickle_cdc::delta_rows_sql(source.oid, last)
+    )
+}
+
+/// The quoted column names of `source`, comma-separated.
+fn columns(source: &SourceTable) -> String {
+    source
+        .columns
+        .iter()
+        .map(|(c, _)| pgtrickle_cdc::quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A catalog query (independent of the crate) returning one row describing the capture
 /// installed on source `oid`: `buffer_exists`, `triggers` (capture triggers on the source; 4 when
 /// complete), `triggers_always` (all `ENABLE ALWAYS`), `columns_match` (the buffer's columns,
