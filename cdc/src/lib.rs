@@ -47,9 +47,9 @@
 //! [`current_snapshot_sql`] in one transaction whose snapshot is taken *after* capture is in place
 //! on every source (see the [`triggers`] module for the locking that makes this hold).
 //!
-//! [`cleanup_sql`] / [`cleanup_transaction_sql`] delete the buffer rows that every consumer has
-//! already consumed, in a READ COMMITTED transaction of their own after the refresh committed
-//! (not inside the refresh: see the [`cleanup`] module).
+//! [`cleanup_statements_sql`] deletes the buffer rows that every consumer has already consumed,
+//! in a READ COMMITTED transaction of its own after the refresh committed (not inside the
+//! refresh: see the [`cleanup`] module).
 //!
 //! Security, partitioned sources, known gaps: see the [`triggers`] module; column changes on a
 //! source after install: see the [`catalog`] module.
@@ -71,7 +71,7 @@ pub mod triggers;
 
 pub use buffer::{create_buffer_sql, truncate_index_sql, truncate_marker_sql};
 pub use catalog::describe_source_sql;
-pub use cleanup::{cleanup_sql, cleanup_statements_sql, cleanup_transaction_sql, source_lock_sql};
+pub use cleanup::{cleanup_statements_sql, source_lock_sql};
 pub use consume::{
     current_snapshot_sql, delta_rows_sql, pending_change_count_sql, pending_changes_sql,
     truncated_since_sql,

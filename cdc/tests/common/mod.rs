@@ -147,6 +147,29 @@ fn columns(source: &SourceTable) -> String {
         .join(", ")
 }
 
+/// The cleanup of source `oid` as the engine runs it (`trim_committed`): `BEGIN ISOLATION LEVEL
+/// READ COMMITTED`, `cleanup_statements_sql` with the consumers' snapshots read by
+/// `snapshots_query`, `COMMIT`.
+pub fn cleanup_sql(oid: u32, snapshots_query: &str) -> String {
+    format!(
+        "BEGIN ISOLATION LEVEL READ COMMITTED; {} COMMIT;",
+        pgtrickle_cdc::cleanup_statements_sql(oid, snapshots_query)
+    )
+}
+
+/// A query returning `snapshots` as one text column, one row each (no row when empty).
+pub fn snapshots_query(snapshots: &[String]) -> String {
+    if snapshots.is_empty() {
+        return "SELECT NULL::text WHERE false".to_string();
+    }
+    let rows = snapshots
+        .iter()
+        .map(|s| format!("({})", pgtrickle_cdc::quote_literal(s)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("SELECT s FROM (VALUES {rows}) AS v(s)")
+}
+
 /// A catalog query (independent of the crate) returning one row describing the capture
 /// installed on source `oid`: `buffer_exists`, `triggers` (capture triggers on the source; 4 when
 /// complete), `triggers_always` (all `ENABLE ALWAYS`), `columns_match` (the buffer's columns,
