@@ -1,7 +1,7 @@
 //! Reading a source's changes exactly once, for one consumer (stream table).
 //!
 //! The contract (see also the crate documentation): a consumer's refresh runs in one REPEATABLE
-//! READ transaction, reads [`delta_relation_sql`] with the snapshot text recorded by its previous
+//! READ transaction, reads [`delta_rows_sql`] with the snapshot text recorded by its previous
 //! refresh (or by its initial population), records [`current_snapshot_sql`] as its new one, and
 //! commits both the refresh and the recorded snapshot together.
 //!
@@ -10,9 +10,8 @@
 //! alone) keeps the window equal to what the recorded snapshot says, also for changes the refresh
 //! transaction itself writes into a buffer: they are left for the next refresh.
 
-use crate::naming::{buffer_table, TRUNCATE_COLUMN, WEIGHT_COLUMN, XID_COLUMN};
+use crate::naming::{buffer_table, TRUNCATE_COLUMN, XID_COLUMN};
 use crate::quote::{quote_ident, quote_literal};
-use crate::SourceTable;
 
 /// `SELECT pg_current_snapshot()::text`: the snapshot to record, taken inside the refresh's (or
 /// the population's) REPEATABLE READ transaction.
@@ -38,45 +37,18 @@ fn window(last_snapshot: &str) -> String {
     )
 }
 
-/// Like [`delta_relation_sql`], but with every column of the buffer (the source's columns,
-/// `__pgt_weight`, and the bookkeeping columns `__pgt_xid` and `__pgt_truncate`), so that it
-/// needs no description of the source: for readers that name the columns they use.
+/// The delta of source `oid` since `last_snapshot`, as a parenthesised subquery to use as a
+/// relation (`FROM <delta> AS d`): every column of the buffer (the source's columns,
+/// `__pgt_weight` (+1/-1), and the bookkeeping columns `__pgt_xid` and `__pgt_truncate`), one row
+/// per captured change, unconsolidated (an unchanged UPDATE appears as -1 and +1). It needs no
+/// description of the source: readers name the columns they use. TRUNCATE markers are left out:
+/// check [`truncated_since_sql`] first.
 pub fn delta_rows_sql(oid: u32, last_snapshot: &str) -> String {
     format!(
         "(SELECT * FROM {} WHERE NOT {} AND {})",
         buffer_table(oid),
         quote_ident(TRUNCATE_COLUMN),
         window(last_snapshot)
-    )
-}
-
-/// The delta of `source` since `last_snapshot`, as a parenthesised subquery to use as a relation
-/// (`FROM <delta> AS d`): the source's columns followed by `__pgt_weight` (+1/-1), one row per
-/// captured change, unconsolidated (an unchanged UPDATE appears as -1 and +1). TRUNCATE markers
-/// are left out: check [`truncated_since_sql`] first.
-pub fn delta_relation_sql(source: &SourceTable, last_snapshot: &str) -> String {
-    format!(
-        "(SELECT {}, {} FROM {} WHERE {} AND NOT {})",
-        source.column_list(""),
-        quote_ident(WEIGHT_COLUMN),
-        buffer_table(source.oid),
-        window(last_snapshot),
-        quote_ident(TRUNCATE_COLUMN)
-    )
-}
-
-/// Like [`delta_relation_sql`], but with one row per distinct row value and the sum of its
-/// weights, rows whose weights cancel out left out. Needs an equality operator for every column
-/// type (not for `json`, `point`, ...); NULLs group together, as bag semantics want.
-pub fn consolidated_delta_relation_sql(source: &SourceTable, last_snapshot: &str) -> String {
-    let cols = source.column_list("");
-    let weight = quote_ident(WEIGHT_COLUMN);
-    format!(
-        "(SELECT {cols}, pg_catalog.sum({weight})::integer AS {weight} FROM {} WHERE {} AND NOT {} \
-         GROUP BY {cols} HAVING pg_catalog.sum({weight}) <> 0)",
-        buffer_table(source.oid),
-        window(last_snapshot),
-        quote_ident(TRUNCATE_COLUMN)
     )
 }
 
@@ -123,13 +95,14 @@ mod tests {
 
     #[test]
     fn delta_shape() {
-        let t = SourceTable::new(3, "s", "t", vec![("a".into(), "integer".into())]).unwrap();
-        let sql = delta_relation_sql(&t, "10:12:11");
+        let sql = delta_rows_sql(3, "10:12:11");
         assert!(sql.starts_with(
-            "(SELECT \"a\", \"__pgt_weight\" FROM \"pgtrickle_changes\".\"changes_3\" WHERE \
-             \"__pgt_xid\" >= pg_catalog.pg_snapshot_xmin('10:12:11'::pg_catalog.pg_snapshot) AND"
+            "(SELECT * FROM \"pgtrickle_changes\".\"changes_3\" WHERE NOT \"__pgt_truncate\" \
+             AND \"__pgt_xid\" >= pg_catalog.pg_snapshot_xmin('10:12:11'::pg_catalog.pg_snapshot) AND"
         ));
-        assert!(sql.ends_with("AND NOT \"__pgt_truncate\")"));
+        assert!(sql.ends_with(
+            "pg_catalog.pg_visible_in_snapshot(\"__pgt_xid\", (SELECT pg_catalog.pg_current_snapshot()))))"
+        ));
         assert!(truncated_since_sql(3, "x'").contains("'x'''::pg_catalog.pg_snapshot"));
     }
 }

@@ -29,7 +29,7 @@
 //! Each consumer (stream table) stores the `pg_snapshot` of its last refresh. A refresh must:
 //!
 //! 1. run in one `REPEATABLE READ` (or `SERIALIZABLE`) transaction;
-//! 2. read its changes with [`delta_relation_sql`]`(source, last)` (and first check
+//! 2. read its changes with [`delta_rows_sql`]`(oid, last)` (and first check
 //!    [`truncated_since_sql`]: when it returns true, refresh FULL instead);
 //! 3. record [`current_snapshot_sql`] (in the same transaction; any statement) as its new `last`,
 //!    and commit.
@@ -47,9 +47,9 @@
 //! [`current_snapshot_sql`] in one transaction whose snapshot is taken *after* capture is in place
 //! on every source (see the [`triggers`] module for the locking that makes this hold).
 //!
-//! [`cleanup_sql`] / [`cleanup_transaction_sql`] delete the buffer rows that every consumer has
-//! already consumed, in a READ COMMITTED transaction of their own after the refresh committed
-//! (not inside the refresh: see the [`cleanup`] module).
+//! [`cleanup_statements_sql`] deletes the buffer rows that every consumer has already consumed,
+//! in a READ COMMITTED transaction of its own after the refresh committed (not inside the
+//! refresh: see the [`cleanup`] module).
 //!
 //! Security, partitioned sources, known gaps: see the [`triggers`] module; column changes on a
 //! source after install: see the [`catalog`] module.
@@ -58,8 +58,7 @@
 //!
 //! The foreign-table poller ([`poll`]) writes into the same buffers, in its own transaction, the
 //! rows that appeared in or disappeared from a foreign table since its previous poll; its
-//! `__pgt_xid` then orders its changes like any other writer's. [`insert_changes_sql`] /
-//! [`insert_changes_from_query_sql`] / [`truncate_marker_sql`] serve other producers.
+//! `__pgt_xid` then orders its changes like any other writer's.
 
 pub mod buffer;
 pub mod catalog;
@@ -70,15 +69,12 @@ pub mod poll;
 pub mod quote;
 pub mod triggers;
 
-pub use buffer::{
-    create_buffer_sql, insert_changes_from_query_sql, insert_changes_sql, truncate_index_sql,
-    truncate_marker_sql, ChangeRow,
-};
-pub use catalog::{capture_status_sql, describe_source_sql};
-pub use cleanup::{cleanup_sql, cleanup_statements_sql, cleanup_transaction_sql, source_lock_sql};
+pub use buffer::{create_buffer_sql, truncate_index_sql, truncate_marker_sql};
+pub use catalog::describe_source_sql;
+pub use cleanup::{cleanup_statements_sql, source_lock_sql};
 pub use consume::{
-    consolidated_delta_relation_sql, current_snapshot_sql, delta_relation_sql, delta_rows_sql,
-    pending_change_count_sql, pending_changes_sql, truncated_since_sql,
+    current_snapshot_sql, delta_rows_sql, pending_change_count_sql, pending_changes_sql,
+    truncated_since_sql,
 };
 pub use naming::{
     buffer_name, buffer_table, function, function_name, source_lock_key, trigger_name,
@@ -106,13 +102,6 @@ pub enum CdcError {
     /// An empty schema, table, column or type name.
     #[error("source table {0}: empty name or type")]
     EmptyName(String),
-    /// A change row with the wrong number of values.
-    #[error("change row for {table} has {got} values, the table has {expected} columns")]
-    Arity {
-        table: String,
-        expected: usize,
-        got: usize,
-    },
 }
 
 /// A local table whose changes are captured.

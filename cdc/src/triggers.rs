@@ -30,14 +30,13 @@
 //!
 //! The triggers are `ENABLE ALWAYS`, so they also fire under `session_replication_role =
 //! replica` (logical replication apply workers, some restore tools). A user can still disable
-//! them with `ALTER TABLE ... DISABLE TRIGGER`: [`crate::capture_status_sql`] shows it.
+//! them with `ALTER TABLE ... DISABLE TRIGGER`; installing again re-enables them.
 //!
 //! Partitioned sources: statement triggers fire only for the table a statement addresses, so the
 //! install puts the same four triggers (calling the same functions, writing the same buffer) on
 //! every partition at every level as well; each write is captured exactly once, whether addressed
 //! to the root or to a partition (a TRUNCATE of one partition leaves a marker too). A partition
-//! created or attached later has no triggers until the install runs again:
-//! [`crate::capture_status_sql`] counts such partitions (`uncaptured_partitions`).
+//! created or attached later has no triggers until the install runs again.
 //!
 //! Known gaps (the engine should refuse such sources; [`crate::describe_source_sql`] reports
 //! them): a partition as a source of its own misses the writes routed to it through its parent

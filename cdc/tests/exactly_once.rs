@@ -35,7 +35,7 @@ async fn populate(db: &Client, mirror: &str, consolidated: bool) -> Consumer {
     .await
     .unwrap();
     let last = text(db, &pgtrickle_cdc::current_snapshot_sql()).await;
-    // Also in a catalog table, as the engine keeps it (for cleanup_transaction_sql).
+    // Also in a catalog table, as the engine keeps it (read by the cleanup's snapshots query).
     db.batch_execute(&format!(
         "CREATE TABLE IF NOT EXISTS consumers (name text PRIMARY KEY, last text); \
          INSERT INTO consumers VALUES ('{mirror}', '{last}') \
@@ -65,21 +65,18 @@ async fn refresh(db: &Client, source: &SourceTable, c: &mut Consumer) -> i64 {
     let delta = if c.consolidated {
         format!(
             "SELECT k, v, __pgt_weight AS w FROM {} x",
-            pgtrickle_cdc::consolidated_delta_relation_sql(source, &c.last)
+            consolidated_delta_relation(source, &c.last)
         )
     } else {
         format!(
             "SELECT k, v, sum(__pgt_weight)::int AS w FROM {} x GROUP BY k, v \
              HAVING sum(__pgt_weight) <> 0",
-            pgtrickle_cdc::delta_relation_sql(source, &c.last)
+            delta_relation(source, &c.last)
         )
     };
     let rows: i64 = db
         .query_one(
-            &format!(
-                "SELECT count(*) FROM {} x",
-                pgtrickle_cdc::delta_relation_sql(source, &c.last)
-            ),
+            &format!("SELECT count(*) FROM {} x", delta_relation(source, &c.last)),
             &[],
         )
         .await
@@ -139,26 +136,20 @@ async fn refresh(db: &Client, source: &SourceTable, c: &mut Consumer) -> i64 {
     rows
 }
 
-/// Cleanup as the engine does it: lock, consumers' snapshots, delete.
+/// Cleanup as the engine does it (its own READ COMMITTED transaction, `cleanup_statements_sql`),
+/// with the snapshots of `consumers` as they are in memory.
 async fn cleanup(db: &Client, source: &SourceTable, consumers: &[&Consumer]) {
     let snapshots: Vec<String> = consumers.iter().map(|c| c.last.clone()).collect();
-    db.batch_execute(&format!(
-        "BEGIN; {}; {}; COMMIT",
-        pgtrickle_cdc::source_lock_sql(source.oid),
-        pgtrickle_cdc::cleanup_sql(source.oid, &snapshots)
-    ))
-    .await
-    .unwrap();
+    db.batch_execute(&cleanup_sql(source.oid, &snapshots_query(&snapshots)))
+        .await
+        .unwrap();
 }
 
-/// Cleanup in one call, reading the snapshots from the catalog table.
+/// Cleanup as the engine does it, reading the snapshots from the catalog table.
 async fn cleanup_from_catalog(db: &Client, source: &SourceTable) {
-    db.batch_execute(&pgtrickle_cdc::cleanup_transaction_sql(
-        source.oid,
-        "SELECT last FROM consumers",
-    ))
-    .await
-    .unwrap();
+    db.batch_execute(&cleanup_sql(source.oid, "SELECT last FROM consumers"))
+        .await
+        .unwrap();
 }
 
 async fn buffer_count(db: &Client, source: &SourceTable) -> i64 {
@@ -244,10 +235,7 @@ async fn a_refresh_leaves_its_own_writes_for_the_next_one() {
         .unwrap();
     let own: i64 = db
         .query_one(
-            &format!(
-                "SELECT count(*) FROM {} d",
-                pgtrickle_cdc::delta_relation_sql(&s, &a.last)
-            ),
+            &format!("SELECT count(*) FROM {} d", delta_relation(&s, &a.last)),
             &[],
         )
         .await
@@ -300,8 +288,9 @@ async fn cleanup_keeps_what_a_lagging_consumer_needs() {
     assert!(left > 0 && left < before, "{left} of {before}");
     refresh(&db, &s, &mut b).await;
     cleanup(&db, &s, &[&a, &b]).await;
-    // Only the open writer's row is left (invisible to this count). A cleanup even with no
-    // consumer at all cannot remove a transaction still in progress.
+    // Only the open writer's row is left (invisible to this count): the cleanups above did not
+    // remove a transaction still in progress. With no consumer at all, a cleanup deletes nothing
+    // (the engine uninstalls capture when the last consumer goes).
     assert_eq!(buffer_count(&db, &s).await, 0);
     cleanup(&db, &s, &[]).await;
     writer.batch_execute("COMMIT").await.unwrap();
@@ -517,7 +506,10 @@ async fn cleanup_runs_concurrently_in_read_committed_not_inside_a_refresh() {
         .unwrap();
     cleanup(&db, &s, &[&a]).await;
     let err = other
-        .batch_execute(&pgtrickle_cdc::cleanup_sql(s.oid, &[a.last.clone()]))
+        .batch_execute(&pgtrickle_cdc::cleanup_statements_sql(
+            s.oid,
+            &snapshots_query(&[a.last.clone()]),
+        ))
         .await
         .unwrap_err();
     assert_eq!(
@@ -530,7 +522,7 @@ async fn cleanup_runs_concurrently_in_read_committed_not_inside_a_refresh() {
     db.batch_execute("DELETE FROM s WHERE k < 3").await.unwrap();
     refresh(&db, &s, &mut a).await;
     assert!(buffer_count(&db, &s).await > 0);
-    let sql = pgtrickle_cdc::cleanup_transaction_sql(s.oid, "SELECT last FROM consumers");
+    let sql = cleanup_sql(s.oid, "SELECT last FROM consumers");
     let (x, y) = tokio::join!(db.batch_execute(&sql), other.batch_execute(&sql));
     x.unwrap();
     y.unwrap();
@@ -542,7 +534,7 @@ async fn cleanup_runs_concurrently_in_read_committed_not_inside_a_refresh() {
         .unwrap();
     db.batch_execute(&sql).await.unwrap();
     assert_eq!(buffer_count(&db, &s).await, 1);
-    db.batch_execute(&pgtrickle_cdc::cleanup_transaction_sql(
+    db.batch_execute(&cleanup_sql(
         s.oid,
         "SELECT last FROM consumers WHERE false",
     ))

@@ -6,7 +6,7 @@
 //!
 //! - [`row_hash`]: the content hash of one row (blake3 of its COPY text form, 128 bits).
 //! - [`lines`]: splits a COPY text stream into rows, whatever the chunking.
-//! - [`multiset`]: the previous poll's hashes with their multiplicities, compact (20 bytes a
+//! - [`multiset`]: the previous poll's hashes with their multiplicities, compact (24 bytes a
 //!   distinct row), and the streaming comparison that says, row by row, whether a row is new, and
 //!   at the end which rows disappeared.
 //! - [`mirror`]: the SQL of the local synchronised copy of a foreign source (the *mirror*), into
