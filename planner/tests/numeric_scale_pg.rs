@@ -8,9 +8,8 @@
 
 mod common;
 
-use common::{
-    connect, describe, mismatch, plan, refresh_consuming, text_mismatch, REFRESH_SEARCH_PATH,
-};
+use common::aggregates::{self, run_seeds, Run, Source};
+use common::{connect, mismatch, plan, refresh_consuming, text_mismatch, REFRESH_SEARCH_PATH};
 use pgtrickle_planner::{
     plan_stream_table, ColumnDef, EffectiveMode, PlanInput, RefreshMode, RelationKind, RelationRef,
     SourceRelation, StName,
@@ -18,48 +17,19 @@ use pgtrickle_planner::{
 use pgtrickle_test_support::Cluster;
 use postgres::Client;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
 const COLUMNS: &str = "id int, g int, x numeric, y numeric";
 const NAMES: &str = "id, g, x, y";
 
-/// Source `t`, its changes captured into `t__changes` and read through `t__delta` (as captured,
-/// or summed per distinct row when `mode.consolidate` is set: distinct as text, since grouping
-/// by a numeric would merge `7.0` and `7`, whose scales differ).
-fn create_source(c: &mut Client, schema: &str) {
-    c.batch_execute(&format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};
-         CREATE TABLE {schema}.t ({COLUMNS});
-         CREATE TABLE {schema}.t__changes ({COLUMNS}, __pgt_weight int NOT NULL);
-         CREATE TABLE {schema}.mode (consolidate boolean NOT NULL);
-         INSERT INTO {schema}.mode VALUES (false);
-         CREATE VIEW {schema}.t__delta AS
-           SELECT {NAMES}, __pgt_weight FROM {schema}.t__changes
-           WHERE NOT (SELECT consolidate FROM {schema}.mode)
-           UNION ALL
-           SELECT id, g, x::text::numeric, y::text::numeric, sum(__pgt_weight)::int
-           FROM {schema}.t__changes WHERE (SELECT consolidate FROM {schema}.mode)
-           GROUP BY id, g, x::text, y::text HAVING sum(__pgt_weight) <> 0;
-         CREATE FUNCTION {schema}.t__capture() RETURNS trigger LANGUAGE plpgsql AS $f$
-         BEGIN
-           IF TG_OP IN ('DELETE', 'UPDATE') THEN
-             INSERT INTO {schema}.t__changes SELECT o.*, -1 FROM old_rows o;
-           END IF;
-           IF TG_OP IN ('INSERT', 'UPDATE') THEN
-             INSERT INTO {schema}.t__changes SELECT n.*, 1 FROM new_rows n;
-           END IF;
-           RETURN NULL;
-         END $f$;
-         CREATE TRIGGER cap_i AFTER INSERT ON {schema}.t REFERENCING NEW TABLE AS new_rows
-           FOR EACH STATEMENT EXECUTE FUNCTION {schema}.t__capture();
-         CREATE TRIGGER cap_u AFTER UPDATE ON {schema}.t
-           REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-           FOR EACH STATEMENT EXECUTE FUNCTION {schema}.t__capture();
-         CREATE TRIGGER cap_d AFTER DELETE ON {schema}.t REFERENCING OLD TABLE AS old_rows
-           FOR EACH STATEMENT EXECUTE FUNCTION {schema}.t__capture();"
-    ))
-    .expect("create source");
-}
+/// Source `t`: its changes as captured, or consolidated per distinct row (distinct as text,
+/// since grouping by a numeric would merge `7.0` and `7`, whose scales differ).
+const SOURCE: Source = Source {
+    columns: COLUMNS,
+    names: NAMES,
+    consolidated: "id, g, x::text::numeric, y::text::numeric",
+    distinct_by: "id, g, x::text, y::text",
+};
 
 /// A numeric literal with 0 to 6 decimals (trailing zeros kept: they make the scale) and up to
 /// 15 integer digits, sometimes NULL.
@@ -220,38 +190,6 @@ fn run(
     seed: u64,
 ) -> Result<(), String> {
     let schema = format!("nsc{idx}");
-    let mut rng = StdRng::seed_from_u64(seed);
-    create_source(c, &schema);
-    for _ in 0..3 {
-        c.batch_execute(&random_batch(&mut rng, &schema))
-            .map_err(|e| e.to_string())?;
-    }
-    let plan =
-        plan(c, &schema, query, RefreshMode::Differential).map_err(|e| format!("plan: {e}"))?;
-    if plan.mode != EffectiveMode::Differential {
-        return Err(format!("mode {:?}: {:?}", plan.mode, plan.notice));
-    }
-    let differential = plan
-        .differential_refresh
-        .as_ref()
-        .ok_or("no differential refresh")?;
-    for s in &plan.storage_ddl {
-        c.batch_execute(s).map_err(|e| format!("{e:?}\nDDL: {s}"))?;
-    }
-    let cols: Vec<String> = describe(c, &schema, query)?
-        .iter()
-        .map(|c| format!("\"{}\"", c.name))
-        .collect();
-    refresh_consuming(c, &plan.full_refresh, &[format!("{schema}.t__changes")])
-        .map_err(|e| format!("full: {e}"))?;
-    let check = |c: &mut Client| {
-        mismatch(c, &schema, &cols, query)
-            .or_else(|| text_mismatch(c, &schema, &cols, query))
-            .or_else(|| state.and_then(|g| state_mismatch(c, &schema, g)))
-    };
-    if let Some(m) = check(c) {
-        return Err(format!("after the initial FULL refresh: {m}"));
-    }
     // First a fixed story: a large value of scale 3 arrives and leaves again, then the group's
     // largest-scale rows go one by one.
     let fixed = [
@@ -263,51 +201,32 @@ fn run(
         format!("UPDATE {schema}.t SET x = 999999999999998 WHERE id = 101;"),
         format!("DELETE FROM {schema}.t WHERE id IN (102, 103);"),
     ];
-    for round in 0..40 {
-        let consolidate = round > fixed.len() && round % 3 == 1;
-        let batch = match fixed.get(round) {
-            Some(b) => b.clone(),
-            None => random_batch(&mut rng, &schema),
-        };
-        c.batch_execute(&format!(
-            "{batch} UPDATE {schema}.mode SET consolidate = {consolidate};"
-        ))
-        .map_err(|e| format!("{e}: {batch}"))?;
-        refresh_consuming(c, differential, &[format!("{schema}.t__changes")]).map_err(|e| {
-            format!("round {round} (consolidated: {consolidate}) batch [{batch}]: {e}")
-        })?;
-        if let Some(m) = check(c) {
-            return Err(format!(
-                "round {round} (consolidated: {consolidate}) after batch [{batch}]: {m}"
-            ));
-        }
-    }
-    Ok(())
+    let run = Run {
+        source: &SOURCE,
+        schema: &schema,
+        query,
+        seed,
+        batches_before: 3,
+        fixed: &fixed,
+        rounds: 40,
+        consolidate_every: 3,
+        full_every: None,
+    };
+    aggregates::run(c, &run, random_batch, |c, cols| {
+        mismatch(c, &schema, cols, query)
+            .or_else(|| text_mismatch(c, &schema, cols, query))
+            .or_else(|| state.and_then(|g| state_mismatch(c, &schema, g)))
+    })
 }
 
 #[test]
 fn differential_numeric_sum_and_avg_keep_the_scale_of_the_current_rows() {
-    let cluster = Cluster::start();
-    let mut c = connect(&cluster);
-    let base: u64 = std::env::var("PGTRICKLE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20_260_415);
-    let mut failures = Vec::new();
-    for (idx, q) in QUERIES.iter().enumerate() {
-        for rep in 0..4u64 {
-            let seed = base.wrapping_add(idx as u64 * 1000 + rep);
-            if let Err(e) = run(&mut c, idx, *q, seed) {
-                failures.push(format!("{} (seed {seed}): {e}", q.0));
-                break;
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n\n")
+    run_seeds(
+        QUERIES,
+        |q| q.0,
+        4,
+        20_260_415,
+        |c, idx, q, seed| run(c, idx, *q, seed),
     );
 }
 
@@ -453,7 +372,7 @@ fn scale_state_rescans_only_when_the_last_value_of_the_largest_scale_goes() {
     let cluster = Cluster::start();
     let mut c = connect(&cluster);
     let schema = "nscbig";
-    create_source(&mut c, schema);
+    SOURCE.create(&mut c, schema);
     c.batch_execute(&format!(
         "INSERT INTO {schema}.t SELECT i, i % 10, round((random() * 1e12)::numeric, 2), NULL \
          FROM generate_series(1, 50000) i; DELETE FROM {schema}.t__changes; \

@@ -9,12 +9,11 @@
 
 mod common;
 
-use common::{connect, describe, mismatch, plan, refresh_consuming, text_mismatch};
-use pgtrickle_planner::{EffectiveMode, RefreshMode};
-use pgtrickle_test_support::Cluster;
+use common::aggregates::{self, run_seeds, Run, Source};
+use common::{mismatch, text_mismatch};
 use postgres::Client;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
 const COLUMNS: &str = "id int, g int, xf float8, xr real, xn numeric, xp numeric(10,2)";
 const NAMES: &str = "id, g, xf, xr, xn, xp";
@@ -27,43 +26,14 @@ const XN: &[&str] = &["1.5", "-2", "0.25", "3.000", "-7.10", "100"];
 // numeric(10,2) can hold NaN but no infinity.
 const XP: &[&str] = &["1.25", "-3.00", "0.50", "'NaN'"];
 
-/// Source `t`, its changes captured into `t__changes` and read through `t__delta`: as captured,
-/// or summed per distinct row when `mode.consolidate` is set (weights other than +1/-1; the
-/// numeric column is distinct as text, so that `3.000` and `3` stay apart).
-fn create_source(c: &mut Client, schema: &str) {
-    c.batch_execute(&format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};
-         CREATE TABLE {schema}.t ({COLUMNS});
-         CREATE TABLE {schema}.t__changes ({COLUMNS}, __pgt_weight int NOT NULL);
-         CREATE TABLE {schema}.mode (consolidate boolean NOT NULL);
-         INSERT INTO {schema}.mode VALUES (false);
-         CREATE VIEW {schema}.t__delta AS
-           SELECT {NAMES}, __pgt_weight FROM {schema}.t__changes
-           WHERE NOT (SELECT consolidate FROM {schema}.mode)
-           UNION ALL
-           SELECT id, g, xf, xr, xn::text::numeric, xp, sum(__pgt_weight)::int
-           FROM {schema}.t__changes WHERE (SELECT consolidate FROM {schema}.mode)
-           GROUP BY id, g, xf, xr, xn::text, xp HAVING sum(__pgt_weight) <> 0;
-         CREATE FUNCTION {schema}.t__capture() RETURNS trigger LANGUAGE plpgsql AS $f$
-         BEGIN
-           IF TG_OP IN ('DELETE', 'UPDATE') THEN
-             INSERT INTO {schema}.t__changes SELECT o.*, -1 FROM old_rows o;
-           END IF;
-           IF TG_OP IN ('INSERT', 'UPDATE') THEN
-             INSERT INTO {schema}.t__changes SELECT n.*, 1 FROM new_rows n;
-           END IF;
-           RETURN NULL;
-         END $f$;
-         CREATE TRIGGER cap_i AFTER INSERT ON {schema}.t REFERENCING NEW TABLE AS new_rows
-           FOR EACH STATEMENT EXECUTE FUNCTION {schema}.t__capture();
-         CREATE TRIGGER cap_u AFTER UPDATE ON {schema}.t
-           REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-           FOR EACH STATEMENT EXECUTE FUNCTION {schema}.t__capture();
-         CREATE TRIGGER cap_d AFTER DELETE ON {schema}.t REFERENCING OLD TABLE AS old_rows
-           FOR EACH STATEMENT EXECUTE FUNCTION {schema}.t__capture();"
-    ))
-    .expect("create source");
-}
+/// Source `t`: its changes as captured, or consolidated per distinct row (weights other than
+/// +1/-1; the numeric column is distinct as text, so that `3.000` and `3` stay apart).
+const SOURCE: Source = Source {
+    columns: COLUMNS,
+    names: NAMES,
+    consolidated: "id, g, xf, xr, xn::text::numeric, xp",
+    distinct_by: "id, g, xf, xr, xn::text, xp",
+};
 
 /// A value of a float or unconstrained numeric column: often special, sometimes NULL.
 fn value(rng: &mut StdRng, finite: &[&str]) -> String {
@@ -181,36 +151,6 @@ const QUERIES: &[&str] = &[
 
 fn run(c: &mut Client, idx: usize, query: &str, seed: u64) -> Result<(), String> {
     let schema = format!("spv{idx}");
-    let mut rng = StdRng::seed_from_u64(seed);
-    create_source(c, &schema);
-    for _ in 0..2 {
-        c.batch_execute(&random_batch(&mut rng, &schema))
-            .map_err(|e| e.to_string())?;
-    }
-    let plan =
-        plan(c, &schema, query, RefreshMode::Differential).map_err(|e| format!("plan: {e}"))?;
-    if plan.mode != EffectiveMode::Differential {
-        return Err(format!("mode {:?}: {:?}", plan.mode, plan.notice));
-    }
-    let differential = plan
-        .differential_refresh
-        .as_ref()
-        .ok_or("no differential refresh")?;
-    for s in &plan.storage_ddl {
-        c.batch_execute(s).map_err(|e| format!("{e:?}\nDDL: {s}"))?;
-    }
-    let cols: Vec<String> = describe(c, &schema, query)?
-        .iter()
-        .map(|c| format!("\"{}\"", c.name))
-        .collect();
-    refresh_consuming(c, &plan.full_refresh, &[format!("{schema}.t__changes")])
-        .map_err(|e| format!("full: {e}"))?;
-    let check = |c: &mut Client| {
-        mismatch(c, &schema, &cols, query).or_else(|| text_mismatch(c, &schema, &cols, query))
-    };
-    if let Some(m) = check(c) {
-        return Err(format!("after the initial FULL refresh: {m}"));
-    }
     // First a fixed story in group 0: an infinity arrives and leaves, both infinities arrive,
     // one leaves, a NaN arrives and leaves, the other infinity leaves.
     let t = format!("{schema}.t");
@@ -226,60 +166,30 @@ fn run(c: &mut Client, idx: usize, query: &str, seed: u64) -> Result<(), String>
         format!("DELETE FROM {t} WHERE id = 104;"),
         format!("DELETE FROM {t} WHERE id = 101;"),
     ];
-    for round in 0..40 {
-        let consolidate = round > fixed.len() && round % 3 == 1;
-        let batch = match fixed.get(round) {
-            Some(b) => b.clone(),
-            None => random_batch(&mut rng, &schema),
-        };
-        c.batch_execute(&format!(
-            "{batch} UPDATE {schema}.mode SET consolidate = {consolidate};"
-        ))
-        .map_err(|e| format!("{e}: {batch}"))?;
+    let run = Run {
+        source: &SOURCE,
+        schema: &schema,
+        query,
+        seed,
+        batches_before: 2,
+        fixed: &fixed,
+        rounds: 40,
+        consolidate_every: 3,
         // Now and then a FULL refresh, whose state the DIFFERENTIAL ones continue from.
-        let full = round > fixed.len() && round % 9 == 0;
-        let statements = if full {
-            &plan.full_refresh
-        } else {
-            differential
-        };
-        refresh_consuming(c, statements, &[format!("{schema}.t__changes")]).map_err(|e| {
-            format!(
-                "round {round} (consolidated: {consolidate}, full: {full}) batch [{batch}]: {e}"
-            )
-        })?;
-        if let Some(m) = check(c) {
-            return Err(format!(
-                "round {round} (consolidated: {consolidate}, full: {full}) after batch \
-                 [{batch}]: {m}"
-            ));
-        }
-    }
-    Ok(())
+        full_every: Some(9),
+    };
+    aggregates::run(c, &run, random_batch, |c, cols| {
+        mismatch(c, &schema, cols, query).or_else(|| text_mismatch(c, &schema, cols, query))
+    })
 }
 
 #[test]
 fn differential_sum_and_avg_are_exact_with_nan_and_infinities() {
-    let cluster = Cluster::start();
-    let mut c = connect(&cluster);
-    let base: u64 = std::env::var("PGTRICKLE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20_260_520);
-    let mut failures = Vec::new();
-    for (idx, q) in QUERIES.iter().enumerate() {
-        for rep in 0..4u64 {
-            let seed = base.wrapping_add(idx as u64 * 1000 + rep);
-            if let Err(e) = run(&mut c, idx, q, seed) {
-                failures.push(format!("{q} (seed {seed}): {e}"));
-                break;
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n\n")
+    run_seeds(
+        QUERIES,
+        |q| *q,
+        4,
+        20_260_520,
+        |c, idx, q, seed| run(c, idx, q, seed),
     );
 }

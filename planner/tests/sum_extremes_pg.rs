@@ -7,12 +7,11 @@
 
 mod common;
 
-use common::{connect, describe, mismatch, plan, refresh_consuming};
-use pgtrickle_planner::{EffectiveMode, RefreshMode};
-use pgtrickle_test_support::Cluster;
+use common::aggregates::{self, run_seeds, Run, Source};
+use common::mismatch;
 use postgres::Client;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
 const COLUMNS: &str =
     "id int, g int, x2 smallint, x4 int, x8 bigint, xn numeric(29,3), xf float8, \
@@ -53,43 +52,13 @@ const XR: &[&str] = &["1024", "-4096", "0.5", "-3.25", "3"];
 const XM: &[&str] = &["'1.25'", "'-1000000.50'", "'0.01'", "'12345678.99'"];
 const XI: &[&str] = &["'1 day 02:00'", "'-3 mons'", "'00:00:00.5'", "'-7 days'"];
 
-/// Source `t` with its changes captured into `t__changes` (+1/-1 per row, as the engine's
-/// triggers write them) and read through `t__delta`: the captured rows as they are, or (when
-/// `consolidate` is set) summed per distinct row, so that weights other than +1/-1 occur.
-fn create_source(c: &mut Client, schema: &str) {
-    c.batch_execute(&format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};
-         CREATE TABLE {schema}.t ({COLUMNS});
-         CREATE TABLE {schema}.t__changes ({COLUMNS}, __pgt_weight int NOT NULL);
-         CREATE TABLE {schema}.mode (consolidate boolean NOT NULL);
-         INSERT INTO {schema}.mode VALUES (false);
-         CREATE VIEW {schema}.t__delta AS
-           SELECT {NAMES}, __pgt_weight FROM {schema}.t__changes
-           WHERE NOT (SELECT consolidate FROM {schema}.mode)
-           UNION ALL
-           SELECT {NAMES}, sum(__pgt_weight)::int FROM {schema}.t__changes
-           WHERE (SELECT consolidate FROM {schema}.mode)
-           GROUP BY {NAMES} HAVING sum(__pgt_weight) <> 0;
-         CREATE FUNCTION {schema}.t__capture() RETURNS trigger LANGUAGE plpgsql AS $f$
-         BEGIN
-           IF TG_OP IN ('DELETE', 'UPDATE') THEN
-             INSERT INTO {schema}.t__changes SELECT o.*, -1 FROM old_rows o;
-           END IF;
-           IF TG_OP IN ('INSERT', 'UPDATE') THEN
-             INSERT INTO {schema}.t__changes SELECT n.*, 1 FROM new_rows n;
-           END IF;
-           RETURN NULL;
-         END $f$;
-         CREATE TRIGGER cap_i AFTER INSERT ON {schema}.t REFERENCING NEW TABLE AS new_rows
-           FOR EACH STATEMENT EXECUTE FUNCTION {schema}.t__capture();
-         CREATE TRIGGER cap_u AFTER UPDATE ON {schema}.t
-           REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-           FOR EACH STATEMENT EXECUTE FUNCTION {schema}.t__capture();
-         CREATE TRIGGER cap_d AFTER DELETE ON {schema}.t REFERENCING OLD TABLE AS old_rows
-           FOR EACH STATEMENT EXECUTE FUNCTION {schema}.t__capture();"
-    ))
-    .expect("create source");
-}
+/// Source `t`: its changes as captured, or consolidated per distinct row.
+const SOURCE: Source = Source {
+    columns: COLUMNS,
+    names: NAMES,
+    consolidated: NAMES,
+    distinct_by: NAMES,
+};
 
 fn pick(rng: &mut StdRng, values: &[&str]) -> String {
     if rng.gen_bool(0.1) {
@@ -175,33 +144,6 @@ const QUERIES: &[&str] = &[
 
 fn run(c: &mut Client, idx: usize, query: &str, seed: u64) -> Result<(), String> {
     let schema = format!("ext{idx}");
-    let mut rng = StdRng::seed_from_u64(seed);
-    create_source(c, &schema);
-    for _ in 0..3 {
-        c.batch_execute(&random_batch(&mut rng, &schema))
-            .map_err(|e| e.to_string())?;
-    }
-    let plan =
-        plan(c, &schema, query, RefreshMode::Differential).map_err(|e| format!("plan: {e}"))?;
-    if plan.mode != EffectiveMode::Differential {
-        return Err(format!("mode {:?}: {:?}", plan.mode, plan.notice));
-    }
-    let differential = plan
-        .differential_refresh
-        .as_ref()
-        .ok_or("no differential refresh")?;
-    for s in &plan.storage_ddl {
-        c.batch_execute(s).map_err(|e| format!("{e:?}\nDDL: {s}"))?;
-    }
-    let cols: Vec<String> = describe(c, &schema, query)?
-        .iter()
-        .map(|c| format!("\"{}\"", c.name))
-        .collect();
-    refresh_consuming(c, &plan.full_refresh, &[format!("{schema}.t__changes")])
-        .map_err(|e| format!("full: {e}"))?;
-    if let Some(m) = mismatch(c, &schema, &cols, query) {
-        return Err(format!("after the initial FULL refresh: {m}"));
-    }
     // First the plain case: captured +1/-1 rows at the limits (deleting -2147483648 must not
     // compute -1 * -2147483648 in int4), then random batches.
     let fixed = [
@@ -213,50 +155,29 @@ fn run(c: &mut Client, idx: usize, query: &str, seed: u64) -> Result<(), String>
         format!("UPDATE {schema}.t SET g = 1 WHERE id IN (100, 101);"),
         format!("DELETE FROM {schema}.t WHERE id IN (100, 101);"),
     ];
-    for round in 0..19 {
-        let consolidate = round > fixed.len() && round % 2 == 1;
-        let batch = match fixed.get(round) {
-            Some(b) => b.clone(),
-            None => random_batch(&mut rng, &schema),
-        };
-        c.batch_execute(&format!(
-            "{batch} UPDATE {schema}.mode SET consolidate = {consolidate};"
-        ))
-        .map_err(|e| format!("{e}: {batch}"))?;
-        refresh_consuming(c, differential, &[format!("{schema}.t__changes")]).map_err(|e| {
-            format!("round {round} (consolidated: {consolidate}) batch [{batch}]: {e}")
-        })?;
-        if let Some(m) = mismatch(c, &schema, &cols, query) {
-            return Err(format!(
-                "round {round} (consolidated: {consolidate}) after batch [{batch}]: {m}"
-            ));
-        }
-    }
-    Ok(())
+    let run = Run {
+        source: &SOURCE,
+        schema: &schema,
+        query,
+        seed,
+        batches_before: 3,
+        fixed: &fixed,
+        rounds: 19,
+        consolidate_every: 2,
+        full_every: None,
+    };
+    aggregates::run(c, &run, random_batch, |c, cols| {
+        mismatch(c, &schema, cols, query)
+    })
 }
 
 #[test]
 fn differential_sum_and_avg_are_exact_at_the_limits_of_their_types() {
-    let cluster = Cluster::start();
-    let mut c = connect(&cluster);
-    let base: u64 = std::env::var("PGTRICKLE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20_260_301);
-    let mut failures = Vec::new();
-    for (idx, q) in QUERIES.iter().enumerate() {
-        for rep in 0..3u64 {
-            let seed = base.wrapping_add(idx as u64 * 1000 + rep);
-            if let Err(e) = run(&mut c, idx, q, seed) {
-                failures.push(format!("{q} (seed {seed}): {e}"));
-                break;
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n\n")
+    run_seeds(
+        QUERIES,
+        |q| *q,
+        3,
+        20_260_301,
+        |c, idx, q, seed| run(c, idx, q, seed),
     );
 }

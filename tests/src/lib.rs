@@ -1,10 +1,13 @@
 //! End-to-end tests of pgtrickle-proxy live in `tests/tests/`; this library holds what they
-//! share: the project's test support (clusters, proxy processes), a byte-level client, and the
-//! usual cluster-plus-proxy set-up.
+//! share: the project's test support (clusters, proxy processes), a byte-level client, the
+//! usual cluster-plus-proxy set-up, psql runs, and statements run through the proxy
+//! ([`sql`]: statements that must succeed or fail, refreshes, catalog look-ups).
 
 pub mod raw_client;
+pub mod sql;
 
 pub use pgtrickle_test_support::*;
+pub use sql::*;
 
 use std::path::Path;
 
@@ -16,10 +19,35 @@ macro_rules! proxy_bin {
     };
 }
 
+/// The usual set-up of a test: a fresh cluster and the proxy built for these tests in front of
+/// it, started with the extra flags `args` (a `&[&str]`). Evaluates to `(Cluster, ProxyProcess)`.
+#[macro_export]
+macro_rules! setup {
+    ($args:expr) => {
+        $crate::cluster_and_proxy($crate::proxy_bin!(), $args)
+    };
+}
+
+/// Starts a fresh cluster and a proxy from `bin` in front of it with extra flags `args` (what
+/// [`setup!`] does with the proxy built for these tests).
+pub fn cluster_and_proxy(bin: &Path, args: &[&str]) -> (Cluster, ProxyProcess) {
+    let cluster = Cluster::start();
+    let proxy = proxy_for(bin, &cluster, args);
+    (cluster, proxy)
+}
+
 /// Starts a proxy in front of `cluster` (plain upstream connection) with extra flags.
 pub fn proxy_for(bin: &Path, cluster: &Cluster, args: &[&str]) -> ProxyProcess {
     let upstream = format!("{}?sslmode=disable", cluster.url("postgres", "postgres"));
     ProxyProcess::start(bin, &upstream, args)
+}
+
+/// Asserts that `proxy` still serves: a new session logs in and gets a row for a query.
+pub fn assert_serves(proxy: &ProxyProcess) {
+    let (mut c, _) = raw_client::RawClient::login(proxy.port(), "postgres", "postgres");
+    c.send(&raw_client::query("select 'alive'"));
+    let answer = c.read_until_ready();
+    assert!(answer.iter().any(|m| m.tag == b'D'), "{answer:?}");
 }
 
 /// Connects tokio-postgres with `conninfo` and drives the connection in the background.
@@ -111,6 +139,46 @@ pub fn psql_isolated(
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run psql")
+}
+
+/// psql ([`psql_isolated`]) must succeed; returns its output.
+pub fn psql_ok(
+    cluster: &Cluster,
+    conninfo: &str,
+    password: Option<&str>,
+    commands: &[&str],
+) -> String {
+    let out = psql_isolated(cluster, conninfo, password, commands);
+    assert!(
+        out.status.success(),
+        "psql {conninfo:?} {commands:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// psql ([`psql_isolated`]) must fail; returns its stderr.
+pub fn psql_err(
+    cluster: &Cluster,
+    conninfo: &str,
+    password: Option<&str>,
+    commands: &[&str],
+) -> String {
+    let out = psql_isolated(cluster, conninfo, password, commands);
+    assert!(
+        !out.status.success(),
+        "psql {conninfo:?} {commands:?} should have failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A path as the `&str` a command-line flag takes.
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
 }
 
 /// Statements that make database `postgres` of `remote` reachable from the current database as

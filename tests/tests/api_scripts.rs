@@ -4,26 +4,10 @@
 //! client's transaction block; an error anywhere undoes all of it (or fails the block).
 
 use pgtrickle_e2e::{
-    await_catalog, connect, contents, count, proxy_bin, proxy_for, psql_isolated, rows_differing,
-    Cluster, ProxyProcess,
+    await_catalog, connect, contents, count, failure, psql_isolated, relation_exists,
+    rows_differing, setup,
 };
 use tokio_postgres::{Client, SimpleQueryMessage};
-
-fn setup() -> (Cluster, ProxyProcess) {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &cluster, &["--scheduler-interval-ms", "200"]);
-    (cluster, proxy)
-}
-
-/// The SQLSTATE and message of a failing simple query.
-async fn failure(client: &Client, sql: &str) -> (String, String) {
-    let e = client
-        .simple_query(sql)
-        .await
-        .expect_err("the query string should fail");
-    let db = e.as_db_error().unwrap_or_else(|| panic!("{sql}: {e:?}"));
-    (db.code().code().to_string(), db.message().to_string())
-}
 
 async fn stream_tables(client: &Client) -> String {
     contents(client, "SELECT pgt_name FROM pgtrickle.pgt_stream_tables")
@@ -31,20 +15,11 @@ async fn stream_tables(client: &Client) -> String {
         .replace(['(', ')'], "")
 }
 
-async fn relation_exists(client: &Client, name: &str) -> bool {
-    count(
-        client,
-        &format!("SELECT count(*) FROM pg_class WHERE oid = to_regclass('{name}')"),
-    )
-    .await
-        == 1
-}
-
 const QUERY: &str = "SELECT region, count(*) AS n, sum(amount) AS total FROM sales GROUP BY region";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_migration_sent_as_one_string_runs_in_order() {
-    let (_cluster, proxy) = setup();
+    let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "200"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     let messages = client
         .simple_query(&format!(
@@ -101,7 +76,7 @@ async fn a_migration_sent_as_one_string_runs_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_error_anywhere_undoes_the_whole_string() {
-    let (_cluster, proxy) = setup();
+    let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "200"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     // A failing plain statement after the call: the table and the stream table are gone.
     let (code, _) = failure(
@@ -152,7 +127,7 @@ async fn an_error_anywhere_undoes_the_whole_string() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inside_a_transaction_block_the_string_is_part_of_it() {
-    let (_cluster, proxy) = setup();
+    let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "200"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     client
         .batch_execute("CREATE TABLE sales (id int, region text, amount numeric)")
@@ -190,7 +165,7 @@ async fn inside_a_transaction_block_the_string_is_part_of_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transaction_control_in_the_string_is_refused_before_anything_runs() {
-    let (_cluster, proxy) = setup();
+    let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "200"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     let (code, message) = failure(
         &client,
@@ -223,7 +198,7 @@ async fn transaction_control_in_the_string_is_refused_before_anything_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_dash_c_with_several_statements() {
-    let (cluster, proxy) = setup();
+    let (cluster, proxy) = setup!(&["--scheduler-interval-ms", "200"]);
     let out = psql_isolated(
         &cluster,
         &proxy.conninfo("postgres", "postgres"),
@@ -248,7 +223,7 @@ async fn psql_dash_c_with_several_statements() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_string_whose_answers_would_flood_the_proxy_fails_cleanly() {
-    let (_cluster, proxy) = setup();
+    let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "200"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     client
         .batch_execute(&format!(

@@ -3,13 +3,16 @@
 //! TLS-terminating proxy (see proxy/src/session/login.rs and docs/AUTHENTICATION.md).
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::Command;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use pgtrickle_e2e::{proxy_bin, proxy_for, Cluster, ClusterOptions, ProxyProcess};
+use pgtrickle_e2e::{
+    path_str, proxy_bin, proxy_for, psql_err, psql_ok, sqlstate_of, Cluster, ClusterOptions,
+    ProxyProcess,
+};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
@@ -77,33 +80,6 @@ impl Certs {
     }
 }
 
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-fn psql_ok(cluster: &Cluster, conninfo: &str, password: Option<&str>, commands: &[&str]) -> String {
-    let out = pgtrickle_e2e::psql_isolated(cluster, conninfo, password, commands);
-    assert!(
-        out.status.success(),
-        "psql {conninfo:?} {commands:?} failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn psql_err(cluster: &Cluster, conninfo: &str, password: Option<&str>) -> String {
-    let out = pgtrickle_e2e::psql_isolated(cluster, conninfo, password, &["select 1"]);
-    assert!(
-        !out.status.success(),
-        "psql {conninfo:?} should have failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -119,10 +95,6 @@ fn tokio_postgres_login(conninfo: &str) -> Result<String, tokio_postgres::Error>
         let row = client.query_one("select current_user::text", &[]).await?;
         Ok(row.get(0))
     })
-}
-
-fn sqlstate(e: &tokio_postgres::Error) -> Option<&str> {
-    e.code().map(|c| c.code())
 }
 
 fn db_message(e: &tokio_postgres::Error) -> Option<String> {
@@ -201,7 +173,7 @@ fn md5_scram_and_cleartext_passwords_are_relayed() {
         );
 
         // Wrong password: out, with the server's own error.
-        let err = psql_err(&cluster, &conninfo, Some(WRONG_PASSWORD));
+        let err = psql_err(&cluster, &conninfo, Some(WRONG_PASSWORD), &["select 1"]);
         assert!(
             err.contains(&format!(
                 "password authentication failed for user \"{user}\""
@@ -215,12 +187,16 @@ fn md5_scram_and_cleartext_passwords_are_relayed() {
             cluster.conninfo(user, "postgres")
         ))
         .expect_err("wrong password accepted by the server");
-        assert_eq!(sqlstate(&via_proxy), Some("28P01"), "{user}: {via_proxy:?}");
-        assert_eq!(sqlstate(&direct), Some("28P01"), "{user}: {direct:?}");
+        assert_eq!(
+            sqlstate_of(&via_proxy),
+            Some("28P01"),
+            "{user}: {via_proxy:?}"
+        );
+        assert_eq!(sqlstate_of(&direct), Some("28P01"), "{user}: {direct:?}");
         assert_eq!(db_message(&via_proxy), db_message(&direct), "{user}");
 
         // No password at all: psql gives up (-w) instead of hanging, the server asked for one.
-        let err = psql_err(&cluster, &conninfo, None);
+        let err = psql_err(&cluster, &conninfo, None, &["select 1"]);
         assert!(err.contains("no password supplied"), "{user}: {err}");
     }
 
@@ -398,6 +374,7 @@ fn channel_binding_with_tls_client_and_plain_upstream() {
         &cluster,
         &format!("{base} channel_binding=require"),
         Some(SCRAM_PASSWORD),
+        &["select 1"],
     );
     assert!(err.contains(LIBPQ_NO_PLUS), "stderr: {err}");
 
@@ -418,6 +395,7 @@ fn channel_binding_with_tls_client_and_plain_upstream() {
         &cluster,
         &format!("{base} channel_binding=prefer"),
         Some(WRONG_PASSWORD),
+        &["select 1"],
     );
     assert!(
         err.contains("password authentication failed for user \"scramuser\""),
@@ -483,6 +461,7 @@ fn channel_binding_with_tls_on_both_legs() {
         &cluster,
         &format!("{base} channel_binding=require"),
         Some(SCRAM_PASSWORD),
+        &["select 1"],
     );
     assert!(err.contains(LIBPQ_NO_PLUS), "stderr: {err}");
     // The redone exchange still checks the password.
@@ -490,6 +469,7 @@ fn channel_binding_with_tls_on_both_legs() {
         &cluster,
         &format!("{base} channel_binding=prefer"),
         Some(WRONG_PASSWORD),
+        &["select 1"],
     );
     assert!(
         err.contains("password authentication failed for user \"scramuser\""),
@@ -522,6 +502,7 @@ fn channel_binding_with_tls_on_both_legs() {
         &cluster,
         &format!("{base} channel_binding=prefer"),
         Some(SCRAM_PASSWORD),
+        &["select 1"],
     );
     assert!(
         err.contains("SCRAM channel binding cannot pass through pgtrickle-proxy")
@@ -537,7 +518,7 @@ fn channel_binding_with_tls_on_both_legs() {
         &certs.ca_der,
     )
     .expect_err("channel binding over two TLS legs must be refused");
-    assert_eq!(sqlstate(&e), Some("28000"), "{e:?}");
+    assert_eq!(sqlstate_of(&e), Some("28000"), "{e:?}");
     assert!(
         db_message(&e).is_some_and(|m| m.contains("channel binding")),
         "{e:?}"

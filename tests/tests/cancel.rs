@@ -6,12 +6,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pgtrickle_e2e::raw_client::RawClient;
-use pgtrickle_e2e::{connect, proxy_bin, proxy_for, Cluster};
+use pgtrickle_e2e::{connect, setup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_postgres_cancels_a_running_query() {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &cluster, &[]);
+    let (_cluster, proxy) = setup!(&[]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     let token = client.cancel_token();
     let started = Instant::now();
@@ -33,8 +32,7 @@ async fn tokio_postgres_cancels_a_running_query() {
 
 #[test]
 fn psql_ctrl_c_cancels_a_running_query() {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &cluster, &[]);
+    let (cluster, proxy) = setup!(&[]);
     let child = Command::new(cluster.bin_dir().join("psql"))
         .args(["-X", "-d"])
         .arg(proxy.conninfo("postgres", "postgres"))
@@ -75,8 +73,7 @@ fn psql_ctrl_c_cancels_a_running_query() {
 
 #[test]
 fn a_cancel_with_a_wrong_key_cancels_nothing() {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &cluster, &[]);
+    let (cluster, proxy) = setup!(&[]);
     let (mut session, login) = RawClient::login(proxy.port(), "postgres", "postgres");
     let key = login
         .iter()

@@ -10,16 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pgtrickle_e2e::{proxy_bin, proxy_for, Cluster, ProxyProcess};
+use pgtrickle_e2e::{setup, ProxyProcess};
 
 /// A driver program that takes longer has hung (an answer the driver waits for never came).
 const DRIVER_TIMEOUT: Duration = Duration::from_secs(180);
-
-fn setup() -> (Cluster, ProxyProcess) {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &cluster, &["--scheduler-interval-ms", "200"]);
-    (cluster, proxy)
-}
 
 fn drivers_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("drivers")
@@ -74,7 +68,7 @@ fn run_driver(what: &str, mut cmd: Command, proxy: &ProxyProcess) {
 
 #[test]
 fn psycopg3_python() {
-    let (_cluster, proxy) = setup();
+    let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "200"]);
     let mut cmd = Command::new("python3");
     cmd.arg(drivers_dir().join("python/stream_tables.py"))
         .arg(url(&proxy));
@@ -89,7 +83,7 @@ fn node_postgres() {
         "node-postgres is not installed in {}: run scripts/install-deps.sh",
         node_dir.display()
     );
-    let (_cluster, proxy) = setup();
+    let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "200"]);
     let mut cmd = Command::new("node");
     cmd.arg(node_dir.join("stream_tables.js")).arg(url(&proxy));
     run_driver("node-postgres (tests/drivers/node)", cmd, &proxy);

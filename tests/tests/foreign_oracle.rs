@@ -10,8 +10,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pgtrickle_e2e::{
-    await_catalog, connect, contents, postgres_fdw_server_sql, proxy_bin, proxy_for,
-    rows_differing, Cluster,
+    await_catalog, connect, contents, postgres_fdw_server_sql, rows_differing, setup, Cluster,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -170,17 +169,12 @@ async fn random_writes_on_both_sides_keep_stream_tables_equal_to_their_queries()
          CASE WHEN g % 6 = 0 THEN NULL ELSE g % 4 END, \
          (ARRAY['a', 'b', NULL, 'c'])[g % 4 + 1] FROM generate_series(1, 30) g",
     );
-    let local = Cluster::start();
-    let proxy = proxy_for(
-        proxy_bin!(),
-        &local,
-        &[
-            "--scheduler-interval-ms",
-            "60000",
-            "--poll-timeout-seconds",
-            "60",
-        ],
-    );
+    let (_local, proxy) = setup!(&[
+        "--scheduler-interval-ms",
+        "60000",
+        "--poll-timeout-seconds",
+        "60",
+    ]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     // A first create racing the scheduler's set-up is foreign_tables.rs's business, not the
     // oracle's.

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pgtrickle_e2e::raw_client::{self, Message, RawClient};
-use pgtrickle_e2e::{proxy_bin, proxy_for, Cluster, ProxyProcess};
+use pgtrickle_e2e::{assert_serves, proxy_bin, setup, Cluster, ProxyProcess};
 
 /// Peak and current resident memory of a process, in kB.
 fn memory_kb(pid: u32) -> (u64, u64) {
@@ -27,13 +27,6 @@ fn memory_kb(pid: u32) -> (u64, u64) {
 
 fn login(proxy: &ProxyProcess) -> RawClient {
     RawClient::login(proxy.port(), "postgres", "postgres").0
-}
-
-fn assert_serves(proxy: &ProxyProcess) {
-    let mut c = login(proxy);
-    c.send(&raw_client::query("select 'alive'"));
-    let answer = c.read_until_ready();
-    assert!(answer.iter().any(|m| m.tag == b'D'), "{answer:?}");
 }
 
 fn error_of(answer: &[Message]) -> Option<(String, String)> {
@@ -69,8 +62,7 @@ fn shapes(n: usize) -> Vec<(&'static str, String)> {
 
 #[test]
 fn deep_statements_of_every_shape_cost_one_error() {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &cluster, &[]);
+    let (_cluster, proxy) = setup!(&[]);
     let mut bystander = login(&proxy);
 
     // The reported statement: no API call, forwarded; PostgreSQL answers it.
@@ -131,8 +123,7 @@ fn many_token_call(bytes: usize) -> String {
 
 #[test]
 fn large_statements_are_bounded_in_memory() {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &cluster, &[]);
+    let (_cluster, proxy) = setup!(&[]);
     let mut c = login(&proxy);
 
     // A 4 MB API call: refused before any parse.
@@ -173,8 +164,7 @@ fn large_statements_are_bounded_in_memory() {
 
 #[test]
 fn idle_sessions_give_back_the_memory_of_large_messages() {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &cluster, &[]);
+    let (_cluster, proxy) = setup!(&[]);
     let comment = "x".repeat(50 << 20);
     let mut idle = Vec::new();
     for _ in 0..3 {
@@ -195,9 +185,8 @@ fn idle_sessions_give_back_the_memory_of_large_messages() {
 
 #[test]
 fn a_big_candidate_statement_does_not_stall_other_sessions() {
-    let cluster = Cluster::start();
     // One worker thread: anything heavy done on it stalls every session.
-    let proxy = proxy_for(proxy_bin!(), &cluster, &["--worker-threads", "1"]);
+    let (_cluster, proxy) = setup!(&["--worker-threads", "1"]);
     let port = proxy.port();
     let heavy = std::thread::spawn(move || {
         let (mut c, _) = RawClient::login(port, "postgres", "postgres");

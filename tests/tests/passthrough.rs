@@ -6,14 +6,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt, TryStreamExt};
 use pgtrickle_e2e::raw_client::{self, RawClient};
-use pgtrickle_e2e::{connect, proxy_bin, proxy_for, Cluster, ProxyProcess};
+use pgtrickle_e2e::{connect, setup};
 use tokio_postgres::{AsyncMessage, SimpleQueryMessage};
-
-fn setup() -> (Cluster, ProxyProcess) {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &cluster, &[]);
-    (cluster, proxy)
-}
 
 async fn simple_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<String>>> {
     client
@@ -42,7 +36,7 @@ const TYPED_VALUES: &str = "select 1::int2, 2147483647::int4, '-9223372036854775
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_types_are_the_same_through_the_proxy() {
-    let (cluster, proxy) = setup();
+    let (cluster, proxy) = setup!(&[]);
     let direct = connect(&cluster.conninfo("postgres", "postgres")).await;
     let proxied = connect(&proxy.conninfo("postgres", "postgres")).await;
     assert_eq!(
@@ -68,7 +62,7 @@ async fn data_types_are_the_same_through_the_proxy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_keep_their_sqlstate_and_message() {
-    let (cluster, proxy) = setup();
+    let (cluster, proxy) = setup!(&[]);
     let direct = connect(&cluster.conninfo("postgres", "postgres")).await;
     let proxied = connect(&proxy.conninfo("postgres", "postgres")).await;
     direct
@@ -104,7 +98,7 @@ async fn errors_keep_their_sqlstate_and_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_and_savepoints_behave_as_directly() {
-    let (_cluster, proxy) = setup();
+    let (_cluster, proxy) = setup!(&[]);
     let mut client = connect(&proxy.conninfo("postgres", "postgres")).await;
     client
         .batch_execute("create table acct (id int, v int)")
@@ -138,7 +132,7 @@ async fn transactions_and_savepoints_behave_as_directly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_in_and_out_of_100k_rows() {
-    let (cluster, proxy) = setup();
+    let (cluster, proxy) = setup!(&[]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     client
         .batch_execute("create table c (id int, name text, payload bytea)")
@@ -196,7 +190,7 @@ async fn copy_in_and_out_of_100k_rows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_reach_an_idle_listener() {
-    let (_cluster, proxy) = setup();
+    let (_cluster, proxy) = setup!(&[]);
     let (listener, mut connection) = tokio_postgres::connect(
         &proxy.conninfo("postgres", "postgres"),
         tokio_postgres::NoTls,
@@ -253,7 +247,7 @@ async fn notifications_reach_an_idle_listener() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_queries_keep_their_order() {
-    let (_cluster, proxy) = setup();
+    let (_cluster, proxy) = setup!(&[]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     let stmt = client.prepare("select $1::int4 * 2").await.unwrap();
     // tokio-postgres pipelines requests that are polled together.
@@ -301,7 +295,7 @@ fn raw_exchange(direct_port: u16, proxy_port: u16, bytes: &[u8], ready: usize) -
 
 #[test]
 fn extended_protocol_pipeline_answers_are_byte_identical() {
-    let (cluster, proxy) = setup();
+    let (cluster, proxy) = setup!(&[]);
     cluster.psql("create table pipe (id int primary key, t text)");
     use raw_client::*;
     let mut batch = Vec::new();
@@ -332,7 +326,7 @@ fn extended_protocol_pipeline_answers_are_byte_identical() {
 
 #[test]
 fn flush_without_sync_gets_answers_at_once() {
-    let (_cluster, proxy) = setup();
+    let (_cluster, proxy) = setup!(&[]);
     use raw_client::*;
     let (mut c, _) = RawClient::login(proxy.port(), "postgres", "postgres");
     let mut batch = parse("", "select 42");
@@ -350,7 +344,7 @@ fn flush_without_sync_gets_answers_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_100_mb_value_round_trips() {
-    let (_cluster, proxy) = setup();
+    let (_cluster, proxy) = setup!(&[]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     let big: String = "0123456789abcdef".repeat(100 * 1024 * 1024 / 16);
     client
@@ -378,7 +372,7 @@ async fn a_100_mb_value_round_trips() {
 
 #[test]
 fn function_call_protocol_works_for_large_objects() {
-    let (cluster, proxy) = setup();
+    let (cluster, proxy) = setup!(&[]);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("blob.bin");
     let content: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();

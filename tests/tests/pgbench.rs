@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use pgtrickle_e2e::{proxy_bin, proxy_for, Cluster};
+use pgtrickle_e2e::{setup, Cluster};
 
 fn pgbench(cluster: &Cluster, port: u16, args: &[&str]) -> String {
     let out = Command::new(cluster.bin_dir().join("pgbench"))
@@ -23,8 +23,7 @@ fn pgbench(cluster: &Cluster, port: u16, args: &[&str]) -> String {
 
 #[test]
 fn pgbench_runs_without_failures_in_every_protocol_mode() {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &cluster, &[]);
+    let (cluster, proxy) = setup!(&[]);
     pgbench(&cluster, proxy.port(), &["-i", "-s", "1", "-q"]);
     for mode in ["simple", "extended", "prepared"] {
         for builtin in [&["-S"][..], &["-N"][..], &[][..]] {

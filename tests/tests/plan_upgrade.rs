@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use pgtrickle_e2e::{
-    await_catalog, await_true, connect, proxy_bin, proxy_for, rows_differing, Cluster,
+    await_catalog, await_true, connect, proxy_bin, proxy_for, rows_differing, setup,
 };
 
 const AGG: &str = "SELECT g, count(*) AS n, sum(v) AS s FROM t GROUP BY g";
@@ -13,12 +13,7 @@ const BAG: &str = "SELECT v % 3 AS r FROM t";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_plan_is_planned_again_and_a_newer_one_is_left_alone() {
-    let cluster = Cluster::start();
-    let mut proxy = proxy_for(
-        proxy_bin!(),
-        &cluster,
-        &["--scheduler-interval-ms", "60000"],
-    );
+    let (cluster, mut proxy) = setup!(&["--scheduler-interval-ms", "60000"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     await_catalog(&client, &proxy).await;
     client

@@ -7,20 +7,12 @@ use std::io::Write;
 use std::time::Duration;
 
 use pgtrickle_e2e::raw_client::{self, startup_message, RawClient};
-use pgtrickle_e2e::{connect, proxy_bin, proxy_for, Cluster, ProxyProcess};
+use pgtrickle_e2e::{assert_serves, connect, setup};
 use rand::{Rng, SeedableRng};
-
-fn assert_serves(proxy: &ProxyProcess) {
-    let (mut c, _) = RawClient::login(proxy.port(), "postgres", "postgres");
-    c.send(&raw_client::query("select 'alive'"));
-    let answer = c.read_until_ready();
-    assert!(answer.iter().any(|m| m.tag == b'D'), "{answer:?}");
-}
 
 #[test]
 fn malformed_first_packets_close_only_their_connection() {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &cluster, &[]);
+    let (_cluster, proxy) = setup!(&[]);
     // A session that stays open through all of it.
     let (mut bystander, _) = RawClient::login(proxy.port(), "postgres", "postgres");
     let cases: Vec<Vec<u8>> = vec![
@@ -63,8 +55,7 @@ fn malformed_first_packets_close_only_their_connection() {
 
 #[test]
 fn malformed_messages_after_login_close_only_their_connection() {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &cluster, &[]);
+    let (_cluster, proxy) = setup!(&[]);
     let (mut bystander, _) = RawClient::login(proxy.port(), "postgres", "postgres");
     for bad in [
         vec![b'Q', 0, 0, 0, 2],               // length below 4
@@ -84,8 +75,7 @@ fn malformed_messages_after_login_close_only_their_connection() {
 
 #[test]
 fn random_garbage_from_many_connections_never_crashes_the_proxy() {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &cluster, &[]);
+    let (_cluster, proxy) = setup!(&[]);
     let seed: u64 = rand::random();
     eprintln!("seed {seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -118,8 +108,7 @@ fn random_garbage_from_many_connections_never_crashes_the_proxy() {
 
 #[test]
 fn newer_protocol_versions_and_gssenc_get_clean_answers() {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &cluster, &[]);
+    let (_cluster, proxy) = setup!(&[]);
     // GSSENCRequest is answered N, then a normal startup follows on the same connection.
     let mut c = RawClient::connect(proxy.port());
     c.send(&[0, 0, 0, 8, 4, 0xd2, 0x16, 0x30]);
@@ -146,8 +135,7 @@ fn newer_protocol_versions_and_gssenc_get_clean_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_that_goes_away_and_comes_back() {
-    let mut cluster = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &cluster, &[]);
+    let (mut cluster, proxy) = setup!(&[]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     client.batch_execute("select 1").await.unwrap();
 

@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use pgtrickle_e2e::{await_catalog, connect, count, proxy_bin, proxy_for, Cluster, ProxyProcess};
+use pgtrickle_e2e::{
+    await_catalog, connect, count, proxy_bin, proxy_for, setup, Cluster, ProxyProcess,
+};
 use tokio_postgres::Client;
 
 /// Backends of the proxy's own connections (scheduler, refresh workers, poller).
@@ -286,8 +288,7 @@ async fn a_long_refresh_does_not_hold_up_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chain_converges_in_order_with_concurrent_refreshes() {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &cluster, &["--scheduler-interval-ms", "200"]);
+    let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "200"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     await_catalog(&client, &proxy).await;
     client

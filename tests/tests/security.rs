@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use pgtrickle_e2e::{
-    await_catalog, connect, count, proxy_bin, rows_differing, Cluster, ProxyProcess,
+    await_catalog, connect, count, is_superuser, proxy_bin, rows_differing, setup, Cluster,
+    ProxyProcess,
 };
 use tokio_postgres::Client;
 
@@ -53,14 +54,6 @@ async fn roles(admin: &Client) {
         )
         .await
         .unwrap();
-}
-
-async fn is_superuser(admin: &Client, role: &str) -> bool {
-    admin
-        .query_one("SELECT rolsuper FROM pg_roles WHERE rolname = $1", &[&role])
-        .await
-        .unwrap()
-        .get(0)
 }
 
 /// Bob's stream tables: for each escape, one whose query calls it (FULL and DIFFERENTIAL) and
@@ -156,9 +149,7 @@ async fn attack(admin: &Client, bob: &Client, names: &[String], proxy: &ProxyPro
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn code_the_owner_controls_cannot_leave_its_identity_with_a_superuser_proxy() {
-    let cluster = Cluster::start();
-    let proxy =
-        pgtrickle_e2e::proxy_for(proxy_bin!(), &cluster, &["--scheduler-interval-ms", "200"]);
+    let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "200"]);
     let admin = connect(&proxy.conninfo("postgres", "postgres")).await;
     await_catalog(&admin, &proxy).await;
     roles(&admin).await;
@@ -247,9 +238,7 @@ async fn code_the_owner_controls_cannot_leave_its_identity_with_an_ordinary_prox
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_created_later_on_the_search_path_are_never_run_by_refreshes() {
-    let cluster = Cluster::start();
-    let proxy =
-        pgtrickle_e2e::proxy_for(proxy_bin!(), &cluster, &["--scheduler-interval-ms", "200"]);
+    let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "200"]);
     let admin = connect(&proxy.conninfo("postgres", "postgres")).await;
     await_catalog(&admin, &proxy).await;
     roles(&admin).await;
@@ -364,8 +353,7 @@ async fn search_path_attack(proxy: &ProxyProcess, admin: &Client, victim_role: &
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_catalog_and_the_change_buffers_are_the_proxys_alone() {
-    let cluster = Cluster::start();
-    let proxy = pgtrickle_e2e::proxy_for(proxy_bin!(), &cluster, &[]);
+    let (cluster, proxy) = setup!(&[]);
     let admin = connect(&proxy.conninfo("postgres", "postgres")).await;
     await_catalog(&admin, &proxy).await;
     roles(&admin).await;
@@ -459,8 +447,7 @@ async fn the_catalog_and_the_change_buffers_are_the_proxys_alone() {
 /// text, and each nonce works once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_statements_cannot_be_replayed_moved_or_altered() {
-    let cluster = Cluster::start();
-    let proxy = pgtrickle_e2e::proxy_for(proxy_bin!(), &cluster, &[]);
+    let (cluster, proxy) = setup!(&[]);
     let admin = connect(&proxy.conninfo("postgres", "postgres")).await;
     await_catalog(&admin, &proxy).await;
     // Only a superuser can read the key: the test signs with it as the proxy would.

@@ -2,7 +2,7 @@
 //! proxy: the DuckLake bridge table and metadata tables. Each stream table must equal its
 //! defining query after writes and a refresh.
 
-use pgtrickle_e2e::{connect, proxy_bin, proxy_for, rows_differing, Cluster};
+use pgtrickle_e2e::{connect, rows_differing, setup};
 
 const REVENUE_QUERY: &str = "SELECT date_trunc('minute', occurred_at) AS minute, product_id, \
     SUM(revenue_usd) AS total_revenue, COUNT(*) AS purchase_count FROM events_bridge \
@@ -15,12 +15,7 @@ const SMALL_FILES_QUERY: &str = "SELECT dt.schema_name, dt.table_name, COUNT(*) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_documents_local_examples_work_verbatim() {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(
-        proxy_bin!(),
-        &cluster,
-        &["--scheduler-interval-ms", "60000"],
-    );
+    let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "60000"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     client
         .batch_execute(

@@ -5,14 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use pgtrickle_e2e::{connect, count, proxy_bin, proxy_for, rows_differing, Cluster, ProxyProcess};
+use pgtrickle_e2e::{
+    connect, count, proxy_bin, proxy_for, refresh, rows_differing, setup, Cluster,
+};
 use tokio_postgres::Client;
-
-fn setup(args: &[&str]) -> (Cluster, ProxyProcess) {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &cluster, args);
-    (cluster, proxy)
-}
 
 async fn last_action(client: &Client, st: &str) -> String {
     client
@@ -23,13 +19,6 @@ async fn last_action(client: &Client, st: &str) -> String {
         .await
         .unwrap()
         .get::<_, String>(0)
-}
-
-async fn refresh(client: &Client, st: &str) {
-    client
-        .batch_execute(&format!("SELECT pgtrickle.refresh_stream_table('{st}')"))
-        .await
-        .unwrap_or_else(|e| panic!("refresh {st}: {e:?}"));
 }
 
 const Q: &str = "SELECT g, count(*) AS n, sum(v) AS s FROM t GROUP BY g";
@@ -44,7 +33,7 @@ fn buffer_of(name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_transaction_committing_after_a_refresh_is_applied_once() {
-    let (_cluster, proxy) = setup(&["--scheduler-interval-ms", "60000"]);
+    let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "60000"]);
     let conninfo = proxy.conninfo("postgres", "postgres");
     let client = connect(&conninfo).await;
     client
@@ -82,16 +71,16 @@ async fn a_long_transaction_committing_after_a_refresh_is_applied_once() {
             }
         }));
     }
-    refresh(&client, "agg").await;
+    refresh(&client, &proxy, "agg").await;
     for w in writers {
         w.await.unwrap();
     }
     // The long transaction's rows are not in yet: the stream table equals the query as the
     // refresh saw it, which is the current state minus the long transaction.
     long.batch_execute("COMMIT").await.unwrap();
-    refresh(&client, "agg").await;
+    refresh(&client, &proxy, "agg").await;
     assert_eq!(rows_differing(&client, "agg", "g, n, s", Q).await, 0);
-    refresh(&client, "agg").await;
+    refresh(&client, &proxy, "agg").await;
     assert_eq!(
         rows_differing(&client, "agg", "g, n, s", Q).await,
         0,
@@ -101,7 +90,7 @@ async fn a_long_transaction_committing_after_a_refresh_is_applied_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncate_diamonds_and_buffers_that_empty() {
-    let (_cluster, proxy) = setup(&["--scheduler-interval-ms", "60000"]);
+    let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "60000"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     client
         .batch_execute(
@@ -141,7 +130,7 @@ async fn truncate_diamonds_and_buffers_that_empty() {
                 .unwrap(),
         }
         for st in ["left_st", "right_st", "joined"] {
-            refresh(&client, st).await;
+            refresh(&client, &proxy, st).await;
         }
         assert_eq!(
             rows_differing(&client, "joined", "g, s, n", joined_q).await,
@@ -222,7 +211,7 @@ async fn two_proxies_on_one_database_converge() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_failures_suspend_and_resume_brings_back() {
-    let (_cluster, proxy) = setup(&["--scheduler-interval-ms", "100"]);
+    let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "100"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     client
         .batch_execute("CREATE TABLE t (g int, v int); INSERT INTO t VALUES (1, 1)")
@@ -289,7 +278,7 @@ async fn repeated_failures_suspend_and_resume_brings_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_role_cannot_expose_what_it_cannot_read() {
-    let (cluster, proxy) = setup(&["--scheduler-interval-ms", "100"]);
+    let (cluster, proxy) = setup!(&["--scheduler-interval-ms", "100"]);
     cluster.psql(
         "CREATE ROLE alice LOGIN; CREATE ROLE bob LOGIN; \
          CREATE TABLE secret (id int, payload text); INSERT INTO secret VALUES (1, 'classified'); \
@@ -347,7 +336,7 @@ async fn a_role_cannot_expose_what_it_cannot_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_refreshes_full_when_most_of_a_source_changed() {
-    let (_cluster, proxy) = setup(&[
+    let (_cluster, proxy) = setup!(&[
         "--scheduler-interval-ms",
         "60000",
         "--auto-full-threshold",
@@ -371,20 +360,20 @@ async fn auto_refreshes_full_when_most_of_a_source_changed() {
         .batch_execute("UPDATE t SET v = v + 1 WHERE v <= 10")
         .await
         .unwrap();
-    refresh(&client, "agg").await;
+    refresh(&client, &proxy, "agg").await;
     assert_eq!(last_action(&client, "agg").await, "DIFFERENTIAL");
     client
         .batch_execute("UPDATE t SET v = v + 1 WHERE v <= 500")
         .await
         .unwrap();
-    refresh(&client, "agg").await;
+    refresh(&client, &proxy, "agg").await;
     assert_eq!(last_action(&client, "agg").await, "FULL");
     assert_eq!(rows_differing(&client, "agg", "g, n, s", Q).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_planted_change_buffer_is_refused() {
-    let (cluster, proxy) = setup(&["--scheduler-interval-ms", "60000"]);
+    let (cluster, proxy) = setup!(&["--scheduler-interval-ms", "60000"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     client
         .batch_execute("CREATE TABLE t (g int, v int)")
@@ -416,7 +405,7 @@ async fn a_planted_change_buffer_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitioned_sources_work_and_partitions_alone_are_refused() {
-    let (_cluster, proxy) = setup(&["--scheduler-interval-ms", "60000"]);
+    let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "60000"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     client
         .batch_execute(
@@ -442,7 +431,7 @@ async fn partitioned_sources_work_and_partitions_alone_are_refused() {
         )
         .await
         .unwrap();
-    refresh(&client, "pagg").await;
+    refresh(&client, &proxy, "pagg").await;
     assert_eq!(rows_differing(&client, "pagg", "g, n, s", q).await, 0);
     let err = client
         .batch_execute("SELECT pgtrickle.create_stream_table('low_only', 'SELECT g, v FROM p_low')")
@@ -455,7 +444,7 @@ async fn partitioned_sources_work_and_partitions_alone_are_refused() {
 /// a create through the proxy starts that database's scheduler, and a restarted proxy finds it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_database_with_stream_tables_gets_a_scheduler() {
-    let (cluster, proxy) = setup(&["--scheduler-interval-ms", "100"]);
+    let (cluster, proxy) = setup!(&["--scheduler-interval-ms", "100"]);
     cluster.psql("CREATE DATABASE other");
     let client = connect(&proxy.conninfo("postgres", "other")).await;
     client
@@ -496,7 +485,7 @@ async fn insert_and_await_refresh(client: &Client, round: i32) {
 /// there: the proxy creates the catalog as its own user.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_stream_table_of_a_database_may_come_from_an_ordinary_role() {
-    let (cluster, proxy) = setup(&["--scheduler-interval-ms", "100"]);
+    let (cluster, proxy) = setup!(&["--scheduler-interval-ms", "100"]);
     cluster.psql("CREATE ROLE carol LOGIN");
     cluster.psql("CREATE DATABASE fresh");
     cluster
@@ -527,7 +516,7 @@ async fn the_first_stream_table_of_a_database_may_come_from_an_ordinary_role() {
 /// role's: the buffer is the proxy's, and each owner reads only its own deltas.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_owner_shares_a_captured_source() {
-    let (cluster, proxy) = setup(&["--scheduler-interval-ms", "60000"]);
+    let (cluster, proxy) = setup!(&["--scheduler-interval-ms", "60000"]);
     cluster.psql(
         "CREATE ROLE alice LOGIN; CREATE ROLE bob LOGIN; \
          GRANT CREATE ON SCHEMA public TO alice, bob",
@@ -596,7 +585,7 @@ async fn a_second_owner_shares_a_captured_source() {
 /// removes the capture of those no stream table reads, and keeps that of those one reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_catalog_upgrade_removes_capture_nobody_reads() {
-    let (cluster, proxy) = setup(&[]);
+    let (cluster, proxy) = setup!(&[]);
     let client = connect(&cluster.conninfo("postgres", "postgres")).await;
     let through = connect(&proxy.conninfo("postgres", "postgres")).await;
     for sql in [
@@ -653,7 +642,7 @@ async fn the_catalog_upgrade_removes_capture_nobody_reads() {
 /// superuser refreshes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refreshes_read_with_the_owners_rights() {
-    let (cluster, proxy) = setup(&["--scheduler-interval-ms", "60000"]);
+    let (cluster, proxy) = setup!(&["--scheduler-interval-ms", "60000"]);
     cluster.psql(
         "CREATE ROLE alice LOGIN; GRANT CREATE ON SCHEMA public TO alice; SET ROLE alice; \
          CREATE TABLE shared_src (g int, v int); \
@@ -741,7 +730,7 @@ async fn refreshes_read_with_the_owners_rights() {
 /// it for as long as that writer stays open; once the writer ends, the create works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_behind_an_open_writer_gives_up_after_the_lock_timeout() {
-    let (cluster, proxy) = setup(&["--scheduler-interval-ms", "60000"]);
+    let (cluster, proxy) = setup!(&["--scheduler-interval-ms", "60000"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     client
         .batch_execute("CREATE TABLE t (g int, v int); INSERT INTO t VALUES (1, 1)")

@@ -5,25 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use pgtrickle_e2e::{connect, count, proxy_bin, proxy_for, rows_differing, Cluster, ProxyProcess};
+use pgtrickle_e2e::{connect, count, rows_differing, setup, sqlstate};
 use rand::{Rng, SeedableRng};
-use tokio_postgres::{Client, SimpleQueryMessage};
-
-fn setup() -> (Cluster, ProxyProcess) {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &cluster, &["--scheduler-interval-ms", "200"]);
-    (cluster, proxy)
-}
-
-async fn sqlstate(client: &Client, sql: &str) -> String {
-    client
-        .simple_query(sql)
-        .await
-        .unwrap_err()
-        .code()
-        .map(|c| c.code().to_string())
-        .unwrap_or_default()
-}
+use tokio_postgres::SimpleQueryMessage;
 
 const ORDERS: &str = "CREATE TABLE orders (id serial PRIMARY KEY, customer_id int, \
     product_id int, total numeric, currency text); \
@@ -33,7 +17,7 @@ const ORDERS: &str = "CREATE TABLE orders (id serial PRIMARY KEY, customer_id in
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_refresh_and_query_through_the_proxy() {
-    let (_cluster, proxy) = setup();
+    let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "200"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     client.batch_execute(ORDERS).await.unwrap();
     let query = "SELECT customer_id, SUM(total) AS total_spent, COUNT(*) AS order_count \
@@ -156,7 +140,7 @@ async fn create_refresh_and_query_through_the_proxy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_calls_are_part_of_the_clients_transaction() {
-    let (cluster, proxy) = setup();
+    let (cluster, proxy) = setup!(&["--scheduler-interval-ms", "200"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     client.batch_execute(ORDERS).await.unwrap();
     // A string that controls transactions around a call gets a clear error (see
@@ -249,7 +233,7 @@ async fn api_calls_are_part_of_the_clients_transaction() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduler_refreshes_on_schedule_and_chains_converge() {
-    let (cluster, proxy) = setup();
+    let (cluster, proxy) = setup!(&["--scheduler-interval-ms", "200"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     client.batch_execute(ORDERS).await.unwrap();
     client
@@ -380,7 +364,7 @@ fn random_batch(rng: &mut rand::rngs::StdRng) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn randomised_oracle_stream_tables_equal_their_queries() {
-    let (_cluster, proxy) = setup();
+    let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "200"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     let seed: u64 = std::env::var("PGTRICKLE_SEED")
         .ok()
@@ -440,13 +424,8 @@ async fn randomised_oracle_stream_tables_equal_their_queries() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_through_the_proxy_wakes_calculated_stream_tables() {
-    let cluster = Cluster::start();
     // The scheduler's own clock ticks once a minute: only the write can wake it in time.
-    let proxy = proxy_for(
-        proxy_bin!(),
-        &cluster,
-        &["--scheduler-interval-ms", "60000"],
-    );
+    let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "60000"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     client.batch_execute(ORDERS).await.unwrap();
     client
@@ -476,8 +455,7 @@ async fn a_write_through_the_proxy_wakes_calculated_stream_tables() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn immediate_stream_tables_follow_each_commit_whatever_their_schedule() {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &cluster, &["--scheduler-interval-ms", "200"]);
+    let (cluster, proxy) = setup!(&["--scheduler-interval-ms", "200"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     client.batch_execute(ORDERS).await.unwrap();
     // The NOTICE says how IMMEDIATE is maintained (psql prints it on stderr).
@@ -528,7 +506,7 @@ async fn immediate_stream_tables_follow_each_commit_whatever_their_schedule() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_extended_protocol_with_bound_parameters() {
-    let (_cluster, proxy) = setup();
+    let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "200"]);
     let mut client = connect(&proxy.conninfo("postgres", "postgres")).await;
     client.batch_execute(ORDERS).await.unwrap();
     // Parse/Describe/Sync, then Bind/Execute/Sync with text parameters, as drivers send them.

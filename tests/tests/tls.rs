@@ -5,11 +5,13 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use pgtrickle_e2e::{proxy_bin, proxy_for, Cluster, ClusterOptions, ProxyProcess};
+use pgtrickle_e2e::{
+    path_str, proxy_bin, proxy_for, psql_err, psql_ok, setup, sqlstate_of, Cluster, ClusterOptions,
+    ProxyProcess,
+};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
@@ -83,46 +85,9 @@ impl Pki {
     }
 }
 
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// psql must succeed; returns its output.
-fn psql_ok(cluster: &Cluster, conninfo: &str, commands: &[&str]) -> String {
-    let out = pgtrickle_e2e::psql_isolated(cluster, conninfo, None, commands);
-    assert!(
-        out.status.success(),
-        "psql {conninfo:?} {commands:?} failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
-/// psql must fail; returns its stderr.
-fn psql_err(cluster: &Cluster, conninfo: &str, commands: &[&str]) -> String {
-    let out = pgtrickle_e2e::psql_isolated(cluster, conninfo, None, commands);
-    assert!(
-        !out.status.success(),
-        "psql {conninfo:?} {commands:?} should have failed:\nstdout: {}\nstderr: {}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stderr(&out)
-}
-
 /// Whether psql's `\conninfo` says the client leg is encrypted.
 fn client_leg_is_tls(cluster: &Cluster, conninfo: &str) -> bool {
-    let out = psql_ok(cluster, conninfo, &["\\conninfo", "select 'ok'"]);
+    let out = psql_ok(cluster, conninfo, None, &["\\conninfo", "select 'ok'"]);
     assert!(out.contains("You are connected"), "\\conninfo: {out}");
     assert!(out.trim_end().ends_with("ok"), "query output: {out}");
     out.contains("SSL connection")
@@ -134,6 +99,7 @@ fn upstream_leg_ssl(cluster: &Cluster, conninfo: &str) -> String {
     psql_ok(
         cluster,
         conninfo,
+        None,
         &["select ssl from pg_stat_ssl where pid = pg_backend_pid()"],
     )
     .trim()
@@ -152,10 +118,6 @@ fn tokio_postgres_connect_error(conninfo: &str) -> tokio_postgres::Error {
             Err(e) => e,
         }
     })
-}
-
-fn sqlstate(e: &tokio_postgres::Error) -> Option<&str> {
-    e.code().map(|c| c.code())
 }
 
 fn proxy_with_tls(cluster: &Cluster, server: &Issued, extra: &[&str]) -> ProxyProcess {
@@ -192,7 +154,7 @@ fn client_tls_require_verify_full_and_plain() {
     );
     assert!(client_leg_is_tls(&cluster, &verify_full));
     assert_eq!(
-        psql_ok(&cluster, &verify_full, &["select 40 + 2"]).trim(),
+        psql_ok(&cluster, &verify_full, None, &["select 40 + 2"]).trim(),
         "42"
     );
 
@@ -211,6 +173,7 @@ fn client_tls_require_verify_full_and_plain() {
             "{base} sslmode=verify-full sslrootcert={}",
             path_str(&other.ca_file())
         ),
+        None,
         &["select 1"],
     );
     assert!(err.contains("certificate verify failed"), "stderr: {err}");
@@ -232,11 +195,16 @@ fn tls_required_refuses_plain_clients() {
     let proxy = proxy_with_tls(&cluster, &server, &["--tls-required"]);
     let base = proxy.conninfo("postgres", "postgres");
 
-    let err = psql_err(&cluster, &format!("{base} sslmode=disable"), &["select 1"]);
+    let err = psql_err(
+        &cluster,
+        &format!("{base} sslmode=disable"),
+        None,
+        &["select 1"],
+    );
     assert!(err.contains("requires TLS"), "stderr: {err}");
 
     let e = tokio_postgres_connect_error(&format!("{base} sslmode=disable"));
-    assert_eq!(sqlstate(&e), Some("28000"), "error: {e:?}");
+    assert_eq!(sqlstate_of(&e), Some("28000"), "error: {e:?}");
     let message = e.as_db_error().map(|d| d.message().to_string());
     assert!(
         message.as_deref().is_some_and(|m| m.contains("TLS")),
@@ -259,11 +227,15 @@ fn tls_required_refuses_plain_clients() {
 
 #[test]
 fn without_certificates_tls_is_refused_cleanly() {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &cluster, &[]);
+    let (cluster, proxy) = setup!(&[]);
     let base = proxy.conninfo("postgres", "postgres");
 
-    let err = psql_err(&cluster, &format!("{base} sslmode=require"), &["select 1"]);
+    let err = psql_err(
+        &cluster,
+        &format!("{base} sslmode=require"),
+        None,
+        &["select 1"],
+    );
     assert!(err.contains("server does not support SSL"), "stderr: {err}");
     // prefer falls back to plain on the same proxy.
     assert!(!client_leg_is_tls(
@@ -277,6 +249,7 @@ fn without_certificates_tls_is_refused_cleanly() {
     let err = psql_err(
         &cluster,
         &strict.conninfo("postgres", "postgres"),
+        None,
         &["select 1"],
     );
     assert!(err.contains("does not support TLS"), "stderr: {err}");
@@ -285,7 +258,7 @@ fn without_certificates_tls_is_refused_cleanly() {
         "{} sslmode=disable",
         strict.conninfo("postgres", "postgres")
     ));
-    assert_eq!(sqlstate(&e), Some("08006"), "error: {e:?}");
+    assert_eq!(sqlstate_of(&e), Some("08006"), "error: {e:?}");
 }
 
 /// pg_hba.conf that accepts only TLS connections over TCP.
@@ -318,14 +291,18 @@ fn upstream_tls_verify_full_and_hostssl_only_server() {
     // client unchanged.
     let proxy = ProxyProcess::start(proxy_bin!(), &format!("{url}?sslmode=disable"), &[]);
     let conninfo = format!("{} sslmode=disable", proxy.conninfo("postgres", "postgres"));
-    let err = psql_err(&cluster, &conninfo, &["select 1"]);
+    let err = psql_err(&cluster, &conninfo, None, &["select 1"]);
     assert!(err.contains("no pg_hba.conf entry"), "stderr: {err}");
     let via_proxy = tokio_postgres_connect_error(&conninfo);
     let direct = tokio_postgres_connect_error(&format!(
         "{} sslmode=disable",
         cluster.conninfo("postgres", "postgres")
     ));
-    assert_eq!(sqlstate(&via_proxy), Some("28000"), "error: {via_proxy:?}");
+    assert_eq!(
+        sqlstate_of(&via_proxy),
+        Some("28000"),
+        "error: {via_proxy:?}"
+    );
     assert_eq!(
         via_proxy.as_db_error().map(|d| d.message()),
         direct.as_db_error().map(|d| d.message()),
@@ -361,13 +338,13 @@ fn upstream_certificate_for_another_host() {
         &[],
     );
     let conninfo = format!("{} sslmode=disable", proxy.conninfo("postgres", "postgres"));
-    let err = psql_err(&cluster, &conninfo, &["select 1"]);
+    let err = psql_err(&cluster, &conninfo, None, &["select 1"]);
     assert!(
         err.contains("TLS handshake with upstream server") && err.contains("not valid for name"),
         "stderr: {err}"
     );
     let e = tokio_postgres_connect_error(&conninfo);
-    assert_eq!(sqlstate(&e), Some("08006"), "error: {e:?}");
+    assert_eq!(sqlstate_of(&e), Some("08006"), "error: {e:?}");
 
     // verify-ca with a CA that did not issue the server's certificate: refused.
     let stranger = Pki::new("stranger");
@@ -380,7 +357,7 @@ fn upstream_certificate_for_another_host() {
         &[],
     );
     let conninfo = format!("{} sslmode=disable", proxy.conninfo("postgres", "postgres"));
-    let err = psql_err(&cluster, &conninfo, &["select 1"]);
+    let err = psql_err(&cluster, &conninfo, None, &["select 1"]);
     assert!(
         err.contains("TLS handshake with upstream server") && err.contains("UnknownIssuer"),
         "stderr: {err}"

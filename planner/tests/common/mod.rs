@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod aggregates;
 pub mod scenarios;
 
 use pgtrickle_planner::{
