@@ -127,8 +127,7 @@ fn first_value(answer: &[pgtrickle_e2e::raw_client::Message]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_session_key_carries_the_backends_pid() {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &cluster, &[]);
+    let (_cluster, proxy) = setup!(&[]);
     let (mut session, login) = RawClient::login(proxy.port(), "postgres", "postgres");
     let (pid, _) = key_of(&login);
     session.send(&pgtrickle_e2e::raw_client::query("select pg_backend_pid()"));
@@ -178,8 +177,7 @@ async fn the_session_key_carries_the_backends_pid() {
 /// signalled the backend; libpq and asyncpg wait for that close.)
 #[test]
 fn a_cancel_is_over_when_its_connection_closes() {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &cluster, &[]);
+    let (_cluster, proxy) = setup!(&[]);
     let (mut session, login) = RawClient::login(proxy.port(), "postgres", "postgres");
     let (pid, secret) = key_of(&login);
     let mut cancelled = 0;

@@ -2,7 +2,7 @@
 //! proxy: each stream table must equal its defining query after every refresh, and a refresh
 //! must recover once the data allows the query to run.
 
-use pgtrickle_e2e::{connect, proxy_bin, proxy_for, rows_differing, Cluster};
+use pgtrickle_e2e::{connect, rows_differing, setup};
 use tokio_postgres::Client;
 
 async fn history(client: &Client, st: &str) -> (String, Option<String>) {

@@ -346,8 +346,7 @@ fn statement_text_stays_out_of_the_debug_log() {
 /// leaves at once): closed silently, as PostgreSQL does, and nothing else is affected.
 #[test]
 fn garbage_instead_of_a_startup_packet_is_closed_silently_as_directly() {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(proxy_bin!(), &cluster, &[]);
+    let (cluster, proxy) = setup!(&[]);
     for port in [cluster.port(), proxy.port()] {
         for garbage in [
             raw_client::message(b'X', &[]),

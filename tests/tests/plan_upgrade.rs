@@ -147,12 +147,7 @@ async fn an_older_plan_is_planned_again_and_a_newer_one_is_left_alone() {
 /// never sees it empty.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_storage_layout_is_rebuilt_in_place_and_never_seen_empty() {
-    let cluster = Cluster::start();
-    let mut proxy = proxy_for(
-        proxy_bin!(),
-        &cluster,
-        &["--scheduler-interval-ms", "60000"],
-    );
+    let (cluster, mut proxy) = setup!(&["--scheduler-interval-ms", "60000"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     await_catalog(&client, &proxy).await;
     client
