@@ -15,8 +15,9 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::error::SessionError;
 use super::intercept::{Interceptor, SessionJob, Verdict};
-use super::session_sql::{is_write_tag, SessionSql};
+use super::session_sql::SessionSql;
 use super::state::SessionState;
+use crate::protocol::command_complete::is_write_tag;
 use crate::protocol::error_response::ErrorResponse;
 use crate::protocol::framer::{message_header, Framer};
 use crate::protocol::MAX_MESSAGE_LEN;

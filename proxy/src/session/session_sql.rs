@@ -6,9 +6,14 @@ use bytes::{Bytes, BytesMut};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::protocol::command_complete::{is_write_tag, rows_in_tag, CommandComplete};
+use crate::protocol::copy_fail::CopyFail;
+use crate::protocol::data_row::DataRow;
 use crate::protocol::error_response::field_of;
 use crate::protocol::framer::message_header;
+use crate::protocol::query::Query;
 use crate::protocol::ready_for_query::TransactionStatus;
+use crate::protocol::row_description::RowDescription;
 use crate::protocol::MAX_MESSAGE_LEN;
 
 /// The rows of one statement, as text.
@@ -34,12 +39,6 @@ impl ResultSet {
         self.rows_affected = rows_in_tag(&tag);
         self.tag = Some(tag);
     }
-}
-
-/// The row count a CommandComplete tag ends with (`INSERT 0 3`, `SELECT 2`, `COPY 5`), if any.
-pub fn rows_in_tag(tag: &str) -> Option<u64> {
-    let (_, count) = tag.rsplit_once(' ')?;
-    count.parse().ok()
 }
 
 /// A failed query.
@@ -114,12 +113,7 @@ impl<'a> SessionSql<'a> {
     }
 
     async fn send_query(&mut self, sql: &str) -> Result<(), SqlError> {
-        let mut msg = BytesMut::with_capacity(sql.len() + 6);
-        msg.extend_from_slice(b"Q");
-        msg.extend_from_slice(&(sql.len() as u32 + 5).to_be_bytes());
-        msg.extend_from_slice(sql.as_bytes());
-        msg.extend_from_slice(b"\0");
-        self.writer.write_all(&msg).await?;
+        self.writer.write_all(&Query::encode(sql)).await?;
         self.writer.flush().await?;
         Ok(())
     }
@@ -135,10 +129,27 @@ impl<'a> SessionSql<'a> {
             let m = self.next_message().await?;
             let body = &m[5..];
             match m[0] {
-                b'T' => current.columns = parse_row_description(body),
-                b'D' => current.rows.push(parse_data_row(body)),
+                // A malformed message fails the query, which is still read up to its
+                // ReadyForQuery so that the connection stays in step.
+                b'T' => match RowDescription::decode(body) {
+                    Some(d) => {
+                        current.columns = d
+                            .fields
+                            .iter()
+                            .map(|f| String::from_utf8_lossy(f.name).into_owned())
+                            .collect()
+                    }
+                    None => malformed(&mut error, 'T'),
+                },
+                b'D' => match DataRow::decode(body) {
+                    Some(row) => current.rows.push(row.to_text_lossy()),
+                    None => malformed(&mut error, 'D'),
+                },
                 b'C' => {
-                    current.completed(cstr(body));
+                    match CommandComplete::decode(body) {
+                        Some(c) => current.completed(String::from_utf8_lossy(c.tag).into_owned()),
+                        None => malformed(&mut error, 'C'),
+                    }
                     results.push(std::mem::take(&mut current));
                 }
                 b'I' => results.push(std::mem::take(&mut current)),
@@ -150,9 +161,7 @@ impl<'a> SessionSql<'a> {
                     })
                 }
                 b'Z' => {
-                    if let Some(status) =
-                        body.first().and_then(|&b| TransactionStatus::from_byte(b))
-                    {
+                    if let Some(status) = TransactionStatus::decode(body) {
                         self.tx_status = status;
                     }
                     return match error {
@@ -167,6 +176,11 @@ impl<'a> SessionSql<'a> {
             }
         }
     }
+}
+
+/// Notes a malformed message from the server as the query's error, unless it already has one.
+fn malformed(error: &mut Option<SqlError>, tag: char) {
+    error.get_or_insert(SqlError::Unexpected(tag));
 }
 
 /// What the server answered to a statement run for the client with [`SessionSql::relay`].
@@ -195,18 +209,16 @@ impl SessionSql<'_> {
             let m = self.next_message().await?;
             match m[0] {
                 b'Z' => {
-                    if let Some(status) = m.get(5).and_then(|&b| TransactionStatus::from_byte(b)) {
+                    if let Some(status) = TransactionStatus::decode(&m[5..]) {
                         self.tx_status = status;
                     }
                     return Ok(out);
                 }
                 b'G' | b'W' => {
-                    let reason = b"COPY FROM STDIN is not supported in a query string that also \
-                                   calls pgtrickle functions\0";
-                    let mut fail = BytesMut::with_capacity(reason.len() + 5);
-                    fail.extend_from_slice(b"f");
-                    fail.extend_from_slice(&(reason.len() as u32 + 4).to_be_bytes());
-                    fail.extend_from_slice(reason);
+                    let fail = CopyFail::encode(
+                        "COPY FROM STDIN is not supported in a query string that also calls \
+                         pgtrickle functions",
+                    );
                     self.writer.write_all(&fail).await?;
                     self.writer.flush().await?;
                 }
@@ -224,74 +236,9 @@ impl SessionSql<'_> {
     }
 }
 
-/// True for the CommandComplete tags of statements that write.
-pub fn is_write_tag(tag: &[u8]) -> bool {
-    [&b"INSERT"[..], b"UPDATE", b"DELETE", b"COPY", b"MERGE"]
-        .iter()
-        .any(|w| tag.starts_with(w))
-}
-
-fn cstr(body: &[u8]) -> String {
-    let end = body.iter().position(|&b| b == 0).unwrap_or(body.len());
-    String::from_utf8_lossy(&body[..end]).into_owned()
-}
-
-fn parse_row_description(body: &[u8]) -> Vec<String> {
-    let mut names = Vec::new();
-    let Some(count) = body.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
-        return names;
-    };
-    let mut rest = &body[2..];
-    for _ in 0..count {
-        let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-        names.push(String::from_utf8_lossy(&rest[..end]).into_owned());
-        rest = rest.get(end + 1 + 18..).unwrap_or_default();
-    }
-    names
-}
-
-fn parse_data_row(body: &[u8]) -> Vec<Option<String>> {
-    let mut values = Vec::new();
-    let Some(count) = body.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
-        return values;
-    };
-    let mut rest = &body[2..];
-    for _ in 0..count {
-        let Some(len) = rest
-            .get(..4)
-            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-        else {
-            break;
-        };
-        rest = &rest[4..];
-        if len < 0 {
-            values.push(None);
-        } else {
-            let len = (len as usize).min(rest.len());
-            values.push(Some(String::from_utf8_lossy(&rest[..len]).into_owned()));
-            rest = &rest[len..];
-        }
-    }
-    values
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rows_in_command_tags() {
-        assert_eq!(rows_in_tag("INSERT 0 3"), Some(3));
-        assert_eq!(rows_in_tag("UPDATE 12"), Some(12));
-        assert_eq!(rows_in_tag("DELETE 0"), Some(0));
-        assert_eq!(rows_in_tag("SELECT 1"), Some(1));
-        assert_eq!(rows_in_tag("MERGE 7"), Some(7));
-        assert_eq!(rows_in_tag("COPY 5"), Some(5));
-        assert_eq!(rows_in_tag("CREATE TABLE"), None);
-        assert_eq!(rows_in_tag("BEGIN"), None);
-        assert_eq!(rows_in_tag("123"), None);
-        assert_eq!(rows_in_tag(""), None);
-    }
 
     #[test]
     fn completed_keeps_the_tag_and_its_count() {

@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use pgtrickle_planner::api_call::{ApiFunction, CallOutput, ParamType};
 use pgtrickle_planner::{
     parse_api_call, parse_api_script, scan_api_calls, ApiLimits, ApiRequest, ParsedApiCall,
@@ -25,13 +25,24 @@ use pgtrickle_planner::{
 };
 use tokio::sync::Notify;
 
-use crate::engine::api::answer::{self, Column};
+use crate::engine::api::answer;
 use crate::engine::api::job::{ApiJob, Protocol};
 use crate::engine::api::parse_pool::ParsePool;
 use crate::engine::api::script_job::{ScriptJob, Step};
 use crate::engine::background::poll::Poller;
 use crate::engine::background::registry::Schedulers;
+use crate::protocol::bind::Bind;
+use crate::protocol::bind_complete::BindComplete;
+use crate::protocol::close::Close;
+use crate::protocol::close_complete::CloseComplete;
+use crate::protocol::describe::{Describe, Target};
 use crate::protocol::error_response::ErrorResponse;
+use crate::protocol::execute::Execute;
+use crate::protocol::parameter_description::ParameterDescription;
+use crate::protocol::parse::Parse;
+use crate::protocol::parse_complete::ParseComplete;
+use crate::protocol::query::Query;
+use crate::protocol::row_description::{Column, RowDescription};
 use crate::session::intercept::{Interceptor, InterceptorFactory, Verdict};
 use crate::session::SessionState;
 
@@ -87,30 +98,22 @@ pub struct EngineInterceptor {
 const SCAN_IN_PLACE: usize = 64 * 1024;
 
 /// The statement text of a held message (valid UTF-8, without its terminating NUL), kept as
-/// the message's bytes so that it can go to a parser thread without a copy.
+/// a slice of the message's bytes so that it can go to a parser thread without a copy.
 #[derive(Clone)]
 struct Candidate {
-    message: Bytes,
-    start: usize,
-    end: usize,
+    text: Bytes,
 }
 
 impl Candidate {
-    /// The NUL-terminated text at `start` of `message`; None when there is none or it is not
-    /// UTF-8 (the server will say so).
-    fn of(message: &Bytes, start: usize) -> Option<Candidate> {
-        let rest = message.get(start..)?;
-        let len = rest.iter().position(|&b| b == 0)?;
-        std::str::from_utf8(&rest[..len]).ok()?;
-        Some(Candidate {
-            message: message.clone(),
-            start,
-            end: start + len,
-        })
+    /// `text`, decoded from `message`, as a slice of it.
+    fn of(message: &Bytes, text: &str) -> Candidate {
+        Candidate {
+            text: message.slice_ref(text.as_bytes()),
+        }
     }
 
     fn bytes(&self) -> &[u8] {
-        &self.message[self.start..self.end]
+        &self.text
     }
 
     fn text(&self) -> &str {
@@ -128,22 +131,9 @@ fn pool_error(e: crate::engine::api::parse_pool::ParsePoolError) -> PlanError {
     PlanError::Internal(format!("pgtrickle-proxy: {e}"))
 }
 
-fn cstr(body: &[u8]) -> Option<(&str, &[u8])> {
-    let end = body.iter().position(|&b| b == 0)?;
-    Some((std::str::from_utf8(&body[..end]).ok()?, &body[end + 1..]))
-}
-
-fn be16(b: &[u8]) -> Option<(i16, &[u8])> {
-    Some((i16::from_be_bytes([*b.first()?, *b.get(1)?]), &b[2..]))
-}
-
-fn be32(b: &[u8]) -> Option<(i32, &[u8])> {
-    let x: [u8; 4] = b.get(..4)?.try_into().ok()?;
-    Some((i32::from_be_bytes(x), &b[4..]))
-}
-
-fn simple_message(tag: u8) -> Bytes {
-    Bytes::from(vec![tag, 0, 0, 0, 4])
+/// The body of a whole message (the framer only hands over whole messages, header included).
+fn body(message: &Bytes) -> &[u8] {
+    message.get(5..).unwrap_or_default()
 }
 
 fn type_oid(t: ParamType) -> u32 {
@@ -217,7 +207,11 @@ impl EngineInterceptor {
     }
 
     async fn query(&mut self, message: Bytes) -> Verdict {
-        let Some(candidate) = self.candidate(&message, 5).await else {
+        // A query string without its NUL or not UTF-8 is the server's to refuse.
+        let Some(query) = Query::decode(body(&message)) else {
+            return Verdict::Forward(message);
+        };
+        let Some(candidate) = self.candidate(Candidate::of(&message, query.sql)).await else {
             return Verdict::Forward(message);
         };
         let parsed = self
@@ -247,11 +241,10 @@ impl EngineInterceptor {
         }
     }
 
-    /// The statement text of a Query (at `start`) or Parse message when it calls a pgtrickle
-    /// function that changes things; None (forward it) otherwise. The lexical scan of a large
-    /// text runs on a parser thread.
-    async fn candidate(&self, message: &Bytes, start: usize) -> Option<Candidate> {
-        let candidate = Candidate::of(message, start)?;
+    /// The statement text of a Query or Parse message when it calls a pgtrickle function that
+    /// changes things; None (forward it) otherwise. The lexical scan of a large text runs on a
+    /// parser thread.
+    async fn candidate(&self, candidate: Candidate) -> Option<Candidate> {
         if !pgtrickle_planner::may_contain_api_call(candidate.bytes()) {
             return None;
         }
@@ -293,13 +286,16 @@ impl EngineInterceptor {
     }
 
     async fn parse(&mut self, message: Bytes) -> Verdict {
-        let Some((name, _)) = cstr(&message[5..]) else {
+        let Some(name) = Parse::statement_name(body(&message)) else {
             return Verdict::Forward(message);
         };
         let unnamed = name.is_empty();
         let name = name.to_string();
-        let start = 5 + name.len() + 1;
-        let Some(candidate) = self.candidate(&message, start).await else {
+        // A query string without its NUL or not UTF-8 is the server's to refuse.
+        let Some(parse) = Parse::decode(body(&message)) else {
+            return self.forget_statement(unnamed, message);
+        };
+        let Some(candidate) = self.candidate(Candidate::of(&message, parse.query)).await else {
             return self.forget_statement(unnamed, message);
         };
         let parsed = self
@@ -314,7 +310,7 @@ impl EngineInterceptor {
                     return Verdict::Answer(Bytes::new());
                 }
                 self.statements.insert(name, call);
-                Verdict::Answer(simple_message(b'1'))
+                Verdict::Answer(ParseComplete::encode())
             }
             Err(e) => {
                 self.in_batch = true;
@@ -351,15 +347,11 @@ impl EngineInterceptor {
     }
 
     fn bind(&mut self, message: Bytes) -> Verdict {
-        let parsed = (|| {
-            let (portal, rest) = cstr(&message[5..])?;
-            let (stmt, rest) = cstr(rest)?;
-            Some((portal.to_string(), stmt.to_string(), rest.to_vec()))
-        })();
-        let Some((portal, stmt, rest)) = parsed else {
+        let Some((portal, stmt)) = Bind::target(body(&message)) else {
             return self.not_api(message);
         };
-        let Some(call) = self.statements.get(&stmt) else {
+        let portal = portal.to_string();
+        let Some(call) = self.statements.get(stmt) else {
             // An ordinary Bind replaces the unnamed portal (a named one cannot be redefined).
             let verdict = self.not_api(message);
             if portal.is_empty() && matches!(verdict, Verdict::Forward(_)) {
@@ -371,49 +363,21 @@ impl EngineInterceptor {
         if self.failed.load(Ordering::Acquire) {
             return Verdict::Answer(Bytes::new());
         }
-        let values = (|| {
-            let (nfmt, mut r) = be16(&rest)?;
-            let mut formats = Vec::new();
-            for _ in 0..nfmt {
-                let (f, next) = be16(r)?;
-                formats.push(f);
-                r = next;
-            }
-            let (nparams, mut r) = be16(r)?;
-            let mut values = Vec::new();
-            for i in 0..nparams as usize {
-                let (len, next) = be32(r)?;
-                r = next;
-                if len < 0 {
-                    values.push((None, false));
-                    continue;
-                }
-                let v = r.get(..len as usize)?.to_vec();
-                r = &r[len as usize..];
-                let binary = match formats.len() {
-                    0 => false,
-                    1 => formats[0] == 1,
-                    _ => formats.get(i).copied() == Some(1),
-                };
-                values.push((Some(v), binary));
-            }
-            Some(values)
-        })();
-        let Some(values) = values else {
+        let Some(bind) = Bind::decode(body(&message)) else {
             return self.batch_error(&PlanError::ProtocolViolation(
                 "malformed Bind message".into(),
             ));
         };
         let params = call.params();
         let mut texts: Vec<Option<String>> = Vec::new();
-        for (i, (v, binary)) in values.iter().enumerate() {
+        for (i, v) in bind.values.iter().enumerate() {
             let ty = params
                 .get(i)
                 .map(|&n| call.param_type(n))
                 .unwrap_or(ParamType::Text);
             match v {
                 None => texts.push(None),
-                Some(v) => match param_text(v, *binary, ty) {
+                Some(v) => match param_text(v, bind.is_binary(i), ty) {
                     Ok(t) => texts.push(Some(t)),
                     Err(e) => return self.batch_error(&e),
                 },
@@ -426,39 +390,36 @@ impl EngineInterceptor {
             return self.batch_error(&e);
         }
         self.portals.insert(portal, (request, column));
-        Verdict::Answer(simple_message(b'2'))
+        Verdict::Answer(BindComplete::encode())
     }
 
     fn describe(&mut self, message: Bytes) -> Verdict {
-        let kind = message.get(5).copied();
-        let Some((name, _)) = message.get(6..).and_then(cstr) else {
+        let Some(describe) = Describe::decode(body(&message)) else {
             return self.not_api(message);
         };
         let mut out = BytesMut::new();
-        match kind {
-            Some(b'S') => {
-                let Some(call) = self.statements.get(name) else {
+        match describe.target {
+            Target::Statement => {
+                let Some(call) = self.statements.get(describe.name) else {
                     return self.not_api(message);
                 };
-                let params = call.params();
-                out.put_u8(b't');
-                out.put_u32(6 + 4 * params.len() as u32);
-                out.put_u16(params.len() as u16);
-                for n in &params {
-                    out.put_u32(type_oid(call.param_type(*n)));
-                }
-                answer::row_description(
+                let types: Vec<u32> = call
+                    .params()
+                    .iter()
+                    .map(|&n| type_oid(call.param_type(n)))
+                    .collect();
+                ParameterDescription::encode(&mut out, &types);
+                RowDescription::encode(
                     &mut out,
                     &[Column::new(&column_of(call), answer::oid::VOID)],
                 );
             }
-            Some(b'P') => {
-                let Some((_, column)) = self.portals.get(name) else {
+            Target::Portal => {
+                let Some((_, column)) = self.portals.get(describe.name) else {
                     return self.not_api(message);
                 };
-                answer::row_description(&mut out, &[Column::new(column, answer::oid::VOID)]);
+                RowDescription::encode(&mut out, &[Column::new(column, answer::oid::VOID)]);
             }
-            _ => return self.not_api(message),
         }
         self.in_batch = true;
         if self.failed.load(Ordering::Acquire) {
@@ -468,7 +429,7 @@ impl EngineInterceptor {
     }
 
     fn execute(&mut self, message: Bytes) -> Verdict {
-        let Some((portal, _)) = cstr(&message[5..]) else {
+        let Some(Execute { portal }) = Execute::decode(body(&message)) else {
             return self.not_api(message);
         };
         let Some((request, column)) = self.portals.get(portal).cloned() else {
@@ -493,20 +454,18 @@ impl EngineInterceptor {
     }
 
     fn close(&mut self, message: Bytes) -> Verdict {
-        let kind = message.get(5).copied();
-        let Some((name, _)) = message.get(6..).and_then(cstr) else {
+        let Some(close) = Close::decode(body(&message)) else {
             return self.not_api(message);
         };
-        let removed = match kind {
-            Some(b'S') => self.statements.remove(name).is_some(),
-            Some(b'P') => self.portals.remove(name).is_some(),
-            _ => false,
+        let removed = match close.target {
+            Target::Statement => self.statements.remove(close.name).is_some(),
+            Target::Portal => self.portals.remove(close.name).is_some(),
         };
         if !removed {
             return self.not_api(message);
         }
         self.in_batch = true;
-        Verdict::Answer(simple_message(b'3'))
+        Verdict::Answer(CloseComplete::encode())
     }
 
     fn sync(&mut self, session: &SessionState, message: Bytes) -> Verdict {

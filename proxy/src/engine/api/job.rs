@@ -9,7 +9,7 @@ use std::pin::Pin;
 use bytes::{Bytes, BytesMut};
 use pgtrickle_planner::{ApiRequest, PlanError};
 
-use crate::engine::api::answer::{self, Column};
+use crate::engine::api::answer;
 use crate::engine::api::outcome::Outcome;
 use crate::engine::api::{alter, create, drop, refresh_call};
 use crate::engine::background::poll::Poller;
@@ -21,8 +21,11 @@ use crate::engine::refresh::run::refresh;
 use crate::engine::settings::EngineSettings;
 use crate::engine::sql::privileged::Authority;
 use crate::engine::sql::runner::{quote_literal, SqlError, SqlRunner, SqlRunnerExt};
+use crate::protocol::command_complete::CommandComplete;
+use crate::protocol::data_row::DataRow;
 use crate::protocol::error_response::{ErrorResponse, Severity};
-use crate::protocol::ready_for_query::TransactionStatus;
+use crate::protocol::ready_for_query::{self, TransactionStatus};
+use crate::protocol::row_description::Column;
 use crate::session::intercept::{JobOutput, SessionJob};
 use crate::session::session_sql::SessionSql;
 
@@ -231,7 +234,7 @@ impl ApiJob {
             Protocol::Simple => bytes,
             Protocol::Extended { failed } => {
                 failed.store(true, std::sync::atomic::Ordering::Release);
-                bytes.slice(..bytes.len().saturating_sub(6))
+                ready_for_query::strip_trailing(&bytes)
             }
         }
     }
@@ -321,8 +324,8 @@ impl ApiJob {
                 sql.tx_status(),
             )),
             Protocol::Extended { .. } => {
-                answer::data_row(&mut out, &[Some(String::new())]);
-                answer::command_complete(&mut out, "SELECT 1");
+                DataRow::encode(&mut out, &[Some("")]);
+                CommandComplete::encode(&mut out, "SELECT 1");
             }
         }
         out.freeze()

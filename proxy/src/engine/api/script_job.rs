@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use crate::engine::api::job::{raise_sql, ApiJob};
 use crate::engine::error::EngineError;
 use crate::engine::sql::runner::SqlError;
-use crate::protocol::ready_for_query::TransactionStatus;
+use crate::protocol::ready_for_query::{self, TransactionStatus};
 use crate::session::intercept::{JobOutput, SessionJob};
 use crate::session::session_sql::SessionSql;
 
@@ -48,9 +48,6 @@ impl SessionJob for ScriptJob {
         Box::pin(async move { self.answer(sql).await.into() })
     }
 }
-
-/// A ReadyForQuery message is six bytes: 'Z', length 5, status.
-const READY_FOR_QUERY_LEN: usize = 6;
 
 /// The most bytes of answers a script may collect for its client.
 pub const ANSWER_BUDGET: usize = 64 << 20;
@@ -108,8 +105,7 @@ impl ScriptJob {
                 },
                 Step::Call(job) => {
                     let answer = job.answer(sql).await.answer;
-                    let body = answer.len().saturating_sub(READY_FOR_QUERY_LEN);
-                    out.extend_from_slice(&answer[..body]);
+                    out.extend_from_slice(ready_for_query::without_trailing(&answer));
                     if sql.tx_status() == TransactionStatus::Failed {
                         return (false, wrote);
                     }
