@@ -20,12 +20,7 @@ async fn history(client: &Client, st: &str) -> (String, Option<String>) {
 /// left row without a match must leave the outer count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_aggregate_over_a_grouped_left_join_follows_unmatched_left_rows() {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(
-        proxy_bin!(),
-        &cluster,
-        &["--scheduler-interval-ms", "600000"],
-    );
+    let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "600000"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     let query = "SELECT COUNT(*) AS n FROM (SELECT c.id, COUNT(o.id) AS cnt FROM c \
                  LEFT JOIN o ON o.cid = c.id GROUP BY c.id) s";
@@ -71,12 +66,7 @@ async fn an_aggregate_over_a_grouped_left_join_follows_unmatched_left_rows() {
 /// succeeds (recomputing, with the reason in the history), and the next ones are differential.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrected_row_version_that_fails_an_expression_does_not_stick_the_refresh() {
-    let cluster = Cluster::start();
-    let proxy = proxy_for(
-        proxy_bin!(),
-        &cluster,
-        &["--scheduler-interval-ms", "600000"],
-    );
+    let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "600000"]);
     let client = connect(&proxy.conninfo("postgres", "postgres")).await;
     let query = "SELECT SUM(val / denom) AS ratio FROM src";
     client
