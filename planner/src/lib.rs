@@ -31,12 +31,19 @@
 //! generated SQL is one of `current`, `delta` or the storage table.
 //!
 //! Practical notes for the engine: every `delta` relation named in the plan must exist when
-//! the refresh runs, even if empty; ANALYZE the delta relations after filling them (PostgreSQL
-//! then drives the refresh from the few changed rows through the sources' indexes, as the
-//! EXPLAIN ANALYZE test shows); remove the consumed changes only after the refresh has
-//! committed, in a transaction of its own (the engine's `capture::trim_committed`: inside the
-//! refresh, concurrent refreshes of stream tables sharing a source would fail with
-//! serialization errors). The FULL refresh statements need no delta relations.
+//! the refresh runs, even if empty; deltas with statistics (pgtrickle-proxy ANALYZEs the small
+//! ones it copies into temporary tables) let PostgreSQL drive the refresh from the few changed
+//! rows through the sources' indexes, as the EXPLAIN ANALYZE test shows. The FULL refresh
+//! statements need no delta relations.
+//!
+//! Removing consumed changes is the engine's business, not the statements': pgtrickle-proxy
+//! does not do it in the refresh's transaction, where concurrent refreshes of stream tables
+//! sharing a source would fail with serialization errors. After the refresh has committed, it
+//! runs per source a READ COMMITTED transaction of its own (`refresh::capture::trim_committed`:
+//! the scheduler right after its commit; for a refresh a client called, before the session's
+//! next statement, unless the refresh ran inside the client's transaction block) that deletes
+//! the buffered changes every stream table reading the source has consumed (visible in each
+//! one's last snapshot). A trim that fails is only logged: a later one removes those rows.
 //!
 //! # Storage
 //!
