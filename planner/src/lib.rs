@@ -1,6 +1,6 @@
 //! pgtrickle-planner: the pure planning library of pgtrickle-proxy. No network, no database
-//! handle: SQL text in; validated requests, operator trees and SQL out. The stream-table engine
-//! executes what it produces.
+//! handle: SQL text in; validated requests, plans and SQL out. The stream-table engine executes
+//! what it produces.
 //!
 //! # The interface
 //!
@@ -112,5 +112,5 @@ pub use input::{
 };
 pub use plan::{plan_stream_table, EffectiveMode, StorageLayout, StreamPlan};
 pub use prefilter::{may_contain_api_call, scan_api_calls, ApiCallScan};
-pub use query::{equality_key_columns, referenced_relations, Operator};
+pub use query::{equality_key_columns, referenced_relations};
 pub use schedule::Schedule;

@@ -6,7 +6,7 @@ use crate::error::{PlanError, Result};
 use crate::explain;
 use crate::input::{ColumnDef, PlanInput};
 use crate::query::model::{self, Shape, Unsupported};
-use crate::query::{parse_query, Operator};
+use crate::query::parse_query;
 use crate::sqlgen::relation::{sources_of, RelGen, Version};
 use crate::sqlgen::{aggregate, bag, full};
 
@@ -41,8 +41,6 @@ pub struct StreamPlan {
     pub mode: EffectiveMode,
     /// Set when AUTO fell back to FULL: why (send it to the client as a NOTICE).
     pub notice: Option<String>,
-    /// The operator tree of the defining query.
-    pub tree: Operator,
     /// The storage layout.
     pub layout: StorageLayout,
     /// Statements creating the storage table (and its index) named `PlanInput::storage`.
@@ -55,7 +53,8 @@ pub struct StreamPlan {
     /// REPEATABLE READ transaction, after the engine filled every source's `delta` relation
     /// with exactly the changes being consumed (an empty delta relation is fine).
     pub differential_refresh: Option<Vec<String>>,
-    /// Readable plan for `explain_st`: mode, operator tree, delta SQL per source.
+    /// Readable plan for `explain_st`: mode, the operator tree the DIFFERENTIAL statements are
+    /// generated from (the query as written for FULL plans), delta SQL per source.
     pub explain: String,
     /// Indexes into `PlanInput::relations` of the sources the query reads (for dependency
     /// tracking), without repeats.
@@ -74,7 +73,6 @@ pub fn plan_stream_table(input: &PlanInput) -> Result<StreamPlan> {
         }
     }
     check_columns(&input.columns)?;
-    let tree = Operator::from_query(&parsed.query);
     let query_sql = full::query_over_current(&parsed.query, &input.relations)?;
     let mut sources: Vec<usize> = Vec::new();
     for r in &parsed.relations {
@@ -181,7 +179,6 @@ pub fn plan_stream_table(input: &PlanInput) -> Result<StreamPlan> {
     let mut plan = StreamPlan {
         mode,
         notice,
-        tree,
         layout,
         storage_ddl,
         hidden_columns,
@@ -190,7 +187,7 @@ pub fn plan_stream_table(input: &PlanInput) -> Result<StreamPlan> {
         explain: String::new(),
         sources,
     };
-    plan.explain = explain::render(input, &plan, model.as_ref().ok());
+    plan.explain = explain::render(input, &plan, model.as_ref().ok(), &query_sql);
     Ok(plan)
 }
 

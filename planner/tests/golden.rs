@@ -85,14 +85,20 @@ fn operator_tree_golden() {
         vec![orders(), products()],
     ))
     .unwrap();
-    assert_eq!(
-        p.tree.to_string(),
-        "Project o.customer_id, p.category, SUM(o.total) AS total_spent, COUNT(*) AS order_count\n\
-         \x20 Aggregate GROUP BY o.customer_id, p.category\n\
-         \x20   Filter o.total > 0\n\
-         \x20     Join INNER ON p.id = o.product_id\n\
-         \x20       Scan orders AS o\n\
-         \x20       Scan products AS p\n"
+    // The operator tree is the model the DIFFERENTIAL statements are generated from.
+    assert!(
+        p.explain.contains(
+            "Operator tree:\n\
+             \x20 Project o.customer_id, p.category, SUM(o.total) AS total_spent, COUNT(*) AS order_count\n\
+             \x20   Aggregate GROUP BY o.customer_id, p.category: sum(o.total), count(*)\n\
+             \x20     Filter o.total > 0\n\
+             \x20       Join public.orders AS o JOIN public.products AS p ON p.id = o.product_id\n\
+             \x20         Scan public.orders AS o\n\
+             \x20         Scan public.products AS p\n\
+             Delta for changes of public.orders:\n"
+        ),
+        "{}",
+        p.explain
     );
     assert_eq!(p.mode, EffectiveMode::Differential);
     assert_eq!(p.layout, StorageLayout::Grouped);
@@ -137,6 +143,137 @@ fn operator_tree_golden() {
         p.explain.contains("Delta for changes of public.products:"),
         "{}",
         p.explain
+    );
+}
+
+/// Explain's operator tree shows how the SQL is built, not the query's syntax: an INTERSECT is a
+/// DISTINCT over a semi-join, NOT IN an anti-join, an outer join a union of inner-join variants.
+/// A FULL plan has no tree: its refresh runs the query as written.
+#[test]
+fn explain_tree_is_the_model() {
+    let a = rel("a", &[("id", "integer"), ("k", "integer"), ("s", "text")]);
+    let b = rel("b", &[("id", "integer"), ("k", "integer"), ("s", "text")]);
+    let c = rel("c", &[("id", "integer"), ("k", "integer"), ("s", "text")]);
+    let explain = |q: &str, cols: &[(&str, &str)]| {
+        let p = plan_stream_table(&input(
+            q,
+            RefreshMode::Auto,
+            cols,
+            vec![a.clone(), b.clone(), c.clone()],
+        ))
+        .unwrap();
+        let e = p.explain;
+        let tree = e.find("Operator tree").unwrap();
+        let end = e.find("Delta for changes").unwrap_or(e.len());
+        e[tree..end].to_string()
+    };
+    assert_eq!(
+        explain(
+            "SELECT k FROM a INTERSECT SELECT k FROM b",
+            &[("k", "integer")]
+        ),
+        "Operator tree:\n\
+         \x20 Distinct\n\
+         \x20   Project __pgt_l.__pgt_c0 AS k\n\
+         \x20     Semi-join EXISTS\n\
+         \x20       Subquery __pgt_l\n\
+         \x20         Project k\n\
+         \x20           Scan public.a AS a\n\
+         \x20       Project 1\n\
+         \x20         Filter __pgt_r.__pgt_c0 IS NOT DISTINCT FROM __pgt_l.__pgt_c0\n\
+         \x20           Subquery __pgt_r\n\
+         \x20             Project k\n\
+         \x20               Scan public.b AS b\n"
+    );
+    assert_eq!(
+        explain(
+            "SELECT a.id FROM a WHERE EXISTS (SELECT 1 FROM b WHERE b.k = a.k) \
+             AND a.id NOT IN (SELECT id FROM c) AND a.k > 1",
+            &[("id", "integer")]
+        ),
+        "Operator tree:\n\
+         \x20 Project a.id\n\
+         \x20   Anti-join NOT EXISTS\n\
+         \x20     Semi-join EXISTS\n\
+         \x20       Filter a.k > 1\n\
+         \x20         Scan public.a AS a\n\
+         \x20       Project 1\n\
+         \x20         Filter b.k = a.k\n\
+         \x20           Scan public.b AS b\n\
+         \x20     Project id\n\
+         \x20       Filter ((a.id) = (id)) IS NOT FALSE\n\
+         \x20         Scan public.c AS c\n"
+    );
+    assert_eq!(
+        explain(
+            "WITH d AS (SELECT DISTINCT k FROM b) SELECT a.id, x.n FROM a LEFT JOIN d ON d.k = a.k \
+             JOIN (SELECT k, count(*) AS n FROM c GROUP BY k) x ON x.k = a.k",
+            &[("id", "integer"), ("n", "bigint")]
+        ),
+        "Operator tree:\n\
+         \x20 Project a.id, x.n\n\
+         \x20   Join public.a AS a LEFT JOIN (subquery) AS d ON d.k = a.k JOIN (subquery) AS x ON x.k = a.k\n\
+         \x20     (old state and changes: as 2 inner-join variants, each outer join taken as an inner \
+         join or as its null-padded anti-join)\n\
+         \x20     Scan public.a AS a\n\
+         \x20     Subquery d\n\
+         \x20       Distinct\n\
+         \x20         Project k\n\
+         \x20           Scan public.b AS b\n\
+         \x20     Subquery x\n\
+         \x20       Project k, count(*) AS n\n\
+         \x20         Aggregate GROUP BY k: count(*); each changed group recomputed from its input\n\
+         \x20           Scan public.c AS c\n"
+    );
+    assert_eq!(
+        explain(
+            "SELECT k, count(DISTINCT s) AS n FROM a GROUP BY k HAVING count(*) > 1",
+            &[("k", "integer"), ("n", "bigint")]
+        ),
+        "Operator tree:\n\
+         \x20 Project k, count(DISTINCT s) AS n\n\
+         \x20   Aggregate GROUP BY k HAVING count(*) > 1: count(DISTINCT s); each changed group \
+         recomputed (aggregate with DISTINCT (count(DISTINCT s)))\n\
+         \x20     Scan public.a AS a\n"
+    );
+    assert_eq!(
+        explain(
+            "SELECT k FROM a EXCEPT ALL SELECT k FROM b UNION ALL SELECT k FROM c",
+            &[("k", "integer")]
+        ),
+        "Operator tree:\n\
+         \x20 UNION ALL\n\
+         \x20   EXCEPT ALL\n\
+         \x20     Project k\n\
+         \x20       Scan public.a AS a\n\
+         \x20     Project k\n\
+         \x20       Scan public.b AS b\n\
+         \x20   Project k\n\
+         \x20     Scan public.c AS c\n"
+    );
+    // FULL: the query as the refresh runs it (AUTO fell back here, FULL was asked there).
+    assert_eq!(
+        explain(
+            "SELECT id, random() AS r FROM a",
+            &[("id", "integer"), ("r", "double precision")]
+        ),
+        "Operator tree: none; every refresh recomputes the query as written:\n\
+         \x20 SELECT id, random() AS r FROM public.a AS a\n"
+    );
+    let full = plan_stream_table(&input(
+        "SELECT k FROM a INTERSECT SELECT k FROM b",
+        RefreshMode::Full,
+        &[("k", "integer")],
+        vec![a.clone(), b.clone()],
+    ))
+    .unwrap();
+    assert!(
+        full.explain.ends_with(
+            "Operator tree: none; every refresh recomputes the query as written:\n\
+             \x20 SELECT k FROM public.a AS a INTERSECT SELECT k FROM public.b AS b\n"
+        ),
+        "{}",
+        full.explain
     );
 }
 
