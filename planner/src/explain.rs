@@ -10,12 +10,14 @@
 use std::fmt::Write;
 
 use crate::api_call::quote_ident;
+use crate::error::Result;
 use crate::input::PlanInput;
 use crate::plan::{body_sources, EffectiveMode, StreamPlan};
 use crate::query::model::{
     Agg, AggInput, AggKind, AggPlan, Block, Body, FactorSource, GroupedBody, Shape,
 };
 use crate::sqlgen::relation::{RelGen, Version};
+use crate::statement::RefreshStatement;
 
 /// Renders the explain text of a plan. `query_sql` is the query the FULL refresh runs.
 pub fn render(
@@ -23,7 +25,7 @@ pub fn render(
     plan: &StreamPlan,
     model: Option<&Shape>,
     query_sql: &str,
-) -> String {
+) -> Result<String> {
     let mut out = String::new();
     let mode = match plan.mode {
         EffectiveMode::Full => "FULL",
@@ -47,7 +49,7 @@ pub fn render(
             out,
             "Operator tree: none; every refresh recomputes the query as written:\n  {query_sql}"
         );
-        return out;
+        return Ok(out);
     };
     let _ = writeln!(out, "Operator tree:");
     Tree {
@@ -55,6 +57,14 @@ pub fn render(
         out: &mut out,
     }
     .shape(shape);
+    let delta_name = |key: u32| {
+        input
+            .relations
+            .iter()
+            .find(|r| r.delta_key == Some(key))
+            .map(|r| format!("<delta of {}>", r.resolved))
+            .unwrap_or_else(|| format!("<delta {key}>"))
+    };
     for k in body_sources(shape) {
         let rg = RelGen {
             relations: &input.relations,
@@ -65,13 +75,14 @@ pub fn render(
             // The grouped input's changes: group keys, aggregate arguments and filters.
             Shape::Aggregate(p) => crate::sqlgen::aggregate::input_delta(&rg, p),
         };
+        let sql = RefreshStatement::from_generated(&sql)?.render(delta_name);
         let _ = writeln!(
             out,
             "Delta for changes of {}:\n  {sql}",
             input.relations[k].resolved
         );
     }
-    out
+    Ok(out)
 }
 
 /// Prints a model as an indented tree, one operator per line, inputs below their consumer.

@@ -9,7 +9,8 @@
 mod common;
 
 use common::{
-    connect, describe, mismatch, plan, refresh_consuming, text_mismatch, REFRESH_SEARCH_PATH,
+    connect, describe, differential_sql, mismatch, plan, refresh_consuming, text_mismatch,
+    REFRESH_SEARCH_PATH,
 };
 use pgtrickle_planner::{
     plan_stream_table, ColumnDef, EffectiveMode, PlanInput, RefreshMode, RelationKind, RelationRef,
@@ -231,10 +232,7 @@ fn run(
     if plan.mode != EffectiveMode::Differential {
         return Err(format!("mode {:?}: {:?}", plan.mode, plan.notice));
     }
-    let differential = plan
-        .differential_refresh
-        .as_ref()
-        .ok_or("no differential refresh")?;
+    let differential = &differential_sql(c, &plan).ok_or("no differential refresh")?;
     for s in &plan.storage_ddl {
         c.batch_execute(s).map_err(|e| format!("{e:?}\nDDL: {s}"))?;
     }
@@ -368,7 +366,7 @@ fn scale_state_only_for_numeric_arguments() {
         ]),
         primary_key: None,
         current: "public.t".into(),
-        delta: Some("public.t_delta".into()),
+        delta_key: Some(1),
     };
     let p = plan_stream_table(&PlanInput {
         stream_table: StName {
@@ -473,7 +471,7 @@ fn scale_state_rescans_only_when_the_last_value_of_the_largest_scale_goes() {
     )
     .unwrap();
     let cols = vec!["\"sum\"".to_string(), "\"avg\"".to_string()];
-    let stmts = plan.differential_refresh.as_ref().unwrap();
+    let stmts = differential_sql(&mut c, &plan).unwrap();
     let (stmt, setup) = stmts.split_last().unwrap();
     let batches = [
         (

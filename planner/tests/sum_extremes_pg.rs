@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{connect, describe, mismatch, plan, refresh_consuming};
+use common::{connect, describe, differential_sql, mismatch, plan, refresh_consuming};
 use pgtrickle_planner::{EffectiveMode, RefreshMode};
 use pgtrickle_test_support::Cluster;
 use postgres::Client;
@@ -186,10 +186,7 @@ fn run(c: &mut Client, idx: usize, query: &str, seed: u64) -> Result<(), String>
     if plan.mode != EffectiveMode::Differential {
         return Err(format!("mode {:?}: {:?}", plan.mode, plan.notice));
     }
-    let differential = plan
-        .differential_refresh
-        .as_ref()
-        .ok_or("no differential refresh")?;
+    let differential = &differential_sql(c, &plan).ok_or("no differential refresh")?;
     for s in &plan.storage_ddl {
         c.batch_execute(s).map_err(|e| format!("{e:?}\nDDL: {s}"))?;
     }

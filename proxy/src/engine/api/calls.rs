@@ -187,9 +187,8 @@ pub async fn create<R: SqlRunner>(
         StorageLayout::Grouped => "grouped",
     };
     let diff = plan
-        .differential_refresh
-        .as_ref()
-        .map(|d| text_array_literal(d))
+        .stored_differential_refresh()
+        .map(|d| text_array_literal(&d))
         .unwrap_or_else(|| "NULL".into());
     // A stream table its creator populates in a transaction of its own is kept from the
     // scheduler meanwhile (the population clears next_attempt_at; a failed one drops it).

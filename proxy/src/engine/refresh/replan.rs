@@ -130,9 +130,8 @@ pub async fn replan<R: SqlRunner>(sql: &mut R, auth: &Authority, pgt_id: i64) ->
         EffectiveMode::Differential => "DIFFERENTIAL",
     };
     let diff = plan
-        .differential_refresh
-        .as_ref()
-        .map(|d| text_array_literal(d))
+        .stored_differential_refresh()
+        .map(|d| text_array_literal(&d))
         .unwrap_or_else(|| "NULL".into());
     auth.exec(
         sql,

@@ -242,9 +242,9 @@ pub async fn refresh<R: SqlRunner>(
     let (statements, deltas) = if full {
         (st.full_refresh.clone(), delta::DeltaForm::Tables)
     } else {
-        let statements = st.diff_refresh.clone().unwrap_or_default();
-        let form = delta::materialise(sql, auth, &captured, &last, st.owner, &statements).await?;
-        (statements, form)
+        // Stored with holes for the deltas: materialise fills them.
+        let stored = st.diff_refresh.as_deref().unwrap_or_default();
+        delta::materialise(sql, auth, &captured, &last, st.owner, stored).await?
     };
     let rows_changed = sandbox::run_as_owner(sql, &view, &statements).await?;
     if !st.is_populated {
