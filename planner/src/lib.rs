@@ -99,7 +99,9 @@
 /// variants (a LEFT JOIN over weighted relations lost left rows without a match).
 /// 4: DIFFERENTIAL statements are stored with typed holes for the deltas
 /// ([`RefreshStatement::to_stored`]) instead of naming relations the engine chose at planning.
-pub const PLANNER_VERSION: i32 = 4;
+/// 5: MIN/MAX groups that lost their extremum are recomputed in one set-based pass over the
+/// sources (a semi-join on the group keys) instead of one re-scan per group.
+pub const PLANNER_VERSION: i32 = 5;
 
 pub mod api_call;
 pub mod error;

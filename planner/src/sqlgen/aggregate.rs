@@ -716,19 +716,35 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
                     .collect::<Vec<_>>()
                     .join(" AND ")
             );
-            // Groups without NULL keys: one parameterised re-scan per group (LATERAL), so an
-            // index on a key column serves it.
-            let eq = key_exprs
+            // Groups without NULL keys: one pass over the sources restricted to the keys to
+            // re-scan, never one scan per group. Each key column is first compared with the
+            // array of that column's keys (`= ANY (ARRAY(...))`: PostgreSQL expects a few
+            // values and probes an index on the key column where there is one, or filters a
+            // single scan), then the keys as a whole by a semi-join.
+            let prefilter = key_exprs
                 .iter()
                 .enumerate()
-                .map(|(i, k)| format!("({k}) = __pgt_rk.__pgt_k{i}"))
+                .map(|(i, k)| {
+                    format!(
+                        "({k}) = ANY (ARRAY(SELECT DISTINCT __pgt_k{i} FROM __pgt_m \
+                         WHERE __pgt_rescan AND {all_set}))"
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(" AND ");
-            let by_key = format!(
-                "SELECT __pgt_l.* FROM (SELECT DISTINCT {} FROM __pgt_m WHERE __pgt_rescan AND \
-                 {all_set}) AS __pgt_rk CROSS JOIN LATERAL ({}) AS __pgt_l",
-                keys.join(", "),
-                full_select(rg, cols, plan, Some(&eq))
+            let by_key = full_select(
+                rg,
+                cols,
+                plan,
+                Some(&format!(
+                    "{prefilter} AND ({}) IN (SELECT {} FROM __pgt_m WHERE __pgt_rescan AND {all_set})",
+                    key_exprs
+                        .iter()
+                        .map(|k| format!("({k})"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    keys.join(", ")
+                )),
             );
             // Groups with a NULL key: matched by key hash, read only when there are any.
             let null_restrict = format!(
