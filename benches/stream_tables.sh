@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Stream-table benchmarks, in one run on one cluster through one proxy:
-#  1. refresh time of DIFFERENTIAL vs FULL vs REFRESH MATERIALIZED VIEW, for a grouped aggregate
-#     and a 3-way join over a ROWS-row source, at 0.01%, 1%, 10% and 50% of rows changed, each
+#  1. refresh time of DIFFERENTIAL vs FULL vs REFRESH MATERIALIZED VIEW, for a grouped aggregate,
+#     a 3-way join and a MIN/MAX aggregate (1,000 groups; the source has an index on the group
+#     key) over a ROWS-row source, at 0.01%, 1%, 10% and 50% of rows changed (and AUTO against
+#     the better of DIFFERENTIAL and FULL), each
 #     statement in a psql of its own (a new session) and, again, in one warm session per round;
 #  2. write overhead of change capture: 100,000 single-row INSERTs (pgbench, 4 clients) and one
 #     1,000,000-row INSERT ... SELECT, with and without capture, interleaved;
 #  3. freshness: time from a committed write through the proxy to its visibility in a
 #     `calculated` stream table (median of many samples).
 # Usage: benches/stream_tables.sh [ROWS] (default 1000000). Medians of REPEAT runs (default 3);
-# PCTS="0.01 1" limits section 1 to those percentages.
+# PCTS="0.01 1" limits section 1 to those percentages, KINDS="minmax" to those queries.
 set -euo pipefail
 ROWS=${1:-1000000}
 REPEAT=${REPEAT:-3}
@@ -46,6 +48,7 @@ echo "loading $ROWS rows" >&2
 "${PSQL[@]}" <<SQL
 CREATE TABLE src (id int PRIMARY KEY, grp int NOT NULL, d1 int NOT NULL, d2 int NOT NULL, val numeric NOT NULL);
 INSERT INTO src SELECT g, g % 1000, g % 5000, g % 50, g % 997 FROM generate_series(1, $ROWS) g;
+CREATE INDEX ON src (grp);
 CREATE TABLE dim1 (id int PRIMARY KEY, name text);
 INSERT INTO dim1 SELECT g, 'd1-' || g FROM generate_series(0, 4999) g;
 CREATE TABLE dim2 (id int PRIMARY KEY, region text);
@@ -54,29 +57,35 @@ ANALYZE;
 SQL
 AGG="SELECT grp, count(*) AS n, sum(val) AS total FROM src GROUP BY grp"
 JOIN="SELECT s.id, s.val, d1.name, d2.region FROM src s JOIN dim1 d1 ON d1.id = s.d1 JOIN dim2 d2 ON d2.id = s.d2"
-for kind in AGG JOIN; do
+MINMAX="SELECT grp, min(val) AS lo, max(val) AS hi FROM src GROUP BY grp"
+KINDS=${KINDS:-agg join minmax}
+UKINDS=$(echo "$KINDS" | tr a-z A-Z)
+for kind in $UKINDS; do
     q=${!kind}
     lower=$(echo "$kind" | tr A-Z a-z)
     "${PSQL[@]}" -c "SELECT pgtrickle.create_stream_table('${lower}_diff', \$\$ $q \$\$, schedule => '1h', refresh_mode => 'DIFFERENTIAL')" >/dev/null
     "${PSQL[@]}" -c "SELECT pgtrickle.create_stream_table('${lower}_full', \$\$ $q \$\$, schedule => '1h', refresh_mode => 'FULL')" >/dev/null
+    "${PSQL[@]}" -c "SELECT pgtrickle.create_stream_table('${lower}_auto', \$\$ $q \$\$, schedule => '1h', refresh_mode => 'AUTO')" >/dev/null
     "${PSQL[@]}" -c "CREATE MATERIALIZED VIEW ${lower}_mv AS $q" >/dev/null
 done
 
 echo
 echo "1. Refresh time over a $ROWS-row source (ms, median of $REPEAT)"
-printf '%-5s %8s %12s %10s %10s %12s\n' query changed DIFFERENTIAL FULL MATVIEW FULL/DIFF
+printf '%-6s %8s %12s %10s %10s %12s %10s %10s\n' query changed DIFFERENTIAL FULL MATVIEW FULL/DIFF AUTO AUTO/best
 for pct in ${PCTS:-0.01 1 10 50}; do
     step=$(echo "100 / $pct" | bc)
-    for kind in agg join; do
-        : > "$WORK/t.diff"; : > "$WORK/t.full"; : > "$WORK/t.mv"
+    for kind in $KINDS; do
+        : > "$WORK/t.diff"; : > "$WORK/t.full"; : > "$WORK/t.mv"; : > "$WORK/t.auto"
         for r in $(seq 1 "$REPEAT"); do
             "${PSQL[@]}" -c "UPDATE src SET val = val + 1 WHERE id % $step = $r % $step" >/dev/null
             timed "SELECT pgtrickle.refresh_stream_table('${kind}_diff')" >> "$WORK/t.diff"
             timed "SELECT pgtrickle.refresh_stream_table('${kind}_full')" >> "$WORK/t.full"
             timed "REFRESH MATERIALIZED VIEW ${kind}_mv" >> "$WORK/t.mv"
+            timed "SELECT pgtrickle.refresh_stream_table('${kind}_auto')" >> "$WORK/t.auto"
         done
-        d=$(median < "$WORK/t.diff"); f=$(median < "$WORK/t.full"); m=$(median < "$WORK/t.mv")
-        printf '%-5s %7s%% %12.1f %10.1f %10.1f %11.1fx\n' "$kind" "$pct" "$d" "$f" "$m" "$(echo "$f / $d" | bc -l)"
+        d=$(median < "$WORK/t.diff"); f=$(median < "$WORK/t.full"); m=$(median < "$WORK/t.mv"); a=$(median < "$WORK/t.auto")
+        best=$(echo "if ($d < $f) $d else $f" | bc -l)
+        printf '%-6s %7s%% %12.1f %10.1f %10.1f %11.1fx %10.1f %9.2fx\n' "$kind" "$pct" "$d" "$f" "$m" "$(echo "$f / $d" | bc -l)" "$a" "$(echo "$a / $best" | bc -l)"
         # The same in one warm session per round (caches loaded by a refresh with nothing to
         # do and a read of each table first), as the scheduler's own connection refreshes.
         : > "$WORK/w.diff"; : > "$WORK/w.full"; : > "$WORK/w.mv"
@@ -93,15 +102,19 @@ for pct in ${PCTS:-0.01 1 10 50}; do
             awk '/^Time: / {print $2}' "$WORK/w.out" | sed -n 3p >> "$WORK/w.mv"
         done
         d=$(median < "$WORK/w.diff"); f=$(median < "$WORK/w.full"); m=$(median < "$WORK/w.mv")
-        printf '%-5s %7s%% %12.1f %10.1f %10.1f %11.1fx  (warm session)\n' "$kind" "$pct" "$d" "$f" "$m" "$(echo "$f / $d" | bc -l)"
+        printf '%-6s %7s%% %12.1f %10.1f %10.1f %11.1fx  (warm session)\n' "$kind" "$pct" "$d" "$f" "$m" "$(echo "$f / $d" | bc -l)"
     done
 done
 # Correctness spot check: once refreshed, the differential tables equal their queries.
-for kind in AGG JOIN; do
+for kind in $UKINDS; do
     lower=$(echo "$kind" | tr A-Z a-z)
     "${PSQL[@]}" -c "SELECT pgtrickle.refresh_stream_table('${lower}_diff')" >/dev/null
     q=${!kind}
-    cols=$([ "$kind" = AGG ] && echo "grp, n, total" || echo "id, val, name, region")
+    case $kind in
+        AGG) cols="grp, n, total" ;;
+        JOIN) cols="id, val, name, region" ;;
+        MINMAX) cols="grp, lo, hi" ;;
+    esac
     n=$("${PSQL[@]}" -t -A -c "SELECT (SELECT count(*) FROM (SELECT $cols FROM ${lower}_diff EXCEPT ALL ($q)) a) + (SELECT count(*) FROM (($q) EXCEPT ALL SELECT $cols FROM ${lower}_diff) b)")
     [ "$n" = 0 ] || { echo "${lower}_diff differs from its query by $n rows" >&2; exit 1; }
 done

@@ -15,7 +15,7 @@ use crate::engine::sql::privileged;
 use crate::engine::sql::runner::{SqlError, SqlRunner, SqlRunnerExt};
 
 /// The catalog version this proxy writes; bump it with every change of the DDL below.
-pub const CATALOG_VERSION: i32 = 6;
+pub const CATALOG_VERSION: i32 = 7;
 
 /// Advisory lock key serialising catalog set-up between sessions and proxies.
 const SETUP_LOCK: i64 = 0x7067_7472_6963_6b6c; // "pgtrickl"
@@ -90,6 +90,10 @@ CREATE TABLE IF NOT EXISTS pgtrickle.pgt_refresh_history (
 CREATE INDEX IF NOT EXISTS pgt_refresh_history_pgt ON pgtrickle.pgt_refresh_history (pgt_id, refresh_id);
 -- v6: why a refresh was FULL (NULL for DIFFERENTIAL ones).
 ALTER TABLE pgtrickle.pgt_refresh_history ADD COLUMN IF NOT EXISTS reason text;
+-- v7: what AUTO's cost model learns from: how long the refresh's statements took, and how many
+-- changes a DIFFERENTIAL refresh consumed.
+ALTER TABLE pgtrickle.pgt_refresh_history ADD COLUMN IF NOT EXISTS duration_ms double precision;
+ALTER TABLE pgtrickle.pgt_refresh_history ADD COLUMN IF NOT EXISTS delta_rows bigint;
 -- v5: the materialized view whose refresh runs this stream table's statements as its owner,
 -- and the defining query as PostgreSQL resolved it at create time (every name qualified).
 ALTER TABLE pgtrickle.pgt_stream_tables ADD COLUMN IF NOT EXISTS exec_relid oid;

@@ -23,7 +23,8 @@ pub fn effective_mode_text(mode: EffectiveMode) -> &'static str {
     }
 }
 
-fn effective_mode_of(text: &str) -> Option<EffectiveMode> {
+/// The effective mode of its catalog text.
+pub(crate) fn effective_mode_of(text: &str) -> Option<EffectiveMode> {
     match text {
         "FULL" => Some(EffectiveMode::Full),
         "DIFFERENTIAL" => Some(EffectiveMode::Differential),
@@ -530,6 +531,10 @@ pub struct RefreshRecord<'a> {
     pub rows_changed: i64,
     /// True when the next refresh must be FULL.
     pub next_full: bool,
+    /// How long the refresh's statements took, in milliseconds.
+    pub duration_ms: f64,
+    /// Changes a DIFFERENTIAL refresh consumed (None when not counted).
+    pub delta_rows: Option<i64>,
 }
 
 /// Records a successful refresh of `pgt_id` (its snapshot, and a history row), as the engine
@@ -549,12 +554,14 @@ pub async fn record_refresh<R: SqlRunner>(
              consecutive_errors = 0, last_error = NULL, next_attempt_at = NULL \
              WHERE pgt_id = {pgt_id}; \
              INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, action, status, \
-             rows_changed, reason) \
-             VALUES ({pgt_id}, pg_catalog.now(), '{}', 'SUCCESS', {}, {})",
+             rows_changed, reason, duration_ms, delta_rows) \
+             VALUES ({pgt_id}, pg_catalog.now(), '{}', 'SUCCESS', {}, {}, {}, {})",
             done.next_full,
             effective_mode_text(done.action),
             done.rows_changed,
-            done.reason.map(quote_literal).unwrap_or_else(|| "NULL".into())
+            done.reason.map(quote_literal).unwrap_or_else(|| "NULL".into()),
+            if done.duration_ms.is_finite() { done.duration_ms.max(0.0) } else { 0.0 },
+            done.delta_rows.map(|n| n.to_string()).unwrap_or_else(|| "NULL".into()),
         ),
     )
     .await

@@ -2,9 +2,11 @@
 //! defining query for the planner ([`describe`]), keeping the stored plan current with the
 //! planner ([`replan`]), change capture glue to the cdc crate ([`capture`]), the deltas a
 //! refresh reads ([`delta`]), the owner's right to read the sources ([`owner_rights`]) and the
-//! sandbox its statements run in as the owner ([`sandbox`]).
+//! sandbox its statements run in as the owner ([`sandbox`]); which way it goes ([`mode_choice`],
+//! with AUTO's [`cost_model`]).
 
 pub mod capture;
+pub mod cost_model;
 pub mod delta;
 pub mod describe;
 pub mod mode_choice;

@@ -1,19 +1,22 @@
 //! Which way one refresh goes: DIFFERENTIAL when the stored plan, the transaction and the
-//! pending changes allow it, FULL otherwise, always with the reason ([`FullReason`]), which the
-//! history records.
+//! pending changes allow it (and, in AUTO, when [`cost_model`] expects it to be the cheaper),
+//! FULL otherwise, always with the reason ([`FullReason`]), which the history records.
 
 use std::fmt;
 
 use pgtrickle_planner::{EffectiveMode, RefreshMode};
 
+use crate::engine::catalog::record::{CatalogError, Rows};
+use crate::engine::catalog::refresh_history;
 use crate::engine::catalog::stream_tables::RefreshTarget;
 use crate::engine::error::EngineResult;
+use crate::engine::refresh::cost_model::{self, Estimate, Sample};
 use crate::engine::settings::EngineSettings;
 use crate::engine::sql::privileged::Authority;
 use crate::engine::sql::runner::{quote_literal, SqlRunner};
 
 /// Why a refresh recomputes instead of applying changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum FullReason {
     /// The caller asked for it (a population).
     Requested,
@@ -29,8 +32,17 @@ pub enum FullReason {
     PartlyReadable,
     /// A source was truncated since the last refresh (its OID).
     Truncated(u32),
-    /// AUTO: a source's pending changes exceed the threshold share of its rows (its OID).
+    /// AUTO: a source's pending changes exceed the threshold share of its rows (its OID); the
+    /// rule while the history has no measured FULL refresh.
     MostlyChanged(u32),
+    /// AUTO: the cost model, from the measured refreshes, expects recomputing to be cheaper for
+    /// `pending` changes.
+    Cheaper {
+        /// The model's figures.
+        estimate: Estimate,
+        /// The changes waiting.
+        pending: i64,
+    },
     /// The differential statements failed on the changes with a data error (its SQLSTATE and
     /// message): row versions that no longer exist, as an insert corrected before the refresh.
     DeltaFailed(String),
@@ -49,6 +61,12 @@ impl fmt::Display for FullReason {
             FullReason::MostlyChanged(oid) => {
                 write!(f, "AUTO: most rows of source {oid} changed")
             }
+            FullReason::Cheaper { estimate, pending } => write!(
+                f,
+                "AUTO: recomputing is cheaper for {pending} changes (expected {:.1} ms FULL, \
+                 {:.1} ms DIFFERENTIAL)",
+                estimate.full_ms, estimate.differential_ms
+            ),
             FullReason::DeltaFailed(e) => {
                 write!(f, "the differential refresh failed on the changes ({e})")
             }
@@ -56,8 +74,26 @@ impl fmt::Display for FullReason {
     }
 }
 
+/// The way of one refresh.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    /// Why it recomputes (None: DIFFERENTIAL).
+    pub full: Option<FullReason>,
+    /// The changes waiting in its sources' buffers, when they were counted.
+    pub pending: Option<i64>,
+}
+
+impl Choice {
+    fn full(reason: FullReason) -> Choice {
+        Choice {
+            full: Some(reason),
+            pending: None,
+        }
+    }
+}
+
 /// Decides the way of a refresh of `target` that reads the captured sources `captured`
-/// (`partly_readable`: the owner reads one only in part). None: DIFFERENTIAL.
+/// (`partly_readable`: the owner reads one only in part).
 pub async fn choose<R: SqlRunner>(
     sql: &mut R,
     auth: &Authority,
@@ -66,7 +102,7 @@ pub async fn choose<R: SqlRunner>(
     captured: &[u32],
     force_full: bool,
     partly_readable: bool,
-) -> EngineResult<Option<FullReason>> {
+) -> EngineResult<Choice> {
     let st = &target.row;
     let reason = if force_full {
         FullReason::Requested
@@ -82,78 +118,104 @@ pub async fn choose<R: SqlRunner>(
         FullReason::PartlyReadable
     } else {
         let Some(last) = &st.last_snapshot else {
-            return Ok(Some(FullReason::NotPopulated));
+            return Ok(Choice::full(FullReason::NotPopulated));
         };
-        for oid in captured {
-            if truncated_since(sql, auth, *oid, last).await? {
-                return Ok(Some(FullReason::Truncated(*oid)));
-            }
-            if st.refresh_mode == RefreshMode::Auto
-                && mostly_changed(sql, auth, settings, *oid, last).await?
-            {
-                return Ok(Some(FullReason::MostlyChanged(*oid)));
-            }
+        let sources = pending_changes(sql, auth, captured, last).await?;
+        if let Some(s) = sources.iter().find(|s| s.truncated) {
+            return Ok(Choice::full(FullReason::Truncated(s.oid)));
         }
-        return Ok(None);
+        let pending: i64 = sources.iter().map(|s| s.changes).sum();
+        let full = if st.refresh_mode == RefreshMode::Auto {
+            auto(sql, auth, settings, st.pgt_id, &sources, pending).await?
+        } else {
+            None
+        };
+        return Ok(Choice {
+            full,
+            pending: Some(pending),
+        });
     };
-    Ok(Some(reason))
+    Ok(Choice::full(reason))
 }
 
-/// AUTO at run time: true when the changes waiting in a source's buffer are a larger share of
-/// its rows (PostgreSQL's estimate) than the configured threshold, so recomputing is cheaper.
-async fn mostly_changed<R: SqlRunner>(
+/// AUTO's decision: the cost model's when the history has measured a FULL refresh, otherwise
+/// recompute when a source's pending changes exceed the configured share of its rows.
+async fn auto<R: SqlRunner>(
     sql: &mut R,
     auth: &Authority,
     settings: &EngineSettings,
-    oid: u32,
-    last: &str,
-) -> EngineResult<bool> {
-    let rows: f64 = auth
-        .value(
-            sql,
-            &format!(
-                "SELECT reltuples::text FROM pg_catalog.pg_class \
-                 WHERE oid = coalesce(pg_catalog.to_regclass({})::oid, {oid})",
-                quote_literal(&pgtrickle_cdc::poll::mirror::mirror_table(oid))
-            ),
-        )
+    pgt_id: i64,
+    sources: &[PendingChanges],
+    pending: i64,
+) -> EngineResult<Option<FullReason>> {
+    let samples: Vec<Sample> = refresh_history::recent_measured(sql, auth, pgt_id)
         .await?
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(-1.0);
-    if rows <= 0.0 {
-        // Never analysed: no estimate to compare with.
-        return Ok(false);
+        .into_iter()
+        .map(|m| Sample {
+            differential: m.action == EffectiveMode::Differential,
+            changes: m.delta_rows.unwrap_or(0),
+            duration_ms: m.duration_ms,
+        })
+        .collect();
+    let source_rows: f64 = sources.iter().map(|s| s.rows.max(0.0)).sum();
+    if let Some(estimate) = cost_model::estimate(&samples, pending, source_rows) {
+        return Ok(estimate
+            .full_is_cheaper()
+            .then_some(FullReason::Cheaper { estimate, pending }));
     }
-    let changes: f64 = auth
-        .value(
-            sql,
-            &format!(
-                "SELECT n::text FROM ({}) AS q(n)",
-                pgtrickle_cdc::pending_change_count_sql(oid, last)
-            ),
-        )
-        .await?
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    Ok(changes > rows * settings.auto_full_threshold())
+    Ok(sources
+        .iter()
+        .find(|s| s.rows > 0.0 && s.changes as f64 > s.rows * settings.auto_full_threshold())
+        .map(|s| FullReason::MostlyChanged(s.oid)))
 }
 
-/// True when a TRUNCATE of source `oid` is pending since snapshot `last`.
-async fn truncated_since<R: SqlRunner>(
+/// A captured source's changes since the last refresh.
+struct PendingChanges {
+    oid: u32,
+    /// A TRUNCATE is among them.
+    truncated: bool,
+    /// Row changes waiting.
+    changes: i64,
+    /// PostgreSQL's estimate of the source's rows (of its mirror for a foreign source; -1 when
+    /// never analysed).
+    rows: f64,
+}
+
+/// Reads the pending changes of every source in `captured` since snapshot `last`, in one round
+/// trip.
+async fn pending_changes<R: SqlRunner>(
     sql: &mut R,
     auth: &Authority,
-    oid: u32,
+    captured: &[u32],
     last: &str,
-) -> EngineResult<bool> {
-    Ok(auth
-        .value(
-            sql,
-            &format!(
-                "SELECT t::text FROM ({}) AS q(t)",
-                pgtrickle_cdc::truncated_since_sql(oid, last)
-            ),
-        )
-        .await?
-        .as_deref()
-        == Some("true"))
+) -> EngineResult<Vec<PendingChanges>> {
+    if captured.is_empty() {
+        return Ok(Vec::new());
+    }
+    let selects: Vec<String> = captured
+        .iter()
+        .map(|oid| {
+            format!(
+                "SELECT {oid}::oid::text AS source, ({})::text AS truncated, ({})::text AS changes, \
+                 (SELECT reltuples FROM pg_catalog.pg_class \
+                  WHERE oid = coalesce(pg_catalog.to_regclass({})::oid, {oid}))::text AS reltuples",
+                pgtrickle_cdc::truncated_since_sql(*oid, last),
+                pgtrickle_cdc::pending_change_count_sql(*oid, last),
+                quote_literal(&pgtrickle_cdc::poll::mirror::mirror_table(*oid)),
+            )
+        })
+        .collect();
+    let rows = Rows::read_as(sql, auth, "change buffers", &selects.join(" UNION ALL ")).await?;
+    let decoded: Result<Vec<PendingChanges>, CatalogError> = rows
+        .records()
+        .map(|r| {
+            Ok(PendingChanges {
+                oid: r.parse("source")?,
+                truncated: r.flag("truncated")?,
+                changes: r.parse("changes")?,
+                rows: r.parse_opt("reltuples")?.unwrap_or(-1.0),
+            })
+        })
+        .collect();
+    Ok(decoded?)
 }

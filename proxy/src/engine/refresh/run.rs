@@ -8,6 +8,8 @@
 //! refresh therefore needs one snapshot for all its statements (REPEATABLE READ); in a READ
 //! COMMITTED transaction block the engine refreshes FULL and marks the next refresh FULL too.
 
+use std::time::Instant;
+
 use pgtrickle_planner::EffectiveMode;
 
 use crate::engine::catalog::stream_tables::{self, RefreshRecord};
@@ -78,7 +80,7 @@ pub async fn refresh<R: SqlRunner>(
         .filter(|d| d.dependency.captured())
         .map(|d| d.dependency.oid)
         .collect();
-    let mut reason = mode_choice::choose(
+    let choice = mode_choice::choose(
         sql,
         auth,
         settings,
@@ -88,6 +90,8 @@ pub async fn refresh<R: SqlRunner>(
         partly_readable,
     )
     .await?;
+    let mut reason = choice.full;
+    let mut started = Instant::now();
     let (rows_changed, deltas) = match reason {
         Some(_) => (
             sandbox::run_as_owner(sql, &view, &st.full_refresh).await?,
@@ -110,6 +114,8 @@ pub async fn refresh<R: SqlRunner>(
                 }
                 Err(e) if e.code().starts_with("22") => {
                     sql.run("ROLLBACK TO SAVEPOINT __pgt_differential").await?;
+                    // The time the failed attempt took is not FULL's.
+                    started = Instant::now();
                     tracing::info!(stream_table = %storage, "differential refresh failed on the changes, recomputing: {e}");
                     reason = Some(FullReason::DeltaFailed(e.to_string()));
                     (
@@ -121,6 +127,7 @@ pub async fn refresh<R: SqlRunner>(
             }
         }
     };
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     if !st.is_populated {
         // The first differential refreshes probe the storage by its row hashes: without
         // statistics (autovacuum analyses it only later) the planner expects many rows per
@@ -144,6 +151,12 @@ pub async fn refresh<R: SqlRunner>(
             reason: reason.as_deref(),
             rows_changed,
             next_full: !single_snapshot || distrust_snapshot,
+            duration_ms,
+            delta_rows: if action == EffectiveMode::Differential {
+                choice.pending
+            } else {
+                None
+            },
         },
     )
     .await?;

@@ -1,0 +1,151 @@
+//! AUTO through the proxy: each refresh goes the way the cost model expects to be cheaper, from
+//! the measured refreshes the history records (what ran, how long it took, how many changes it
+//! consumed), and the stream table equals its query whichever way it went.
+
+use pgtrickle_e2e::{connect, rows_differing, setup};
+use tokio_postgres::Client;
+
+/// The last refresh of `st` as the history records it: action, reason, duration, changes.
+async fn last_refresh(client: &Client, st: &str) -> (String, Option<String>, f64, Option<i64>) {
+    let r = client
+        .query_one(
+            "SELECT h.action, h.reason, h.duration_ms, h.delta_rows \
+             FROM pgtrickle.pgt_refresh_history h \
+             JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) \
+             WHERE s.pgt_name = $1 ORDER BY h.refresh_id DESC LIMIT 1",
+            &[&st],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1), r.get(2), r.get(3))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_applies_few_changes_and_recomputes_when_most_rows_changed() {
+    let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "600000"]);
+    let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    let query = "SELECT grp, sum(val) AS total, count(*) AS n FROM src GROUP BY grp";
+    client
+        .batch_execute(
+            "CREATE TABLE src (id int PRIMARY KEY, grp int NOT NULL, val int NOT NULL); \
+             INSERT INTO src SELECT g, g % 100, g FROM generate_series(1, 20000) g; \
+             ANALYZE src",
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!(
+            "SELECT pgtrickle.create_stream_table('auto_st', $${query}$$, '1h', 'AUTO')"
+        ))
+        .await
+        .unwrap();
+    let (action, _, population_ms, _) = last_refresh(&client, "auto_st").await;
+    assert_eq!(action, "FULL");
+    assert!(population_ms > 0.0, "the population is measured");
+
+    // A few changes: applied, and the history says how many and how long.
+    for round in 0..3 {
+        client
+            .batch_execute(&format!(
+                "UPDATE src SET val = val + 1 WHERE id % 1000 = {round}"
+            ))
+            .await
+            .unwrap();
+        client
+            .batch_execute("SELECT pgtrickle.refresh_stream_table('auto_st')")
+            .await
+            .unwrap();
+        let (action, reason, ms, changes) = last_refresh(&client, "auto_st").await;
+        assert_eq!((action.as_str(), reason), ("DIFFERENTIAL", None));
+        assert!(ms > 0.0);
+        assert!(changes.unwrap_or(0) >= 20, "changes consumed: {changes:?}");
+        assert_eq!(
+            rows_differing(&client, "auto_st", "grp, total, n", query).await,
+            0
+        );
+    }
+
+    // Every row changed: recomputing is expected to be far cheaper.
+    client
+        .batch_execute("UPDATE src SET val = val * 2")
+        .await
+        .unwrap();
+    client
+        .batch_execute("SELECT pgtrickle.refresh_stream_table('auto_st')")
+        .await
+        .unwrap();
+    let (action, reason, _, changes) = last_refresh(&client, "auto_st").await;
+    assert_eq!(action, "FULL");
+    let reason = reason.unwrap_or_default();
+    assert!(
+        reason.starts_with("AUTO: recomputing is cheaper"),
+        "reason: {reason}"
+    );
+    assert_eq!(changes, None, "a FULL refresh records no consumed changes");
+    assert_eq!(
+        rows_differing(&client, "auto_st", "grp, total, n", query).await,
+        0
+    );
+
+    // And back to applying when the changes are few again.
+    client
+        .batch_execute("DELETE FROM src WHERE id % 500 = 7")
+        .await
+        .unwrap();
+    client
+        .batch_execute("SELECT pgtrickle.refresh_stream_table('auto_st')")
+        .await
+        .unwrap();
+    assert_eq!(last_refresh(&client, "auto_st").await.0, "DIFFERENTIAL");
+    assert_eq!(
+        rows_differing(&client, "auto_st", "grp, total, n", query).await,
+        0
+    );
+}
+
+/// DIFFERENTIAL stream tables record their measurements too, so that switching them to AUTO
+/// starts with a model; their refreshes never go FULL for cost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn differential_never_recomputes_for_cost() {
+    let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "600000"]);
+    let client = connect(&proxy.conninfo("postgres", "postgres")).await;
+    client
+        .batch_execute(
+            "CREATE TABLE src (id int PRIMARY KEY, val int NOT NULL); \
+             INSERT INTO src SELECT g, g FROM generate_series(1, 5000) g; ANALYZE src",
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "SELECT pgtrickle.create_stream_table('diff_st', \
+             'SELECT sum(val) AS total FROM src', '1h', 'DIFFERENTIAL')",
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute("UPDATE src SET val = val + 1")
+        .await
+        .unwrap();
+    client
+        .batch_execute("SELECT pgtrickle.refresh_stream_table('diff_st')")
+        .await
+        .unwrap();
+    let (action, reason, ms, changes) = last_refresh(&client, "diff_st").await;
+    assert_eq!((action.as_str(), reason), ("DIFFERENTIAL", None));
+    assert!(ms > 0.0);
+    assert!(
+        changes.unwrap_or(0) >= 5000,
+        "changes consumed: {changes:?}"
+    );
+    assert_eq!(
+        rows_differing(
+            &client,
+            "diff_st",
+            "total",
+            "SELECT sum(val) AS total FROM src"
+        )
+        .await,
+        0
+    );
+}
