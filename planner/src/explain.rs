@@ -40,7 +40,7 @@ pub fn render(
     if let Some(n) = &plan.notice {
         let _ = writeln!(out, "Note: {n}");
     }
-    let _ = writeln!(out, "Storage: {:?}", plan.layout);
+    let _ = writeln!(out, "Storage: {}", plan.layout);
     if !plan.hidden_columns.is_empty() {
         let _ = writeln!(out, "Hidden columns: {}", plan.hidden_columns.join(", "));
     }

@@ -35,6 +35,16 @@ pub enum StorageLayout {
     Grouped,
 }
 
+impl std::fmt::Display for StorageLayout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StorageLayout::Plain => "plain (the query's columns)",
+            StorageLayout::Bag => "bag (one row per result row, with a row hash)",
+            StorageLayout::Grouped => "grouped (one row per group, with its aggregate state)",
+        })
+    }
+}
+
 /// Everything the engine needs to create and maintain one stream table.
 #[derive(Debug, Clone)]
 pub struct StreamPlan {
