@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::cancel::CancelRegistry;
+use crate::client_limit::ClientLimit;
 use crate::session::intercept::InterceptorFactory;
 use crate::upstream::UpstreamTarget;
 
@@ -28,4 +29,6 @@ pub struct ProxyContext {
     pub startup_timeout: Duration,
     /// Connections allowed in their startup phase at once (see [`crate::startup_limit`]).
     pub max_startup_connections: usize,
+    /// Client sessions allowed at once (`--max-client-connections`).
+    pub client_limit: ClientLimit,
 }

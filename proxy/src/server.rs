@@ -51,6 +51,7 @@ struct SessionTicket(Arc<Sessions>);
 
 impl Drop for SessionTicket {
     fn drop(&mut self) {
+        crate::metrics::get().session_ended();
         if self.0.live.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.all_done.notify_waiters();
         }
@@ -85,11 +86,13 @@ pub async fn serve(
                         }
                         Admission::Refused => {
                             refuse(&tcp);
+                            crate::metrics::get().rejected(crate::metrics::Rejection::StartupLimit);
                             log_startup_cap(&mut refused_log, ctx.max_startup_connections);
                             continue;
                         }
                     };
                     sessions.live.fetch_add(1, Ordering::AcqRel);
+                    crate::metrics::get().session_started();
                     let ticket = SessionTicket(Arc::clone(&sessions));
                     let ctx = Arc::clone(&ctx);
                     tokio::spawn(async move {

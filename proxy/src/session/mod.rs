@@ -37,7 +37,16 @@ pub async fn serve(
             Opening::Session(client, startup) => (client, startup),
             Opening::Done => return Ok(None),
         };
+        let Some(place) = ctx.client_limit.acquire() else {
+            let err = ErrorResponse::fatal("53300", "sorry, too many clients already")
+                .with_hint("the proxy's --max-client-connections is reached");
+            let _ = client.write_all(&err.encode()).await;
+            let _ = client.flush().await;
+            crate::metrics::get().rejected(crate::metrics::Rejection::TooManyConnections);
+            return Err(SessionError::Refused("too many clients already".into()));
+        };
         if ctx.client_tls_required && !client.is_tls() {
+            crate::metrics::get().rejected(crate::metrics::Rejection::TlsRequired);
             let err =
                 ErrorResponse::fatal("28000", "pgtrickle-proxy requires TLS (SSL) connections")
                     .with_hint("connect with sslmode=require");
@@ -45,14 +54,14 @@ pub async fn serve(
             return Err(SessionError::Refused("client without TLS".into()));
         }
         let logged_in = login::login(&mut client, &startup, &ctx).await?;
-        Ok(Some((client, startup, logged_in)))
+        Ok(Some((client, startup, logged_in, place)))
     });
     let opened = tokio::select! {
         opened = starting => opened.map_err(|_| SessionError::StartupTimeout)??,
         () = slot.evicted() => return Err(SessionError::StartupEvicted),
     };
     drop(slot);
-    let Some((client, startup, logged_in)) = opened else {
+    let Some((client, startup, logged_in, _place)) = opened else {
         return Ok(());
     };
     let text =

@@ -173,6 +173,7 @@ impl ApiJob {
                 self.schedulers.ensure(&database);
             }
         }
+        crate::metrics::get().api_call(&request, result.is_ok());
         match result {
             // Buffers are trimmed only after the client's own transaction committed: inside a
             // block the next refresh (or the scheduler) does it.
