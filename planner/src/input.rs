@@ -1,6 +1,6 @@
 //! What the caller (the stream-table engine) tells the planner about a defining query: the
-//! stream table, the query's output columns and every relation it reads, with the names of the
-//! relations the generated SQL must read (`current`, `delta`).
+//! stream table, the query's output columns and every relation it reads, with the relation the
+//! generated SQL reads for its current rows (`current`) and the key of its delta (`delta_key`).
 
 use crate::api_call::{RefreshMode, StName};
 
@@ -118,11 +118,12 @@ pub struct SourceRelation {
     /// snapshot, with exactly `columns` in order: the table itself, or for a foreign table its
     /// local synced copy. Inserted verbatim (quote it).
     pub current: String,
-    /// SQL text of a relation holding exactly the changes the refresh consumes: the columns of
-    /// `columns` (by name) plus `__pgt_weight int` (+1 a row appeared, -1 a row disappeared;
-    /// an UPDATE is a -1 of the old row and a +1 of the new one). None when the source has no
-    /// change capture: the stream table can then only be refreshed FULL.
-    pub delta: Option<String>,
+    /// The key of the source's delta, when its changes are captured: the DIFFERENTIAL
+    /// statements read the delta through holes carrying this key ([`crate::Piece::Delta`]),
+    /// which the engine fills when it refreshes (pgtrickle-proxy keys a delta by its source's
+    /// OID). Sources with one key share one delta. None when the source has no change capture:
+    /// the stream table can then only be refreshed FULL.
+    pub delta_key: Option<u32>,
 }
 
 /// Everything needed to plan one stream table.

@@ -1,6 +1,6 @@
 //! pgtrickle-planner: the pure planning library of pgtrickle-proxy. No network, no database
-//! handle: SQL text in; validated requests, operator trees and SQL out. The stream-table engine
-//! executes what it produces.
+//! handle: SQL text in; validated requests, plans and SQL out. The stream-table engine executes
+//! what it produces.
 //!
 //! # The interface
 //!
@@ -16,27 +16,39 @@
 //!    mode (and a notice when AUTO fell back to FULL), storage DDL, FULL and DIFFERENTIAL
 //!    refresh statements, explain text and the sources.
 //!
-//! # The contract on `current` and `delta`
+//! # The contract on `current` and the deltas
 //!
-//! For each source the engine names two relations (SQL text, inserted verbatim):
-//! - `current`: the source's rows as of the refresh transaction's snapshot, with exactly the
-//!   source's columns (a foreign table's local synced copy, for foreign tables);
-//! - `delta`: exactly the changes this refresh consumes, with the source's columns (by name)
-//!   plus `__pgt_weight int`: +1 for a row that appeared, -1 for a row that disappeared (an
-//!   UPDATE is both). The same row may appear several times.
+//! For each source the engine gives:
+//! - `current` (SQL text, inserted verbatim): a relation with the source's rows as of the
+//!   refresh transaction's snapshot, with exactly the source's columns (a foreign table's local
+//!   synced copy, for foreign tables);
+//! - `delta_key`: the key of its delta. The DIFFERENTIAL statements are [`RefreshStatement`]s,
+//!   SQL with a typed hole ([`Piece::Delta`]) wherever they read a source's delta;
+//!   [`RefreshStatement::delta_reads`] says which deltas a statement reads and how many times.
+//!   The engine fills each hole ([`RefreshStatement::render`]) with a relation holding exactly
+//!   the changes this refresh consumes, with the source's columns (by name) plus
+//!   `__pgt_weight int`: +1 for a row that appeared, -1 for a row that disappeared (an UPDATE
+//!   is both). The same row may appear several times.
 //!
 //! The engine runs the DIFFERENTIAL statements in one REPEATABLE READ transaction in which
-//! `current` = old state + `delta` for every source (a source without changes has an empty
-//! delta). The planner derives the old state as `current` minus `delta`. Every relation in the
-//! generated SQL is one of `current`, `delta` or the storage table.
+//! `current` = old state + delta for every source (a source without changes has an empty
+//! delta). The planner derives the old state as `current` minus the delta. Every relation in
+//! the generated SQL is a `current` relation, a delta or the storage table. The FULL refresh
+//! statements read no delta.
 //!
-//! Practical notes for the engine: every `delta` relation named in the plan must exist when
-//! the refresh runs, even if empty; ANALYZE the delta relations after filling them (PostgreSQL
-//! then drives the refresh from the few changed rows through the sources' indexes, as the
-//! EXPLAIN ANALYZE test shows); remove the consumed changes only after the refresh has
-//! committed, in a transaction of its own (the engine's `capture::trim_committed`: inside the
-//! refresh, concurrent refreshes of stream tables sharing a source would fail with
-//! serialization errors). The FULL refresh statements need no delta relations.
+//! Practical notes for the engine: every hole must be filled with a relation, an empty one for
+//! a source without changes; deltas with statistics (pgtrickle-proxy ANALYZEs the small ones
+//! it copies into temporary tables) let PostgreSQL drive the refresh from the few changed rows
+//! through the sources' indexes, as the EXPLAIN ANALYZE test shows.
+//!
+//! Removing consumed changes is the engine's business, not the statements': pgtrickle-proxy
+//! does not do it in the refresh's transaction, where concurrent refreshes of stream tables
+//! sharing a source would fail with serialization errors. After the refresh has committed, it
+//! runs per source a READ COMMITTED transaction of its own (`refresh::capture::trim_committed`:
+//! the scheduler right after its commit; for a refresh a client called, before the session's
+//! next statement, unless the refresh ran inside the client's transaction block) that deletes
+//! the buffered changes every stream table reading the source has consumed (visible in each
+//! one's last snapshot). A trim that fails is only logged: a later one removes those rows.
 //!
 //! # Storage
 //!
@@ -49,7 +61,7 @@
 //! Bag semantics throughout (duplicates, keyless sources, NULLs):
 //! - selection and projection with deterministic expressions, `*` and `alias.*`;
 //! - inner joins of any number of relations (comma, `JOIN ... ON`, `USING`), self-joins;
-//!   delta by the telescoping rule over new/old states, old state = `current` minus `delta`;
+//!   delta by the telescoping rule over new/old states, old state = `current` minus the delta;
 //! - LEFT joins anywhere in a join chain, RIGHT and FULL joins unless after another outer join
 //!   in the chain (at most 3 outer joins per SELECT), as an inner join plus null-padded
 //!   anti-joins;
@@ -72,16 +84,22 @@
 //! ON, GROUPING SETS/ROLLUP/CUBE, scalar subqueries, subqueries outside AND-ed WHERE conjuncts,
 //! LATERAL, table functions, VALUES, aggregates other than the ones above inside subqueries, NATURAL joins, volatile and time-dependent functions (`now()`,
 //! `CURRENT_DATE`), columns of types without equality (json, point, ...), and sources without
-//! change capture (`delta` None). Always rejected, in every mode: LIMIT/OFFSET without ORDER
+//! change capture (`delta_key` None). Always rejected, in every mode: LIMIT/OFFSET without ORDER
 //! BY, FOR UPDATE/SHARE, TABLESAMPLE, a query reading its own stream table, WITH RECURSIVE.
 //!
 //! Floating-point SUM/AVG maintained incrementally can differ in the last bits from a fresh
 //! computation (addition order); exact types (integers, numeric) are exact.
 
 /// The version of the SQL this planner writes: bump it with every change of the statements it
-/// generates (a fix of a delta rule, a new spelling). Each stream table records the version of
-/// its stored plan; a proxy with a newer planner plans older stream tables again.
-pub const PLANNER_VERSION: i32 = 3;
+/// generates (a fix of a delta rule, a new spelling, a new stored form). Each stream table
+/// records the version of its stored plan; a proxy with a newer planner plans older stream
+/// tables again.
+///
+/// 3: the old state of a grouped subquery over outer joins is the union of its inner-join
+/// variants (a LEFT JOIN over weighted relations lost left rows without a match).
+/// 4: DIFFERENTIAL statements are stored with typed holes for the deltas
+/// ([`RefreshStatement::to_stored`]) instead of naming relations the engine chose at planning.
+pub const PLANNER_VERSION: i32 = 4;
 
 pub mod api_call;
 pub mod error;
@@ -94,6 +112,7 @@ pub mod prefilter;
 pub mod query;
 pub mod schedule;
 pub mod sqlgen;
+pub mod statement;
 
 pub use api_call::{
     parse_api_call, parse_api_script, ApiLimits, ApiRequest, CdcMode, ParsedApiCall, RefreshMode,
@@ -105,5 +124,6 @@ pub use input::{
 };
 pub use plan::{plan_stream_table, EffectiveMode, StorageLayout, StreamPlan};
 pub use prefilter::{may_contain_api_call, scan_api_calls, ApiCallScan};
-pub use query::{equality_key_columns, referenced_relations, Operator};
+pub use query::{equality_key_columns, referenced_relations};
 pub use schedule::Schedule;
+pub use statement::{Piece, RefreshStatement};

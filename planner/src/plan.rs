@@ -6,9 +6,10 @@ use crate::error::{PlanError, Result};
 use crate::explain;
 use crate::input::{ColumnDef, PlanInput};
 use crate::query::model::{self, Shape, Unsupported};
-use crate::query::{parse_query, Operator};
+use crate::query::parse_query;
 use crate::sqlgen::relation::{sources_of, RelGen, Version};
 use crate::sqlgen::{aggregate, bag, full};
+use crate::statement::RefreshStatement;
 
 /// First statement of every DIFFERENTIAL refresh: the statements are large and touch few
 /// rows, so JIT compilation (seconds for such plans) would dwarf their run time.
@@ -41,8 +42,6 @@ pub struct StreamPlan {
     pub mode: EffectiveMode,
     /// Set when AUTO fell back to FULL: why (send it to the client as a NOTICE).
     pub notice: Option<String>,
-    /// The operator tree of the defining query.
-    pub tree: Operator,
     /// The storage layout.
     pub layout: StorageLayout,
     /// Statements creating the storage table (and its index) named `PlanInput::storage`.
@@ -52,17 +51,19 @@ pub struct StreamPlan {
     /// FULL refresh: statements to run in order in one transaction.
     pub full_refresh: Vec<String>,
     /// DIFFERENTIAL refresh (None for FULL plans): statements to run in order in the refresh's
-    /// REPEATABLE READ transaction, after the engine filled every source's `delta` relation
-    /// with exactly the changes being consumed (an empty delta relation is fine).
-    pub differential_refresh: Option<Vec<String>>,
-    /// Readable plan for `explain_st`: mode, operator tree, delta SQL per source.
+    /// REPEATABLE READ transaction, each [rendered](RefreshStatement::render) with the relations
+    /// holding exactly the changes being consumed of the sources whose deltas it reads
+    /// ([`RefreshStatement::delta_reads`]; an empty delta relation is fine).
+    pub differential_refresh: Option<Vec<RefreshStatement>>,
+    /// Readable plan for `explain_st`: mode, the operator tree the DIFFERENTIAL statements are
+    /// generated from (the query as written for FULL plans), delta SQL per source.
     pub explain: String,
     /// Indexes into `PlanInput::relations` of the sources the query reads (for dependency
     /// tracking), without repeats.
     pub sources: Vec<usize>,
 }
 
-/// Plans a stream table. See the crate docs for the contract on `current` and `delta`.
+/// Plans a stream table. See the crate docs for the contract on `current` and the deltas.
 pub fn plan_stream_table(input: &PlanInput) -> Result<StreamPlan> {
     let parsed = parse_query(&input.query)?;
     for r in &input.relations {
@@ -74,7 +75,6 @@ pub fn plan_stream_table(input: &PlanInput) -> Result<StreamPlan> {
         }
     }
     check_columns(&input.columns)?;
-    let tree = Operator::from_query(&parsed.query);
     let query_sql = full::query_over_current(&parsed.query, &input.relations)?;
     let mut sources: Vec<usize> = Vec::new();
     for r in &parsed.relations {
@@ -83,7 +83,7 @@ pub fn plan_stream_table(input: &PlanInput) -> Result<StreamPlan> {
         }
     }
 
-    let mut model = differential_model(input, &parsed);
+    let mut model = differential_model(input, &parsed, &query_sql);
     if let Ok(shape) = &model {
         let n = match shape {
             Shape::Bag(b) => b.names().len(),
@@ -181,17 +181,37 @@ pub fn plan_stream_table(input: &PlanInput) -> Result<StreamPlan> {
     let mut plan = StreamPlan {
         mode,
         notice,
-        tree,
         layout,
         storage_ddl,
         hidden_columns,
         full_refresh,
-        differential_refresh,
+        differential_refresh: differential_refresh
+            .map(|d| {
+                d.iter()
+                    .map(|s| RefreshStatement::from_generated(s))
+                    .collect()
+            })
+            .transpose()?,
         explain: String::new(),
         sources,
     };
-    plan.explain = explain::render(input, &plan, model.as_ref().ok());
+    // With a model, the inputs hold no NUL: one in a FULL statement would be a delta hole.
+    if mode == EffectiveMode::Differential && plan.full_refresh.iter().any(|s| s.contains('\0')) {
+        return Err(PlanError::Internal(
+            "a FULL refresh statement reads a delta".into(),
+        ));
+    }
+    plan.explain = explain::render(input, &plan, model.as_ref().ok(), &query_sql)?;
     Ok(plan)
+}
+
+impl StreamPlan {
+    /// The DIFFERENTIAL statements in their stored form ([`RefreshStatement::to_stored`]).
+    pub fn stored_differential_refresh(&self) -> Option<Vec<String>> {
+        self.differential_refresh
+            .as_ref()
+            .map(|d| d.iter().map(RefreshStatement::to_stored).collect())
+    }
 }
 
 fn hidden_names(plan: &model::AggPlan, cols: &[ColumnDef]) -> Vec<String> {
@@ -234,10 +254,28 @@ const UNHASHABLE: &[&str] = &[
     "json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle",
 ];
 
+/// The differential model of the query (`query_sql`: the query as the FULL refresh prints it).
 fn differential_model(
     input: &PlanInput,
     parsed: &crate::query::ParsedQuery,
+    query_sql: &str,
 ) -> std::result::Result<Shape, Unsupported> {
+    // Holes for the deltas are marked with NUL in the generated SQL (`crate::statement`), which
+    // PostgreSQL text never holds; the query's text here is as printed (an escaped literal
+    // like E'\000' is printed with the character it means).
+    let mut texts = vec![query_sql, &input.storage];
+    for c in input
+        .relations
+        .iter()
+        .flat_map(|r| &r.columns)
+        .chain(&input.columns)
+    {
+        texts.extend([c.name.as_str(), &c.type_name]);
+    }
+    texts.extend(input.relations.iter().map(|r| r.current.as_str()));
+    if texts.iter().any(|t| t.contains('\0')) {
+        return Err(Unsupported("a NUL character".into()));
+    }
     if let Some(f) = parsed.volatile.first() {
         return Err(Unsupported(format!("volatile function {f}()")));
     }

@@ -210,11 +210,8 @@ fn exercise(
         }
         c.batch_execute(&batch)
             .map_err(|e| format!("{e}: {batch}"))?;
-        let stmts = plan
-            .differential_refresh
-            .as_ref()
-            .unwrap_or(&plan.full_refresh);
-        refresh_consuming_in(c, path, stmts, &consumed)
+        let stmts = differential_sql(c, plan).unwrap_or_else(|| plan.full_refresh.clone());
+        refresh_consuming_in(c, path, &stmts, &consumed)
             .map_err(|e| format!("round {round}: {e}"))?;
         if let Some(m) = mismatch(c, schema, &cols, query) {
             return Err(format!("round {round} after [{batch}]: {m}"));
@@ -344,11 +341,12 @@ fn generated_sql_calls_functions_by_their_qualified_names() {
             let Ok(p) = plan_text(&mut c, &schema, &text, mode) else {
                 continue;
             };
+            let differential = p.stored_differential_refresh().unwrap_or_default();
             let stmts = p
                 .storage_ddl
                 .iter()
                 .chain(&p.full_refresh)
-                .chain(p.differential_refresh.iter().flatten());
+                .chain(&differential);
             for s in stmts {
                 for f in PLANNER_FUNCTIONS {
                     for i in unqualified_calls(s, f) {

@@ -54,6 +54,7 @@ fn run(
         .map(|c| format!("\"{}\"", c.name))
         .collect();
     refresh(c, &schema, sc.tables, &plan.full_refresh).map_err(|e| format!("full: {e}"))?;
+    let differential = differential_sql(c, &plan);
     if let Some(m) = mismatch(c, &schema, &cols, sc.query) {
         return Err(format!("after initial FULL refresh: {m}"));
     }
@@ -65,7 +66,7 @@ fn run(
         }
         c.batch_execute(&batch)
             .map_err(|e| format!("{e}: {batch}"))?;
-        let (kind, stmts) = match &plan.differential_refresh {
+        let (kind, stmts) = match &differential {
             Some(d) if round % 4 != 3 => ("DIFFERENTIAL", d),
             _ => ("FULL", &plan.full_refresh),
         };

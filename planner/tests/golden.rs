@@ -2,14 +2,16 @@
 //! refresh-mode decisions (AUTO fallback notices, DIFFERENTIAL errors naming the construct),
 //! with hand-written catalog descriptions. Also the planning-time budget.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use pgtrickle_planner::{
     plan_stream_table, referenced_relations, ColumnDef, EffectiveMode, PlanInput, RefreshMode,
-    RelationKind, SourceRelation, StName, StorageLayout,
+    RefreshStatement, RelationKind, SourceRelation, StName, StorageLayout,
 };
 
-fn rel(name: &str, cols: &[(&str, &str)]) -> SourceRelation {
+/// A table `public.<name>` whose delta has key `key`.
+fn rel(key: u32, name: &str, cols: &[(&str, &str)]) -> SourceRelation {
     SourceRelation {
         reference: pgtrickle_planner::RelationRef {
             schema: None,
@@ -23,7 +25,7 @@ fn rel(name: &str, cols: &[(&str, &str)]) -> SourceRelation {
         columns: cols.iter().map(|(n, t)| ColumnDef::new(n, t)).collect(),
         primary_key: None,
         current: format!("public.{name}"),
-        delta: Some(format!("pgtrickle_changes.{name}_delta")),
+        delta_key: Some(key),
     }
 }
 
@@ -48,6 +50,7 @@ fn input(
 
 fn orders() -> SourceRelation {
     rel(
+        1,
         "orders",
         &[
             ("id", "integer"),
@@ -60,6 +63,7 @@ fn orders() -> SourceRelation {
 
 fn products() -> SourceRelation {
     rel(
+        2,
         "products",
         &[
             ("id", "integer"),
@@ -85,14 +89,20 @@ fn operator_tree_golden() {
         vec![orders(), products()],
     ))
     .unwrap();
-    assert_eq!(
-        p.tree.to_string(),
-        "Project o.customer_id, p.category, SUM(o.total) AS total_spent, COUNT(*) AS order_count\n\
-         \x20 Aggregate GROUP BY o.customer_id, p.category\n\
-         \x20   Filter o.total > 0\n\
-         \x20     Join INNER ON p.id = o.product_id\n\
-         \x20       Scan orders AS o\n\
-         \x20       Scan products AS p\n"
+    // The operator tree is the model the DIFFERENTIAL statements are generated from.
+    assert!(
+        p.explain.contains(
+            "Operator tree:\n\
+             \x20 Project o.customer_id, p.category, SUM(o.total) AS total_spent, COUNT(*) AS order_count\n\
+             \x20   Aggregate GROUP BY o.customer_id, p.category: sum(o.total), count(*)\n\
+             \x20     Filter o.total > 0\n\
+             \x20       Join public.orders AS o JOIN public.products AS p ON p.id = o.product_id\n\
+             \x20         Scan public.orders AS o\n\
+             \x20         Scan public.products AS p\n\
+             Delta for changes of public.orders:\n"
+        ),
+        "{}",
+        p.explain
     );
     assert_eq!(p.mode, EffectiveMode::Differential);
     assert_eq!(p.layout, StorageLayout::Grouped);
@@ -140,6 +150,232 @@ fn operator_tree_golden() {
     );
 }
 
+/// Explain's operator tree shows how the SQL is built, not the query's syntax: an INTERSECT is a
+/// DISTINCT over a semi-join, NOT IN an anti-join, an outer join a union of inner-join variants.
+/// A FULL plan has no tree: its refresh runs the query as written.
+#[test]
+fn explain_tree_is_the_model() {
+    let a = rel(
+        7,
+        "a",
+        &[("id", "integer"), ("k", "integer"), ("s", "text")],
+    );
+    let b = rel(
+        8,
+        "b",
+        &[("id", "integer"), ("k", "integer"), ("s", "text")],
+    );
+    let c = rel(
+        9,
+        "c",
+        &[("id", "integer"), ("k", "integer"), ("s", "text")],
+    );
+    let explain = |q: &str, cols: &[(&str, &str)]| {
+        let p = plan_stream_table(&input(
+            q,
+            RefreshMode::Auto,
+            cols,
+            vec![a.clone(), b.clone(), c.clone()],
+        ))
+        .unwrap();
+        let e = p.explain;
+        let tree = e.find("Operator tree").unwrap();
+        let end = e.find("Delta for changes").unwrap_or(e.len());
+        e[tree..end].to_string()
+    };
+    assert_eq!(
+        explain(
+            "SELECT k FROM a INTERSECT SELECT k FROM b",
+            &[("k", "integer")]
+        ),
+        "Operator tree:\n\
+         \x20 Distinct\n\
+         \x20   Project __pgt_l.__pgt_c0 AS k\n\
+         \x20     Semi-join EXISTS\n\
+         \x20       Subquery __pgt_l\n\
+         \x20         Project k\n\
+         \x20           Scan public.a AS a\n\
+         \x20       Project 1\n\
+         \x20         Filter __pgt_r.__pgt_c0 IS NOT DISTINCT FROM __pgt_l.__pgt_c0\n\
+         \x20           Subquery __pgt_r\n\
+         \x20             Project k\n\
+         \x20               Scan public.b AS b\n"
+    );
+    assert_eq!(
+        explain(
+            "SELECT a.id FROM a WHERE EXISTS (SELECT 1 FROM b WHERE b.k = a.k) \
+             AND a.id NOT IN (SELECT id FROM c) AND a.k > 1",
+            &[("id", "integer")]
+        ),
+        "Operator tree:\n\
+         \x20 Project a.id\n\
+         \x20   Anti-join NOT EXISTS\n\
+         \x20     Semi-join EXISTS\n\
+         \x20       Filter a.k > 1\n\
+         \x20         Scan public.a AS a\n\
+         \x20       Project 1\n\
+         \x20         Filter b.k = a.k\n\
+         \x20           Scan public.b AS b\n\
+         \x20     Project id\n\
+         \x20       Filter ((a.id) = (id)) IS NOT FALSE\n\
+         \x20         Scan public.c AS c\n"
+    );
+    assert_eq!(
+        explain(
+            "WITH d AS (SELECT DISTINCT k FROM b) SELECT a.id, x.n FROM a LEFT JOIN d ON d.k = a.k \
+             JOIN (SELECT k, count(*) AS n FROM c GROUP BY k) x ON x.k = a.k",
+            &[("id", "integer"), ("n", "bigint")]
+        ),
+        "Operator tree:\n\
+         \x20 Project a.id, x.n\n\
+         \x20   Join public.a AS a LEFT JOIN (subquery) AS d ON d.k = a.k JOIN (subquery) AS x ON x.k = a.k\n\
+         \x20     (old state and changes: as 2 inner-join variants, each outer join taken as an inner \
+         join or as its null-padded anti-join)\n\
+         \x20     Scan public.a AS a\n\
+         \x20     Subquery d\n\
+         \x20       Distinct\n\
+         \x20         Project k\n\
+         \x20           Scan public.b AS b\n\
+         \x20     Subquery x\n\
+         \x20       Project k, count(*) AS n\n\
+         \x20         Aggregate GROUP BY k: count(*); each changed group recomputed from its input\n\
+         \x20           Scan public.c AS c\n"
+    );
+    assert_eq!(
+        explain(
+            "SELECT k, count(DISTINCT s) AS n FROM a GROUP BY k HAVING count(*) > 1",
+            &[("k", "integer"), ("n", "bigint")]
+        ),
+        "Operator tree:\n\
+         \x20 Project k, count(DISTINCT s) AS n\n\
+         \x20   Aggregate GROUP BY k HAVING count(*) > 1: count(DISTINCT s); each changed group \
+         recomputed (aggregate with DISTINCT (count(DISTINCT s)))\n\
+         \x20     Scan public.a AS a\n"
+    );
+    assert_eq!(
+        explain(
+            "SELECT k FROM a EXCEPT ALL SELECT k FROM b UNION ALL SELECT k FROM c",
+            &[("k", "integer")]
+        ),
+        "Operator tree:\n\
+         \x20 UNION ALL\n\
+         \x20   EXCEPT ALL\n\
+         \x20     Project k\n\
+         \x20       Scan public.a AS a\n\
+         \x20     Project k\n\
+         \x20       Scan public.b AS b\n\
+         \x20   Project k\n\
+         \x20     Scan public.c AS c\n"
+    );
+    // FULL: the query as the refresh runs it (AUTO fell back here, FULL was asked there).
+    assert_eq!(
+        explain(
+            "SELECT id, random() AS r FROM a",
+            &[("id", "integer"), ("r", "double precision")]
+        ),
+        "Operator tree: none; every refresh recomputes the query as written:\n\
+         \x20 SELECT id, random() AS r FROM public.a AS a\n"
+    );
+    let full = plan_stream_table(&input(
+        "SELECT k FROM a INTERSECT SELECT k FROM b",
+        RefreshMode::Full,
+        &[("k", "integer")],
+        vec![a.clone(), b.clone()],
+    ))
+    .unwrap();
+    assert!(
+        full.explain.ends_with(
+            "Operator tree: none; every refresh recomputes the query as written:\n\
+             \x20 SELECT k FROM public.a AS a INTERSECT SELECT k FROM public.b AS b\n"
+        ),
+        "{}",
+        full.explain
+    );
+}
+
+/// The plan says which deltas each DIFFERENTIAL statement reads and how many times: exactly the
+/// holes the engine fills.
+#[test]
+fn delta_reads_are_the_holes() {
+    let a = rel(
+        7,
+        "a",
+        &[("id", "integer"), ("k", "integer"), ("s", "text")],
+    );
+    let b = rel(
+        8,
+        "b",
+        &[("id", "integer"), ("k", "integer"), ("s", "text")],
+    );
+    let c = rel(
+        9,
+        "c",
+        &[("id", "integer"), ("k", "integer"), ("s", "text")],
+    );
+    /// Query, its columns, the reads of its delta statement.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [(u32, usize)]);
+    let cases: &[Case] = &[
+        (
+            "SELECT k, count(*) AS n FROM a GROUP BY k",
+            &[("k", "integer"), ("n", "bigint")],
+            &[(7, 1)],
+        ),
+        (
+            "SELECT id FROM a WHERE k > 1",
+            &[("id", "integer")],
+            &[(7, 1)],
+        ),
+        // Changes of a join b new, b old (a's delta and b's current minus its delta).
+        (
+            "SELECT a.id, b.s FROM a JOIN b ON b.k = a.k",
+            &[("id", "integer"), ("s", "text")],
+            &[(7, 1), (8, 2)],
+        ),
+        (
+            "SELECT k FROM a EXCEPT ALL SELECT k FROM b",
+            &[("k", "integer")],
+            &[(7, 3), (8, 3)],
+        ),
+        // b's old state in the terms of a's and c's changes, and in the anti-join's term its
+        // changes and its old state.
+        (
+            "SELECT a.id FROM a, c WHERE a.id NOT IN (SELECT id FROM b) AND c.k = a.k",
+            &[("id", "integer")],
+            &[(7, 1), (8, 4), (9, 2)],
+        ),
+    ];
+    for (q, cols, reads) in cases {
+        let p = plan_stream_table(&input(
+            q,
+            RefreshMode::Differential,
+            cols,
+            vec![a.clone(), b.clone(), c.clone()],
+        ))
+        .unwrap();
+        let diff = p.differential_refresh.as_ref().unwrap();
+        assert!(diff[0].delta_reads().is_empty(), "{q}");
+        assert_eq!(
+            diff[1].delta_reads(),
+            reads.iter().copied().collect::<BTreeMap<_, _>>(),
+            "{q}"
+        );
+        // Rendered, each read is one occurrence of the relation filling the hole.
+        let sql = diff[1].render(|k| format!("pg_temp.__delta_{k}__"));
+        for (k, n) in *reads {
+            assert_eq!(
+                sql.matches(&format!("pg_temp.__delta_{k}__")).count(),
+                *n,
+                "{q}"
+            );
+        }
+        assert_eq!(
+            sql.matches("pg_temp.__delta_").count(),
+            reads.iter().map(|r| r.1).sum::<usize>()
+        );
+        assert!(p.full_refresh.iter().all(|s| !s.contains("__delta")), "{q}");
+    }
+}
+
 #[test]
 fn bag_sql_golden() {
     let p = plan_stream_table(&input(
@@ -160,16 +396,18 @@ fn bag_sql_golden() {
                 .to_string(),
         ]
     );
-    let d = &p.differential_refresh.as_ref().unwrap()[1];
-    assert_eq!(
-        p.differential_refresh.as_ref().unwrap()[0],
-        "SET LOCAL jit = off"
-    );
+    let diff = p.differential_refresh.as_ref().unwrap();
+    assert_eq!(diff[0], RefreshStatement::sql("SET LOCAL jit = off"));
+    assert!(diff[0].delta_reads().is_empty());
+    // The statement reads the delta of orders (key 1) once, through a typed hole: stored as
+    // `{delta 1}`, filled by the engine.
+    assert_eq!(diff[1].delta_reads(), BTreeMap::from([(1, 1)]));
+    let d = &p.stored_differential_refresh().unwrap()[1];
     assert_eq!(
         d,
         "WITH __pgt_d(id, total, __pgt_w) AS (SELECT id, total, __pgt_w0 AS __pgt_w FROM \
          (SELECT id, customer_id, product_id, total, __pgt_weight AS __pgt_w0 FROM \
-         pgtrickle_changes.orders_delta) AS orders WHERE (total > 10)), __pgt_n AS (SELECT id, \
+         {delta 1}) AS orders WHERE (total > 10)), __pgt_n AS (SELECT id, \
          total, pg_catalog.sum(__pgt_w)::pg_catalog.int8 AS __pgt_cnt, \
          pg_catalog.hash_record_extended(ROW(id, total), 0::pg_catalog.int8) AS __pgt_h FROM \
          __pgt_d GROUP BY id, total HAVING pg_catalog.sum(__pgt_w) <> 0), __pgt_del AS \
@@ -180,6 +418,10 @@ fn bag_sql_golden() {
          n.__pgt_h FROM __pgt_n n CROSS JOIN LATERAL \
          pg_catalog.generate_series(1::pg_catalog.int8, n.__pgt_cnt) WHERE \
          n.__pgt_cnt > 0"
+    );
+    assert_eq!(
+        diff[1].render(|key| format!("pgtrickle_changes.delta_{key}")),
+        d.replace("{delta 1}", "pgtrickle_changes.delta_1")
     );
     // Never reads the source table itself: a single-source filter needs only its delta.
     assert!(!d.contains("public.orders"), "{d}");
@@ -200,9 +442,9 @@ fn join_delta_uses_new_left_and_old_right() {
         explain.contains(
             "Delta for changes of public.orders:\n  SELECT o.id, p.category, __pgt_w0 * __pgt_w1 \
              AS __pgt_w FROM (SELECT id, customer_id, product_id, total, __pgt_weight AS \
-             __pgt_w0 FROM pgtrickle_changes.orders_delta) AS o JOIN (SELECT id, category, \
+             __pgt_w0 FROM <delta of public.orders>) AS o JOIN (SELECT id, category, \
              price, 1 AS __pgt_w1 FROM public.products AS __pgt_cur UNION ALL SELECT id, category, price, \
-             -__pgt_weight AS __pgt_w1 FROM pgtrickle_changes.products_delta) AS p ON p.id = \
+             -__pgt_weight AS __pgt_w1 FROM <delta of public.products>) AS p ON p.id = \
              o.product_id\n"
         ),
         "{explain}"
@@ -211,7 +453,7 @@ fn join_delta_uses_new_left_and_old_right() {
         explain.contains(
             "Delta for changes of public.products:\n  SELECT o.id, p.category, __pgt_w1 AS \
              __pgt_w FROM public.orders AS o JOIN (SELECT id, category, price, __pgt_weight AS \
-             __pgt_w1 FROM pgtrickle_changes.products_delta) AS p ON p.id = o.product_id\n"
+             __pgt_w1 FROM <delta of public.products>) AS p ON p.id = o.product_id\n"
         ),
         "{explain}"
     );
@@ -307,7 +549,7 @@ fn always_rejected_and_caller_errors() {
     );
     assert!(e.message().contains("TABLESAMPLE"), "{e}");
     // Reading its own stream table.
-    let mut me = rel("st", &[("id", "integer")]);
+    let mut me = rel(3, "st", &[("id", "integer")]);
     me.kind = RelationKind::StreamTable;
     let e = err("SELECT id FROM st", RefreshMode::Full, &one, vec![me]);
     assert_eq!(e.sqlstate(), "42P17");
@@ -343,7 +585,7 @@ fn always_rejected_and_caller_errors() {
     assert_eq!(e.sqlstate(), "42601");
     // A source without change capture: DIFFERENTIAL impossible, AUTO falls back.
     let mut nocdc = orders();
-    nocdc.delta = None;
+    nocdc.delta_key = None;
     let e = err(
         "SELECT id FROM orders",
         RefreshMode::Differential,
@@ -359,6 +601,19 @@ fn always_rejected_and_caller_errors() {
     ))
     .unwrap();
     assert_eq!(p.mode, EffectiveMode::Full);
+    // NUL marks the delta holes in generated SQL: an input holding one (PostgreSQL text never
+    // does) cannot be maintained differentially.
+    let mut nul = orders();
+    nul.current = "public.\"ord\0ers\"".into();
+    let p = plan_stream_table(&input(
+        "SELECT id FROM orders",
+        RefreshMode::Auto,
+        &one,
+        vec![nul],
+    ))
+    .unwrap();
+    assert_eq!(p.mode, EffectiveMode::Full);
+    assert!(p.notice.unwrap().contains("a NUL character"));
     // Volatile functions are fine under FULL.
     let p = plan_stream_table(&input(
         "SELECT id, random() AS r FROM orders",
@@ -373,6 +628,7 @@ fn always_rejected_and_caller_errors() {
 #[test]
 fn seed_examples_plan() {
     let remote_products = rel(
+        4,
         "remote_products",
         &[
             ("id", "integer"),
@@ -390,6 +646,7 @@ fn seed_examples_plan() {
     .unwrap();
     assert_eq!(p.mode, EffectiveMode::Differential);
     let events = rel(
+        5,
         "events_bridge",
         &[
             ("event_id", "bigint"),
@@ -410,6 +667,7 @@ fn seed_examples_plan() {
     assert_eq!(p.mode, EffectiveMode::Differential);
     // CURRENT_DATE makes a join time-dependent: AUTO refreshes it FULL, with a notice.
     let er = rel(
+        6,
         "exchange_rates",
         &[
             ("currency", "text"),
@@ -436,6 +694,7 @@ fn planning_ten_table_join_with_aggregates_is_fast() {
     let mut from = String::from("t0");
     for i in 0..10 {
         rels.push(rel(
+            10 + i,
             &format!("t{i}"),
             &[("id", "integer"), ("k", "integer"), ("v", "numeric")],
         ));
@@ -483,9 +742,21 @@ fn planning_ten_table_join_with_aggregates_is_fast() {
 
 #[test]
 fn generated_sql_stays_small() {
-    let a = rel("a", &[("id", "integer"), ("k", "integer"), ("s", "text")]);
-    let b = rel("b", &[("id", "integer"), ("k", "integer"), ("s", "text")]);
-    let c = rel("c", &[("id", "integer"), ("k", "integer"), ("s", "text")]);
+    let a = rel(
+        7,
+        "a",
+        &[("id", "integer"), ("k", "integer"), ("s", "text")],
+    );
+    let b = rel(
+        8,
+        "b",
+        &[("id", "integer"), ("k", "integer"), ("s", "text")],
+    );
+    let c = rel(
+        9,
+        "c",
+        &[("id", "integer"), ("k", "integer"), ("s", "text")],
+    );
     let cases: &[(&str, &[(&str, &str)])] = &[
         (
             "SELECT e.k, e.s FROM (SELECT k, s FROM a EXCEPT SELECT k, s FROM b) e WHERE e.k IS NOT NULL",
@@ -505,8 +776,7 @@ fn generated_sql_stays_small() {
         ))
         .unwrap();
         let len: usize = p
-            .differential_refresh
-            .as_ref()
+            .stored_differential_refresh()
             .unwrap()
             .iter()
             .map(|s| s.len())
@@ -518,13 +788,13 @@ fn generated_sql_stays_small() {
 
 #[test]
 fn quoted_and_qualified_relation_names() {
-    let mut r = rel("Orders", &[("Id", "integer"), ("total", "numeric")]);
+    let mut r = rel(1, "Orders", &[("Id", "integer"), ("total", "numeric")]);
     r.reference = pgtrickle_planner::RelationRef {
         schema: Some("Sales".into()),
         name: "Orders".into(),
     };
     r.current = "\"Sales\".\"Orders\"".into();
-    r.delta = Some("pgtrickle_changes.\"Sales_Orders_delta\"".into());
+    r.delta_key = Some(42);
     let q = "SELECT \"Id\", \"Orders\".total FROM \"Sales\".\"Orders\" WHERE \"Orders\".total > 1";
     assert_eq!(
         referenced_relations(q).unwrap(),
@@ -546,11 +816,13 @@ fn quoted_and_qualified_relation_names() {
          pg_catalog.hash_record_extended(__pgt_q, 0::pg_catalog.int8) FROM (SELECT \"Id\", \"Orders\".total FROM \
          \"Sales\".\"Orders\" AS \"Orders\" WHERE \"Orders\".total > 1) AS __pgt_q(\"Id\", total)"
     );
-    let d = &p.differential_refresh.as_ref().unwrap()[1];
+    // The engine's relation for the delta is inserted verbatim.
+    let d = p.differential_refresh.as_ref().unwrap()[1]
+        .render(|key| format!("pgtrickle_changes.\"Sales_Orders_delta_{key}\""));
     assert!(
         d.contains(
             "(SELECT \"Id\", total, __pgt_weight AS __pgt_w0 FROM \
-             pgtrickle_changes.\"Sales_Orders_delta\") AS \"Orders\""
+             pgtrickle_changes.\"Sales_Orders_delta_42\") AS \"Orders\""
         ),
         "{d}"
     );

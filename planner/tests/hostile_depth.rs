@@ -121,7 +121,7 @@ fn input(query: &str) -> PlanInput {
             columns: vec![ColumnDef::new("a", "integer")],
             primary_key: None,
             current: "public.t".into(),
-            delta: Some("pgtrickle_changes.t_delta".into()),
+            delta_key: Some(1),
         }],
     }
 }

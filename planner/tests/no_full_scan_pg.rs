@@ -12,7 +12,8 @@ use pgtrickle_planner::{
 };
 use pgtrickle_test_support::Cluster;
 
-fn source(name: &str, cols: &[(&str, &str)]) -> SourceRelation {
+/// Table `big.<name>`, whose delta (key `key`) is `big.<name>_delta`.
+fn source(key: u32, name: &str, cols: &[(&str, &str)]) -> SourceRelation {
     SourceRelation {
         reference: RelationRef {
             schema: None,
@@ -26,7 +27,7 @@ fn source(name: &str, cols: &[(&str, &str)]) -> SourceRelation {
         columns: cols.iter().map(|(n, t)| ColumnDef::new(n, t)).collect(),
         primary_key: Some(vec!["id".into()]),
         current: format!("big.{name}"),
-        delta: Some(format!("big.{name}_delta")),
+        delta_key: Some(key),
     }
 }
 
@@ -60,6 +61,7 @@ fn differential_refresh_does_not_scan_unchanged_sources() {
     .unwrap();
     let rels = vec![
         source(
+            1,
             "orders",
             &[
                 ("id", "integer"),
@@ -69,6 +71,7 @@ fn differential_refresh_does_not_scan_unchanged_sources() {
             ],
         ),
         source(
+            2,
             "products",
             &[
                 ("id", "integer"),
@@ -77,6 +80,10 @@ fn differential_refresh_does_not_scan_unchanged_sources() {
             ],
         ),
     ];
+    let delta_of = |key: u32| match key {
+        1 => "big.orders_delta".to_string(),
+        _ => "big.products_delta".to_string(),
+    };
     let cases: &[(&str, &[(&str, &str)])] = &[
         (
             "SELECT o.customer_id, p.category, SUM(o.total) AS total_spent, COUNT(*) AS order_count, \
@@ -162,7 +169,13 @@ fn differential_refresh_does_not_scan_unchanged_sources() {
             c.batch_execute(&batch).unwrap();
             c.batch_execute("ANALYZE big.orders_delta; ANALYZE big.products_delta; ANALYZE big.st")
                 .unwrap();
-            let stmts = plan.differential_refresh.as_ref().unwrap();
+            let stmts: Vec<String> = plan
+                .differential_refresh
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|s| s.render(delta_of))
+                .collect();
             let (stmt, setup) = stmts.split_last().unwrap();
             let mut tx = c
                 .build_transaction()

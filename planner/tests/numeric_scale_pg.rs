@@ -9,7 +9,10 @@
 mod common;
 
 use common::aggregates::{self, run_seeds, Run, Source};
-use common::{connect, mismatch, plan, refresh_consuming, text_mismatch, REFRESH_SEARCH_PATH};
+use common::{
+    connect, differential_sql, mismatch, plan, refresh_consuming, text_mismatch,
+    REFRESH_SEARCH_PATH,
+};
 use pgtrickle_planner::{
     plan_stream_table, ColumnDef, EffectiveMode, PlanInput, RefreshMode, RelationKind, RelationRef,
     SourceRelation, StName,
@@ -287,7 +290,7 @@ fn scale_state_only_for_numeric_arguments() {
         ]),
         primary_key: None,
         current: "public.t".into(),
-        delta: Some("public.t_delta".into()),
+        delta_key: Some(1),
     };
     let p = plan_stream_table(&PlanInput {
         stream_table: StName {
@@ -392,7 +395,7 @@ fn scale_state_rescans_only_when_the_last_value_of_the_largest_scale_goes() {
     )
     .unwrap();
     let cols = vec!["\"sum\"".to_string(), "\"avg\"".to_string()];
-    let stmts = plan.differential_refresh.as_ref().unwrap();
+    let stmts = differential_sql(&mut c, &plan).unwrap();
     let (stmt, setup) = stmts.split_last().unwrap();
     let batches = [
         (

@@ -8,7 +8,7 @@
 mod common;
 
 use common::scenarios::ROUNDTRIP_QUERIES as QUERIES;
-use common::{connect, create_sources, mismatch, plan, refresh};
+use common::{connect, create_sources, differential_sql, mismatch, plan, refresh};
 use pgtrickle_planner::RefreshMode;
 use pgtrickle_test_support::Cluster;
 
@@ -51,7 +51,7 @@ fn regenerated_sql_means_the_same_to_postgres() {
             failures.push(format!("{q}: after FULL: {m}"));
             continue;
         }
-        if let Some(diff) = &p.differential_refresh {
+        if let Some(diff) = &differential_sql(&mut c, &p) {
             c.batch_execute(
                 "INSERT INTO rt.a VALUES (5, 2, 1, false, 'ba', 4), (1, 1, 5, true, 'a', 1.5); \
                  UPDATE rt.b SET v = 4 WHERE id = 2;",

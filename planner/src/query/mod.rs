@@ -1,13 +1,11 @@
 //! Defining queries: parsing with sqlparser, the rewrites of PostgreSQL's deparsed spellings,
-//! the checks every defining query must pass, the
-//! operator tree, and the model the differential SQL is generated from.
+//! the checks every defining query must pass, and the model the differential SQL (and the
+//! explain text's operator tree) is generated from.
 
 pub mod join_keys;
 pub mod model;
 pub mod normalize;
 pub mod parse;
-pub mod tree;
 
 pub use join_keys::equality_key_columns;
 pub use parse::{parse_query, referenced_relations, ParsedQuery};
-pub use tree::Operator;

@@ -11,7 +11,7 @@ use postgres::Client;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use super::{connect, describe, plan, refresh_consuming};
+use super::{connect, describe, differential_sql, plan, refresh_consuming};
 
 /// Source `t`: its columns, and how its consolidated delta tells rows apart.
 pub struct Source {
@@ -116,10 +116,7 @@ pub fn run(
     if plan.mode != EffectiveMode::Differential {
         return Err(format!("mode {:?}: {:?}", plan.mode, plan.notice));
     }
-    let differential = plan
-        .differential_refresh
-        .as_ref()
-        .ok_or("no differential refresh")?;
+    let differential = &differential_sql(c, &plan).ok_or("no differential refresh")?;
     for s in &plan.storage_ddl {
         c.batch_execute(s).map_err(|e| format!("{e:?}\nDDL: {s}"))?;
     }

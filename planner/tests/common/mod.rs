@@ -8,6 +8,8 @@
 pub mod aggregates;
 pub mod scenarios;
 
+use std::collections::HashMap;
+
 use pgtrickle_planner::{
     plan_stream_table, referenced_relations, ColumnDef, PlanInput, RefreshMode, RelationKind,
     RelationRef, SourceRelation, StName, StreamPlan,
@@ -164,6 +166,13 @@ pub fn plan_text(
             .iter()
             .map(|r| ColumnDef::new(r.get(0), r.get(1)))
             .collect();
+        let oid: u32 = c
+            .query_one(
+                "SELECT (quote_ident($1) || '.' || quote_ident($2))::regclass::oid",
+                &[&rel_schema, &r.name],
+            )
+            .expect("oid")
+            .get(0);
         relations.push(SourceRelation {
             reference: r.clone(),
             resolved: StName {
@@ -174,7 +183,7 @@ pub fn plan_text(
             columns: cols,
             primary_key: None,
             current: format!("{rel_schema}.{}", r.name),
-            delta: Some(format!("{rel_schema}.{}__delta", r.name)),
+            delta_key: Some(oid),
         });
     }
     plan_stream_table(&PlanInput {
@@ -188,6 +197,30 @@ pub fn plan_text(
         columns,
         relations,
     })
+}
+
+/// The DIFFERENTIAL statements of `plan` as SQL to run: each delta hole (keyed by its source's
+/// OID, see [`plan_text`]) filled with the source's delta table `<schema>.<name>__delta`.
+pub fn differential_sql(c: &mut Client, plan: &StreamPlan) -> Option<Vec<String>> {
+    let statements = plan.differential_refresh.as_ref()?;
+    let mut names = HashMap::new();
+    for key in statements.iter().flat_map(|s| s.delta_reads().into_keys()) {
+        let name: String = c
+            .query_one(
+                "SELECT format('%I.%I', n.nspname, c.relname || '__delta') FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+                &[&key],
+            )
+            .expect("delta name")
+            .get(0);
+        names.insert(key, name);
+    }
+    Some(
+        statements
+            .iter()
+            .map(|s| s.render(|k| names[&k].clone()))
+            .collect(),
+    )
 }
 
 /// Rows of the storage's query columns not matched by the query, and vice versa (bag

@@ -6,6 +6,7 @@ pub mod handshake;
 pub mod intercept;
 pub mod login;
 pub mod message_reader;
+pub mod pending;
 pub mod pump;
 pub mod session_sql;
 pub mod state;

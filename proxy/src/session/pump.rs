@@ -6,7 +6,6 @@
 //! checks every length and, towards the client, captures the ReadyForQuery status byte. With an
 //! interceptor, frontend messages it asks for are held back whole and decided on.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -15,12 +14,16 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::error::SessionError;
 use super::intercept::{Interceptor, SessionJob, Verdict};
+use super::pending::{Answered, Pending};
 use super::session_sql::SessionSql;
 use super::state::SessionState;
 use crate::protocol::command_complete::is_write_tag;
 use crate::protocol::error_response::ErrorResponse;
 use crate::protocol::framer::{message_header, Framer};
 use crate::protocol::MAX_MESSAGE_LEN;
+
+/// A Flush message: makes the server send the answers it holds back in a batch.
+const FLUSH: [u8; 5] = [b'H', 0, 0, 0, 4];
 
 /// Size of each direction's read buffer.
 const CHUNK: usize = 64 * 1024;
@@ -88,7 +91,7 @@ where
         }
         Some(mut interceptor) => {
             let (control_tx, control_rx) = mpsc::channel(4);
-            let outstanding = Outstanding::default();
+            let outstanding = Pending::default();
             let from_server = Some(ServerControl {
                 control: control_rx,
                 outstanding: &outstanding,
@@ -140,42 +143,6 @@ where
     }
 }
 
-/// Requests the client sent that the server has not yet answered with ReadyForQuery (one per
-/// Query, Sync and FunctionCall), so that the engine runs only when the session is idle.
-#[derive(Default)]
-struct Outstanding {
-    count: AtomicUsize,
-    idle: Notify,
-}
-
-impl Outstanding {
-    fn sent(&self) {
-        self.count.fetch_add(1, Ordering::AcqRel);
-    }
-
-    fn answered(&self) {
-        let before = self
-            .count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                Some(n.saturating_sub(1))
-            })
-            .unwrap_or(0);
-        if before <= 1 {
-            self.idle.notify_waiters();
-        }
-    }
-
-    async fn wait_idle(&self) {
-        loop {
-            let notified = self.idle.notified();
-            if self.count.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
 /// The upstream read side, lent to the client-to-server direction while a job runs.
 struct Lent<R> {
     reader: R,
@@ -193,7 +160,7 @@ enum Control<R> {
 
 struct ServerControl<'a, R> {
     control: mpsc::Receiver<Control<R>>,
-    outstanding: &'a Outstanding,
+    outstanding: &'a Pending,
     on_write_commit: Option<Arc<Notify>>,
 }
 
@@ -201,7 +168,7 @@ struct InterceptedClientToServer<'a, R> {
     state: &'a SessionState,
     interceptor: &'a mut dyn Interceptor,
     control: mpsc::Sender<Control<R>>,
-    outstanding: &'a Outstanding,
+    outstanding: &'a Pending,
 }
 
 impl<UR: AsyncRead + Unpin + Send> InterceptedClientToServer<'_, UR> {
@@ -267,15 +234,18 @@ impl<UR: AsyncRead + Unpin + Send> InterceptedClientToServer<'_, UR> {
                             upstream.write_all(&bytes).await?
                         }
                         Verdict::Answer(bytes) => {
-                            upstream.flush().await?;
-                            self.outstanding.wait_idle().await;
-                            if self.control.send(Control::Answer(bytes)).await.is_err() {
+                            self.drain(&mut upstream).await?;
+                            // A batch the server failed skips to Sync: so does the engine.
+                            if !self.state.batch_failed()
+                                && self.control.send(Control::Answer(bytes)).await.is_err()
+                            {
                                 return Ok(());
                             }
                         }
                         Verdict::Run(job) => {
-                            upstream.flush().await?;
-                            if !self.run_job(job, &mut upstream).await {
+                            self.drain(&mut upstream).await?;
+                            if !self.state.batch_failed() && !self.run_job(job, &mut upstream).await
+                            {
                                 return Ok(());
                             }
                         }
@@ -299,9 +269,23 @@ impl<UR: AsyncRead + Unpin + Send> InterceptedClientToServer<'_, UR> {
     }
 
     fn count(&self, tag: u8) {
-        if matches!(tag, b'Q' | b'S' | b'F') {
-            self.outstanding.sent();
+        self.outstanding.sent(tag);
+        match tag {
+            b'P' | b'B' | b'E' | b'D' | b'C' => self.state.set_unsynced(true),
+            b'S' => self.state.set_unsynced(false),
+            _ => {}
         }
+    }
+
+    /// Sends what was forwarded and waits until the server answered all of it: inside an
+    /// open batch, after a Flush (the server may otherwise hold its answers until Sync).
+    async fn drain<W: AsyncWrite + Unpin + Send>(&self, upstream: &mut W) -> std::io::Result<()> {
+        if self.state.unsynced() {
+            upstream.write_all(&FLUSH).await?;
+        }
+        upstream.flush().await?;
+        self.outstanding.wait_idle().await;
+        Ok(())
     }
 
     /// Waits for the session to be idle, borrows the upstream reader, runs the job, and sends
@@ -344,6 +328,11 @@ impl<UR: AsyncRead + Unpin + Send> InterceptedClientToServer<'_, UR> {
             return None;
         };
         let mut sql = SessionSql::new(&mut reader, upstream, &mut buf, self.state.tx_status());
+        if self.state.unsynced() {
+            // In the middle of a batch the last ReadyForQuery is stale (a BEGIN may have run
+            // since): an empty query tells the job where the session stands.
+            let _ = sql.simple_query("").await;
+        }
         let output = job.run(&mut sql).await;
         let status = sql.tx_status();
         let mut for_client = std::mem::take(&mut sql.for_client);
@@ -421,12 +410,16 @@ where
                                 }
                             }
                         }
-                        if let Some(o) = outstanding {
-                            o.answered();
-                        }
                     }
                     b'C' => wrote |= is_write_tag(f.captured),
                     _ => {}
+                }
+                if let Some(o) = outstanding {
+                    match o.received(f.tag) {
+                        Answered::BatchFailed => state.set_batch_failed(true),
+                        Answered::Synced => state.set_batch_failed(false),
+                        Answered::Nothing => {}
+                    }
                 }
                 last_tag = f.tag;
             })?;

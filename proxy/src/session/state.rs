@@ -14,6 +14,8 @@ pub struct SessionState {
     pub database: String,
     tx_status: AtomicU8,
     terminated: AtomicBool,
+    unsynced: AtomicBool,
+    batch_failed: AtomicBool,
 }
 
 impl SessionState {
@@ -24,6 +26,8 @@ impl SessionState {
             database,
             tx_status: AtomicU8::new(TransactionStatus::Idle as u8),
             terminated: AtomicBool::new(false),
+            unsynced: AtomicBool::new(false),
+            batch_failed: AtomicBool::new(false),
         }
     }
 
@@ -48,5 +52,27 @@ impl SessionState {
     /// True once the client sent Terminate.
     pub fn terminated(&self) -> bool {
         self.terminated.load(Ordering::Acquire)
+    }
+
+    /// Records whether extended-protocol messages went to the server since the last Sync it was
+    /// sent (a batch the server has open).
+    pub fn set_unsynced(&self, open: bool) {
+        self.unsynced.store(open, Ordering::Release);
+    }
+
+    /// True while the server has an extended-protocol batch open (messages sent, no Sync yet).
+    pub fn unsynced(&self) -> bool {
+        self.unsynced.load(Ordering::Acquire)
+    }
+
+    /// Records that the server failed a message of the open batch (it skips to Sync), or that
+    /// the batch ended.
+    pub fn set_batch_failed(&self, failed: bool) {
+        self.batch_failed.store(failed, Ordering::Release);
+    }
+
+    /// True when the server failed a message of the open batch and skips to its Sync.
+    pub fn batch_failed(&self) -> bool {
+        self.batch_failed.load(Ordering::Acquire)
     }
 }

@@ -449,7 +449,7 @@ impl Builder<'_> {
                             .position(|x| x.reference == r)
                             .ok_or_else(|| Unsupported(format!("unknown relation {r}")))?;
                         let rel = &self.relations[idx];
-                        if rel.delta.is_none() {
+                        if rel.delta_key.is_none() {
                             return unsupported(format!(
                                 "source {} without change capture",
                                 rel.resolved

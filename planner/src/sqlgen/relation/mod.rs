@@ -263,7 +263,11 @@ impl RelGen<'_> {
                 let rel = &self.relations[*idx];
                 let cols = column_list(f);
                 let w = f.weight();
-                let delta = rel.delta.as_deref().unwrap_or("(SELECT NULL WHERE false)");
+                // A hole for the engine to fill (see `crate::statement`).
+                let delta = match rel.delta_key {
+                    Some(key) => crate::statement::hole(key),
+                    None => "(SELECT NULL WHERE false)".to_string(),
+                };
                 match v {
                     Version::New => (rel.current.clone(), false),
                     Version::Delta => (

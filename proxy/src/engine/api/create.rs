@@ -97,6 +97,7 @@ pub async fn create<R: SqlRunner>(
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| EngineError::api("XX000", "storage table not created"))?;
     let pgt_id = stream_tables::next_id(sql, auth).await?;
+    let stored_diff = plan.stored_differential_refresh();
     stream_tables::insert(
         sql,
         auth,
@@ -112,7 +113,7 @@ pub async fn create<R: SqlRunner>(
                 effective_mode: plan.mode,
                 layout: plan.layout,
                 full_refresh: &plan.full_refresh,
-                diff_refresh: plan.differential_refresh.as_deref(),
+                diff_refresh: stored_diff.as_deref(),
                 explain: &plan.explain,
                 resolved_query: &described.input.query,
             },

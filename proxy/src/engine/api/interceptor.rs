@@ -7,9 +7,11 @@
 //!
 //! A query string of several statements with API calls among them becomes a [`ScriptJob`].
 //!
-//! Extended-protocol API calls are answered by the proxy from their Parse to the next Sync, so
-//! they must start a batch of their own (after a Sync), as drivers send a statement; other
-//! statements in the same batch get a clear error.
+//! Extended-protocol API calls are answered by the proxy (ParseComplete, BindComplete, the
+//! call's row at Execute) at their place in any batch or pipeline: the pump first has the
+//! server answer everything sent before them (see [`crate::session::pending`]); the messages
+//! after them go to the server again. A batch the server or a call failed skips to its Sync,
+//! which the server answers when it has part of the batch, the proxy otherwise.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -331,17 +333,11 @@ impl EngineInterceptor {
         verdict
     }
 
-    /// A message that is not an API call: forwarded, unless it sits in an API batch.
+    /// A message that is not an API call: forwarded, unless an API call of its batch failed
+    /// (the batch then skips to Sync).
     fn not_api(&mut self, message: Bytes) -> Verdict {
-        if self.in_batch {
-            if self.failed.load(Ordering::Acquire) {
-                return Verdict::Answer(Bytes::new());
-            }
-            return self.batch_error(&PlanError::FeatureNotSupported(
-                "pgtrickle API calls must be sent in an extended-protocol batch of their own \
-                 (follow them with Sync before other statements)"
-                    .into(),
-            ));
+        if self.in_batch && self.failed.load(Ordering::Acquire) {
+            return Verdict::Answer(Bytes::new());
         }
         Verdict::Forward(message)
     }
@@ -475,6 +471,10 @@ impl EngineInterceptor {
         self.in_batch = false;
         self.failed.store(false, Ordering::Release);
         self.portals.remove("");
+        // The server has part of this batch: its ReadyForQuery ends it.
+        if session.unsynced() {
+            return Verdict::Forward(message);
+        }
         Verdict::Answer(Bytes::copy_from_slice(&session.tx_status().encode()))
     }
 }
@@ -504,8 +504,9 @@ impl Interceptor for EngineInterceptor {
                 b'E' => self.execute(message),
                 b'C' => self.close(message),
                 b'S' => self.sync(session, message),
-                // Flush: everything the proxy answers is sent at once anyway.
-                b'H' if self.in_batch => Verdict::Answer(Bytes::new()),
+                // Flush: everything the proxy answers is sent at once anyway; the server's part
+                // of the batch gets it.
+                b'H' if self.in_batch && !session.unsynced() => Verdict::Answer(Bytes::new()),
                 _ => Verdict::Forward(message),
             }
         })

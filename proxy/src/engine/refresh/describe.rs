@@ -43,12 +43,6 @@ impl Source {
     }
 }
 
-/// The relation name by which the planner's statements read a source's delta during a refresh
-/// (see [`crate::engine::refresh::delta`]).
-pub fn delta_table(oid: u32) -> String {
-    format!("pg_temp.__pgt_delta_{oid}")
-}
-
 /// A described defining query, ready for the planner.
 pub struct Described {
     /// The planner's input.
@@ -163,7 +157,9 @@ async fn describe_resolved<R: SqlRunner>(
             } else {
                 source.qualified()
             },
-            delta: (source.has_capture() || source.is_polled()).then(|| delta_table(oid)),
+            // The statements' holes for this source's delta carry its OID (see
+            // `crate::engine::refresh::delta`).
+            delta_key: (source.has_capture() || source.is_polled()).then_some(oid),
         });
         sources.push(source);
     }

@@ -108,6 +108,7 @@ pub async fn replan<R: SqlRunner>(
         rebuild_storage(sql, &described.input, &plan, &target).await?;
         Replanned::Storage
     };
+    let stored_diff = plan.stored_differential_refresh();
     stream_tables::store_plan(
         sql,
         auth,
@@ -116,7 +117,7 @@ pub async fn replan<R: SqlRunner>(
             effective_mode: plan.mode,
             layout: plan.layout,
             full_refresh: &plan.full_refresh,
-            diff_refresh: plan.differential_refresh.as_deref(),
+            diff_refresh: stored_diff.as_deref(),
             explain: &plan.explain,
             resolved_query: &described.input.query,
         },

@@ -95,9 +95,10 @@ pub async fn refresh<R: SqlRunner>(
         ),
         None => {
             let last = st.last_snapshot.clone().unwrap_or_default();
-            let statements = st.diff_refresh.clone().unwrap_or_default();
-            let deltas =
-                delta::materialise(sql, auth, &captured, &last, target.owner, &statements).await?;
+            // Stored with holes for the deltas: materialise fills them.
+            let stored = st.diff_refresh.as_deref().unwrap_or_default();
+            let (statements, deltas) =
+                delta::materialise(sql, auth, &captured, &last, target.owner, stored).await?;
             // A data error on the changes (an expression failing on a row version that was
             // corrected before this refresh) must not stop the stream table for ever: the
             // refresh recomputes instead, and says why in the history.
