@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::cancel::CancelRegistry;
+use crate::client_limit::ClientLimit;
 use crate::context::ProxyContext;
 use crate::embedded::EmbeddedServer;
 use crate::engine::api::interceptor::EngineInterceptorFactory;
@@ -19,10 +20,10 @@ use crate::engine::background::registry::Schedulers;
 use crate::engine::background::scheduler::SchedulerConfig;
 use crate::engine::settings::EngineSettings;
 use crate::logging::{LogFormat, LogReload};
+use crate::metrics::Metrics;
+use crate::monitor::Monitor;
 use crate::tls::acceptor::CertReloader;
 use crate::upstream::UpstreamTarget;
-use crate::client_limit::ClientLimit;
-use crate::monitor::Monitor;
 use crate::{config, server, tls};
 use pgtrickle_planner::ApiLimits;
 
@@ -128,6 +129,16 @@ pub struct Args {
     /// (sorry, too many clients already) and the sessions already open carry on.
     #[arg(long, env = "PGTRICKLE_MAX_CLIENT_CONNECTIONS", default_value_t = 0)]
     pub max_client_connections: usize,
+
+    /// Seconds a write to a client may make no progress (the client reads nothing while the
+    /// server has more for it) before the session ends and its server connection closes
+    /// (0: never).
+    #[arg(
+        long,
+        env = "PGTRICKLE_CLIENT_WRITE_TIMEOUT_SECONDS",
+        default_value_t = 300
+    )]
+    pub client_write_timeout_seconds: u64,
 }
 
 /// Where the log filter comes from, for SIGHUP: a flag or an environment variable stays; else
@@ -238,6 +249,7 @@ fn run(args: Args, log_reload: LogReload, log_source: LogSource) -> Result<(), B
         runtime.worker_threads(args.worker_threads);
     }
     let runtime = runtime.enable_all().build()?;
+    let metrics = Arc::new(Metrics::new());
     let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -272,13 +284,17 @@ fn run(args: Args, log_reload: LogReload, log_source: LogSource) -> Result<(), B
         if let Some(addr) = args.http_listen {
             let http = crate::http::bind(addr).await?;
             tracing::info!(http = %http.local_addr()?, "HTTP endpoints ready");
-            let monitor = Arc::new(Monitor::default());
+            let monitor = Arc::new(Monitor::new(Arc::clone(&metrics.catalog)));
             monitor.start(
                 target.clone(),
                 upstream_tls.clone(),
                 Arc::clone(&schedulers),
             );
-            tokio::spawn(crate::http::serve(http, monitor));
+            let endpoints = crate::http::Endpoints {
+                metrics: Arc::clone(&metrics),
+                monitor,
+            };
+            tokio::spawn(crate::http::serve(http, endpoints));
         }
         tokio::spawn(reload_on_sighup(cert_reloader, log_reload, log_source));
         let interceptor = EngineInterceptorFactory {
@@ -289,6 +305,7 @@ fn run(args: Args, log_reload: LogReload, log_source: LogSource) -> Result<(), B
             poller: Arc::clone(&poller),
             schedulers: Arc::clone(&schedulers),
             parse_pool: ParsePool::new(PARSER_THREADS),
+            api_calls: metrics.api_calls(),
         };
         let ctx = Arc::new(ProxyContext {
             target,
@@ -300,6 +317,9 @@ fn run(args: Args, log_reload: LogReload, log_source: LogSource) -> Result<(), B
             startup_timeout: Duration::from_secs(args.startup_timeout.max(1)),
             max_startup_connections: args.max_startup_connections.max(1),
             client_limit: ClientLimit::new(args.max_client_connections),
+            client_write_timeout: (args.client_write_timeout_seconds > 0)
+                .then(|| Duration::from_secs(args.client_write_timeout_seconds)),
+            metrics: Arc::clone(&metrics),
         });
         let cut = server::serve(
             listener,
@@ -336,11 +356,7 @@ async fn shutdown_signal() {
 /// On SIGHUP: reads the client TLS certificate and key again (a pair that does not load keeps
 /// the old one, and the log says why) and sets the log filter again (from the configuration
 /// file unless a flag or an environment variable gave it). Sessions are not touched.
-async fn reload_on_sighup(
-    certs: Option<Arc<CertReloader>>,
-    log: LogReload,
-    log_source: LogSource,
-) {
+async fn reload_on_sighup(certs: Option<Arc<CertReloader>>, log: LogReload, log_source: LogSource) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot install the SIGHUP handler; reloading is off");

@@ -50,8 +50,8 @@ pub fn load(path: &Path, cmd: &clap::Command) -> Result<ConfigFile, String> {
 
 /// Parses the text of a configuration file.
 pub fn parse(path: &Path, text: &str, cmd: &clap::Command) -> Result<ConfigFile, String> {
-    let table: toml::Table = toml::from_str(text)
-        .map_err(|e| format!("config file {}: {e}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(text).map_err(|e| format!("config file {}: {e}", path.display()))?;
     let known: Vec<&str> = cmd
         .get_arguments()
         .filter_map(|a| a.get_long())
@@ -144,7 +144,10 @@ mod tests {
             .map(OsString::from)
             .collect();
         assert_eq!(path_from(&args), Some(PathBuf::from("a.toml")));
-        let args: Vec<OsString> = ["p", "--config=b.toml"].iter().map(OsString::from).collect();
+        let args: Vec<OsString> = ["p", "--config=b.toml"]
+            .iter()
+            .map(OsString::from)
+            .collect();
         assert_eq!(path_from(&args), Some(PathBuf::from("b.toml")));
     }
 }

@@ -16,8 +16,8 @@ use foreign_support::{create_st, PRODUCTS, REMOTE_PRODUCTS};
 use operations_support::{get, proxy_with_http, series, setup_http, try_get, value, wait_for};
 use pgtrickle_e2e::raw_client::{query, startup_message};
 use pgtrickle_e2e::{
-    await_catalog, connect, exec, free_port, path_str, postgres_fdw_server_sql, proxy_bin,
-    refresh, setup, Cluster, ProxyProcess,
+    await_catalog, connect, exec, free_port, path_str, postgres_fdw_server_sql, proxy_bin, refresh,
+    setup, Cluster, ProxyProcess,
 };
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -65,15 +65,28 @@ async fn endpoints_and_stream_table_metrics_after_a_refresh() {
     let st = "stream_table=\"public.totals\"";
     let m = wait_for(&proxy, http, "/metrics", 200, 30 * SECOND, |t| {
         !series(t, "pgtrickle_refresh_rows", &[st]).is_empty()
-            && !series(t, "pgtrickle_change_buffer_rows", &["source=\"public.orders\""])
-                .is_empty()
+            && !series(
+                t,
+                "pgtrickle_change_buffer_rows",
+                &["source=\"public.orders\""],
+            )
+            .is_empty()
     });
     // The proxy's own families.
-    assert!(value(&m, "pgtrickle_client_sessions", &[]).unwrap() >= 1.0, "{m}");
-    assert!(value(&m, "pgtrickle_client_sessions_total", &[]).unwrap() >= 1.0, "{m}");
+    assert!(
+        value(&m, "pgtrickle_client_sessions", &[]).unwrap() >= 1.0,
+        "{m}"
+    );
+    assert!(
+        value(&m, "pgtrickle_client_sessions_total", &[]).unwrap() >= 1.0,
+        "{m}"
+    );
     for dir in ["client_to_server", "server_to_client"] {
         let d = format!("direction=\"{dir}\"");
-        assert!(value(&m, "pgtrickle_bytes_total", &[&d]).unwrap() > 0.0, "{m}");
+        assert!(
+            value(&m, "pgtrickle_bytes_total", &[&d]).unwrap() > 0.0,
+            "{m}"
+        );
     }
     for family in [
         "pgtrickle_upstream_connect_errors_total",
@@ -81,9 +94,16 @@ async fn endpoints_and_stream_table_metrics_after_a_refresh() {
     ] {
         assert_eq!(value(&m, family, &[]), Some(0.0), "{family}\n{m}");
     }
-    assert!(m.contains("# TYPE pgtrickle_client_rejected_total counter"), "{m}");
+    assert!(
+        m.contains("# TYPE pgtrickle_client_rejected_total counter"),
+        "{m}"
+    );
     assert_eq!(
-        value(&m, "pgtrickle_client_rejected_total", &["reason=\"too_many_connections\""]),
+        value(
+            &m,
+            "pgtrickle_client_rejected_total",
+            &["reason=\"too_many_connections\""]
+        ),
         Some(0.0)
     );
     for (function, outcome, at_least) in [
@@ -94,26 +114,49 @@ async fn endpoints_and_stream_table_metrics_after_a_refresh() {
         let f = format!("function=\"{function}\"");
         let o = format!("outcome=\"{outcome}\"");
         let v = value(&m, "pgtrickle_api_calls_total", &[&f, &o]);
-        assert!(v.unwrap_or_default() >= at_least, "{function} {outcome}: {v:?}\n{m}");
+        assert!(
+            v.unwrap_or_default() >= at_least,
+            "{function} {outcome}: {v:?}\n{m}"
+        );
     }
     // The stream tables' families.
-    assert!(m.contains("# TYPE pgtrickle_refresh_duration_seconds histogram"), "{m}");
+    assert!(
+        m.contains("# TYPE pgtrickle_refresh_duration_seconds histogram"),
+        "{m}"
+    );
     let buckets = series(&m, "pgtrickle_refresh_duration_seconds_bucket", &[st]);
     assert!(
         buckets.iter().any(|l| l.contains("mode=\"DIFFERENTIAL\"")),
         "no DIFFERENTIAL refresh in the histogram:\n{m}"
     );
     assert!(
-        value(&m, "pgtrickle_refresh_duration_seconds_count", &[st, "mode=\"DIFFERENTIAL\""])
-            .unwrap()
+        value(
+            &m,
+            "pgtrickle_refresh_duration_seconds_count",
+            &[st, "mode=\"DIFFERENTIAL\""]
+        )
+        .unwrap()
             >= 1.0
     );
     assert_eq!(value(&m, "pgtrickle_refresh_rows", &[st]), Some(1.0), "{m}");
-    assert_eq!(value(&m, "pgtrickle_refresh_errors_total", &[st]), Some(0.0), "{m}");
-    assert_eq!(value(&m, "pgtrickle_stream_table_suspended", &[st]), Some(0.0), "{m}");
+    assert_eq!(
+        value(&m, "pgtrickle_refresh_errors_total", &[st]),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        value(&m, "pgtrickle_stream_table_suspended", &[st]),
+        Some(0.0),
+        "{m}"
+    );
     let staleness = value(&m, "pgtrickle_stream_table_staleness_seconds", &[st]).unwrap();
     assert!((0.0..60.0).contains(&staleness), "staleness {staleness}");
-    assert!(value(&m, "pgtrickle_change_buffer_rows", &["source=\"public.orders\""]).is_some());
+    assert!(value(
+        &m,
+        "pgtrickle_change_buffer_rows",
+        &["source=\"public.orders\""]
+    )
+    .is_some());
 
     // The JSON behind the status page, and the page itself.
     let (code, json) = get(http, "/api/stream_tables");
@@ -129,9 +172,16 @@ async fn endpoints_and_stream_table_metrics_after_a_refresh() {
     }
     let (code, head, page) = try_get(http, "/").unwrap();
     assert_eq!(code, 200);
-    assert!(head.to_ascii_lowercase().contains("content-type: text/html"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/html"),
+        "{head}"
+    );
     assert!(page.contains("api/stream_tables") && page.contains("<svg") || page.contains("svg"));
-    assert!(!page.contains("src=\"http") && !page.contains("href=\"http"), "external asset");
+    assert!(
+        !page.contains("src=\"http") && !page.contains("href=\"http"),
+        "external asset"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,8 +191,16 @@ async fn ready_follows_the_upstream() {
     cluster.stop();
     let stopped = Instant::now();
     wait_for(&proxy, http, "/ready", 503, 10 * SECOND, |_| true);
-    assert!(stopped.elapsed() < 6 * SECOND, "503 after {:?}", stopped.elapsed());
-    assert_eq!(get(http, "/health").0, 200, "liveness does not follow the upstream");
+    assert!(
+        stopped.elapsed() < 6 * SECOND,
+        "503 after {:?}",
+        stopped.elapsed()
+    );
+    assert_eq!(
+        get(http, "/health").0,
+        200,
+        "liveness does not follow the upstream"
+    );
     cluster.start_again();
     wait_for(&proxy, http, "/ready", 200, 30 * SECOND, |_| true);
 }
@@ -175,10 +233,20 @@ async fn poll_metrics_of_a_foreign_source() {
         value(t, "pgtrickle_poll_rows_scanned", &[src]) == Some(31.0)
     });
     assert!(value(&m, "pgtrickle_poll_duration_seconds", &[src]).unwrap() >= 0.0);
-    assert!(value(&m, "pgtrickle_poll_rows_changed", &[src]).is_some(), "{m}");
-    assert_eq!(value(&m, "pgtrickle_poll_errors_total", &[src]), Some(0.0), "{m}");
+    assert!(
+        value(&m, "pgtrickle_poll_rows_changed", &[src]).is_some(),
+        "{m}"
+    );
+    assert_eq!(
+        value(&m, "pgtrickle_poll_errors_total", &[src]),
+        Some(0.0),
+        "{m}"
+    );
     let st = "stream_table=\"public.by_category\"";
-    assert!(!series(&m, "pgtrickle_refresh_duration_seconds_count", &[st]).is_empty(), "{m}");
+    assert!(
+        !series(&m, "pgtrickle_refresh_duration_seconds_count", &[st]).is_empty(),
+        "{m}"
+    );
 
     // A failing poll is counted.
     remote.psql("DROP TABLE products");
@@ -211,7 +279,10 @@ async fn config_file_with_overrides() {
     cmd.arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .arg("--upstream")
-        .arg(format!("{}?sslmode=disable", cluster.url("postgres", "postgres")))
+        .arg(format!(
+            "{}?sslmode=disable",
+            cluster.url("postgres", "postgres")
+        ))
         .arg("--config")
         .arg(&file)
         .arg("--http-listen")
@@ -219,19 +290,32 @@ async fn config_file_with_overrides() {
         .env("PGTRICKLE_MAX_CLIENT_CONNECTIONS", "2");
     let proxy = ProxyProcess::spawn(cmd, port);
     wait_for(&proxy, flag_http, "/health", 200, 30 * SECOND, |_| true);
-    assert!(try_get(file_http, "/health").is_none(), "the flag overrides the file");
+    assert!(
+        try_get(file_http, "/health").is_none(),
+        "the flag overrides the file"
+    );
     // The environment's limit (2), not the file's (1).
     let a = connect(&proxy.conninfo("postgres", "postgres")).await;
     let b = connect(&proxy.conninfo("postgres", "postgres")).await;
-    let third = tokio_postgres::connect(&proxy.conninfo("postgres", "postgres"), tokio_postgres::NoTls).await;
+    let third = tokio_postgres::connect(
+        &proxy.conninfo("postgres", "postgres"),
+        tokio_postgres::NoTls,
+    )
+    .await;
     let err = third.err().expect("a third session is over the limit");
     assert_eq!(err.code().map(|c| c.code()), Some("53300"), "{err:?}");
     a.simple_query("SELECT 1").await.unwrap();
     b.simple_query("SELECT 1").await.unwrap();
     // The file's log format.
     let log = proxy.log();
-    let first = log.lines().find(|l| l.contains("pgtrickle-proxy ready")).unwrap_or_default();
-    assert!(first.starts_with('{') && first.contains("\"level\":\"INFO\""), "{log}");
+    let first = log
+        .lines()
+        .find(|l| l.contains("pgtrickle-proxy ready"))
+        .unwrap_or_default();
+    assert!(
+        first.starts_with('{') && first.contains("\"level\":\"INFO\""),
+        "{log}"
+    );
 }
 
 #[test]
@@ -284,7 +368,11 @@ async fn connection_limit() {
     let (code, m) = get(http, "/metrics");
     assert_eq!(code, 200);
     assert_eq!(
-        value(&m, "pgtrickle_client_rejected_total", &["reason=\"too_many_connections\""]),
+        value(
+            &m,
+            "pgtrickle_client_rejected_total",
+            &["reason=\"too_many_connections\""]
+        ),
         Some(2.0),
         "{m}"
     );
@@ -362,7 +450,8 @@ type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 fn tls_open(port: u16) -> (TlsStream, Vec<u8>) {
     let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
     tcp.set_read_timeout(Some(20 * SECOND)).unwrap();
-    tcp.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).unwrap();
+    tcp.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
+        .unwrap();
     let mut answer = [0u8; 1];
     tcp.read_exact(&mut answer).unwrap();
     assert_eq!(answer[0], b'S');
@@ -434,12 +523,7 @@ fn sighup_reloads_the_certificate_while_a_tls_session_stays_open() {
     let first = write_cert(dir.path(), "first.example");
     let cert = dir.path().join("proxy.crt");
     let key = dir.path().join("proxy.key");
-    let (_cluster, proxy) = setup!(&[
-        "--tls-cert",
-        path_str(&cert),
-        "--tls-key",
-        path_str(&key),
-    ]);
+    let (_cluster, proxy) = setup!(&["--tls-cert", path_str(&cert), "--tls-key", path_str(&key),]);
     let (mut session, presented) = tls_open(proxy.port());
     assert_eq!(presented, first);
     session
@@ -471,4 +555,66 @@ fn sighup_reloads_the_certificate_while_a_tls_session_stays_open() {
     assert_eq!(presented, second);
     session.write_all(&query("SELECT 3")).unwrap();
     assert!(read_until_ready(&mut session).contains(&b'D'));
+}
+
+/// A client that stops reading while the server still has rows for it is cut off after
+/// `--client-write-timeout-seconds`, and its server connection closes (the backend does not
+/// stay blocked in its send).
+#[test]
+fn a_client_that_stops_reading_is_cut_off() {
+    let (cluster, proxy) = setup!(&["--client-write-timeout-seconds", "2"]);
+    let mut s = TcpStream::connect(("127.0.0.1", proxy.port())).unwrap();
+    s.set_read_timeout(Some(20 * SECOND)).unwrap();
+    s.write_all(&startup_message(
+        196608,
+        &[
+            ("user", "postgres"),
+            ("database", "postgres"),
+            ("application_name", "never_reads"),
+        ],
+    ))
+    .unwrap();
+    // Up to the first ReadyForQuery.
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !seen.ends_with(&[b'Z', 0, 0, 0, 5, b'I']) {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed during login");
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    // About 1 GB of rows; the client reads none of them.
+    s.write_all(&query(
+        "SELECT repeat('x', 1000) FROM generate_series(1, 1000000)",
+    ))
+    .unwrap();
+    let backends = || {
+        cluster
+            .psql(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE application_name = 'never_reads' AND state = 'active'",
+            )
+            .trim()
+            .to_string()
+    };
+    let start = Instant::now();
+    while backends() != "1" {
+        assert!(start.elapsed() < 20 * SECOND, "the query never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let start = Instant::now();
+    while backends() != "0" {
+        assert!(
+            start.elapsed() < 20 * SECOND,
+            "the backend still sends after {:?}:\n{}",
+            start.elapsed(),
+            proxy.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        start.elapsed() >= SECOND,
+        "cut off too early: {:?}",
+        start.elapsed()
+    );
+    wait_log(&proxy, "--client-write-timeout-seconds", 1);
 }

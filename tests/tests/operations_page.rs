@@ -77,10 +77,17 @@ async fn the_status_page_lists_stream_tables_with_figures() {
         exec(&client, &proxy, "INSERT INTO events (kind) VALUES ('k9')").await;
         refresh(&client, &proxy, "event_counts").await;
     }
-    wait_for(&proxy, http, "/metrics", 200, Duration::from_secs(30), |t| {
-        !series(t, "pgtrickle_refresh_rows", &["public.event_counts"]).is_empty()
-            && !series(t, "pgtrickle_refresh_rows", &["public.event_kinds"]).is_empty()
-    });
+    wait_for(
+        &proxy,
+        http,
+        "/metrics",
+        200,
+        Duration::from_secs(30),
+        |t| {
+            !series(t, "pgtrickle_refresh_rows", &["public.event_counts"]).is_empty()
+                && !series(t, "pgtrickle_refresh_rows", &["public.event_kinds"]).is_empty()
+        },
+    );
 
     let profile = tempfile::tempdir().unwrap();
     let url = format!("http://127.0.0.1:{http}/");
@@ -113,7 +120,10 @@ async fn the_status_page_lists_stream_tables_with_figures() {
             );
         }
     }
-    assert!(dom.contains("DIFFERENTIAL") && dom.contains("FULL"), "{dom}");
+    assert!(
+        dom.contains("DIFFERENTIAL") && dom.contains("FULL"),
+        "{dom}"
+    );
     assert!(dom.contains("<polyline"), "no line in any chart:\n{dom}");
     assert!(dom.contains("ready"), "{dom}");
 

@@ -31,7 +31,7 @@ struct Answer<'a> {
 
 /// The JSON document.
 pub fn stream_tables(monitor: &Monitor) -> Response<Body> {
-    let snap = crate::metrics::get().catalog.snapshot();
+    let snap = monitor.catalog.snapshot();
     let (ready, ready_detail) = monitor.readiness();
     let h = monitor.history.lock().unwrap_or_else(|p| p.into_inner());
     let answer = Answer {

@@ -3,12 +3,9 @@
 use hyper::{Response, StatusCode};
 
 use super::{response, Body};
+use crate::metrics::{Metrics, CONTENT_TYPE};
 
 /// The scrape.
-pub fn get() -> Response<Body> {
-    response(
-        StatusCode::OK,
-        crate::metrics::CONTENT_TYPE,
-        crate::metrics::get().encode(),
-    )
+pub fn get(metrics: &Metrics) -> Response<Body> {
+    response(StatusCode::OK, CONTENT_TYPE, metrics.encode())
 }

@@ -22,7 +22,30 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
+use crate::metrics::Metrics;
 use crate::monitor::Monitor;
+
+/// What the endpoints read: the registry and the monitor's cache.
+#[derive(Clone)]
+pub struct Endpoints {
+    /// The Prometheus registry.
+    pub metrics: Arc<Metrics>,
+    /// Readiness, the catalog's snapshot and the last hour of each stream table.
+    pub monitor: Arc<Monitor>,
+}
+
+/// Why the HTTP listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The address could not be bound.
+    #[error("cannot listen for HTTP on {addr}: {source}")]
+    Bind {
+        /// The address of `--http-listen`.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
 
 /// A response body.
 pub type Body = Full<Bytes>;
@@ -31,7 +54,11 @@ pub type Body = Full<Bytes>;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A response with `status`, `content_type` and `body`, never cached.
-pub fn response(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+pub fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     r.headers_mut()
@@ -42,7 +69,8 @@ pub fn response(status: StatusCode, content_type: &'static str, body: impl Into<
 }
 
 /// Answers one request.
-pub async fn route(monitor: &Monitor, req: &Request<Incoming>) -> Response<Body> {
+pub async fn route(endpoints: &Endpoints, req: &Request<Incoming>) -> Response<Body> {
+    let monitor = &endpoints.monitor;
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -51,24 +79,28 @@ pub async fn route(monitor: &Monitor, req: &Request<Incoming>) -> Response<Body>
         );
     }
     match req.uri().path() {
-        "/metrics" => metrics::get(),
+        "/metrics" => metrics::get(&endpoints.metrics),
         "/health" => health::health(),
         "/ready" => health::ready(monitor),
         "/" => status_page::get(),
         "/api/stream_tables" => api::stream_tables(monitor),
-        _ => response(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "not found\n"),
+        _ => response(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found\n",
+        ),
     }
 }
 
 /// Binds `addr`.
-pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, String> {
+pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, HttpError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("cannot listen for HTTP on {addr}: {e}"))
+        .map_err(|source| HttpError::Bind { addr, source })
 }
 
 /// Serves HTTP on `listener` until the runtime stops.
-pub async fn serve(listener: TcpListener, monitor: Arc<Monitor>) {
+pub async fn serve(listener: TcpListener, endpoints: Endpoints) {
     loop {
         let (tcp, _) = match listener.accept().await {
             Ok(a) => a,
@@ -78,11 +110,11 @@ pub async fn serve(listener: TcpListener, monitor: Arc<Monitor>) {
                 continue;
             }
         };
-        let monitor = Arc::clone(&monitor);
+        let endpoints = endpoints.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
-                let monitor = Arc::clone(&monitor);
-                async move { Ok::<_, Infallible>(route(&monitor, &req).await) }
+                let endpoints = endpoints.clone();
+                async move { Ok::<_, Infallible>(route(&endpoints, &req).await) }
             });
             let _ = http1::Builder::new()
                 .timer(TokioTimer::new())

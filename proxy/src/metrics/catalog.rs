@@ -4,6 +4,11 @@
 //! time: staleness is "now" at the scrape, on the database's clock) and
 //! [`CatalogMetrics::observe_refresh`] / [`CatalogMetrics::poll_failed`] feed the histogram and
 //! counters from new rows of `pgt_refresh_history` and `pgt_poll_state`.
+//!
+//! Labels are exactly `stream_table` (with `mode` on the histogram) and `source`, valued
+//! `schema.name`; a stream table or source of a database other than the one in `--upstream`
+//! (the proxy's home database, where clients usually are) is labelled `database/schema.name`
+//! ([`label`]), so two databases never give the same series.
 
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -91,6 +96,8 @@ pub struct BufferInfo {
 pub struct Snapshot {
     /// Unix time of the collection (the proxy's clock).
     pub collected_at: f64,
+    /// The database of `--upstream`, whose objects are labelled without their database.
+    pub home_database: String,
     /// The database's clock minus the proxy's, in seconds.
     pub clock_offset: f64,
     /// The databases read.
@@ -113,6 +120,15 @@ impl Snapshot {
     }
 }
 
+/// The `stream_table` or `source` label of `name` (`schema.name`) in `database`.
+pub fn label(home: &str, database: &str, name: &str) -> String {
+    if database == home {
+        name.to_string()
+    } else {
+        format!("{database}/{name}")
+    }
+}
+
 /// Now as Unix time in seconds.
 pub fn unix_now() -> f64 {
     SystemTime::now()
@@ -124,20 +140,17 @@ pub fn unix_now() -> f64 {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StLabels {
     stream_table: String,
-    database: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StModeLabels {
     stream_table: String,
     mode: String,
-    database: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabels {
     source: String,
-    database: String,
 }
 
 fn new_histogram() -> Histogram {
@@ -193,50 +206,46 @@ impl CatalogMetrics {
     }
 
     /// A refresh found in the history: a success of `mode` taking `seconds`, or a failure.
-    pub fn observe_refresh(&self, database: &str, st: &str, mode: Option<&str>, seconds: f64) {
+    /// `st` is the stream table's [`label`].
+    pub fn observe_refresh(&self, st: &str, mode: Option<&str>, seconds: f64) {
         match mode {
             Some(mode) => self
                 .refresh_duration
                 .get_or_create(&StModeLabels {
                     stream_table: st.to_string(),
                     mode: mode.to_string(),
-                    database: database.to_string(),
                 })
                 .observe(seconds),
             None => {
                 self.refresh_errors
                     .get_or_create(&StLabels {
                         stream_table: st.to_string(),
-                        database: database.to_string(),
                     })
                     .inc();
             }
         }
     }
 
-    /// `n` failed polls of `source` were found.
-    pub fn poll_failed(&self, database: &str, source: &str, n: u64) {
+    /// `n` failed polls of `source` (its [`label`]) were found.
+    pub fn poll_failed(&self, source: &str, n: u64) {
         self.poll_errors
             .get_or_create(&SourceLabels {
                 source: source.to_string(),
-                database: database.to_string(),
             })
             .inc_by(n);
     }
 
     /// Makes sure the error counter of a stream table exists (at 0) once it is seen.
-    pub fn touch_stream_table(&self, database: &str, st: &str) {
+    pub fn touch_stream_table(&self, st: &str) {
         let _ = self.refresh_errors.get_or_create(&StLabels {
             stream_table: st.to_string(),
-            database: database.to_string(),
         });
     }
 
     /// Makes sure the error counter of a source exists (at 0) once it is seen.
-    pub fn touch_source(&self, database: &str, source: &str) {
+    pub fn touch_source(&self, source: &str) {
         let _ = self.poll_errors.get_or_create(&SourceLabels {
             source: source.to_string(),
-            database: database.to_string(),
         });
     }
 }
@@ -261,13 +270,12 @@ fn gauge_family<L: EncodeLabelSet, I: Iterator<Item = (L, f64)>>(
 impl Collector for SnapshotCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let snap = Arc::clone(&self.0.read().unwrap_or_else(|p| p.into_inner()));
+        let home = snap.home_database.as_str();
         let st_labels = |st: &StreamTableInfo| StLabels {
-            stream_table: st.name.clone(),
-            database: st.database.clone(),
+            stream_table: label(home, &st.database, &st.name),
         };
         let src_labels = |s: &SourceInfo| SourceLabels {
-            source: s.source.clone(),
-            database: s.database.clone(),
+            source: label(home, &s.database, &s.source),
         };
         gauge_family(
             &mut encoder,
@@ -300,8 +308,7 @@ impl Collector for SnapshotCollector {
             "Rows in a source's change buffer (statistics estimate)",
             snap.buffers.iter().map(|b| {
                 let labels = SourceLabels {
-                    source: b.source.clone(),
-                    database: b.database.clone(),
+                    source: label(home, &b.database, &b.source),
                 };
                 (labels, b.rows as f64)
             }),

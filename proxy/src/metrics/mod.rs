@@ -1,16 +1,17 @@
-//! The proxy's Prometheus metrics (prometheus-client), one registry per process.
+//! The proxy's Prometheus metrics (prometheus-client): one [`Metrics`] made at start and
+//! handed to whoever counts (the server and sessions through `ProxyContext`, the API jobs
+//! through their factory, the monitor), no global state.
 //!
-//! The forwarding path only touches counters and gauges created up front ([`Metrics`] holds
-//! their handles: each is an atomic behind an `Arc`), so recording a chunk of bytes or a new
-//! session is one atomic add, with no lock and no label look-up. Values about stream tables and
-//! foreign sources come from the catalog ([`catalog`], filled by `monitor::collector`).
-//!
-//! The registry is process-wide ([`get`]) so that the hooks in the session and engine code stay
-//! one line long; it only counts, and nothing reads it but `GET /metrics`.
+//! Per connection, the forwarding path only touches counters created up front: a session
+//! start or end is one atomic add on the shared counters, and bytes are counted per session
+//! ([`traffic`]: atomics no other session writes, summed at scrape time), so no chunk or
+//! message takes a lock or a shared cache line. Values about stream tables and foreign sources
+//! come from the catalog ([`catalog`], filled by `monitor::collector`).
 
 pub mod catalog;
+pub mod traffic;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use pgtrickle_planner::ApiRequest;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -53,11 +54,6 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DirectionLabel {
-    direction: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ApiCallLabels {
     function: &'static str,
     outcome: &'static str,
@@ -70,23 +66,43 @@ pub struct Metrics {
     sessions_total: Counter,
     rejected: [Counter; 3],
     upstream_connect_errors: Counter,
-    bytes_client_to_server: Counter,
-    bytes_server_to_client: Counter,
+    traffic: traffic::Traffic,
     cancel_requests: Counter,
-    api_calls: Family<ApiCallLabels, Counter>,
+    api_calls: ApiCalls,
     /// Stream tables and foreign sources, from the catalog.
     pub catalog: Arc<catalog::CatalogMetrics>,
 }
 
-static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
 
-/// The process's metrics.
-pub fn get() -> &'static Metrics {
-    &METRICS
+/// `pgtrickle_api_calls_total`, for the API jobs.
+#[derive(Clone, Debug, Default)]
+pub struct ApiCalls(Family<ApiCallLabels, Counter>);
+
+impl ApiCalls {
+    /// An API call was answered (`ok`: without error).
+    pub fn count(&self, request: &ApiRequest, ok: bool) {
+        let labels = ApiCallLabels {
+            function: api_function(request),
+            outcome: if ok { "ok" } else { "error" },
+        };
+        self.0.get_or_create(&labels).inc();
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
 }
 
 impl Metrics {
-    fn new() -> Metrics {
+    /// A registry with every family, all at zero.
+    pub fn new() -> Metrics {
         let mut registry = Registry::default();
         let sessions = Gauge::default();
         registry.register(
@@ -102,9 +118,8 @@ impl Metrics {
             sessions_total.clone(),
         );
         let rejected_family = Family::<ReasonLabel, Counter>::default();
-        let rejected = Rejection::ALL.map(|r| {
-            rejected_family.get_or_create_owned(&ReasonLabel { reason: r.label() })
-        });
+        let rejected = Rejection::ALL
+            .map(|r| rejected_family.get_or_create_owned(&ReasonLabel { reason: r.label() }));
         registry.register(
             "pgtrickle_client_rejected",
             "Client connections refused before their session started, by reason",
@@ -116,29 +131,19 @@ impl Metrics {
             "Failed connections to the upstream server for client sessions",
             upstream_connect_errors.clone(),
         );
-        let bytes = Family::<DirectionLabel, Counter>::default();
-        let bytes_client_to_server = bytes.get_or_create_owned(&DirectionLabel {
-            direction: "client_to_server",
-        });
-        let bytes_server_to_client = bytes.get_or_create_owned(&DirectionLabel {
-            direction: "server_to_client",
-        });
-        registry.register(
-            "pgtrickle_bytes",
-            "Bytes forwarded after login, by direction",
-            bytes,
-        );
+        let traffic = traffic::Traffic::default();
+        registry.register_collector(Box::new(traffic.clone()));
         let cancel_requests = Counter::default();
         registry.register(
             "pgtrickle_cancel_requests",
             "CancelRequests received",
             cancel_requests.clone(),
         );
-        let api_calls = Family::<ApiCallLabels, Counter>::default();
+        let api_calls = ApiCalls::default();
         registry.register(
             "pgtrickle_api_calls",
             "pg_trickle API calls answered by the proxy, by function and outcome",
-            api_calls.clone(),
+            api_calls.0.clone(),
         );
         let catalog = Arc::new(catalog::CatalogMetrics::new());
         catalog.register(&mut registry);
@@ -148,8 +153,7 @@ impl Metrics {
             sessions_total,
             rejected,
             upstream_connect_errors,
-            bytes_client_to_server,
-            bytes_server_to_client,
+            traffic,
             cancel_requests,
             api_calls,
             catalog,
@@ -178,16 +182,9 @@ impl Metrics {
         self.upstream_connect_errors.inc();
     }
 
-    /// A chunk of `n` bytes read from a client.
-    #[inline]
-    pub fn client_bytes(&self, n: usize) {
-        self.bytes_client_to_server.inc_by(n as u64);
-    }
-
-    /// A chunk of `n` bytes read from the server.
-    #[inline]
-    pub fn server_bytes(&self, n: usize) {
-        self.bytes_server_to_client.inc_by(n as u64);
+    /// The byte counters of a new session.
+    pub fn session_traffic(&self) -> traffic::SessionTraffic {
+        self.traffic.session()
     }
 
     /// A CancelRequest arrived.
@@ -195,13 +192,9 @@ impl Metrics {
         self.cancel_requests.inc();
     }
 
-    /// An API call was answered (`ok`: without error).
-    pub fn api_call(&self, request: &ApiRequest, ok: bool) {
-        let labels = ApiCallLabels {
-            function: api_function(request),
-            outcome: if ok { "ok" } else { "error" },
-        };
-        self.api_calls.get_or_create(&labels).inc();
+    /// The counter of API calls, for the API jobs.
+    pub fn api_calls(&self) -> ApiCalls {
+        self.api_calls.clone()
     }
 
     /// The registry in Prometheus's text format (version 0.0.4).
@@ -236,9 +229,9 @@ mod tests {
 
     #[test]
     fn families_have_their_names() {
-        let m = get();
+        let m = Metrics::new();
         m.session_started();
-        m.client_bytes(10);
+        m.session_traffic().client_bytes(10);
         m.rejected(Rejection::TooManyConnections);
         let text = m.encode();
         for needle in [
@@ -253,6 +246,7 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle} missing in:\n{text}");
         }
+        assert!(text.contains("pgtrickle_bytes_total{direction=\"client_to_server\"} 10"));
         m.session_ended();
     }
 }

@@ -13,7 +13,7 @@ use super::catalog_reads::{self as reads};
 use super::{history, Monitor};
 use crate::engine::background::registry::Schedulers;
 use crate::engine::sql::own_connection;
-use crate::metrics::catalog::{unix_now, Snapshot};
+use crate::metrics::catalog::{label, unix_now, Snapshot};
 use crate::upstream::UpstreamTarget;
 
 /// Time between two collections.
@@ -43,6 +43,7 @@ pub(super) async fn run(
         databases.sort();
         states.retain(|db, _| databases.contains(db));
         let mut snap = Snapshot {
+            home_database: target.database.clone(),
             databases: databases.clone(),
             ..Snapshot::default()
         };
@@ -52,7 +53,14 @@ pub(super) async fn run(
             t.database = db.clone();
             let result = tokio::time::timeout(
                 COLLECT_TIMEOUT,
-                collect(&monitor, state, &t, tls.as_ref(), &mut snap),
+                collect(
+                    &monitor,
+                    state,
+                    &t,
+                    &target.database,
+                    tls.as_ref(),
+                    &mut snap,
+                ),
             )
             .await
             .unwrap_or_else(|_| Err("timed out".into()));
@@ -81,7 +89,7 @@ pub(super) async fn run(
             }
             h.trim(snap.collected_at + snap.clock_offset, &live);
         }
-        crate::metrics::get().catalog.publish(snap);
+        monitor.catalog.publish(snap);
         tokio::time::sleep(COLLECT_INTERVAL).await;
     }
 }
@@ -90,6 +98,7 @@ async fn collect(
     monitor: &Monitor,
     state: &mut DbState,
     target: &UpstreamTarget,
+    home: &str,
     tls: Option<&tokio_rustls::TlsConnector>,
     snap: &mut Snapshot,
 ) -> Result<(), String> {
@@ -108,17 +117,21 @@ async fn collect(
     if !presence.catalog {
         return Ok(());
     }
-    let metrics = &crate::metrics::get().catalog;
+    let metrics = &monitor.catalog;
     let tables = reads::stream_tables(c, db).await?;
     for st in &tables {
-        metrics.touch_stream_table(db, &st.name);
+        metrics.touch_stream_table(&label(home, db, &st.name));
     }
     let after = state.history_after.unwrap_or(0);
     let rows = reads::history_since(c, after).await?;
     {
         let mut h = monitor.history.lock().unwrap_or_else(|p| p.into_inner());
         for row in &rows {
-            metrics.observe_refresh(db, &row.stream_table, row.mode.as_deref(), row.seconds);
+            metrics.observe_refresh(
+                &label(home, db, &row.stream_table),
+                row.mode.as_deref(),
+                row.seconds,
+            );
             if row.mode.is_some() {
                 h.refresh(
                     &history::key(db, &row.stream_table),
@@ -137,19 +150,15 @@ async fn collect(
     if presence.poll_status {
         let sources = reads::sources(c, db).await?;
         for s in &sources {
-            metrics.touch_source(db, &s.source);
-            let (last_at, last_errors) = state
-                .polls
-                .get(&s.source)
-                .cloned()
-                .unwrap_or((None, 0));
+            metrics.touch_source(&label(home, db, &s.source));
+            let (last_at, last_errors) = state.polls.get(&s.source).cloned().unwrap_or((None, 0));
             if s.last_poll_at != last_at && s.consecutive_errors > 0 {
                 let new = if s.consecutive_errors > last_errors {
                     s.consecutive_errors - last_errors
                 } else {
                     s.consecutive_errors
                 };
-                metrics.poll_failed(db, &s.source, new as u64);
+                metrics.poll_failed(&label(home, db, &s.source), new as u64);
             }
             state
                 .polls

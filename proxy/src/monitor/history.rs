@@ -40,7 +40,10 @@ impl History {
     /// A staleness sample, unless the last one is more recent than [`STALENESS_STEP`].
     pub fn staleness(&mut self, key: &str, t: f64, seconds: f64) {
         let s = self.series.entry(key.to_string()).or_default();
-        if s.staleness.back().map_or(true, |p| t - p[0] >= STALENESS_STEP) {
+        if s.staleness
+            .back()
+            .map_or(true, |p| t - p[0] >= STALENESS_STEP)
+        {
             s.staleness.push_back([t, seconds]);
         }
     }
@@ -49,10 +52,18 @@ impl History {
     pub fn trim(&mut self, now: f64, live: &[String]) {
         self.series.retain(|k, _| live.contains(k));
         for s in self.series.values_mut() {
-            while s.refreshes.front().is_some_and(|p| now - p[0] > KEEP_SECONDS) {
+            while s
+                .refreshes
+                .front()
+                .is_some_and(|p| now - p[0] > KEEP_SECONDS)
+            {
                 s.refreshes.pop_front();
             }
-            while s.staleness.front().is_some_and(|p| now - p[0] > KEEP_SECONDS) {
+            while s
+                .staleness
+                .front()
+                .is_some_and(|p| now - p[0] > KEEP_SECONDS)
+            {
                 s.staleness.pop_front();
             }
         }

@@ -12,18 +12,30 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::engine::background::registry::Schedulers;
+use crate::metrics::catalog::CatalogMetrics;
 use crate::upstream::UpstreamTarget;
 
 /// Shared state of the monitor tasks and the HTTP endpoints.
-#[derive(Default)]
 pub struct Monitor {
     ready: AtomicBool,
     ready_detail: Mutex<String>,
     /// The last hour of each stream table.
     pub history: Mutex<history::History>,
+    /// Where the collector publishes what it read (the stream-table metrics).
+    pub catalog: Arc<CatalogMetrics>,
 }
 
 impl Monitor {
+    /// A monitor publishing into `catalog`; not ready until its first probe succeeded.
+    pub fn new(catalog: Arc<CatalogMetrics>) -> Monitor {
+        Monitor {
+            ready: AtomicBool::new(false),
+            ready_detail: Mutex::new(String::new()),
+            history: Mutex::default(),
+            catalog,
+        }
+    }
+
     /// Whether the last probe reached the upstream, and what it said.
     pub fn readiness(&self) -> (bool, String) {
         let detail = self

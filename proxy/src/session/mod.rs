@@ -10,6 +10,7 @@ pub mod pending;
 pub mod pump;
 pub mod session_sql;
 pub mod state;
+pub mod write_deadline;
 
 use std::sync::Arc;
 
@@ -18,11 +19,13 @@ use tokio::net::TcpStream;
 
 use crate::conn::Conn;
 use crate::context::ProxyContext;
+use crate::metrics::Rejection;
 use crate::protocol::error_response::ErrorResponse;
 use crate::startup_limit::StartupSlot;
 pub use error::SessionError;
 use handshake::Opening;
 pub use state::SessionState;
+use write_deadline::WriteDeadline;
 
 /// Serves one accepted connection to its end.
 /// `slot` is its place among the connections in startup phase, given up once logged in; if it
@@ -43,11 +46,11 @@ pub async fn serve(
                 .with_hint("the proxy's --max-client-connections is reached");
             let _ = client.write_all(&err.encode()).await;
             let _ = client.flush().await;
-            crate::metrics::get().rejected(crate::metrics::Rejection::TooManyConnections);
+            ctx.metrics.rejected(Rejection::TooManyConnections);
             return Err(SessionError::Refused("too many clients already".into()));
         };
         if ctx.client_tls_required && !client.is_tls() {
-            crate::metrics::get().rejected(crate::metrics::Rejection::TlsRequired);
+            ctx.metrics.rejected(Rejection::TlsRequired);
             let err =
                 ErrorResponse::fatal("28000", "pgtrickle-proxy requires TLS (SSL) connections")
                     .with_hint("connect with sslmode=require");
@@ -73,13 +76,16 @@ pub async fn serve(
         _ => user.clone(),
     };
     tracing::debug!(%user, %database, tls = client.is_tls(), "session logged in");
-    let state = Arc::new(SessionState::new(user, database));
+    let state =
+        Arc::new(SessionState::new(user, database).with_traffic(ctx.metrics.session_traffic()));
     let _cancel_guard = logged_in.cancel_guard;
     let interceptor = ctx.interceptor.as_ref().map(|f| f.for_session());
+    let write_timeout = ctx.client_write_timeout;
     match (client, logged_in.upstream) {
         (Conn::Plain(client), Conn::Plain(upstream)) => {
+            let (client_r, client_w) = client.into_split();
             pump::pump_halves(
-                client.into_split(),
+                (client_r, WriteDeadline::new(client_w, write_timeout)),
                 logged_in.client_leftover,
                 upstream.into_split(),
                 logged_in.upstream_leftover,
@@ -90,7 +96,7 @@ pub async fn serve(
         }
         (client, upstream) => {
             pump::pump(
-                client,
+                WriteDeadline::new(client, write_timeout),
                 logged_in.client_leftover,
                 upstream,
                 logged_in.upstream_leftover,

@@ -130,7 +130,7 @@ where
                 let _ = upstream.shutdown().await;
                 return Ok(());
             }
-            crate::metrics::get().client_bytes(n);
+            state.client_bytes(n);
         }
         framer.feed(&buf, |f| {
             if f.tag == b'X' {
@@ -264,7 +264,7 @@ impl<UR: AsyncRead + Unpin + Send> InterceptedClientToServer<'_, UR> {
                 let _ = upstream.shutdown().await;
                 return Ok(());
             }
-            crate::metrics::get().client_bytes(n);
+            self.state.client_bytes(n);
         }
     }
 
@@ -392,7 +392,7 @@ where
                     return Ok(());
                 }
                 Ok(usize::MAX) => {}
-                Ok(n) => crate::metrics::get().server_bytes(n),
+                Ok(n) => state.server_bytes(n),
             }
         }
         if !buf.is_empty() {
