@@ -150,7 +150,7 @@ struct LogSource {
 }
 
 impl LogSource {
-    fn current(&self) -> Result<String, String> {
+    fn current(&self) -> Result<String, config::ConfigError> {
         if let Some(f) = &self.fixed {
             return Ok(f.clone());
         }
@@ -364,8 +364,11 @@ async fn reload_on_sighup(certs: Option<Arc<CertReloader>>, log: LogReload, log_
     };
     while hup.recv().await.is_some() {
         tracing::info!("SIGHUP received; reloading");
-        match log_source.current().and_then(|f| log.set(&f).map(|()| f)) {
-            Ok(filter) => tracing::info!(filter = %filter, "log filter set"),
+        match log_source.current() {
+            Ok(filter) => match log.set(&filter) {
+                Ok(()) => tracing::info!(filter = %filter, "log filter set"),
+                Err(e) => tracing::warn!("keeping the log filter: {e}"),
+            },
             Err(e) => tracing::warn!("keeping the log filter: {e}"),
         }
         if let Some(certs) = &certs {

@@ -14,6 +14,53 @@ pub const CONFIG_ENV: &str = "PGTRICKLE_CONFIG";
 /// Flags that have no key in the file.
 const NOT_IN_FILE: [&str; 3] = ["config", "help", "version"];
 
+/// Why a configuration file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not TOML.
+    #[error("config file {}: {source}", path.display())]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// Where and why.
+        source: toml::de::Error,
+    },
+    /// A key has a table or an array as its value.
+    #[error("config file {}: key {key}: expected a string, a number or a boolean, not {found}", path.display())]
+    Type {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// The TOML type found.
+        found: &'static str,
+    },
+    /// Keys that name no flag.
+    #[error(
+        "config file {}: unknown key{} {} (keys are the flags' names: {})",
+        path.display(),
+        if unknown.len() > 1 { "s" } else { "" },
+        unknown.join(", "),
+        known.join(", ")
+    )]
+    Unknown {
+        /// The file.
+        path: PathBuf,
+        /// The unknown keys, as written.
+        unknown: Vec<String>,
+        /// The keys there are.
+        known: Vec<String>,
+    },
+}
+
 /// A loaded configuration file: each key (as the flag's long name) with its value as text.
 #[derive(Debug, Default, Clone)]
 pub struct ConfigFile {
@@ -42,16 +89,20 @@ pub fn path_from(args: &[OsString]) -> Option<PathBuf> {
 }
 
 /// Reads and checks `path` against the flags of `cmd`.
-pub fn load(path: &Path, cmd: &clap::Command) -> Result<ConfigFile, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+pub fn load(path: &Path, cmd: &clap::Command) -> Result<ConfigFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse(path, &text, cmd)
 }
 
 /// Parses the text of a configuration file.
-pub fn parse(path: &Path, text: &str, cmd: &clap::Command) -> Result<ConfigFile, String> {
-    let table: toml::Table =
-        toml::from_str(text).map_err(|e| format!("config file {}: {e}", path.display()))?;
+pub fn parse(path: &Path, text: &str, cmd: &clap::Command) -> Result<ConfigFile, ConfigError> {
+    let table: toml::Table = toml::from_str(text).map_err(|source| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let known: Vec<&str> = cmd
         .get_arguments()
         .filter_map(|a| a.get_long())
@@ -71,23 +122,21 @@ pub fn parse(path: &Path, text: &str, cmd: &clap::Command) -> Result<ConfigFile,
             toml::Value::Float(f) => f.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
             other => {
-                return Err(format!(
-                    "config file {}: key {key}: expected a string, a number or a boolean, not {}",
-                    path.display(),
-                    other.type_str()
-                ))
+                return Err(ConfigError::Type {
+                    path: path.to_path_buf(),
+                    key,
+                    found: other.type_str(),
+                })
             }
         };
         values.insert(name, text);
     }
     if !unknown.is_empty() {
-        return Err(format!(
-            "config file {}: unknown key{} {} (keys are the flags' names: {})",
-            path.display(),
-            if unknown.len() > 1 { "s" } else { "" },
-            unknown.join(", "),
-            known.join(", ")
-        ));
+        return Err(ConfigError::Unknown {
+            path: path.to_path_buf(),
+            unknown,
+            known: known.iter().map(|k| k.to_string()).collect(),
+        });
     }
     Ok(ConfigFile {
         path: path.to_path_buf(),
@@ -129,11 +178,15 @@ mod tests {
         let c = parse(p, "listen = \"0.0.0.0:1\"\nrefresh_workers = 3\n", &cmd()).unwrap();
         assert_eq!(c.values["listen"], "0.0.0.0:1");
         assert_eq!(c.values["refresh-workers"], "3");
-        let e = parse(p, "listen = \"a\"\nlisten_port = 1\nbogus = true\n", &cmd()).unwrap_err();
+        let e = parse(p, "listen = \"a\"\nlisten_port = 1\nbogus = true\n", &cmd())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown keys bogus, listen_port"), "{e}");
-        let e = parse(p, "config = \"other.toml\"\n", &cmd()).unwrap_err();
+        let e = parse(p, "config = \"other.toml\"\n", &cmd())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown key config"), "{e}");
-        let e = parse(p, "listen = [1]\n", &cmd()).unwrap_err();
+        let e = parse(p, "listen = [1]\n", &cmd()).unwrap_err().to_string();
         assert!(e.contains("expected a string"), "{e}");
     }
 

@@ -17,6 +17,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// Why the log filter could not be replaced.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The subscriber was not installed by [`init`] (a test harness had one already).
+    #[error("logging was set up elsewhere")]
+    NotOurs,
+    /// The subscriber is gone.
+    #[error("{0}")]
+    Reload(#[from] reload::Error),
+}
+
 /// Replaces the log filter of the running process.
 #[derive(Clone)]
 pub struct LogReload {
@@ -69,12 +80,10 @@ pub fn init(filter: &str, log_statements: bool, format: LogFormat) -> LogReload 
 
 impl LogReload {
     /// Replaces the filter.
-    pub fn set(&self, filter: &str) -> Result<(), String> {
+    pub fn set(&self, filter: &str) -> Result<(), LogError> {
         let Some(handle) = &self.handle else {
-            return Err("logging was set up elsewhere".into());
+            return Err(LogError::NotOurs);
         };
-        handle
-            .reload(make_filter(filter, self.log_statements))
-            .map_err(|e| e.to_string())
+        Ok(handle.reload(make_filter(filter, self.log_statements))?)
     }
 }

@@ -4,7 +4,7 @@
 
 use tokio_postgres::Client;
 
-use crate::engine::sql::runner::SqlRunnerExt;
+use crate::engine::sql::runner::{SqlError, SqlRunnerExt};
 use crate::metrics::catalog::{BufferInfo, SourceInfo, StreamTableInfo};
 
 type Row = Vec<Option<String>>;
@@ -33,7 +33,7 @@ pub struct Presence {
 }
 
 /// Reads [`Presence`].
-pub async fn presence(c: &mut Client) -> Result<Presence, String> {
+pub async fn presence(c: &mut Client) -> Result<Presence, SqlError> {
     let rows = c
         .rows(
             "SELECT extract(epoch FROM pg_catalog.clock_timestamp())::float8, \
@@ -41,7 +41,7 @@ pub async fn presence(c: &mut Client) -> Result<Presence, String> {
              pg_catalog.to_regprocedure('pgtrickle.pgt_poll_status()') IS NOT NULL",
         )
         .await
-        .map_err(|e| e.to_string())?;
+        ?;
     let row = rows.into_iter().next().unwrap_or_default();
     Ok(Presence {
         now: float(&row, 0).unwrap_or_default(),
@@ -51,7 +51,7 @@ pub async fn presence(c: &mut Client) -> Result<Presence, String> {
 }
 
 /// Every stream table with its last successful refresh.
-pub async fn stream_tables(c: &mut Client, database: &str) -> Result<Vec<StreamTableInfo>, String> {
+pub async fn stream_tables(c: &mut Client, database: &str) -> Result<Vec<StreamTableInfo>, SqlError> {
     let rows = c
         .rows(
             "SELECT s.pgt_schema || '.' || s.pgt_name, s.status, s.refresh_mode, \
@@ -66,7 +66,7 @@ pub async fn stream_tables(c: &mut Client, database: &str) -> Result<Vec<StreamT
              ORDER BY 1",
         )
         .await
-        .map_err(|e| e.to_string())?;
+        ?;
     Ok(rows
         .iter()
         .map(|r| StreamTableInfo {
@@ -102,7 +102,7 @@ pub struct HistoryRow {
 }
 
 /// History rows after `after` (refresh_id) that ended in the last hour, oldest first.
-pub async fn history_since(c: &mut Client, after: i64) -> Result<Vec<HistoryRow>, String> {
+pub async fn history_since(c: &mut Client, after: i64) -> Result<Vec<HistoryRow>, SqlError> {
     let rows = c
         .rows(&format!(
             "SELECT h.refresh_id, s.pgt_schema || '.' || s.pgt_name, h.action, h.status, \
@@ -115,7 +115,7 @@ pub async fn history_since(c: &mut Client, after: i64) -> Result<Vec<HistoryRow>
              ORDER BY h.refresh_id LIMIT 10000"
         ))
         .await
-        .map_err(|e| e.to_string())?;
+        ?;
     Ok(rows
         .iter()
         .map(|r| HistoryRow {
@@ -131,16 +131,16 @@ pub async fn history_since(c: &mut Client, after: i64) -> Result<Vec<HistoryRow>
 }
 
 /// The highest refresh_id, to start after when the history of the last hour is too long.
-pub async fn last_history_id(c: &mut Client) -> Result<i64, String> {
+pub async fn last_history_id(c: &mut Client) -> Result<i64, SqlError> {
     let rows = c
         .rows("SELECT coalesce(max(refresh_id), 0) FROM pgtrickle.pgt_refresh_history")
         .await
-        .map_err(|e| e.to_string())?;
+        ?;
     Ok(rows.first().and_then(|r| int(r, 0)).unwrap_or_default())
 }
 
 /// The polled foreign sources.
-pub async fn sources(c: &mut Client, database: &str) -> Result<Vec<SourceInfo>, String> {
+pub async fn sources(c: &mut Client, database: &str) -> Result<Vec<SourceInfo>, SqlError> {
     let rows = c
         .rows(
             "SELECT source, extract(epoch FROM last_poll_at)::float8, duration_ms / 1000.0, \
@@ -148,7 +148,7 @@ pub async fn sources(c: &mut Client, database: &str) -> Result<Vec<SourceInfo>, 
              FROM pgtrickle.pgt_poll_status() ORDER BY 1",
         )
         .await
-        .map_err(|e| e.to_string())?;
+        ?;
     Ok(rows
         .iter()
         .map(|r| SourceInfo {
@@ -165,7 +165,7 @@ pub async fn sources(c: &mut Client, database: &str) -> Result<Vec<SourceInfo>, 
 }
 
 /// Rows in each source's change buffer, from the statistics (no scan, no privilege needed).
-pub async fn buffers(c: &mut Client, database: &str) -> Result<Vec<BufferInfo>, String> {
+pub async fn buffers(c: &mut Client, database: &str) -> Result<Vec<BufferInfo>, SqlError> {
     let rows = c
         .rows(
             "SELECT DISTINCT d.source_schema || '.' || d.source_name, st.n_live_tup \
@@ -175,7 +175,7 @@ pub async fn buffers(c: &mut Client, database: &str) -> Result<Vec<BufferInfo>, 
              ORDER BY 1",
         )
         .await
-        .map_err(|e| e.to_string())?;
+        ?;
     Ok(rows
         .iter()
         .map(|r| BufferInfo {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 use super::catalog_reads::{self as reads};
-use super::{history, Monitor};
+use super::{history, Monitor, MonitorError};
 use crate::engine::background::registry::Schedulers;
 use crate::engine::sql::own_connection;
 use crate::metrics::catalog::{label, unix_now, Snapshot};
@@ -63,7 +63,7 @@ pub(super) async fn run(
                 ),
             )
             .await
-            .unwrap_or_else(|_| Err("timed out".into()));
+            .unwrap_or(Err(MonitorError::Timeout(COLLECT_TIMEOUT)));
             if let Err(e) = result {
                 state.client = None;
                 tracing::debug!(database = %db, "cannot read the catalog for metrics: {e}");
@@ -101,15 +101,13 @@ async fn collect(
     home: &str,
     tls: Option<&tokio_rustls::TlsConnector>,
     snap: &mut Snapshot,
-) -> Result<(), String> {
+) -> Result<(), MonitorError> {
     if state.client.as_ref().map_or(true, |c| c.is_closed()) {
-        let c = own_connection::open_named(target, tls, "pgtrickle-proxy monitor")
-            .await
-            .map_err(|e| e.to_string())?;
+        let c = own_connection::open_named(target, tls, "pgtrickle-proxy monitor").await?;
         state.client = Some(c);
     }
     let Some(c) = state.client.as_mut() else {
-        return Err("no connection".into());
+        return Ok(());
     };
     let db = target.database.as_str();
     let presence = reads::presence(c).await?;

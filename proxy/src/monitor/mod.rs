@@ -15,6 +15,20 @@ use crate::engine::background::registry::Schedulers;
 use crate::metrics::catalog::CatalogMetrics;
 use crate::upstream::UpstreamTarget;
 
+/// Why a probe or a collection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    /// No connection to the upstream.
+    #[error("{0}")]
+    Connect(#[from] crate::engine::sql::own_connection::OpenError),
+    /// A statement failed.
+    #[error("{0}")]
+    Sql(#[from] crate::engine::sql::runner::SqlError),
+    /// The upstream did not answer in time.
+    #[error("the upstream did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+}
+
 /// Shared state of the monitor tasks and the HTTP endpoints.
 pub struct Monitor {
     ready: AtomicBool,
