@@ -233,6 +233,8 @@ mod tests {
         m.session_started();
         m.session_traffic().client_bytes(10);
         m.rejected(Rejection::TooManyConnections);
+        // A family with labels shows once it has a series.
+        m.catalog.observe_refresh("public.t", Some("FULL"), 0.1);
         let text = m.encode();
         for needle in [
             "# TYPE pgtrickle_client_sessions gauge",
@@ -242,6 +244,7 @@ mod tests {
             "pgtrickle_upstream_connect_errors_total",
             "pgtrickle_cancel_requests_total",
             "# TYPE pgtrickle_refresh_duration_seconds histogram",
+            "pgtrickle_refresh_duration_seconds_count{stream_table=\"public.t\",mode=\"FULL\"} 1",
             "# TYPE pgtrickle_stream_table_staleness_seconds gauge",
         ] {
             assert!(text.contains(needle), "{needle} missing in:\n{text}");

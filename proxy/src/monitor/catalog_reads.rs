@@ -40,8 +40,7 @@ pub async fn presence(c: &mut Client) -> Result<Presence, SqlError> {
              pg_catalog.to_regclass('pgtrickle.pgt_stream_tables') IS NOT NULL, \
              pg_catalog.to_regprocedure('pgtrickle.pgt_poll_status()') IS NOT NULL",
         )
-        .await
-        ?;
+        .await?;
     let row = rows.into_iter().next().unwrap_or_default();
     Ok(Presence {
         now: float(&row, 0).unwrap_or_default(),
@@ -51,7 +50,10 @@ pub async fn presence(c: &mut Client) -> Result<Presence, SqlError> {
 }
 
 /// Every stream table with its last successful refresh.
-pub async fn stream_tables(c: &mut Client, database: &str) -> Result<Vec<StreamTableInfo>, SqlError> {
+pub async fn stream_tables(
+    c: &mut Client,
+    database: &str,
+) -> Result<Vec<StreamTableInfo>, SqlError> {
     let rows = c
         .rows(
             "SELECT s.pgt_schema || '.' || s.pgt_name, s.status, s.refresh_mode, \
@@ -65,8 +67,7 @@ pub async fn stream_tables(c: &mut Client, database: &str) -> Result<Vec<StreamT
                  ORDER BY r.refresh_id DESC LIMIT 1) h ON true \
              ORDER BY 1",
         )
-        .await
-        ?;
+        .await?;
     Ok(rows
         .iter()
         .map(|r| StreamTableInfo {
@@ -114,8 +115,7 @@ pub async fn history_since(c: &mut Client, after: i64) -> Result<Vec<HistoryRow>
                AND h.finished_at > pg_catalog.now() - interval '1 hour' \
              ORDER BY h.refresh_id LIMIT 10000"
         ))
-        .await
-        ?;
+        .await?;
     Ok(rows
         .iter()
         .map(|r| HistoryRow {
@@ -134,8 +134,7 @@ pub async fn history_since(c: &mut Client, after: i64) -> Result<Vec<HistoryRow>
 pub async fn last_history_id(c: &mut Client) -> Result<i64, SqlError> {
     let rows = c
         .rows("SELECT coalesce(max(refresh_id), 0) FROM pgtrickle.pgt_refresh_history")
-        .await
-        ?;
+        .await?;
     Ok(rows.first().and_then(|r| int(r, 0)).unwrap_or_default())
 }
 
@@ -147,8 +146,7 @@ pub async fn sources(c: &mut Client, database: &str) -> Result<Vec<SourceInfo>, 
              rows_scanned, rows_changed, consecutive_errors, last_error \
              FROM pgtrickle.pgt_poll_status() ORDER BY 1",
         )
-        .await
-        ?;
+        .await?;
     Ok(rows
         .iter()
         .map(|r| SourceInfo {
@@ -174,8 +172,7 @@ pub async fn buffers(c: &mut Client, database: &str) -> Result<Vec<BufferInfo>, 
               AND st.relname = 'changes_' || d.source_relid \
              ORDER BY 1",
         )
-        .await
-        ?;
+        .await?;
     Ok(rows
         .iter()
         .map(|r| BufferInfo {

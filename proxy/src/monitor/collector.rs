@@ -102,7 +102,7 @@ async fn collect(
     tls: Option<&tokio_rustls::TlsConnector>,
     snap: &mut Snapshot,
 ) -> Result<(), MonitorError> {
-    if state.client.as_ref().map_or(true, |c| c.is_closed()) {
+    if state.client.as_ref().is_none_or(|c| c.is_closed()) {
         let c = own_connection::open_named(target, tls, "pgtrickle-proxy monitor").await?;
         state.client = Some(c);
     }

@@ -42,7 +42,7 @@ impl History {
         let s = self.series.entry(key.to_string()).or_default();
         if s.staleness
             .back()
-            .map_or(true, |p| t - p[0] >= STALENESS_STEP)
+            .is_none_or(|p| t - p[0] >= STALENESS_STEP)
         {
             s.staleness.push_back([t, seconds]);
         }

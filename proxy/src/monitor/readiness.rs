@@ -40,7 +40,7 @@ async fn probe(
     target: &UpstreamTarget,
     tls: Option<&tokio_rustls::TlsConnector>,
 ) -> Result<(), String> {
-    if client.as_ref().map_or(true, |c| c.is_closed()) {
+    if client.as_ref().is_none_or(|c| c.is_closed()) {
         let opened = tokio::time::timeout(
             PROBE_TIMEOUT,
             own_connection::open_named(target, tls, "pgtrickle-proxy readiness"),
