@@ -2,7 +2,7 @@
 # Installs what the tests and benchmarks need on a fresh Debian/Ubuntu machine: PostgreSQL's
 # server binaries (initdb, pg_ctl, postgres, psql, pgbench; postgres_fdw and file_fdw come with
 # them), the client drivers of the driver tests (JDBC, psycopg 3, node-postgres) and, for the
-# benchmark only, PgBouncer. Does nothing for what is already there.
+# benchmark only, PgBouncer; Debian's chromium renders the status page in a test. Does nothing for what is already there.
 set -euo pipefail
 
 have_server() {
@@ -45,6 +45,8 @@ command -v javac >/dev/null 2>&1 || drivers+=(default-jdk-headless)
 [ -f /usr/share/java/postgresql.jar ] || drivers+=(libpostgresql-jdbc-java)
 command -v python3 >/dev/null 2>&1 || drivers+=(python3)
 command -v npm >/dev/null 2>&1 || drivers+=(nodejs npm)
+# The status page test (tests/tests/operations_page.rs) renders the page in headless Chromium.
+command -v chromium >/dev/null 2>&1 || drivers+=(chromium)
 if ! python3 -c 'import psycopg' >/dev/null 2>&1 && ! python3 -m pip --version >/dev/null 2>&1; then
     drivers+=(python3-pip)
 fi

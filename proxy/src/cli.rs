@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::cancel::CancelRegistry;
+use crate::client_limit::ClientLimit;
 use crate::context::ProxyContext;
 use crate::embedded::EmbeddedServer;
 use crate::engine::api::interceptor::EngineInterceptorFactory;
@@ -18,8 +19,12 @@ use crate::engine::background::poll::Poller;
 use crate::engine::background::registry::Schedulers;
 use crate::engine::background::scheduler::SchedulerConfig;
 use crate::engine::settings::EngineSettings;
+use crate::logging::{LogFormat, LogReload};
+use crate::metrics::Metrics;
+use crate::monitor::Monitor;
+use crate::tls::acceptor::CertReloader;
 use crate::upstream::UpstreamTarget;
-use crate::{server, tls};
+use crate::{config, server, tls};
 use pgtrickle_planner::ApiLimits;
 
 /// PostgreSQL wire-protocol proxy that maintains pg_trickle stream tables.
@@ -88,7 +93,7 @@ pub struct Args {
     pub poll_timeout_seconds: u64,
 
     /// Log filter (error, warn, info, debug, trace, or a tracing directive list).
-    #[arg(long, env = "PGTRICKLE_LOG", default_value = "info")]
+    #[arg(long, env = "PGTRICKLE_LOG", default_value = DEFAULT_LOG)]
     pub log: String,
 
     /// Scheduled refreshes of one database that may run at once, each on a connection of the
@@ -105,23 +110,104 @@ pub struct Args {
     /// logging); off by default, as statements may hold secrets.
     #[arg(long, env = "PGTRICKLE_LOG_STATEMENTS")]
     pub log_statements: bool,
+
+    /// TOML file with one key per flag (the flag's name without `--`); environment variables
+    /// and flags override it, and a key that names no flag is an error.
+    #[arg(long, env = "PGTRICKLE_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Address of the HTTP endpoints for operators: /metrics (Prometheus), /health, /ready,
+    /// and a status page at /. Off unless set.
+    #[arg(long, env = "PGTRICKLE_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+
+    /// How log lines look: text or json (one object per line).
+    #[arg(long, env = "PGTRICKLE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Client sessions allowed at once (0: no limit); a client past it gets FATAL 53300
+    /// (sorry, too many clients already) and the sessions already open carry on.
+    #[arg(long, env = "PGTRICKLE_MAX_CLIENT_CONNECTIONS", default_value_t = 0)]
+    pub max_client_connections: usize,
+
+    /// Seconds a write to a client may make no progress (the client reads nothing while the
+    /// server has more for it) before the session ends and its server connection closes
+    /// (0: never).
+    #[arg(
+        long,
+        env = "PGTRICKLE_CLIENT_WRITE_TIMEOUT_SECONDS",
+        default_value_t = 300
+    )]
+    pub client_write_timeout_seconds: u64,
 }
+
+/// Where the log filter comes from, for SIGHUP: a flag or an environment variable stays; else
+/// the configuration file is read again.
+#[derive(Clone)]
+struct LogSource {
+    fixed: Option<String>,
+    config: Option<PathBuf>,
+}
+
+impl LogSource {
+    fn current(&self) -> Result<String, config::ConfigError> {
+        if let Some(f) = &self.fixed {
+            return Ok(f.clone());
+        }
+        let Some(path) = &self.config else {
+            return Ok(DEFAULT_LOG.to_string());
+        };
+        let file = config::load(path, &Args::command())?;
+        Ok(file
+            .values
+            .get("log")
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_LOG.to_string()))
+    }
+}
+
+const DEFAULT_LOG: &str = "info";
 
 /// Threads parsing candidate API statements at once.
 const PARSER_THREADS: usize = 2;
 
-/// Log targets that print statement text at debug level, silenced unless --log-statements.
-const STATEMENT_LOGGERS: [&str; 2] = ["sqlparser=off", "tokio_postgres=info"];
-
-/// Parses the command line and runs the proxy until a signal stops it.
+/// Parses the command line (and the configuration file) and runs the proxy until a signal
+/// stops it.
 pub fn main() -> ExitCode {
-    let args = Args::parse();
-    init_logging(&args.log, args.log_statements);
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Before clap reads the environment: the file's values become environment variables
+    // that are not set, so flags and the environment override them.
+    let real_log_env = std::env::var("PGTRICKLE_LOG").ok();
+    let config_path = config::path_from(&argv);
+    if let Some(path) = &config_path {
+        match config::load(path, &Args::command()) {
+            Ok(file) => file.apply_to_env(&Args::command()),
+            Err(e) => {
+                eprintln!("pgtrickle-proxy: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let matches = Args::command().get_matches_from(&argv);
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    let log_from_flag = matches.value_source("log") == Some(clap::parser::ValueSource::CommandLine);
+    let log_source = LogSource {
+        fixed: if log_from_flag {
+            Some(args.log.clone())
+        } else {
+            real_log_env
+        },
+        config: config_path,
+    };
+    let log_reload = crate::logging::init(&args.log, args.log_statements, args.log_format);
     match crate::fd_limit::raise_to_hard() {
         Ok((soft, _)) => tracing::debug!(open_files = soft, "open-file limit"),
         Err(e) => tracing::warn!("{e}"),
     }
-    match run(args) {
+    match run(args, log_reload, log_source) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -131,27 +217,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(filter: &str, log_statements: bool) {
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_string());
-    let mut filter = tracing_subscriber::EnvFilter::new(filter);
-    if !log_statements {
-        for directive in STATEMENT_LOGGERS {
-            if let Ok(d) = directive.parse() {
-                filter = filter.add_directive(d);
-            }
-        }
-    }
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
-}
-
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-fn run(args: Args) -> Result<(), BoxError> {
+fn run(args: Args, log_reload: LogReload, log_source: LogSource) -> Result<(), BoxError> {
     let mut embedded = None;
     let upstream_url = match &args.upstream {
         Some(url) => url.clone(),
@@ -163,9 +231,12 @@ fn run(args: Args) -> Result<(), BoxError> {
         }
     };
     let target = UpstreamTarget::parse(&upstream_url)?;
-    let client_tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(tls::acceptor::build(cert, key)?),
-        _ => None,
+    let (client_tls, cert_reloader) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let (acceptor, reloader) = tls::acceptor::build_reloadable(cert, key)?;
+            (Some(acceptor), Some(reloader))
+        }
+        _ => (None, None),
     };
     let upstream_tls = tls::connector::build(&target)?;
 
@@ -178,6 +249,7 @@ fn run(args: Args) -> Result<(), BoxError> {
         runtime.worker_threads(args.worker_threads);
     }
     let runtime = runtime.enable_all().build()?;
+    let metrics = Arc::new(Metrics::new());
     let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -209,6 +281,22 @@ fn run(args: Args) -> Result<(), BoxError> {
             Arc::clone(&poller),
         );
         schedulers.start(Arc::clone(&wake));
+        if let Some(addr) = args.http_listen {
+            let http = crate::http::bind(addr).await?;
+            tracing::info!(http = %http.local_addr()?, "HTTP endpoints ready");
+            let monitor = Arc::new(Monitor::new(Arc::clone(&metrics.catalog)));
+            monitor.start(
+                target.clone(),
+                upstream_tls.clone(),
+                Arc::clone(&schedulers),
+            );
+            let endpoints = crate::http::Endpoints {
+                metrics: Arc::clone(&metrics),
+                monitor,
+            };
+            tokio::spawn(crate::http::serve(http, endpoints));
+        }
+        tokio::spawn(reload_on_sighup(cert_reloader, log_reload, log_source));
         let interceptor = EngineInterceptorFactory {
             limits: ApiLimits {
                 min_schedule: Duration::from_secs(args.min_schedule_seconds),
@@ -217,6 +305,7 @@ fn run(args: Args) -> Result<(), BoxError> {
             poller: Arc::clone(&poller),
             schedulers: Arc::clone(&schedulers),
             parse_pool: ParsePool::new(PARSER_THREADS),
+            api_calls: metrics.api_calls(),
         };
         let ctx = Arc::new(ProxyContext {
             target,
@@ -227,6 +316,10 @@ fn run(args: Args) -> Result<(), BoxError> {
             interceptor: Some(Arc::new(interceptor)),
             startup_timeout: Duration::from_secs(args.startup_timeout.max(1)),
             max_startup_connections: args.max_startup_connections.max(1),
+            client_limit: ClientLimit::new(args.max_client_connections),
+            client_write_timeout: (args.client_write_timeout_seconds > 0)
+                .then(|| Duration::from_secs(args.client_write_timeout_seconds)),
+            metrics: Arc::clone(&metrics),
         });
         let cut = server::serve(
             listener,
@@ -257,5 +350,32 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
         _ = int.recv() => tracing::info!("SIGINT received; shutting down"),
+    }
+}
+
+/// On SIGHUP: reads the client TLS certificate and key again (a pair that does not load keeps
+/// the old one, and the log says why) and sets the log filter again (from the configuration
+/// file unless a flag or an environment variable gave it). Sessions are not touched.
+async fn reload_on_sighup(certs: Option<Arc<CertReloader>>, log: LogReload, log_source: LogSource) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot install the SIGHUP handler; reloading is off");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP received; reloading");
+        match log_source.current() {
+            Ok(filter) => match log.set(&filter) {
+                Ok(()) => tracing::info!(filter = %filter, "log filter set"),
+                Err(e) => tracing::warn!("keeping the log filter: {e}"),
+            },
+            Err(e) => tracing::warn!("keeping the log filter: {e}"),
+        }
+        if let Some(certs) = &certs {
+            match certs.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => tracing::warn!("keeping the old TLS certificate: {e}"),
+            }
+        }
     }
 }

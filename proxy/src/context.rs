@@ -7,6 +7,8 @@ use std::time::Duration;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::cancel::CancelRegistry;
+use crate::client_limit::ClientLimit;
+use crate::metrics::Metrics;
 use crate::session::intercept::InterceptorFactory;
 use crate::upstream::UpstreamTarget;
 
@@ -28,4 +30,11 @@ pub struct ProxyContext {
     pub startup_timeout: Duration,
     /// Connections allowed in their startup phase at once (see [`crate::startup_limit`]).
     pub max_startup_connections: usize,
+    /// Client sessions allowed at once (`--max-client-connections`).
+    pub client_limit: ClientLimit,
+    /// A write to a client that makes no progress for this long ends the session
+    /// (`--client-write-timeout-seconds`; None: never).
+    pub client_write_timeout: Option<Duration>,
+    /// The proxy's counters (`GET /metrics`).
+    pub metrics: Arc<Metrics>,
 }

@@ -10,12 +10,18 @@
 
 pub mod cancel;
 pub mod cli;
+pub mod client_limit;
+pub mod config;
 pub mod conn;
 pub mod context;
 pub mod embedded;
 pub mod engine;
 pub mod fd_limit;
+pub mod http;
 pub mod log_every;
+pub mod logging;
+pub mod metrics;
+pub mod monitor;
 pub mod protocol;
 pub mod server;
 pub mod session;

@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 
 use crate::context::ProxyContext;
 use crate::log_every::LogEvery;
+use crate::metrics::{Metrics, Rejection};
 use crate::protocol::error_response::ErrorResponse;
 use crate::session::{self, SessionError};
 use crate::startup_limit::{Admission, StartupLimit};
@@ -47,10 +48,11 @@ struct Sessions {
     all_done: Notify,
 }
 
-struct SessionTicket(Arc<Sessions>);
+struct SessionTicket(Arc<Sessions>, Arc<Metrics>);
 
 impl Drop for SessionTicket {
     fn drop(&mut self) {
+        self.1.session_ended();
         if self.0.live.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.all_done.notify_waiters();
         }
@@ -85,12 +87,14 @@ pub async fn serve(
                         }
                         Admission::Refused => {
                             refuse(&tcp);
+                            ctx.metrics.rejected(Rejection::StartupLimit);
                             log_startup_cap(&mut refused_log, ctx.max_startup_connections);
                             continue;
                         }
                     };
                     sessions.live.fetch_add(1, Ordering::AcqRel);
-                    let ticket = SessionTicket(Arc::clone(&sessions));
+                    ctx.metrics.session_started();
+                    let ticket = SessionTicket(Arc::clone(&sessions), Arc::clone(&ctx.metrics));
                     let ctx = Arc::clone(&ctx);
                     tokio::spawn(async move {
                         let _ticket = ticket;

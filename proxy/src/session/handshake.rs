@@ -107,6 +107,7 @@ pub async fn open(mut tcp: TcpStream, ctx: &ProxyContext) -> Result<Opening, Ses
 }
 
 async fn cancel(ctx: &ProxyContext, key: BackendKey) {
+    ctx.metrics.cancel_request();
     match ctx.cancels.lookup(key) {
         Some(upstream) => {
             if let Err(e) = send_cancel(&ctx.target, upstream).await {

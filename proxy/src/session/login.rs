@@ -42,6 +42,7 @@ pub async fn login(
     let mut upstream = match connect(&ctx.target, ctx.upstream_tls.as_ref()).await {
         Ok(u) => u,
         Err(e) => {
+            ctx.metrics.upstream_connect_error();
             let msg = ErrorResponse::fatal("08006", format!("proxy: {e}"))
                 .with_hint("the upstream PostgreSQL server may be down; retry later");
             let _ = client.write_all(&msg.encode()).await;

@@ -124,9 +124,13 @@ where
     let mut framer = Framer::new(MAX_MESSAGE_LEN, b"");
     buf.reserve(CHUNK);
     loop {
-        if buf.is_empty() && client.read_buf(&mut buf).await? == 0 {
-            let _ = upstream.shutdown().await;
-            return Ok(());
+        if buf.is_empty() {
+            let n = client.read_buf(&mut buf).await?;
+            if n == 0 {
+                let _ = upstream.shutdown().await;
+                return Ok(());
+            }
+            state.client_bytes(n);
         }
         framer.feed(&buf, |f| {
             if f.tag == b'X' {
@@ -255,10 +259,12 @@ impl<UR: AsyncRead + Unpin + Send> InterceptedClientToServer<'_, UR> {
             if buf.capacity() - buf.len() < 1024 {
                 buf.reserve(CHUNK);
             }
-            if client.read_buf(&mut buf).await? == 0 {
+            let n = client.read_buf(&mut buf).await?;
+            if n == 0 {
                 let _ = upstream.shutdown().await;
                 return Ok(());
             }
+            self.state.client_bytes(n);
         }
     }
 
@@ -385,7 +391,8 @@ where
                     }
                     return Ok(());
                 }
-                Ok(_) => {}
+                Ok(usize::MAX) => {}
+                Ok(n) => state.server_bytes(n),
             }
         }
         if !buf.is_empty() {

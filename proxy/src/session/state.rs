@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
+use crate::metrics::traffic::SessionTraffic;
 use crate::protocol::ready_for_query::TransactionStatus;
 
 /// A live session's identity and transaction status.
@@ -16,6 +17,7 @@ pub struct SessionState {
     terminated: AtomicBool,
     unsynced: AtomicBool,
     batch_failed: AtomicBool,
+    traffic: Option<SessionTraffic>,
 }
 
 impl SessionState {
@@ -28,6 +30,29 @@ impl SessionState {
             terminated: AtomicBool::new(false),
             unsynced: AtomicBool::new(false),
             batch_failed: AtomicBool::new(false),
+            traffic: None,
+        }
+    }
+
+    /// Counts the session's bytes in `traffic` (`pgtrickle_bytes_total`).
+    pub fn with_traffic(mut self, traffic: SessionTraffic) -> SessionState {
+        self.traffic = Some(traffic);
+        self
+    }
+
+    /// `n` bytes read from the client.
+    #[inline]
+    pub fn client_bytes(&self, n: usize) {
+        if let Some(t) = &self.traffic {
+            t.client_bytes(n);
+        }
+    }
+
+    /// `n` bytes read from the server.
+    #[inline]
+    pub fn server_bytes(&self, n: usize) {
+        if let Some(t) = &self.traffic {
+            t.server_bytes(n);
         }
     }
 

@@ -33,6 +33,7 @@ use crate::engine::api::parse_pool::ParsePool;
 use crate::engine::api::script_job::{ScriptJob, Step};
 use crate::engine::background::poll::Poller;
 use crate::engine::background::registry::Schedulers;
+use crate::metrics::ApiCalls;
 use crate::protocol::bind::Bind;
 use crate::protocol::bind_complete::BindComplete;
 use crate::protocol::close::Close;
@@ -60,6 +61,8 @@ pub struct EngineInterceptorFactory {
     pub schedulers: Arc<Schedulers>,
     /// Where candidate statements are parsed.
     pub parse_pool: ParsePool,
+    /// Counts API calls (`pgtrickle_api_calls_total`).
+    pub api_calls: ApiCalls,
 }
 
 impl InterceptorFactory for EngineInterceptorFactory {
@@ -70,6 +73,7 @@ impl InterceptorFactory for EngineInterceptorFactory {
             poller: Arc::clone(&self.poller),
             schedulers: Arc::clone(&self.schedulers),
             parse_pool: self.parse_pool.clone(),
+            api_calls: self.api_calls.clone(),
             statements: HashMap::new(),
             portals: HashMap::new(),
             in_batch: false,
@@ -85,6 +89,7 @@ pub struct EngineInterceptor {
     poller: Arc<Poller>,
     schedulers: Arc<Schedulers>,
     parse_pool: ParsePool,
+    api_calls: ApiCalls,
     /// Prepared statements that are API calls, by name.
     statements: HashMap<String, ParsedApiCall>,
     /// Portals bound to API statements, by name.
@@ -205,6 +210,7 @@ impl EngineInterceptor {
             protocol,
             poller: Arc::clone(&self.poller),
             schedulers: Arc::clone(&self.schedulers),
+            api_calls: self.api_calls.clone(),
         }
     }
 

@@ -21,6 +21,7 @@ use crate::engine::refresh::run::refresh;
 use crate::engine::settings::EngineSettings;
 use crate::engine::sql::privileged::Authority;
 use crate::engine::sql::runner::{quote_literal, SqlError, SqlRunner, SqlRunnerExt};
+use crate::metrics::ApiCalls;
 use crate::protocol::command_complete::CommandComplete;
 use crate::protocol::data_row::DataRow;
 use crate::protocol::error_response::{ErrorResponse, Severity};
@@ -59,6 +60,8 @@ pub struct ApiJob {
     pub poller: std::sync::Arc<Poller>,
     /// The schedulers: a stream table created in a database without one starts it.
     pub schedulers: std::sync::Arc<Schedulers>,
+    /// Counts the call in `pgtrickle_api_calls_total`.
+    pub api_calls: ApiCalls,
 }
 
 impl SessionJob for ApiJob {
@@ -177,6 +180,7 @@ impl ApiJob {
             // Buffers are trimmed only after the client's own transaction committed: inside a
             // block the next refresh (or the scheduler) does it.
             Ok(mut outcome) => {
+                self.api_calls.count(&request, true);
                 let trim = std::mem::take(&mut outcome.trim);
                 JobOutput {
                     answer: self.success(out, sql, outcome),
@@ -230,6 +234,9 @@ impl ApiJob {
     /// An error answer: in the extended protocol without the ReadyForQuery (Sync sends it) and
     /// with the batch marked failed.
     fn failed(&self, bytes: Bytes) -> Bytes {
+        if let Ok(request) = &self.request {
+            self.api_calls.count(request, false);
+        }
         match &self.protocol {
             Protocol::Simple => bytes,
             Protocol::Extended { failed } => {

@@ -62,6 +62,12 @@ impl Schedulers {
         running.values().cloned().collect()
     }
 
+    /// The databases that have a scheduler (read by the monitor).
+    pub fn databases(&self) -> Vec<String> {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        running.keys().cloned().collect()
+    }
+
     /// The settings every refresh of this proxy applies (the schedulers' and the API calls').
     pub fn settings(&self) -> &EngineSettings {
         &self.config.settings
