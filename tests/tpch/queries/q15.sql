@@ -1,6 +1,8 @@
--- Q15 top supplier (DATE = 1996-01-01); the view revenue0 as a CTE
-with revenue0 (supplier_no, total_revenue) as (
-    select l_suppkey, sum(l_extendedprice * (1 - l_discount))
+-- Q15 top supplier (DATE = 1996-01-01); the view revenue0 as a CTE, its columns named inside
+-- it (the planner refuses a CTE column list, `revenue0 (supplier_no, total_revenue)`, under
+-- DIFFERENTIAL: same query, spelled the way the planner reads)
+with revenue0 as (
+    select l_suppkey as supplier_no, sum(l_extendedprice * (1 - l_discount)) as total_revenue
     from lineitem
     where l_shipdate >= date '1996-01-01' and l_shipdate < date '1996-01-01' + interval '3' month
     group by l_suppkey
