@@ -6,9 +6,10 @@
 //! Every query is requested DIFFERENTIAL except those of `FULL_ONLY` (tpch_support), whose
 //! DIFFERENTIAL request must fail naming the blocking construct and which are created FULL. The
 //! DIFFERENTIAL ones must be so in `pgt_status()` and refresh DIFFERENTIAL in every cycle (the
-//! refresh history): a silent fallback to FULL fails the test. The three queries blocked only by
-//! their ORDER BY ... LIMIT are also maintained DIFFERENTIAL without it (`UNLIMITED`). Each must also see changes in
-//! some cycle, so that the data really exercises its delta rules.
+//! refresh history): a silent fallback to FULL fails the test. The three queries blocked only
+//! by their ORDER BY ... LIMIT are also maintained DIFFERENTIAL without it (`UNLIMITED`). Each
+//! DIFFERENTIAL one must also see changes in some cycle, so that the data exercises its delta
+//! rules. Run time: about 100 s on 2 busy cores (SF 0.01: 60,000 lineitems).
 //!
 //! `TPCH_SF` (default 0.01) and `TPCH_CYCLES` (default 10) change the scale and the number of
 //! cycles. The data is deterministic (every value a hash of its key), so a failure repeats.
