@@ -65,7 +65,7 @@ QS=${QUERIES:-$(cd "$T/queries" && ls q*.sql | sed 's/\.sql$//')}
 for q in $QS; do
     body=$(query_of "$q")
     if ! "${PSQL[@]}" -o /dev/null -c "SELECT pgtrickle.create_stream_table('${q}_diff', \$\$ $body \$\$, '1h', 'DIFFERENTIAL')" 2>"$WORK/$q.why"; then
-        sed -n 's/.*ERROR: *//p' "$WORK/$q.why" | head -1 > "$WORK/$q.refused"
+        sed -n 's/.*ERROR: *\(.*\) is not supported.*/\1/p' "$WORK/$q.why" | head -1 > "$WORK/$q.refused"
     fi
     "${PSQL[@]}" -o /dev/null -c "SELECT pgtrickle.create_stream_table('${q}_full', \$\$ $body \$\$, '1h', 'FULL')"
     "${PSQL[@]}" -o /dev/null -c "CREATE MATERIALIZED VIEW ${q}_mv AS $body"
