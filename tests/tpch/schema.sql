@@ -2,7 +2,7 @@
 -- with their primary keys and the spec's types (identifier columns as integers, decimals as
 -- numeric(15,2), fixed text as char(n)). No foreign keys: RF2 and the test's updates delete
 -- rows in the spec's order (lineitem before orders), and the data keeps referential integrity
--- by construction. Plus two deterministic pseudo-random helpers used by generate.sql,
+-- by construction. Plus three deterministic pseudo-random helpers used by generate.sql,
 -- orders.sql and the refresh functions: every value is a hash of a key and a salt, so the data
 -- does not depend on scan order or on the session.
 
