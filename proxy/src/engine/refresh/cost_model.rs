@@ -14,6 +14,11 @@
 //! - Without a measured FULL refresh there is nothing to compare with: the caller falls back to
 //!   the share-of-rows threshold.
 //!
+//! The model sees the last 20 measured refreshes: a slow differential refresh (a cold cache, a
+//! busy server) that made AUTO recompute leaves that window after 20 refreshes, the prior
+//! applies again, and the next small delta is applied and measured anew: one bad measurement
+//! never pins a stream table to FULL.
+//!
 //! Only refreshes recorded with their real mode, duration and change count are samples, so a
 //! history row that does not say what ran (older catalogs) cannot pin the estimate (pg_trickle's
 //! issue 1033 was FULL refreshes recorded as differential ones).
