@@ -37,6 +37,7 @@ pub fn layout_text(layout: StorageLayout) -> &'static str {
         StorageLayout::Plain => "plain",
         StorageLayout::Bag => "bag",
         StorageLayout::Grouped => "grouped",
+        StorageLayout::Keyed => "keyed",
     }
 }
 
@@ -45,6 +46,7 @@ fn layout_of(text: &str) -> Option<StorageLayout> {
         "plain" => Some(StorageLayout::Plain),
         "bag" => Some(StorageLayout::Bag),
         "grouped" => Some(StorageLayout::Grouped),
+        "keyed" => Some(StorageLayout::Keyed),
         _ => None,
     }
 }
