@@ -74,6 +74,7 @@ pub fn render(
             Shape::Bag(b) => rg.body(b, Version::Delta, "__pgt_w"),
             // The grouped input's changes: group keys, aggregate arguments and filters.
             Shape::Aggregate(p) => crate::sqlgen::aggregate::input_delta(&rg, p),
+            Shape::Keyed(p) => crate::sqlgen::keyed::affected(&rg, p),
         };
         let sql = RefreshStatement::from_generated(&sql)?.render(delta_name);
         let _ = writeln!(
@@ -100,6 +101,40 @@ impl Tree<'_> {
         match shape {
             Shape::Bag(b) => self.body(b, 0),
             Shape::Aggregate(p) => self.aggregate(p, None, 0),
+            Shape::Keyed(k) => self.keyed(k, 0),
+        }
+    }
+
+    fn keyed(&mut self, k: &crate::query::model::KeyedPlan, depth: usize) {
+        use crate::query::model::KeyedInput;
+        match &k.input {
+            KeyedInput::Whole(inner) => {
+                self.line(
+                    depth,
+                    &format!("Recompute whole result on change ({})", k.what),
+                );
+                match inner.as_ref() {
+                    Shape::Bag(b) => self.body(b, depth + 1),
+                    Shape::Aggregate(p) => self.aggregate(p, None, depth + 1),
+                    Shape::Keyed(k) => self.keyed(k, depth + 1),
+                }
+            }
+            KeyedInput::Keys { body, exprs } => {
+                let keys = if exprs.is_empty() {
+                    "the whole result".to_string()
+                } else {
+                    exprs.join(", ")
+                };
+                self.line(
+                    depth,
+                    &format!(
+                        "Recompute changed keys ({}): key {keys}; {} key set(s)",
+                        k.what,
+                        k.sets.len()
+                    ),
+                );
+                self.body(body, depth + 1);
+            }
         }
     }
 
@@ -212,6 +247,7 @@ impl Tree<'_> {
                 FactorSource::Base(i) => self.input.relations[*i].resolved.to_string(),
                 FactorSource::Derived(_) => "(subquery)".to_string(),
                 FactorSource::NullRow(_) => "(NULL row)".to_string(),
+                FactorSource::Constant => f.placeholder(),
             };
             from = from.replacen(&f.placeholder(), &text, 1);
         }
@@ -248,6 +284,12 @@ impl Tree<'_> {
                     self.body(body, depth + 2);
                 }
                 FactorSource::NullRow(_) => self.line(depth + 1, &format!("NULL row AS {alias}")),
+                FactorSource::Constant => self.line(
+                    depth + 1,
+                    &format!(
+                        "Function or VALUES {alias} (per row of the items before it; no delta)"
+                    ),
+                ),
             }
         }
     }

@@ -77,15 +77,25 @@
 //!   over aggregates too), DISTINCT, UNION, INTERSECT and EXCEPT inside
 //!   them (their changed groups are recomputed from their input, which reads that input in
 //!   full);
-//! - GROUP BY keys outside the select list (the grouped result is kept as a bag).
+//! - GROUP BY keys outside the select list (the grouped result is kept as a bag);
+//! - at the top, by the keyed recompute ([`sqlgen::keyed`]: the keys the changes touch are
+//!   deleted and recomputed from the sources): window functions (per partition: the
+//!   PARTITION BY expressions all windows share), DISTINCT ON (per DISTINCT ON key), GROUPING
+//!   SETS / ROLLUP / CUBE (per group of each grouping set), ORDER BY ... LIMIT/OFFSET (the whole
+//!   top-k, only when the query below it changed);
+//! - set-returning functions (`generate_series`, `unnest ... WITH ORDINALITY`,
+//!   `jsonb_array_elements`, ...), VALUES and LATERAL subqueries reading no relation in FROM
+//!   (no delta of their own: per row of the items before them), and LATERAL subqueries that
+//!   are plain joins (no grouping, DISTINCT or LIMIT), in inner joins.
 //!
 //! Everything else falls back to FULL under AUTO (with a notice naming the construct) and is
-//! an error 0A000 naming it under DIFFERENTIAL: window functions, ORDER BY ... LIMIT, DISTINCT
-//! ON, GROUPING SETS/ROLLUP/CUBE, scalar subqueries, subqueries outside AND-ed WHERE conjuncts,
-//! LATERAL, table functions, VALUES, aggregates other than the ones above inside subqueries, NATURAL joins, volatile and time-dependent functions (`now()`,
-//! `CURRENT_DATE`), columns of types without equality (json, point, ...), and sources without
-//! change capture (`delta_key` None). Always rejected, in every mode: LIMIT/OFFSET without ORDER
-//! BY, FOR UPDATE/SHARE, TABLESAMPLE, a query reading its own stream table, WITH RECURSIVE.
+//! an error 0A000 naming it under DIFFERENTIAL: scalar subqueries, subqueries outside AND-ed
+//! WHERE conjuncts, grouped or limited LATERAL subqueries, aggregates other than the ones above
+//! inside subqueries, NATURAL joins, volatile and time-dependent functions (`now()`,
+//! `CURRENT_DATE`), columns of types without equality (json, point, ...), WITH RECURSIVE, and
+//! sources without change capture (`delta_key` None). Always rejected, in every mode:
+//! LIMIT/OFFSET without ORDER BY, FOR UPDATE/SHARE (also FOR KEY SHARE, FOR NO KEY UPDATE),
+//! TABLESAMPLE, a query reading its own stream table.
 //!
 //! Floating-point SUM/AVG maintained incrementally can differ in the last bits from a fresh
 //! computation (addition order); exact types (integers, numeric) are exact.
@@ -101,7 +111,10 @@
 /// ([`RefreshStatement::to_stored`]) instead of naming relations the engine chose at planning.
 /// 5: MIN/MAX groups that lost their extremum are recomputed in one set-based pass over the
 /// sources (a semi-join on the group keys) instead of one re-scan per group.
-pub const PLANNER_VERSION: i32 = 5;
+/// 6: window functions, DISTINCT ON, grouping sets and top-k are maintained by the keyed
+/// recompute (storage layout `Keyed`); set-returning functions, VALUES and LATERAL subqueries
+/// in FROM are maintained; WITH RECURSIVE is accepted (FULL).
+pub const PLANNER_VERSION: i32 = 6;
 
 pub mod api_call;
 pub mod error;

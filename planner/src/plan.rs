@@ -8,7 +8,7 @@ use crate::input::{ColumnDef, PlanInput};
 use crate::query::model::{self, Shape, Unsupported};
 use crate::query::parse_query;
 use crate::sqlgen::relation::{sources_of, RelGen, Version};
-use crate::sqlgen::{aggregate, bag, full};
+use crate::sqlgen::{aggregate, bag, full, keyed};
 use crate::statement::RefreshStatement;
 
 /// First statement of every DIFFERENTIAL refresh: the statements are large and touch few
@@ -33,6 +33,8 @@ pub enum StorageLayout {
     Bag,
     /// One row per group, plus `__pgt_count`, aggregate state and `__pgt_hash`.
     Grouped,
+    /// One row per result row, plus `__pgt_kh`, the hash of the row's key (keyed recompute).
+    Keyed,
 }
 
 impl std::fmt::Display for StorageLayout {
@@ -41,6 +43,7 @@ impl std::fmt::Display for StorageLayout {
             StorageLayout::Plain => "plain (the query's columns)",
             StorageLayout::Bag => "bag (one row per result row, with a row hash)",
             StorageLayout::Grouped => "grouped (one row per group, with its aggregate state)",
+            StorageLayout::Keyed => "keyed (rows with a hash of their recompute key)",
         })
     }
 }
@@ -98,6 +101,7 @@ pub fn plan_stream_table(input: &PlanInput) -> Result<StreamPlan> {
         let n = match shape {
             Shape::Bag(b) => b.names().len(),
             Shape::Aggregate(p) => p.outputs.len(),
+            Shape::Keyed(_) => input.columns.len(),
         };
         // The model must see exactly the described columns; if not (a select-list form it
         // expands differently), it is not used.
@@ -171,6 +175,16 @@ pub fn plan_stream_table(input: &PlanInput) -> Result<StreamPlan> {
                     names,
                 )
             }
+            (Ok(Shape::Keyed(plan)), EffectiveMode::Differential) => (
+                StorageLayout::Keyed,
+                keyed::ddl(storage, cols),
+                keyed::full(storage, cols, plan, &input.relations)?,
+                Some(vec![
+                    NO_JIT.into(),
+                    keyed::differential(&rg, storage, cols, plan)?,
+                ]),
+                vec!["__pgt_kh".to_string()],
+            ),
             _ => (
                 StorageLayout::Plain,
                 vec![format!(
@@ -316,6 +330,10 @@ pub(crate) fn body_sources(shape: &Shape) -> Vec<usize> {
                 sources_of(&model::Body::Block(block.clone()), &mut v)
             }
             model::AggInput::Distinct(b) => sources_of(b, &mut v),
+        },
+        Shape::Keyed(k) => match &k.input {
+            model::KeyedInput::Keys { body, .. } => sources_of(body, &mut v),
+            model::KeyedInput::Whole(inner) => v.extend(body_sources(inner)),
         },
     }
     v.sort_unstable();

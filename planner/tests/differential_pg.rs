@@ -85,7 +85,12 @@ fn refreshes_keep_stream_tables_bag_equal_to_their_queries() {
     let cluster = Cluster::start();
     let mut c = connect(&cluster);
     let mut failures = Vec::new();
+    // PGTRICKLE_SCENARIO=part runs only the scenarios whose name contains it.
+    let only = std::env::var("PGTRICKLE_SCENARIO").ok();
     for (idx, sc) in SCENARIOS.iter().enumerate() {
+        if only.as_deref().is_some_and(|o| !sc.name.contains(o)) {
+            continue;
+        }
         // Several seeds per scenario: different data shapes hit different paths.
         for rep in 0..3u64 {
             let seed = base_seed().wrapping_add(idx as u64 * 1000 + rep);

@@ -466,9 +466,9 @@ fn auto_falls_back_with_notice_and_differential_errors_naming_construct() {
         ("SELECT o.id FROM orders o WHERE o.total > 0 OR EXISTS (SELECT 1 FROM products p WHERE p.id = o.product_id)", "EXISTS (subquery)"),
         ("SELECT o.id, (SELECT max(price) FROM products) AS r FROM orders o", "scalar subquery"),
         ("SELECT id FROM orders UNION ALL (SELECT id FROM orders ORDER BY id LIMIT 1)", "LIMIT"),
-        ("SELECT id FROM orders ORDER BY id LIMIT 3", "LIMIT"),
         ("SELECT id, random() AS r FROM orders", "volatile function random()"),
-        ("SELECT id, row_number() OVER (ORDER BY id) AS r FROM orders", "window function"),
+        ("SELECT id, (SELECT 1) + row_number() OVER (ORDER BY id) AS r FROM orders", "subquery"),
+        ("WITH RECURSIVE t AS (SELECT id FROM orders UNION ALL SELECT o.id FROM orders o JOIN t ON o.id = t.id + 1) SELECT id FROM t", "WITH RECURSIVE"),
         ("SELECT id FROM orders WHERE total > now()::date - 3", "now"),
     ];
     for (q, construct) in cases {

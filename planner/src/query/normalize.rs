@@ -21,6 +21,48 @@ use sqlparser::ast::{
 /// Applies the rewrites to every SELECT of `q` (subqueries and CTEs included).
 pub fn normalize(q: &mut Query) {
     let _ = VisitMut::visit(q, &mut Normalizer);
+    // schema.table.column, where the query reads schema.table without an alias, is
+    // table.column (the name the FROM item is known by).
+    let mut tables = Vec::new();
+    let _ = sqlparser::ast::Visit::visit(&*q, &mut UnaliasedTables(&mut tables));
+    if !tables.is_empty() {
+        let _ = VisitMut::visit(q, &mut ThreePart(&tables));
+    }
+}
+
+struct UnaliasedTables<'a>(&'a mut Vec<(String, String)>);
+
+impl sqlparser::ast::Visitor for UnaliasedTables<'_> {
+    type Break = ();
+    fn pre_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table {
+            name, alias: None, ..
+        } = t
+        {
+            if let Some([s, n]) = crate::api_call::fold_name(name).as_deref() {
+                self.0.push((s.clone(), n.clone()));
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+struct ThreePart<'a>(&'a [(String, String)]);
+
+impl VisitorMut for ThreePart<'_> {
+    type Break = ();
+    fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        if let Expr::CompoundIdentifier(parts) = e {
+            if parts.len() == 3 {
+                let s = crate::api_call::fold_ident(&parts[0]);
+                let n = crate::api_call::fold_ident(&parts[1]);
+                if self.0.iter().any(|(a, b)| *a == s && *b == n) {
+                    parts.remove(0);
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 struct Normalizer;

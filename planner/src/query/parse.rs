@@ -64,8 +64,21 @@ const TIME_DEPENDENT: &[&str] = &[
 
 /// Parses `sql` as a defining query and checks it.
 pub fn parse_query(sql: &str) -> Result<ParsedQuery> {
-    let statements = parse_bounded(sql, "defining query")
-        .map_err(|e| e.map_or_else(|e| e, |e| PlanError::Syntax(format!("defining query: {e}"))))?;
+    let statements = match parse_bounded(sql, "defining query") {
+        Ok(s) => s,
+        Err(Err(e)) => return Err(e),
+        Err(Ok(e)) => {
+            if let Some(lock) = row_lock_clause(sql) {
+                return Err(PlanError::FeatureNotSupported(format!(
+                    "FOR UPDATE/FOR SHARE ({lock}) is not allowed in a defining query"
+                )));
+            }
+            return Err(PlanError::Syntax(format!(
+                "defining query: pgtrickle-proxy's SQL parser (sqlparser) cannot read this \
+                 query ({e}); if PostgreSQL accepts it, rewrite the construct it names"
+            )));
+        }
+    };
     let mut query = match statements.as_slice() {
         [Statement::Query(q)] => (**q).clone(),
         [] => return Err(PlanError::Syntax("defining query is empty".into())),
@@ -105,6 +118,31 @@ pub fn parse_query(sql: &str) -> Result<ParsedQuery> {
     })
 }
 
+/// `FOR KEY SHARE` or `FOR NO KEY UPDATE` in `sql`'s tokens (outside literals and comments),
+/// which sqlparser does not read.
+fn row_lock_clause(sql: &str) -> Option<&'static str> {
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let tokens = Tokenizer::new(&sqlparser::dialect::PostgreSqlDialect {}, sql)
+        .tokenize()
+        .ok()?;
+    let mut words: Vec<String> = tokens
+        .iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .map(|t| match t {
+            Token::Word(w) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
+            _ => String::new(),
+        })
+        .collect();
+    words.push(String::new());
+    words.windows(4).find_map(|w| match w {
+        [a, b, c, _] if a == "FOR" && b == "KEY" && c == "SHARE" => Some("FOR KEY SHARE"),
+        [a, b, c, d] if a == "FOR" && b == "NO" && c == "KEY" && d == "UPDATE" => {
+            Some("FOR NO KEY UPDATE")
+        }
+        _ => None,
+    })
+}
+
 /// The relations `sql` reads, as written (folded), for the caller to resolve before planning.
 pub fn referenced_relations(sql: &str) -> Result<Vec<RelationRef>> {
     Ok(parse_query(sql)?.relations)
@@ -123,11 +161,6 @@ impl Visitor for Checker {
 
     fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<PlanError> {
         if let Some(with) = &q.with {
-            if with.recursive {
-                return ControlFlow::Break(PlanError::FeatureNotSupported(
-                    "WITH RECURSIVE is not supported in a defining query".into(),
-                ));
-            }
             for cte in &with.cte_tables {
                 self.ctes
                     .insert(crate::api_call::fold_ident(&cte.alias.name));
@@ -195,6 +228,8 @@ impl Visitor for Checker {
     fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<PlanError> {
         if let Expr::CompoundIdentifier(parts) = e {
             if parts.len() > 2 {
+                // schema.table.column is rewritten to table.column by `normalize` when the
+                // FROM clause names schema.table without an alias.
                 return ControlFlow::Break(PlanError::FeatureNotSupported(format!(
                     "column reference {e} is not supported in a defining query; write \
                      table_or_alias.column"
@@ -261,15 +296,22 @@ mod tests {
             ("SELECT 1; SELECT 2", "42P17", "single"),
             ("SELECT 1 AS __pgt_x", "0A000", "__pgt_"),
             (
-                "SELECT public.t.a FROM public.t",
+                "SELECT public.t.a FROM public.t AS x",
                 "0A000",
                 "table_or_alias.column",
             ),
+            ("SELECT a FROM t FOR KEY SHARE", "0A000", "FOR KEY SHARE"),
             (
-                "WITH RECURSIVE r AS (SELECT 1 UNION ALL SELECT 1 FROM r) SELECT * FROM r",
+                "SELECT a FROM t FOR NO KEY UPDATE OF t",
                 "0A000",
-                "RECURSIVE",
+                "FOR NO KEY UPDATE",
             ),
+            (
+                "SELECT a FROM t ORDER BY a FOR SHARE SKIP LOCKED",
+                "0A000",
+                "FOR SHARE",
+            ),
+            ("SELECT a FROM t WHERE a @@@ 1 ! 2", "42601", "cannot read"),
         ];
         for (sql, state, frag) in cases {
             let e = parse_query(sql).unwrap_err();
@@ -277,6 +319,25 @@ mod tests {
             assert!(e.message().contains(frag), "{sql}: {e}");
         }
         assert!(parse_query("SELECT a FROM t ORDER BY a LIMIT 5").is_ok());
+        let r = parse_query(
+            "WITH RECURSIVE r AS (SELECT id FROM t UNION ALL SELECT t.id FROM t JOIN r ON \
+             t.p = r.id) SELECT * FROM r",
+        )
+        .unwrap();
+        assert_eq!(
+            r.relations.len(),
+            1,
+            "the CTE's self-reference is no relation"
+        );
+    }
+
+    #[test]
+    fn three_part_column_references_name_the_table() {
+        let p = parse_query("SELECT public.t.id, t.v FROM public.t WHERE public.t.id > 1").unwrap();
+        assert_eq!(
+            p.query.to_string(),
+            "SELECT t.id, t.v FROM public.t WHERE t.id > 1"
+        );
     }
 
     #[test]

@@ -25,6 +25,7 @@
 pub mod aggregate;
 pub mod bag;
 pub mod full;
+pub mod keyed;
 pub mod relation;
 
 use crate::api_call::quote_ident;

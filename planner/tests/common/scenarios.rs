@@ -190,8 +190,63 @@ pub const SCENARIOS: &[Scenario] = &[
         query: "SELECT k, s FROM a INTERSECT ALL SELECT v, s FROM b" },
     Scenario { name: "intersect_all_in_subquery_joined", tables: &["a", "b", "c"], mode: D,
         query: "SELECT x.k, c.id FROM (SELECT k FROM a INTERSECT ALL SELECT k FROM b) x JOIN c ON c.k = x.k" },
-    Scenario { name: "window_function_falls_back_to_full", tables: &["a"], mode: F,
+    // Keyed recompute (sqlgen/keyed.rs): windows, DISTINCT ON, grouping sets, top-k. Orderings
+    // are total over the output (or ties give equal output rows), so the oracle is exact.
+    Scenario { name: "window_row_number", tables: &["a"], mode: D,
         query: "SELECT id, row_number() OVER (PARTITION BY k ORDER BY id, v, s, b, n) AS rn FROM a" },
+    Scenario { name: "window_rank_and_running_sum", tables: &["a"], mode: D,
+        query: "SELECT id, k, v, rank() OVER (PARTITION BY k ORDER BY v) AS r, \
+                sum(v) OVER (PARTITION BY k ORDER BY id) AS running FROM a WHERE s IS DISTINCT FROM 'c'" },
+    Scenario { name: "window_different_partitions", tables: &["a"], mode: D,
+        query: "SELECT id, count(*) OVER (PARTITION BY k, s) AS c1, sum(v) OVER (PARTITION BY k) AS c2, \
+                max(v) OVER w AS c3 FROM a WINDOW w AS (PARTITION BY s, k)" },
+    Scenario { name: "window_without_partition", tables: &["a"], mode: D,
+        query: "SELECT id, dense_rank() OVER (ORDER BY v) AS dr, lag(v) OVER (ORDER BY v, id, k, s, b, n) AS prev FROM a" },
+    Scenario { name: "window_over_join", tables: &["a", "b"], mode: D,
+        query: "SELECT a.id, b.s, count(*) OVER (PARTITION BY b.s) AS c, \
+                avg(a.v) OVER (PARTITION BY b.s ORDER BY a.id RANGE BETWEEN 1 PRECEDING AND 1 FOLLOWING) AS av \
+                FROM a JOIN b ON a.k = b.k" },
+    Scenario { name: "window_over_groups", tables: &["a"], mode: D,
+        query: "SELECT k, s, sum(v) AS sv, rank() OVER (PARTITION BY k ORDER BY sum(v)) AS r FROM a GROUP BY k, s" },
+    Scenario { name: "window_with_exists", tables: &["a", "b"], mode: D,
+        query: "SELECT id, k, count(*) OVER (PARTITION BY k) AS c FROM a \
+                WHERE EXISTS (SELECT 1 FROM b WHERE b.k = a.k)" },
+    Scenario { name: "distinct_on", tables: &["a"], mode: D,
+        query: "SELECT DISTINCT ON (k) k, v, id FROM a ORDER BY k, v DESC, id" },
+    Scenario { name: "distinct_on_over_join", tables: &["a", "b"], mode: D,
+        query: "SELECT DISTINCT ON (b.s, a.k) b.s, a.k, a.id FROM a LEFT JOIN b ON a.id = b.id \
+                ORDER BY b.s, a.k, a.id DESC" },
+    Scenario { name: "rollup", tables: &["a"], mode: D,
+        query: "SELECT k, s, count(*) AS c, sum(v) AS sv, GROUPING(k, s) AS g FROM a GROUP BY ROLLUP (k, s)" },
+    Scenario { name: "cube", tables: &["a"], mode: D,
+        query: "SELECT k, b, count(v) AS c, max(n) AS mx FROM a GROUP BY CUBE (k, b)" },
+    Scenario { name: "grouping_sets_with_plain_key", tables: &["a", "b"], mode: D,
+        query: "SELECT a.s, a.k, b.b, count(*) AS c FROM a JOIN b ON a.id = b.id \
+                GROUP BY a.s, GROUPING SETS ((a.k), (b.b), ())" },
+    Scenario { name: "top_k", tables: &["a"], mode: D,
+        query: "SELECT id, v FROM a ORDER BY v DESC NULLS LAST, id, k, s, b, n LIMIT 5" },
+    Scenario { name: "top_k_offset", tables: &["a", "b"], mode: D,
+        query: "SELECT a.id, b.v FROM a JOIN b ON a.k = b.k ORDER BY b.v, a.id, a.v, b.id LIMIT 4 OFFSET 2" },
+    Scenario { name: "top_k_over_groups", tables: &["a"], mode: D,
+        query: "SELECT k, count(*) AS c FROM a GROUP BY k ORDER BY c DESC, k LIMIT 2" },
+    Scenario { name: "srf_generate_series_over_column", tables: &["a"], mode: D,
+        query: "SELECT a.id, g FROM a, generate_series(1, a.k) AS g WHERE a.v IS NOT NULL" },
+    Scenario { name: "srf_unnest_with_ordinality", tables: &["a"], mode: D,
+        query: "SELECT a.id, x.c, x.o FROM a CROSS JOIN LATERAL unnest(ARRAY[a.k, a.v]) WITH ORDINALITY AS x(c, o)" },
+    Scenario { name: "srf_jsonb_elements_joined", tables: &["a", "b"], mode: D,
+        query: "SELECT a.id, j.value AS e, b.id AS bid FROM a CROSS JOIN jsonb_array_elements(jsonb_build_array(a.k, a.s)) AS j \
+                JOIN b ON b.k = a.k" },
+    Scenario { name: "lateral_subquery_without_relation", tables: &["a"], mode: D,
+        query: "SELECT a.id, l.dbl FROM a CROSS JOIN LATERAL (SELECT a.v * 2 AS dbl, a.k + 1 AS k1) l WHERE l.k1 > 1" },
+    Scenario { name: "values_joined", tables: &["a"], mode: D,
+        query: "SELECT a.id, t.label FROM a JOIN (VALUES (0, 'zero'), (1, 'one'), (2, 'two')) AS t(n, label) ON t.n = a.k" },
+    Scenario { name: "lateral_subquery_correlated", tables: &["a", "b"], mode: D,
+        query: "SELECT a.id, x.bid FROM a CROSS JOIN LATERAL (SELECT b.id AS bid, b.s FROM b WHERE b.k = a.k AND b.v > a.v) x" },
+    Scenario { name: "window_over_srf", tables: &["a"], mode: D,
+        query: "SELECT a.k, g, sum(g) OVER (PARTITION BY a.k) AS sg FROM a, generate_series(0, a.v % 3) AS g" },
+    Scenario { name: "top_k_over_window", tables: &["a"], mode: D,
+        query: "SELECT id, rank() OVER (PARTITION BY k ORDER BY v) AS r FROM a ORDER BY r, id, k, v, s, b, n \
+                FETCH FIRST 3 ROWS ONLY" },
 ];
 
 /// Syntax forms whose regenerated text must mean the same to PostgreSQL (over sources `a`, `b`).

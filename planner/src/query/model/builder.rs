@@ -7,7 +7,12 @@ impl Builder<'_> {
     pub(super) fn top(&mut self, q: &Query) -> R<Shape> {
         self.register_ctes(q)?;
         if q.limit_clause.is_some() || q.fetch.is_some() {
-            return unsupported("ORDER BY ... LIMIT (top-k)");
+            return self.top_k(q);
+        }
+        if let SetExpr::Select(s) = q.body.as_ref() {
+            if Self::is_keyed_select(s) {
+                return self.keyed_select(q, s);
+            }
         }
         // ORDER BY alone does not change the bag: the stream table does not keep order.
         self.top_set_expr(&q.body)
@@ -67,6 +72,9 @@ impl Builder<'_> {
 
     pub(super) fn register_ctes(&mut self, q: &Query) -> R<()> {
         if let Some(with) = &q.with {
+            if with.recursive {
+                return unsupported("WITH RECURSIVE");
+            }
             for cte in &with.cte_tables {
                 if !cte.alias.columns.is_empty() {
                     return unsupported("CTE column list");
@@ -281,6 +289,13 @@ impl Builder<'_> {
         if outers.len() > 3 {
             return unsupported("more than 3 outer joins in one SELECT");
         }
+        if !outers.is_empty()
+            && factors.iter().any(|f| {
+                matches!(f.source, FactorSource::Constant) || self.laterals.contains(&f.id)
+            })
+        {
+            return unsupported("a function, VALUES or LATERAL subquery in FROM with outer joins");
+        }
         let mut conjuncts = Vec::new();
         if let Some(w) = &s.selection {
             split_and(w, &mut conjuncts);
@@ -467,7 +482,7 @@ impl Builder<'_> {
                     columns,
                 };
                 match &factor.source {
-                    FactorSource::Base(_) | FactorSource::NullRow(_) => {
+                    FactorSource::Base(_) | FactorSource::NullRow(_) | FactorSource::Constant => {
                         *name = ObjectName::from(vec![Ident::new(format!("__pgt_f{id}__"))]);
                         *alias = Some(TableAlias {
                             explicit: true,
@@ -488,10 +503,17 @@ impl Builder<'_> {
                 subquery,
                 alias,
                 ..
+            } if *lateral || matches!(subquery.body.as_ref(), SetExpr::Values(_)) => {
+                let lateral = *lateral;
+                self.lateral_factor(f, id, lateral, factors, aliases)
+            }
+            TableFactor::Table { args: Some(_), .. }
+            | TableFactor::Function { .. }
+            | TableFactor::UNNEST { .. }
+            | TableFactor::TableFunction { .. } => self.constant_factor(f, id, factors, aliases),
+            TableFactor::Derived {
+                subquery, alias, ..
             } => {
-                if *lateral {
-                    return unsupported("LATERAL subquery");
-                }
                 let Some(a) = alias.clone() else {
                     return unsupported("subquery in FROM without an alias");
                 };
@@ -513,9 +535,6 @@ impl Builder<'_> {
                 table_with_joins,
                 alias: None,
             } => self.table_with_joins(table_with_joins, factors, aliases, using, None),
-            TableFactor::Table { .. } | TableFactor::Function { .. } => {
-                unsupported("table function in FROM")
-            }
             other => unsupported(other.to_string()),
         }
     }
@@ -594,6 +613,14 @@ pub(super) struct FromWhere {
 }
 
 pub(super) fn placeholder_derived(id: usize, alias: Ident) -> R<TableFactor> {
+    placeholder_derived_lateral(id, alias, false)
+}
+
+pub(super) fn placeholder_derived_lateral(
+    id: usize,
+    alias: Ident,
+    lateral: bool,
+) -> R<TableFactor> {
     let sql = format!("SELECT * FROM (SELECT __pgt_f{id}__) AS x");
     let q = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
         .ok()
@@ -602,7 +629,13 @@ pub(super) fn placeholder_derived(id: usize, alias: Ident) -> R<TableFactor> {
     if let sqlparser::ast::Statement::Query(q) = q {
         if let SetExpr::Select(s) = *q.body {
             if let Some(mut t) = s.from.into_iter().next() {
-                if let TableFactor::Derived { alias: a, .. } = &mut t.relation {
+                if let TableFactor::Derived {
+                    alias: a,
+                    lateral: l,
+                    ..
+                } = &mut t.relation
+                {
+                    *l = lateral;
                     *a = Some(TableAlias {
                         explicit: true,
                         name: alias,

@@ -10,7 +10,7 @@ impl Builder<'_> {
         let plan = match self.grouped(s)? {
             Shape::Aggregate(plan) => plan,
             Shape::Bag(b @ Body::Grouped(_)) => return Ok(b),
-            Shape::Bag(_) => return unsupported("GROUP BY in a subquery"),
+            Shape::Bag(_) | Shape::Keyed(_) => return unsupported("GROUP BY in a subquery"),
         };
         let mut plan = *plan;
         let names = s.projection.iter().map(item_name).collect();

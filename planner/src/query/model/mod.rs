@@ -6,11 +6,14 @@
 
 mod builder;
 mod grouping;
+mod keyed;
+mod lateral;
 mod outer;
 mod semi;
 mod setops;
 
 use grouping::*;
+pub use keyed::{KeyPart, KeyedInput, KeyedPlan, FILTER_HOLE, HASH_HOLE};
 use outer::*;
 use semi::*;
 
@@ -143,6 +146,7 @@ impl Factor {
     /// The text standing for this factor in [`Block::from_sql`].
     pub fn placeholder(&self) -> String {
         match self.source {
+            FactorSource::Constant => format!("__pgt_const{}__", self.id),
             FactorSource::Base(_) | FactorSource::NullRow(_) => format!("__pgt_f{}__", self.id),
             FactorSource::Derived(_) => format!("(SELECT __pgt_f{}__)", self.id),
         }
@@ -164,6 +168,11 @@ pub enum FactorSource {
     /// One row of NULLs with the columns of the given source (the padded side of an outer
     /// join's anti-join part); constant, so it has no delta.
     NullRow(Box<FactorSource>),
+    /// A set-returning function, VALUES or a LATERAL subquery that reads no relation, kept
+    /// as written in the FROM clause: a function of the rows of the factors before it (or
+    /// constant), the same in every version, so it has no delta and carries no weight (see
+    /// `lateral.rs`).
+    Constant,
 }
 
 /// The top of a differentially maintainable query.
@@ -173,6 +182,8 @@ pub enum Shape {
     Bag(Body),
     /// One row per group: GROUP BY/aggregates, DISTINCT, UNION.
     Aggregate(Box<AggPlan>),
+    /// Rows recomputed per key: window functions, DISTINCT ON, grouping sets, top-k.
+    Keyed(Box<KeyedPlan>),
 }
 
 /// Grouping on top of a body.
@@ -380,6 +391,7 @@ pub fn build(q: &Query, relations: &[SourceRelation]) -> R<Shape> {
         relations,
         ctes: HashMap::new(),
         next_id: 0,
+        laterals: Vec::new(),
     };
     b.top(q)
 }
@@ -388,4 +400,6 @@ struct Builder<'a> {
     relations: &'a [SourceRelation],
     ctes: HashMap<String, Query>,
     next_id: usize,
+    /// Ids of the factors that are LATERAL subqueries reading relations.
+    laterals: Vec<usize>,
 }

@@ -115,7 +115,12 @@ impl RelGen<'_> {
                 .collect::<Vec<_>>()
                 .join(" UNION ALL ");
         }
-        let is_null_row = |i: usize| matches!(b.factors[i].source, FactorSource::NullRow(_));
+        let is_null_row = |i: usize| {
+            matches!(
+                b.factors[i].source,
+                FactorSource::NullRow(_) | FactorSource::Constant
+            )
+        };
         let mut terms: Vec<String> = (0..n)
             .filter(|&i| wanted_f(i) && !is_null_row(i))
             .map(|i| {
@@ -285,6 +290,8 @@ impl RelGen<'_> {
                 }
             }
             FactorSource::Derived(body) => (format!("({})", self.body(body, v, &f.weight())), true),
+            // Kept as written in the FROM clause (its placeholder does not occur there).
+            FactorSource::Constant => (f.placeholder(), false),
             FactorSource::NullRow(src) => (
                 format!(
                     "(SELECT __pgt_n.* FROM (SELECT 1) AS __pgt_one LEFT JOIN {} AS __pgt_n ON \
@@ -307,6 +314,7 @@ impl RelGen<'_> {
                 format!("({})", self.body(body, Version::New, &f.weight()))
             }
             FactorSource::NullRow(inner) => self.source_new(inner, f),
+            FactorSource::Constant => "(SELECT WHERE false)".into(),
         }
     }
 }
@@ -324,7 +332,7 @@ fn reads(f: &Factor, k: usize) -> bool {
     match &f.source {
         FactorSource::Base(i) => *i == k,
         FactorSource::Derived(b) => body_reads(b, k),
-        FactorSource::NullRow(_) => false,
+        FactorSource::NullRow(_) | FactorSource::Constant => false,
     }
 }
 
@@ -350,7 +358,7 @@ pub fn sources_of(b: &Body, out: &mut Vec<usize>) {
                 match &f.source {
                     FactorSource::Base(i) => out.push(*i),
                     FactorSource::Derived(d) => sources_of(d, out),
-                    FactorSource::NullRow(_) => {}
+                    FactorSource::NullRow(_) | FactorSource::Constant => {}
                 }
             }
             for v in &b.variants {

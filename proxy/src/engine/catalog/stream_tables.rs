@@ -38,6 +38,7 @@ pub fn layout_text(layout: StorageLayout) -> &'static str {
         StorageLayout::Plain => "plain",
         StorageLayout::Bag => "bag",
         StorageLayout::Grouped => "grouped",
+        StorageLayout::Keyed => "keyed",
     }
 }
 
@@ -46,6 +47,7 @@ fn layout_of(text: &str) -> Option<StorageLayout> {
         "plain" => Some(StorageLayout::Plain),
         "bag" => Some(StorageLayout::Bag),
         "grouped" => Some(StorageLayout::Grouped),
+        "keyed" => Some(StorageLayout::Keyed),
         _ => None,
     }
 }
