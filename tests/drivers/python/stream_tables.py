@@ -260,7 +260,10 @@ def main():
                 cur.execute(insert, (405, "c0", 9, True))
                 cur.execute("SELECT pgtrickle.refresh_stream_table(%s)", ("py_pipe2",))
         conn.autocommit = True
-        check_equal(cur, "py_pipe", "py_pipe after the transaction's pipeline")
+        # py_pipe was refreshed in the middle of the pipeline: after 404, before 405.
+        got = rows(cur, f"SELECT {COLS} FROM py_pipe")
+        want = rows(cur, QUERY.replace("WHERE paid", "WHERE paid AND id <> 405"))
+        check(got == want, f"py_pipe holds {got}, refreshed between 404 and 405: {want}")
         check_equal(cur, "py_pipe2", "py_pipe2 after the transaction's pipeline")
         with conn.pipeline():
             cur.execute("SELECT pgtrickle.drop_stream_table(%s)", ("py_pipe",))
