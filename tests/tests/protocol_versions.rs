@@ -2,7 +2,7 @@
 //! longer secret (32 bytes from PostgreSQL 18) and whose CancelRequest carries it back;
 //! PostgreSQL 15 speaks only 3.0 and answers a request for 3.2 with NegotiateProtocolVersion.
 //! The proxy speaks 3.0 on both legs: a client that asks it for 3.2 gets NegotiateProtocolVersion
-//! (3.0) before authentication, whatever the server behind it speaks, then a 3.0 BackendKeyData
+//! (3.0, encoded as PostgreSQL encodes it) before authentication, whatever the server behind it speaks, then a 3.0 BackendKeyData
 //! (the backend's real pid, a 4-byte secret of the proxy's own) that cancels its queries; a
 //! 3.2-style CancelRequest with a long secret cancels nothing. Each case runs against PostgreSQL
 //! 15 and 18 (scripts/install-pg.sh 18 installs it), and first checks the server directly, so
@@ -28,8 +28,9 @@ fn login_3_2(port: u16) -> (RawClient, Vec<Message>) {
     (c, msgs)
 }
 
-/// The newest minor version a NegotiateProtocolVersion offers, if the login had one.
-fn negotiated_minor(login: &[Message]) -> Option<u32> {
+/// The newest version a NegotiateProtocolVersion offers (major in the high 16 bits, as
+/// PostgreSQL sends it and libpq 18 reads it), if the login had one.
+fn negotiated_version(login: &[Message]) -> Option<u32> {
     let v = login.iter().find(|m| m.tag == b'v')?;
     Some(u32::from_be_bytes(v.body[..4].try_into().expect("4 bytes")))
 }
@@ -76,10 +77,10 @@ fn check_server_directly(cluster: &Cluster, speaks_3_2: bool) {
     let (_session, login) = login_3_2(cluster.port());
     let (_, secret) = key(&login);
     if speaks_3_2 {
-        assert_eq!(negotiated_minor(&login), None, "{login:?}");
+        assert_eq!(negotiated_version(&login), None, "{login:?}");
         assert_eq!(secret.len(), 32, "PostgreSQL 18's secret under 3.2");
     } else {
-        assert_eq!(negotiated_minor(&login), Some(0), "{login:?}");
+        assert_eq!(negotiated_version(&login), Some(3 << 16), "{login:?}");
         assert_eq!(secret.len(), 4);
     }
 }
@@ -92,7 +93,7 @@ fn protocol_3_2_through_the_proxy(major: u32, speaks_3_2: bool) {
     let (mut session, login) = login_3_2(proxy.port());
     // NegotiateProtocolVersion (3.0) comes first, before the authentication messages.
     assert_eq!(login[0].tag, b'v', "{login:?}");
-    assert_eq!(negotiated_minor(&login), Some(0));
+    assert_eq!(negotiated_version(&login), Some(3 << 16));
     assert_eq!(
         u32::from_be_bytes(login[0].body[4..8].try_into().expect("4 bytes")),
         0,
