@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use pgtrickle_e2e::drivers::{drivers_dir, driver_url, node_command, python_command, run_driver};
+use pgtrickle_e2e::drivers::{driver_url, drivers_dir, node_command, python_command, run_driver};
 use pgtrickle_e2e::{setup, ProxyProcess};
 
 fn python(script: &str, proxy: &ProxyProcess) -> Command {

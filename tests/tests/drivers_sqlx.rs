@@ -208,12 +208,11 @@ async fn sqlx_stream_tables() {
     for result in futures_util::future::join_all(refreshes).await {
         assert_eq!(result.expect("refresh on the pool"), 1);
     }
-    let status: Vec<(String, String)> = sqlx::query_as(
-        "SELECT name, refresh_mode FROM pgtrickle.pgt_status() ORDER BY name",
-    )
-    .fetch_all(&pool)
-    .await
-    .expect("pgt_status");
+    let status: Vec<(String, String)> =
+        sqlx::query_as("SELECT name, refresh_mode FROM pgtrickle.pgt_status() ORDER BY name")
+            .fetch_all(&pool)
+            .await
+            .expect("pgt_status");
     assert_eq!(
         status,
         vec![

@@ -101,7 +101,11 @@ fn protocol_3_2_through_the_proxy(major: u32, speaks_3_2: bool) {
     );
     assert_eq!(login.iter().filter(|m| m.tag == b'v').count(), 1);
     let (pid, secret) = key(&login);
-    assert_eq!(secret.len(), 4, "a 3.0 BackendKeyData after negotiating 3.0");
+    assert_eq!(
+        secret.len(),
+        4,
+        "a 3.0 BackendKeyData after negotiating 3.0"
+    );
     session.send(&query("select pg_backend_pid()"));
     assert_eq!(first_value(&session.read_until_ready()), pid.to_string());
 

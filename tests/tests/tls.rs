@@ -203,7 +203,11 @@ fn async_copy_over_tls_at_many_sizes() {
         "{} sslmode=require",
         proxy.conninfo("postgres", "postgres")
     ));
-    let out = run_driver("async COPY over TLS (tests/drivers/python/tls_copy.py)", cmd, &proxy);
+    let out = run_driver(
+        "async COPY over TLS (tests/drivers/python/tls_copy.py)",
+        cmd,
+        &proxy,
+    );
     assert!(out.contains("OK"), "{out}");
 }
 
