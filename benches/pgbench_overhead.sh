@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Proxy overhead: pgbench select-only (-S), simple and prepared protocol, 4 clients over TCP,
-# directly against PostgreSQL, through pgtrickle-proxy, and through PgBouncer (session mode)
-# when it is installed. Targets are interleaved within each round; medians are reported with
-# their ratio to direct TPS.
+# directly against PostgreSQL, through a bare tokio copy_bidirectional forwarder (the floor of any
+# user-space relay: benches/bare_forwarder.rs), through pgtrickle-proxy, and through PgBouncer
+# (session mode) when it is installed. Targets are interleaved within each round; medians are reported with
+# their ratios to direct TPS and to the bare forwarder's.
 #
 # Usage: benches/pgbench_overhead.sh [ROUNDS] [SECONDS_PER_RUN]
 # Environment: PG_BINDIR (server binaries), CLIENTS (default 4), SCALE (default 10).
@@ -14,8 +15,9 @@ SCALE=${SCALE:-10}
 cd "$(dirname "$0")/.."
 source scripts/lib/pg.sh
 
-cargo build --release -p pgtrickle-proxy >&2
+cargo build --release -p pgtrickle-proxy --bin pgtrickle-proxy --example bare_forwarder >&2
 PROXY=target/release/pgtrickle-proxy
+FORWARDER=target/release/examples/bare_forwarder
 
 WORK=$(mktemp -d /tmp/pgtrickle-bench.XXXXXX)
 chmod 755 "$WORK"
@@ -33,6 +35,11 @@ pg_init_start "$WORK/data" "$PG_PORT" "max_connections = 100" "shared_buffers = 
 
 # The proxy with its default runtime (one worker per core) and with a single-threaded one.
 TARGETS="direct:$PG_PORT"
+FORWARDER_PORT=$(free_port)
+"$FORWARDER" "127.0.0.1:$FORWARDER_PORT" "127.0.0.1:$PG_PORT" 2>>"$WORK/forwarder.log" &
+PIDS+=($!)
+wait_port "$FORWARDER_PORT"
+TARGETS="$TARGETS forwarder:$FORWARDER_PORT"
 for variant in "proxy:0" "proxy-1t:1"; do
     port=$(free_port)
     "$PROXY" --listen "127.0.0.1:$port" --worker-threads "${variant##*:}" \
@@ -89,12 +96,14 @@ done
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 echo
 echo "pgbench -S, $CLIENTS clients, ${SECONDS_PER_RUN}s runs, $ROUNDS interleaved rounds (median TPS)"
-printf '%-9s %-10s %10s %8s\n' mode target tps ratio
+printf '%-9s %-10s %10s %9s %12s\n' mode target tps vs-direct vs-forwarder
 for mode in simple prepared; do
     direct=$(awk -v m=$mode '$1==m && $2=="direct" {print $3}' "$RESULTS" | median)
+    forwarder=$(awk -v m=$mode '$1==m && $2=="forwarder" {print $3}' "$RESULTS" | median)
     for t in $TARGETS; do
         name=${t%%:*}
         med=$(awk -v m=$mode -v n=$name '$1==m && $2==n {print $3}' "$RESULTS" | median)
-        printf '%-9s %-10s %10.0f %7.3fx\n' "$mode" "$name" "$med" "$(echo "$med / $direct" | bc -l)"
+        printf '%-9s %-10s %10.0f %8.3fx %11.3fx\n' "$mode" "$name" "$med" \
+            "$(echo "$med / $direct" | bc -l)" "$(echo "$med / $forwarder" | bc -l)"
     done
 done

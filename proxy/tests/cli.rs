@@ -12,7 +12,7 @@ fn bin() -> &'static Path {
 }
 
 fn psql(cluster_bin: &Path, conninfo: &str, sql: &str) -> std::process::Output {
-    Command::new(cluster_bin.join("psql"))
+    Command::new(pgtrickle_test_support::client_program(cluster_bin, "psql"))
         .args([
             "-X",
             "-A",

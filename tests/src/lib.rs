@@ -3,6 +3,7 @@
 //! usual cluster-plus-proxy set-up, psql runs, and statements run through the proxy
 //! ([`sql`]: statements that must succeed or fail, refreshes, catalog look-ups).
 
+pub mod drivers;
 pub mod raw_client;
 pub mod sql;
 
@@ -109,7 +110,7 @@ pub fn psql_isolated(
     password: Option<&str>,
     commands: &[&str],
 ) -> std::process::Output {
-    let mut cmd = std::process::Command::new(cluster.bin_dir().join("psql"));
+    let mut cmd = std::process::Command::new(cluster.client_program("psql"));
     cmd.args(["-X", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1", "-d"])
         .arg(format!("{conninfo} connect_timeout=20"));
     for c in commands {

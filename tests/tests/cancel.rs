@@ -33,7 +33,7 @@ async fn tokio_postgres_cancels_a_running_query() {
 #[test]
 fn psql_ctrl_c_cancels_a_running_query() {
     let (cluster, proxy) = setup!(&[]);
-    let child = Command::new(cluster.bin_dir().join("psql"))
+    let child = Command::new(cluster.client_program("psql"))
         .args(["-X", "-d"])
         .arg(proxy.conninfo("postgres", "postgres"))
         .args(["-c", "select pg_sleep(60)"])

@@ -378,7 +378,7 @@ fn function_call_protocol_works_for_large_objects() {
     let content: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(&file, &content).unwrap();
     // psql's \lo_import and \lo_export use libpq's large-object API: FunctionCall messages.
-    let out = std::process::Command::new(cluster.bin_dir().join("psql"))
+    let out = std::process::Command::new(cluster.client_program("psql"))
         .args(["-X", "-v", "ON_ERROR_STOP=1", "-d"])
         .arg(proxy.conninfo("postgres", "postgres"))
         .arg("-c")
@@ -396,7 +396,7 @@ fn function_call_protocol_works_for_large_objects() {
         .unwrap()
         .to_string();
     let exported = dir.path().join("back.bin");
-    let out = std::process::Command::new(cluster.bin_dir().join("psql"))
+    let out = std::process::Command::new(cluster.client_program("psql"))
         .args(["-X", "-v", "ON_ERROR_STOP=1", "-d"])
         .arg(proxy.conninfo("postgres", "postgres"))
         .arg("-c")

@@ -6,7 +6,7 @@ use std::process::Command;
 use pgtrickle_e2e::{setup, Cluster};
 
 fn pgbench(cluster: &Cluster, port: u16, args: &[&str]) -> String {
-    let out = Command::new(cluster.bin_dir().join("pgbench"))
+    let out = Command::new(cluster.client_program("pgbench"))
         .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
         .args(args)
         .arg("postgres")

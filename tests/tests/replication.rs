@@ -26,7 +26,7 @@ fn logical_decoding_streams_through_copy_both() {
         "{} replication=database",
         proxy.conninfo("postgres", "postgres")
     );
-    let recvlogical = cluster.bin_dir().join("pg_recvlogical");
+    let recvlogical = cluster.client_program("pg_recvlogical");
     let out = Command::new(&recvlogical)
         .args([
             "-d",
@@ -87,7 +87,7 @@ fn pg_basebackup_streams_a_physical_backup() {
     cluster.psql("create table marker (v text); insert into marker values ('in the backup')");
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("backup");
-    let out = Command::new(cluster.bin_dir().join("pg_basebackup"))
+    let out = Command::new(cluster.client_program("pg_basebackup"))
         .args([
             "-d",
             &proxy.conninfo("postgres", "postgres"),

@@ -127,7 +127,8 @@ fn newer_protocol_versions_and_gssenc_get_clean_answers() {
         .iter()
         .find(|m| m.tag == b'v')
         .expect("NegotiateProtocolVersion");
-    assert_eq!(&v.body[..8], &[0, 0, 0, 0, 0, 0, 0, 1]);
+    // The version as PostgreSQL sends it: 3.0 is 0x0003_0000 (libpq 18 reads it so).
+    assert_eq!(&v.body[..8], &[0, 3, 0, 0, 0, 0, 0, 1]);
     assert_eq!(&v.body[8..], b"_pq_.future_feature\0");
     c.send(&raw_client::query("select 1"));
     assert!(c.read_until_ready().iter().any(|m| m.tag == b'D'));

@@ -1,13 +1,15 @@
 //! TLS on both legs of the proxy, against real PostgreSQL servers and the real psql:
 //! towards clients (`--tls-cert`, `--tls-key`, `--tls-required`), towards the upstream server
 //! (`sslmode` and `sslrootcert` in `--upstream`), and the CVE-2021-23214 guard (plaintext bytes
-//! sent right after SSLRequest are never taken as a StartupMessage).
+//! sent right after SSLRequest are never taken as a StartupMessage), and async COPY over TLS
+//! at many sizes (records towards clients carry at most 8 KB, as PostgreSQL's).
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use pgtrickle_e2e::drivers::{python_command, run_driver};
 use pgtrickle_e2e::{
     path_str, proxy_bin, proxy_for, psql_err, psql_ok, setup, sqlstate_of, Cluster, ClusterOptions,
     ProxyProcess,
@@ -185,6 +187,28 @@ fn client_tls_require_verify_full_and_plain() {
     ));
     // The default (prefer) picks TLS when the proxy offers it.
     assert!(client_leg_is_tls(&cluster, &base));
+}
+
+/// psycopg's async COPY TO STDOUT over sslmode=require, at many row widths and counts, each
+/// with a time limit (tests/drivers/python/tls_copy.py): a TLS record above the 8 KB libpq reads
+/// at a time would leave its tail inside OpenSSL and hang the COPY.
+#[test]
+fn async_copy_over_tls_at_many_sizes() {
+    let pki = Pki::new("copy");
+    let server = pki.issue("proxy", &["127.0.0.1"]);
+    let cluster = Cluster::start();
+    let proxy = proxy_with_tls(&cluster, &server, &[]);
+    let mut cmd = python_command("tls_copy.py");
+    cmd.arg(format!(
+        "{} sslmode=require",
+        proxy.conninfo("postgres", "postgres")
+    ));
+    let out = run_driver(
+        "async COPY over TLS (tests/drivers/python/tls_copy.py)",
+        cmd,
+        &proxy,
+    );
+    assert!(out.contains("OK"), "{out}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Running SQL on a session's own upstream connection, for the stream-table engine: a small
-//! simple-query client over the already authenticated connection. Asynchronous messages that
-//! arrive meanwhile (notifications, parameter changes) are kept for the client.
+//! simple-query client over the already authenticated connection. Notifications that arrive
+//! meanwhile are kept for the client; the parameter changes of the engine's own statements are
+//! not (they set and restore what they change).
 
 use bytes::{Bytes, BytesMut};
 use thiserror::Error;
@@ -169,9 +170,11 @@ impl<'a> SessionSql<'a> {
                         None => Ok(results),
                     };
                 }
-                // Notices of the engine's own statements are not the client's business.
-                b'N' => {}
-                b'A' | b'S' => self.for_client.push(m),
+                // Notices of the engine's own statements are not the client's business; nor are
+                // the parameter changes they report (PostgreSQL 18 reports search_path, which
+                // the engine's functions set for their own run and restore on exit).
+                b'N' | b'S' => {}
+                b'A' => self.for_client.push(m),
                 other => return Err(SqlError::Unexpected(char::from(other))),
             }
         }

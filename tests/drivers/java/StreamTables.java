@@ -301,6 +301,46 @@ public class StreamTables {
                 "j_b1", "j_b2")), "the batch of drops left j_b1 or j_b2");
             step("a Statement batch of creates, a refresh, and drops");
 
+            // Autocommit off for a whole life: every transaction's first statement is an API
+            // call, so pgjdbc sends BEGIN (Parse/Bind/Execute, no Sync) in front of it in one
+            // batch; each transaction is committed.
+            c.setAutoCommit(false);
+            try (PreparedStatement create = c.prepareStatement(CREATE)) {
+                create.setString(1, "j_ac");
+                create.setString(2, QUERY);
+                create.setString(3, "1h");
+                create.setString(4, "DIFFERENTIAL");
+                callOnce(create, "create_stream_table", "create with autocommit off");
+            }
+            insert.setInt(1, 400);
+            insert.setString(2, "c2");
+            insert.setBigDecimal(3, new BigDecimal("5.5"));
+            insert.setBoolean(4, true);
+            check(insert.executeUpdate() == 1, "insert 400");
+            refresh.setString(1, "j_ac");
+            callOnce(refresh, "refresh_stream_table", "refresh in the creating transaction");
+            checkEqual(c, "j_ac", "j_ac inside its creating transaction");
+            c.commit();
+            insert.setInt(1, 401);
+            check(insert.executeUpdate() == 1, "insert 401");
+            c.commit();
+            for (int i = 0; i < 3; i++) {
+                refresh.setString(1, "j_ac");
+                callOnce(refresh, "refresh_stream_table", "refresh first in a transaction " + i);
+                checkEqual(c, "j_ac", "j_ac after a refresh that began its transaction");
+                c.commit();
+            }
+            try (PreparedStatement drop = c.prepareStatement("SELECT pgtrickle.drop_stream_table(?)")) {
+                drop.setString(1, "j_ac");
+                callOnce(drop, "drop_stream_table", "drop with autocommit off");
+            }
+            c.commit();
+            c.setAutoCommit(true);
+            check("t".equals(scalar(c, "SELECT to_regclass(?) IS NULL", "j_ac")),
+                "the committed drop left j_ac");
+            check(status(c, "public.j_ac").isEmpty(), "pgt_status() still lists j_ac");
+            step("autocommit off: BEGIN batched with create, refresh, drop; each committed");
+
             // Simple protocol: preferQueryMode=simple sends Query messages.
             try (Connection simple = DriverManager.getConnection(jdbcUrl(url, "&preferQueryMode=simple"))) {
                 try (Statement s = simple.createStatement()) {

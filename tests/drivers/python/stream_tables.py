@@ -5,7 +5,8 @@ Usage: stream_tables.py postgres://postgres@127.0.0.1:PORT/postgres
 psycopg's `cursor.execute(sql, params)` binds parameters on the server: the extended protocol
 (Parse/Bind/Describe/Execute/Sync), an unnamed statement at first and a named prepared statement
 once the same query has run `prepare_threshold` (5) times; `executemany` pipelines its
-statements. One call goes through `ClientCursor`, which binds on the client and sends a simple
+statements, and `conn.pipeline()` queues several statements, API calls among them, before one
+Sync. One call goes through `ClientCursor`, which binds on the client and sends a simple
 Query. Exits non-zero with a message on the first unexpected result.
 """
 
@@ -214,6 +215,64 @@ def main():
         ccur.execute("SELECT 1")
         check(ccur.fetchone() == (1,), "the session is not usable after a simple-protocol error")
         step("simple protocol through ClientCursor")
+
+        # Pipeline mode: statements are queued without waiting for their answers and synced
+        # together, so API calls stand in the middle of a batch between other statements.
+        create = (
+            "SELECT pgtrickle.create_stream_table(name => %s, query => %s, schedule => %s, "
+            "refresh_mode => %s)"
+        )
+        insert = "INSERT INTO py_orders VALUES (%s, %s, %s, %s)"
+        with conn.pipeline():
+            cur.execute(insert, (400, "c4", 4, True))
+            cur.execute(create, ("py_pipe", QUERY, "1h", "DIFFERENTIAL"))
+            cur.execute(insert, (401, "c4", 5, True))
+            cur.execute("SELECT pgtrickle.refresh_stream_table(%s)", ("py_pipe",))
+            cur.execute("SELECT count(*) FROM py_pipe WHERE customer = %s", ("c4",))
+            piped = cur.fetchone()
+        check(piped == (1,), f"count of c4 read in the pipeline: {piped}")
+        check_equal(cur, "py_pipe", "after a pipeline with a create and a refresh in the middle")
+        step("pipeline mode: create and refresh among inserts")
+
+        # A failing call in the middle of a pipeline: what follows it up to the sync is skipped.
+        try:
+            with conn.pipeline():
+                cur.execute(insert, (402, "c4", 6, True))
+                cur.execute("SELECT pgtrickle.refresh_stream_table(%s)", ("py_missing",))
+                cur.execute(insert, (403, "c4", 7, True))
+            fail("pipeline with a refresh of a missing stream table: no error")
+        except psycopg.errors.UndefinedTable:
+            pass
+        # 403 was skipped. (Whether 402 stays differs: outside a transaction block the proxy
+        # has the server commit what came before a call in the middle of a batch
+        # (docs/STREAM_TABLES.md), and 402 stays with PostgreSQL 15; with 18 it is rolled back,
+        # as PostgreSQL itself would. Not checked until that is settled.)
+        cur.execute("SELECT array_agg(id ORDER BY id) FROM py_orders WHERE id BETWEEN 402 AND 403")
+        (ids,) = cur.fetchone()
+        check(ids in (None, [402]), f"rows {ids} of the failed pipeline are left")
+        step("a failing call in a pipeline skips the rest of it")
+
+        # A pipeline inside a transaction, committed.
+        conn.autocommit = False
+        with conn.transaction():
+            with conn.pipeline():
+                cur.execute(insert, (404, "c0", 8, True))
+                cur.execute("SELECT pgtrickle.refresh_stream_table(%s)", ("py_pipe",))
+                cur.execute(create, ("py_pipe2", QUERY, "1h", "FULL"))
+                cur.execute(insert, (405, "c0", 9, True))
+                cur.execute("SELECT pgtrickle.refresh_stream_table(%s)", ("py_pipe2",))
+        conn.autocommit = True
+        # py_pipe was refreshed in the middle of the pipeline: after 404, before 405.
+        got = rows(cur, f"SELECT {COLS} FROM py_pipe")
+        want = rows(cur, QUERY.replace("WHERE paid", "WHERE paid AND id <> 405"))
+        check(got == want, f"py_pipe holds {got}, refreshed between 404 and 405: {want}")
+        check_equal(cur, "py_pipe2", "py_pipe2 after the transaction's pipeline")
+        with conn.pipeline():
+            cur.execute("SELECT pgtrickle.drop_stream_table(%s)", ("py_pipe",))
+            cur.execute("SELECT pgtrickle.drop_stream_table(%s)", ("py_pipe2",))
+        cur.execute("SELECT to_regclass(%s) IS NULL AND to_regclass(%s) IS NULL", ("py_pipe", "py_pipe2"))
+        check(cur.fetchone() == (True,), "the pipelined drops left a table")
+        step("pipeline in a transaction: refresh, create, refresh; pipelined drops")
 
         cur.execute("SELECT pgtrickle.drop_stream_table(%s)", ("py_totals",))
         cur.execute("SELECT to_regclass(%s) IS NULL", ("py_totals",))

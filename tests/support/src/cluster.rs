@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::pg_bin::pg_bin_dir;
+use crate::pg_bin::{client_program, pg_bin_dir, pg_bin_dir_for};
 use crate::ports::free_port;
 use crate::run_as::{hand_over, server_command};
 
@@ -17,6 +17,9 @@ pub struct ClusterOptions {
     pub hba: Option<String>,
     /// Extra postgresql.conf lines.
     pub config: Vec<String>,
+    /// A PostgreSQL major version other than the tests' own ([`pg_bin_dir`]); the test panics
+    /// when it is not installed (scripts/install-pg.sh).
+    pub major: Option<u32>,
 }
 
 /// A running PostgreSQL server owned by a test.
@@ -36,7 +39,12 @@ impl Cluster {
 
     /// Starts a cluster set up as `options` say.
     pub fn start_with(options: ClusterOptions) -> Cluster {
-        let bin = pg_bin_dir();
+        let bin = match options.major {
+            Some(major) => pg_bin_dir_for(major).unwrap_or_else(|| {
+                panic!("PostgreSQL {major} is not installed: run scripts/install-pg.sh {major}")
+            }),
+            None => pg_bin_dir(),
+        };
         let dir = tempfile::Builder::new()
             .prefix("pgtrickle-test-")
             .tempdir()
@@ -138,6 +146,21 @@ impl Cluster {
         &self.bin
     }
 
+    /// A client program (`psql`, `pgbench` ...) for this server: the one beside it, else the
+    /// machine's (see [`client_program`]).
+    pub fn client_program(&self, name: &str) -> PathBuf {
+        client_program(&self.bin, name)
+    }
+
+    /// The server's major version (`SHOW server_version_num` / 10000).
+    pub fn major_version(&self) -> u32 {
+        self.psql("show server_version_num")
+            .trim()
+            .parse::<u32>()
+            .map(|n| n / 10000)
+            .expect("server_version_num")
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data
@@ -163,7 +186,7 @@ impl Cluster {
 
     /// Runs `sql` with psql and returns its raw output, success or not.
     pub fn psql_command(&self, user: &str, db: &str, sql: &str) -> Output {
-        Command::new(self.bin.join("psql"))
+        Command::new(self.client_program("psql"))
             .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d"])
             .arg(self.conninfo(user, db))
             .arg("-c")
