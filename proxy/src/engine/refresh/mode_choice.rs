@@ -89,7 +89,7 @@ pub async fn choose<R: SqlRunner>(
                 return Ok(Some(FullReason::Truncated(*oid)));
             }
             if st.refresh_mode == RefreshMode::Auto
-                && mostly_changed(sql, auth, settings, *oid, last).await?
+                && mostly_changed(sql, auth, threshold(settings, target), *oid, last).await?
             {
                 return Ok(Some(FullReason::MostlyChanged(*oid)));
             }
@@ -99,12 +99,22 @@ pub async fn choose<R: SqlRunner>(
     Ok(Some(reason))
 }
 
+/// The AUTO threshold of `target`: its `max_delta_fraction`, or the proxy's
+/// `--auto-full-threshold`.
+fn threshold(settings: &EngineSettings, target: &RefreshTarget) -> f64 {
+    target
+        .row
+        .auto_threshold
+        .map(|t| t.clamp(0.0, 1.0))
+        .unwrap_or_else(|| settings.auto_full_threshold())
+}
+
 /// AUTO at run time: true when the changes waiting in a source's buffer are a larger share of
-/// its rows (PostgreSQL's estimate) than the configured threshold, so recomputing is cheaper.
+/// its rows (PostgreSQL's estimate) than the threshold, so recomputing is cheaper.
 async fn mostly_changed<R: SqlRunner>(
     sql: &mut R,
     auth: &Authority,
-    settings: &EngineSettings,
+    threshold: f64,
     oid: u32,
     last: &str,
 ) -> EngineResult<bool> {
@@ -135,7 +145,7 @@ async fn mostly_changed<R: SqlRunner>(
         .await?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
-    Ok(changes > rows * settings.auto_full_threshold())
+    Ok(changes > rows * threshold)
 }
 
 /// True when a TRUNCATE of source `oid` is pending since snapshot `last`.
