@@ -34,7 +34,10 @@ async fn columns(client: &Client, sql: &str) -> Vec<String> {
         .prepare(sql)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-    stmt.columns().iter().map(|c| c.name().to_string()).collect()
+    stmt.columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect()
 }
 
 /// psql's stderr (NOTICEs) for `sql`, which must succeed.
@@ -72,7 +75,12 @@ async fn every_documented_parameter_is_a_decision() {
          cdc_mode => 'trigger', append_only => false, pooler_compatibility_mode => true, \
          max_differential_joins => 4, max_delta_fraction => 0.25, temporal => false)",
     );
-    for p in ["diamond_consistency", "diamond_schedule_policy", "pooler_compatibility_mode", "max_differential_joins"] {
+    for p in [
+        "diamond_consistency",
+        "diamond_schedule_policy",
+        "pooler_compatibility_mode",
+        "max_differential_joins",
+    ] {
         assert!(err.contains(&format!("{p} has no effect")), "{p}: {err}");
     }
     assert_eq!(
@@ -154,7 +162,11 @@ async fn every_documented_parameter_is_a_decision() {
         assert_eq!(sqlstate(&client, sql).await, "0A000", "{sql}");
     }
     assert_eq!(
-        sqlstate(&client, "SELECT pgtrickle.alter_stream_table('all_params', tier => 'lukewarm')").await,
+        sqlstate(
+            &client,
+            "SELECT pgtrickle.alter_stream_table('all_params', tier => 'lukewarm')"
+        )
+        .await,
         "22023"
     );
     // A new query keeps the options.
@@ -209,7 +221,11 @@ async fn every_documented_parameter_is_a_decision() {
         want.map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d))
     );
     assert_eq!(
-        sqlstate(&client, "SELECT pgtrickle.set_stream_table_refresh_policy('hourly_revenue', 'IMMEDIATE')").await,
+        sqlstate(
+            &client,
+            "SELECT pgtrickle.set_stream_table_refresh_policy('hourly_revenue', 'IMMEDIATE')"
+        )
+        .await,
         "22023"
     );
 }
@@ -236,31 +252,83 @@ async fn states_read_functions_monitoring_and_refusals() {
         .await
         .unwrap();
     assert_eq!(
-        text(&client, "SELECT status FROM pgtrickle.pgt_status() WHERE name = 'public.order_totals'").await.as_deref(),
+        text(
+            &client,
+            "SELECT status FROM pgtrickle.pgt_status() WHERE name = 'public.order_totals'"
+        )
+        .await
+        .as_deref(),
         Some("SUSPENDED")
     );
-    assert_eq!(sqlstate(&client, "SELECT pgtrickle.pause_stream_table('order_totals')").await, "22023");
-    assert_eq!(sqlstate(&client, "SELECT pgtrickle.refresh_stream_table('order_totals')").await, "55000");
+    assert_eq!(
+        sqlstate(
+            &client,
+            "SELECT pgtrickle.pause_stream_table('order_totals')"
+        )
+        .await,
+        "22023"
+    );
+    assert_eq!(
+        sqlstate(
+            &client,
+            "SELECT pgtrickle.refresh_stream_table('order_totals')"
+        )
+        .await,
+        "55000"
+    );
     client
         .batch_execute("SELECT pgtrickle.resume_stream_table('order_totals')")
         .await
         .unwrap();
-    assert_eq!(sqlstate(&client, "SELECT pgtrickle.resume_stream_table('order_totals')").await, "22023");
-    assert_eq!(sqlstate(&client, "SELECT pgtrickle.refresh_stream_table('no_such')").await, "42P01");
+    assert_eq!(
+        sqlstate(
+            &client,
+            "SELECT pgtrickle.resume_stream_table('order_totals')"
+        )
+        .await,
+        "22023"
+    );
+    assert_eq!(
+        sqlstate(&client, "SELECT pgtrickle.refresh_stream_table('no_such')").await,
+        "42P01"
+    );
 
     // A differential refresh counts its rows as pg_trickle does.
+    // (Separate statements: a query string with a call runs as one READ COMMITTED
+    // transaction, whose refreshes are FULL; after the stream table created in one, the first
+    // refresh is FULL too.)
     client
-        .batch_execute(
-            "INSERT INTO orders (customer_id, region, amount) VALUES (1, 'new', 5); \
-             SELECT pgtrickle.refresh_stream_table('order_totals')",
-        )
+        .batch_execute("SELECT pgtrickle.refresh_stream_table('order_totals')")
         .await
         .unwrap();
-    let history_columns = columns(&client, "SELECT * FROM pgtrickle.get_refresh_history('order_totals', 5)").await;
+    client
+        .batch_execute("INSERT INTO orders (customer_id, region, amount) VALUES (1, 'new', 5)")
+        .await
+        .unwrap();
+    client
+        .batch_execute("SELECT pgtrickle.refresh_stream_table('order_totals')")
+        .await
+        .unwrap();
+    let history_columns = columns(
+        &client,
+        "SELECT * FROM pgtrickle.get_refresh_history('order_totals', 5)",
+    )
+    .await;
     assert_eq!(
         history_columns[..11],
-        ["refresh_id", "data_timestamp", "start_time", "end_time", "action", "status",
-         "rows_inserted", "rows_updated", "rows_deleted", "duration_ms", "error_message"]
+        [
+            "refresh_id",
+            "data_timestamp",
+            "start_time",
+            "end_time",
+            "action",
+            "status",
+            "rows_inserted",
+            "rows_updated",
+            "rows_deleted",
+            "duration_ms",
+            "error_message"
+        ]
     );
     let row = client
         .query_one(
@@ -276,19 +344,41 @@ async fn states_read_functions_monitoring_and_refusals() {
     let status_columns = columns(&client, "SELECT * FROM pgtrickle.pgt_status()").await;
     assert_eq!(
         status_columns[..8],
-        ["name", "status", "refresh_mode", "is_populated", "consecutive_errors", "schedule",
-         "data_timestamp", "staleness"]
+        [
+            "name",
+            "status",
+            "refresh_mode",
+            "is_populated",
+            "consecutive_errors",
+            "schedule",
+            "data_timestamp",
+            "staleness"
+        ]
     );
     assert_eq!(
         text(&client, "SELECT (data_timestamp IS NOT NULL)::text FROM pgtrickle.pgt_status() WHERE name = 'public.order_totals'").await.as_deref(),
         Some("true")
     );
     let explain = client
-        .query("SELECT property, value FROM pgtrickle.explain_st('order_totals')", &[])
+        .query(
+            "SELECT property, value FROM pgtrickle.explain_st('order_totals')",
+            &[],
+        )
         .await
         .unwrap();
     let properties: Vec<String> = explain.iter().map(|r| r.get(0)).collect();
-    for p in ["pgt_name", "defining_query", "refresh_mode", "status", "is_populated", "dvm_supported", "operator_tree", "output_columns", "source_oids", "delta_query"] {
+    for p in [
+        "pgt_name",
+        "defining_query",
+        "refresh_mode",
+        "status",
+        "is_populated",
+        "dvm_supported",
+        "operator_tree",
+        "output_columns",
+        "source_oids",
+        "delta_query",
+    ] {
         assert!(properties.iter().any(|q| q == p), "{p}: {properties:?}");
     }
     assert_eq!(
@@ -306,7 +396,14 @@ async fn states_read_functions_monitoring_and_refusals() {
         assert_eq!(count(c, "SELECT count(*) FROM pgtrickle.health_check() WHERE check_name = 'error_tables' AND severity = 'OK'").await, 1);
         assert_eq!(count(c, "SELECT count(*) FROM pgtrickle.change_buffer_sizes() WHERE source_table = 'public.orders'").await, 1);
         assert_eq!(count(c, "SELECT count(*) FROM pgtrickle.trigger_inventory() WHERE source_table = 'public.orders' AND present AND enabled").await, 4);
-        assert_eq!(count(c, "SELECT count(*) FROM pgtrickle.check_cdc_health() WHERE alert IS NOT NULL").await, 0);
+        assert_eq!(
+            count(
+                c,
+                "SELECT count(*) FROM pgtrickle.check_cdc_health() WHERE alert IS NOT NULL"
+            )
+            .await,
+            0
+        );
         let tree: Vec<String> = c
             .query("SELECT tree_line FROM pgtrickle.dependency_tree()", &[])
             .await
@@ -316,19 +413,69 @@ async fn states_read_functions_monitoring_and_refusals() {
             .collect();
         assert_eq!(
             tree,
-            ["public.report", "└── public.order_totals", "    └── public.orders [src]"]
+            [
+                "public.report",
+                "└── public.order_totals",
+                "    └── public.orders [src]"
+            ]
         );
         assert_eq!(count(c, "SELECT count(*) FROM pgtrickle.st_refresh_stats() WHERE pgt_name = 'order_totals' AND successful_refreshes >= 2").await, 1);
-        assert_eq!(count(c, "SELECT count(*) FROM pgtrickle.refresh_timeline(100)").await >= 3, true);
-        assert_eq!(count(c, "SELECT count(*) FROM pgtrickle.stream_table_lineage('report')").await, 2);
-        assert_eq!(count(c, "SELECT count(*) FROM pgtrickle.diagnose_errors('report')").await, 0);
-        assert_eq!(count(c, "SELECT count(*) FROM pgtrickle.list_sources('report')").await, 1);
-        assert_eq!(count(c, "SELECT count(*) FROM pgtrickle.quick_health WHERE total_stream_tables = 2").await, 1);
-        assert_eq!(count(c, "SELECT count(*) FROM pgtrickle.stream_tables_info").await, 2);
-        assert_eq!(count(c, "SELECT count(*) FROM pgtrickle.pg_stat_stream_tables").await, 2);
-        assert_eq!(count(c, "SELECT count(*) FROM pgtrickle.pgt_cdc_status").await, 2);
-        assert_eq!(count(c, "SELECT count(*) FROM pgtrickle.health_summary() WHERE total_stream_tables = 2").await, 1);
-        assert_eq!(count(c, "SELECT count(*) FROM pgtrickle.diamond_groups()").await, 0);
+        assert_eq!(
+            count(c, "SELECT count(*) FROM pgtrickle.refresh_timeline(100)").await >= 3,
+            true
+        );
+        assert_eq!(
+            count(
+                c,
+                "SELECT count(*) FROM pgtrickle.stream_table_lineage('report')"
+            )
+            .await,
+            2
+        );
+        assert_eq!(
+            count(
+                c,
+                "SELECT count(*) FROM pgtrickle.diagnose_errors('report')"
+            )
+            .await,
+            0
+        );
+        assert_eq!(
+            count(c, "SELECT count(*) FROM pgtrickle.list_sources('report')").await,
+            1
+        );
+        assert_eq!(
+            count(
+                c,
+                "SELECT count(*) FROM pgtrickle.quick_health WHERE total_stream_tables = 2"
+            )
+            .await,
+            1
+        );
+        assert_eq!(
+            count(c, "SELECT count(*) FROM pgtrickle.stream_tables_info").await,
+            2
+        );
+        assert_eq!(
+            count(c, "SELECT count(*) FROM pgtrickle.pg_stat_stream_tables").await,
+            2
+        );
+        assert_eq!(
+            count(c, "SELECT count(*) FROM pgtrickle.pgt_cdc_status").await,
+            2
+        );
+        assert_eq!(
+            count(
+                c,
+                "SELECT count(*) FROM pgtrickle.health_summary() WHERE total_stream_tables = 2"
+            )
+            .await,
+            1
+        );
+        assert_eq!(
+            count(c, "SELECT count(*) FROM pgtrickle.diamond_groups()").await,
+            0
+        );
         // Refused functions exist, and say what to use instead.
         for sql in [
             "SELECT pgtrickle.bulk_create('[]'::jsonb)",
@@ -377,16 +524,28 @@ async fn calls_over_the_rows_of_a_query() {
         .count();
     assert_eq!(data, 3);
     for name in ["a1", "a2", "b1"] {
-        assert_eq!(count(&client, &format!("SELECT count(*) FROM {name}")).await, 31);
+        assert_eq!(
+            count(&client, &format!("SELECT count(*) FROM {name}")).await,
+            31
+        );
     }
     // Undone with the client's transaction.
+    client.batch_execute("BEGIN").await.unwrap();
     client
         .batch_execute(
-            "BEGIN; SELECT pgtrickle.drop_stream_table(pgt_name) FROM pgtrickle.pgt_stream_tables; ROLLBACK",
+            "SELECT pgtrickle.drop_stream_table(pgt_name) FROM pgtrickle.pgt_stream_tables",
         )
         .await
         .unwrap();
-    assert_eq!(count(&client, "SELECT count(*) FROM pgtrickle.pgt_stream_tables").await, 3);
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM pgtrickle.pgt_stream_tables").await,
+        0
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM pgtrickle.pgt_stream_tables").await,
+        3
+    );
     // Extended protocol, with a WHERE.
     let dropped = client
         .query(
@@ -397,20 +556,32 @@ async fn calls_over_the_rows_of_a_query() {
         .await
         .unwrap();
     assert_eq!(dropped.len(), 2);
-    assert_eq!(count(&client, "SELECT count(*) FROM pgtrickle.pgt_stream_tables").await, 1);
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM pgtrickle.pgt_stream_tables").await,
+        1
+    );
     // A failing call fails the whole statement.
     client
         .batch_execute("SELECT pgtrickle.create_stream_table('c1', 'SELECT id FROM orders')")
         .await
         .unwrap();
     assert_eq!(
-        sqlstate(&client, "SELECT pgtrickle.resume_stream_table(pgt_name) FROM pgtrickle.pgt_stream_tables").await,
+        sqlstate(
+            &client,
+            "SELECT pgtrickle.resume_stream_table(pgt_name) FROM pgtrickle.pgt_stream_tables"
+        )
+        .await,
         "22023"
     );
     // pg_trickle's uninstall instructions.
     client
-        .batch_execute("SELECT pgtrickle.drop_stream_table(pgt_name) FROM pgtrickle.pgt_stream_tables")
+        .batch_execute(
+            "SELECT pgtrickle.drop_stream_table(pgt_name) FROM pgtrickle.pgt_stream_tables",
+        )
         .await
         .unwrap();
-    assert_eq!(count(&client, "SELECT count(*) FROM pgtrickle.pgt_stream_tables").await, 0);
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM pgtrickle.pgt_stream_tables").await,
+        0
+    );
 }

@@ -134,7 +134,10 @@ async fn sql_reference_examples_run_unchanged() {
         run(&client, sql).await;
     }
     assert_eq!(count(&client, "SELECT count(*) FROM order_totals").await, 3);
-    assert_eq!(count(&client, "SELECT count(*) FROM active_customers").await, 2);
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM active_customers").await,
+        2
+    );
 
     // alter_stream_table's examples (tier needs tiered scheduling: accepted without effect).
     for sql in [
@@ -268,11 +271,18 @@ async fn sql_reference_examples_run_unchanged() {
     }
 
     // drop_stream_table's example, then the uninstall form.
-    run(&client, "SELECT pgtrickle.drop_stream_table('order_totals')").await;
+    run(
+        &client,
+        "SELECT pgtrickle.drop_stream_table('order_totals')",
+    )
+    .await;
     run(
         &client,
         "SELECT pgtrickle.drop_stream_table(pgt_schema || '.' || pgt_name) FROM pgtrickle.pgt_stream_tables",
     )
     .await;
-    assert_eq!(count(&client, "SELECT count(*) FROM pgtrickle.pgt_stream_tables").await, 0);
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM pgtrickle.pgt_stream_tables").await,
+        0
+    );
 }

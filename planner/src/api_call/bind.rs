@@ -362,24 +362,23 @@ impl Args<'_> {
             }
         }
         if let Some(v) = self.get("post_refresh_action") {
-            o.post_refresh_action = Some(match v.trim().to_ascii_lowercase().as_str() {
-                "analyze" => PostRefreshAction::Analyze,
-                "none" => PostRefreshAction::Nothing,
-                "reindex" => {
-                    return Err(refused(
+            o.post_refresh_action =
+                Some(match v.trim().to_ascii_lowercase().as_str() {
+                    "analyze" => PostRefreshAction::Analyze,
+                    "none" => PostRefreshAction::Nothing,
+                    "reindex" => return Err(refused(
                         "post_refresh_action => 'reindex' is not supported behind \
                          pgtrickle-proxy: it cannot measure index drift"
                             .into(),
                         "use post_refresh_action => 'analyze', and REINDEX from a scheduled job",
-                    ))
-                }
-                _ => {
-                    return Err(invalid(format!(
-                        "invalid value for post_refresh_action: \"{v}\" (expected 'analyze', \
+                    )),
+                    _ => {
+                        return Err(invalid(format!(
+                            "invalid value for post_refresh_action: \"{v}\" (expected 'analyze', \
                          'reindex' or 'none')"
-                    )))
-                }
-            });
+                        )))
+                    }
+                });
         }
         if self.float("reindex_drift_threshold")?.is_some() {
             no_effect(
@@ -461,7 +460,9 @@ pub fn to_request(
     };
     let dur = |text: &str| parse_schedule(text, min_schedule);
     Ok(match function {
-        ApiFunction::CreateStreamTable => ApiRequest::Create(a.create(CreateKind::Create, None, None)?),
+        ApiFunction::CreateStreamTable => {
+            ApiRequest::Create(a.create(CreateKind::Create, None, None)?)
+        }
         ApiFunction::CreateStreamTableIfNotExists => {
             ApiRequest::Create(a.create(CreateKind::IfNotExists, None, None)?)
         }
@@ -473,19 +474,21 @@ pub fn to_request(
             c.options.append_only = Some(true);
             ApiRequest::Create(c)
         }
-        ApiFunction::CreateRealtime => {
-            ApiRequest::Create(a.create(
-                CreateKind::Create,
-                Some(dur("1s")?),
-                Some(RefreshMode::Differential),
-            )?)
-        }
-        ApiFunction::CreateBatch => {
-            ApiRequest::Create(a.create(CreateKind::Create, Some(dur("5m")?), Some(RefreshMode::Auto))?)
-        }
-        ApiFunction::CreateCostOptimized => {
-            ApiRequest::Create(a.create(CreateKind::Create, Some(dur("15m")?), Some(RefreshMode::Auto))?)
-        }
+        ApiFunction::CreateRealtime => ApiRequest::Create(a.create(
+            CreateKind::Create,
+            Some(dur("1s")?),
+            Some(RefreshMode::Differential),
+        )?),
+        ApiFunction::CreateBatch => ApiRequest::Create(a.create(
+            CreateKind::Create,
+            Some(dur("5m")?),
+            Some(RefreshMode::Auto),
+        )?),
+        ApiFunction::CreateCostOptimized => ApiRequest::Create(a.create(
+            CreateKind::Create,
+            Some(dur("15m")?),
+            Some(RefreshMode::Auto),
+        )?),
         ApiFunction::AlterStreamTable => {
             let refresh_mode = a.refresh_mode()?;
             ApiRequest::Alter(AlterStreamTable {
@@ -499,7 +502,8 @@ pub fn to_request(
             })
         }
         ApiFunction::SetRefreshPolicy => {
-            let mode = RefreshMode::parse(&required(function, "refresh_mode", a.get("refresh_mode"))?)?;
+            let mode =
+                RefreshMode::parse(&required(function, "refresh_mode", a.get("refresh_mode"))?)?;
             if mode == RefreshMode::Immediate {
                 return Err(invalid(
                     "invalid refresh_mode for set_stream_table_refresh_policy: 'IMMEDIATE' \

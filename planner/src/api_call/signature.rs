@@ -156,7 +156,10 @@ const NAME_QUERY: &[Param] = &[p("name", Text, Required), p("query", Text, Requi
 const REFRESH_POLICY: &[Param] = &[p("name", Text, Required), p("refresh_mode", Text, Required)];
 const DROP: &[Param] = &[p("name", Text, Required), p("cascade", Bool, DB(false))];
 const NAME_ONLY: &[Param] = &[p("name", Text, Required)];
-const EXPLAIN: &[Param] = &[p("name", Text, Required), p("with_analyze", Bool, DB(false))];
+const EXPLAIN: &[Param] = &[
+    p("name", Text, Required),
+    p("with_analyze", Bool, DB(false)),
+];
 const HISTORY: &[Param] = &[p("name", Text, Required), p("max_rows", Int, DI(20))];
 
 impl ApiFunction {

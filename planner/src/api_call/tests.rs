@@ -497,11 +497,26 @@ fn pg_trickle_parameters_and_functions() {
         ApiRequest::Pause { name: st("t") }
     );
     for (sql, state) in [
-        ("SELECT pgtrickle.create_stream_table('t', 'q', partition_by => 'a')", "0A000"),
-        ("SELECT pgtrickle.alter_stream_table('t', fuse => 'on')", "0A000"),
-        ("SELECT pgtrickle.alter_stream_table('t', post_refresh_action => 'reindex')", "0A000"),
-        ("SELECT pgtrickle.create_stream_table('t', 'q', max_delta_fraction => 2)", "22023"),
-        ("SELECT pgtrickle.alter_stream_table('t', tier => 'tepid')", "22023"),
+        (
+            "SELECT pgtrickle.create_stream_table('t', 'q', partition_by => 'a')",
+            "0A000",
+        ),
+        (
+            "SELECT pgtrickle.alter_stream_table('t', fuse => 'on')",
+            "0A000",
+        ),
+        (
+            "SELECT pgtrickle.alter_stream_table('t', post_refresh_action => 'reindex')",
+            "0A000",
+        ),
+        (
+            "SELECT pgtrickle.create_stream_table('t', 'q', max_delta_fraction => 2)",
+            "22023",
+        ),
+        (
+            "SELECT pgtrickle.alter_stream_table('t', tier => 'tepid')",
+            "22023",
+        ),
         (
             "SELECT pgtrickle.create_stream_table('t', 'q', refresh_mode => 'FULL', \
              append_only => true)",

@@ -126,7 +126,14 @@ pub fn stubs_sql() -> String {
         let params: Vec<String> = f
             .params()
             .iter()
-            .map(|p| format!("\"{}\" {}{}", p.name, sql_type(p.ty), sql_default(p.default)))
+            .map(|p| {
+                format!(
+                    "\"{}\" {}{}",
+                    p.name,
+                    sql_type(p.ty),
+                    sql_default(p.default)
+                )
+            })
             .collect();
         sql.push_str(&format!(
             "CREATE FUNCTION pgtrickle.{name}({params}) RETURNS void LANGUAGE sql AS \
@@ -140,7 +147,9 @@ pub fn stubs_sql() -> String {
         let body = if *result == "void" {
             format!("SELECT pgtrickle.__pgt_refused('{name}', '{alternative}')")
         } else {
-            format!("SELECT pgtrickle.__pgt_refused('{name}', '{alternative}'); SELECT NULL::{result}")
+            format!(
+                "SELECT pgtrickle.__pgt_refused('{name}', '{alternative}'); SELECT NULL::{result}"
+            )
         };
         sql.push_str(&format!(
             "CREATE FUNCTION pgtrickle.{name}({args}) RETURNS {result} LANGUAGE sql AS \
