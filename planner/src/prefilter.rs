@@ -33,12 +33,14 @@ pub fn may_contain_api_call(sql: &[u8]) -> bool {
 /// The API functions that change things (a name containing one of these); a statement calling
 /// none of them is forwarded without a parse (the read functions are SQL functions in the
 /// database).
-const CHANGING_FUNCTIONS: [&[u8]; 5] = [
+const CHANGING_FUNCTIONS: [&[u8]; 7] = [
     b"create_",
     b"alter_stream_table",
     b"drop_stream_table",
     b"refresh_stream_table",
     b"resume_stream_table",
+    b"pause_stream_table",
+    b"set_stream_table_refresh_policy",
 ];
 
 /// What a lexical scan finds of calls `pgtrickle.f(` in a statement.

@@ -156,7 +156,13 @@ async fn code_the_owner_controls_cannot_leave_its_identity_with_a_superuser_prox
     let bob = connect(&proxy.conninfo("bob", "postgres")).await;
     let names = hostile_stream_tables(&bob).await;
     attack(&admin, &bob, &names, &proxy).await;
-    // The owner's own refreshes work (its code is harmless on its own session).
+    // The owner's own refreshes work (its code is harmless on its own session), once the
+    // stream table the scheduler suspended is active again (a SUSPENDED one is not refreshed).
+    bob.batch_execute(
+        "SELECT pgtrickle.alter_stream_table('bob.q_esc_reset_full', status => 'ACTIVE')",
+    )
+    .await
+    .unwrap();
     bob.batch_execute("SELECT pgtrickle.refresh_stream_table('bob.q_esc_reset_full')")
         .await
         .unwrap();

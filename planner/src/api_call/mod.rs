@@ -14,7 +14,7 @@ use std::time::Duration;
 
 pub use recognize::{fold_ident, fold_name, CallOutput, RawArg, RawValue};
 pub use script::{parse_api_script, ScriptStatement};
-pub use signature::{ApiFunction, Param, ParamType};
+pub use signature::{ApiFunction, Default as ParamDefault, Param, ParamType};
 pub use values::{quote_ident, CdcMode, RefreshMode, StName, StStatus};
 
 use crate::error::{PlanError, Result};
@@ -32,8 +32,42 @@ pub enum CreateKind {
     OrReplace,
 }
 
+/// What to do after each successful refresh (`post_refresh_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostRefreshAction {
+    /// Nothing (`'none'`).
+    Nothing,
+    /// `ANALYZE` the storage table (`'analyze'`).
+    Analyze,
+}
+
+impl PostRefreshAction {
+    /// The catalog's text form (None for nothing).
+    pub fn catalog_text(self) -> Option<&'static str> {
+        match self {
+            PostRefreshAction::Nothing => None,
+            PostRefreshAction::Analyze => Some("analyze"),
+        }
+    }
+}
+
+/// The settings of pg_trickle's longer parameter lists that the proxy keeps (None: unchanged
+/// for alter; the default for create), and the NOTICEs for parameters accepted without effect.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StOptions {
+    /// `append_only` (kept and shown; the proxy's DIFFERENTIAL refresh needs no fast path).
+    pub append_only: Option<bool>,
+    /// `max_delta_fraction`: this stream table's AUTO threshold (None: the proxy's
+    /// `--auto-full-threshold`).
+    pub max_delta_fraction: Option<f64>,
+    /// `post_refresh_action`.
+    pub post_refresh_action: Option<PostRefreshAction>,
+    /// NOTICEs to send: parameters given that have no effect behind the proxy, and why.
+    pub notices: Vec<String>,
+}
+
 /// `create_stream_table` and its variants, with defaults applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CreateStreamTable {
     /// Which variant.
     pub kind: CreateKind,
@@ -49,10 +83,12 @@ pub struct CreateStreamTable {
     pub initialize: bool,
     /// Default NULL (None): the server-wide setting.
     pub cdc_mode: Option<CdcMode>,
+    /// pg_trickle's other parameters, as far as the proxy keeps them.
+    pub options: StOptions,
 }
 
 /// `alter_stream_table`: every None is "unchanged".
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AlterStreamTable {
     /// The stream table's name.
     pub name: StName,
@@ -66,10 +102,12 @@ pub struct AlterStreamTable {
     pub status: Option<StStatus>,
     /// A new CDC mode.
     pub cdc_mode: Option<CdcMode>,
+    /// pg_trickle's other parameters, as far as the proxy keeps them (None: unchanged).
+    pub options: StOptions,
 }
 
 /// A fully bound API call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ApiRequest {
     /// `create_stream_table`, `create_stream_table_if_not_exists`,
     /// `create_or_replace_stream_table`
@@ -93,6 +131,11 @@ pub enum ApiRequest {
         /// The stream table.
         name: StName,
     },
+    /// `pause_stream_table(name)`: an ACTIVE stream table becomes SUSPENDED.
+    Pause {
+        /// The stream table.
+        name: StName,
+    },
     /// `pgt_status()`
     Status,
     /// `explain_st(name)`
@@ -107,6 +150,38 @@ pub enum ApiRequest {
         /// How many rows at most.
         max_rows: i64,
     },
+    /// A call over the rows of a query: the query first, then the call for each row, in
+    /// order, all in one transaction.
+    ForEachRow(Box<RowCalls>),
+}
+
+/// A call made once per row of a query (`SELECT pgtrickle.drop_stream_table(pgt_name) FROM
+/// pgtrickle.pgt_stream_tables WHERE ...`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowCalls {
+    /// The query yielding the arguments (text columns).
+    pub query: String,
+    call: ParsedApiCall,
+    params: Vec<Option<String>>,
+    limits: ApiLimits,
+}
+
+impl RowCalls {
+    /// Which function is called.
+    pub fn function(&self) -> ApiFunction {
+        self.call.function
+    }
+
+    /// The request for one row of the query (its columns as text, None for NULL).
+    pub fn request(&self, row: &[Option<String>]) -> Result<ApiRequest> {
+        bind::to_request(
+            self.call.function,
+            &self.call.slots,
+            &self.params,
+            row,
+            self.limits.min_schedule,
+        )
+    }
 }
 
 /// Limits applied while binding.
@@ -131,6 +206,7 @@ pub struct ParsedApiCall {
     function: ApiFunction,
     slots: Vec<Option<RawValue>>,
     output: CallOutput,
+    rows: Option<String>,
 }
 
 impl ParsedApiCall {
@@ -172,8 +248,27 @@ impl ParsedApiCall {
     }
 
     /// Binds `$1..$n` from their text values (None is SQL NULL) and validates every argument.
+    /// A call over the rows of a query binds its literal arguments for every row: the
+    /// request is [`ApiRequest::ForEachRow`].
     pub fn bind(&self, params: &[Option<String>], limits: &ApiLimits) -> Result<ApiRequest> {
-        bind::to_request(self.function, &self.slots, params, limits.min_schedule)
+        if let Some(query) = &self.rows {
+            // Check `$n` against the Bind now, as PostgreSQL would.
+            for n in self.params() {
+                if n > params.len() {
+                    return Err(PlanError::ProtocolViolation(format!(
+                        "bind message supplies {} parameters, but the statement requires ${n}",
+                        params.len()
+                    )));
+                }
+            }
+            return Ok(ApiRequest::ForEachRow(Box::new(RowCalls {
+                query: query.clone(),
+                call: self.clone(),
+                params: params.to_vec(),
+                limits: *limits,
+            })));
+        }
+        bind::to_request(self.function, &self.slots, params, &[], limits.min_schedule)
     }
 
     /// Validates a call without parameters (simple protocol). Same as `bind(&[], limits)`.
@@ -232,5 +327,6 @@ pub fn parse_api_call(sql: &str) -> Result<Option<ParsedApiCall>> {
         function: call.function,
         slots,
         output: call.output,
+        rows: call.rows,
     }))
 }

@@ -24,6 +24,9 @@ pub enum RawValue {
     Null,
     /// `$n` (1-based), bound later.
     Param(usize),
+    /// Column `i` (0-based) of a row of the call's row query (a call over the rows of a
+    /// query), bound for each row.
+    Column(usize),
 }
 
 /// One argument as written.
@@ -56,6 +59,10 @@ pub struct RawCall {
     pub args: Vec<RawArg>,
     /// How the result is presented.
     pub output: CallOutput,
+    /// For a call over the rows of a query (`SELECT pgtrickle.f(col) FROM ... WHERE ...`): the
+    /// query that yields, as text columns, the arguments that are not literals
+    /// ([`RawValue::Column`]); the call is made once per row, in order.
+    pub rows: Option<String>,
 }
 
 /// Folds an identifier as PostgreSQL does: unquoted to lower case, quoted kept.
@@ -85,16 +92,17 @@ fn pgtrickle_function_name(n: &ObjectName) -> Option<String> {
     }
 }
 
+/// The API function `n` names. Other `pgtrickle.*` functions (the monitoring functions, the
+/// refusals) are SQL functions in the database: the server answers them.
 fn lookup(n: &ObjectName) -> Result<Option<ApiFunction>> {
-    match pgtrickle_function_name(n) {
-        None => Ok(None),
-        Some(f) => ApiFunction::by_name(&f).map(Some).ok_or_else(|| {
-            PlanError::UndefinedFunction(format!(
-                "function pgtrickle.{f} does not exist; pgtrickle functions: {}",
-                ApiFunction::ALL.map(|f| f.sql_name()).join(", ")
-            ))
-        }),
-    }
+    Ok(pgtrickle_function_name(n).and_then(|f| ApiFunction::by_name(&f)))
+}
+
+/// The changing API function `n` names, if any.
+fn changing_function(n: &ObjectName) -> Option<ApiFunction> {
+    pgtrickle_function_name(n)
+        .and_then(|f| ApiFunction::by_name(&f))
+        .filter(|f| f.changes_things())
 }
 
 /// Finds the pgtrickle call in `stmt`. Ok(None) when there is none; an error when there is one
@@ -109,8 +117,9 @@ pub fn find_call(stmt: &Statement) -> Result<Option<RawCall>> {
     match finder.0 {
         None => Ok(None),
         Some(f) => Err(PlanError::FeatureNotSupported(format!(
-            "pgtrickle.{f}() can only be called on its own, as SELECT pgtrickle.{f}(...) or \
-             SELECT * FROM pgtrickle.{f}(...)"
+            "pgtrickle.{f}() can only be called on its own, as SELECT pgtrickle.{f}(...), \
+             SELECT * FROM pgtrickle.{f}(...) or over the rows of a query, SELECT \
+             pgtrickle.{f}(column, ...) FROM ... [WHERE ...]"
         ))),
     }
 }
@@ -121,8 +130,8 @@ impl Visitor for CallFinder {
     type Break = ();
     fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
         if let Expr::Function(f) = e {
-            if let Some(name) = pgtrickle_function_name(&f.name) {
-                self.0 = Some(name);
+            if let Some(function) = changing_function(&f.name) {
+                self.0 = Some(function.sql_name().to_string());
                 return ControlFlow::Break(());
             }
         }
@@ -135,8 +144,8 @@ impl Visitor for CallFinder {
             ..
         } = t
         {
-            if let Some(n) = pgtrickle_function_name(name) {
-                self.0 = Some(n);
+            if let Some(function) = changing_function(name) {
+                self.0 = Some(function.sql_name().to_string());
                 return ControlFlow::Break(());
             }
         }
@@ -148,6 +157,9 @@ fn top_level_call(stmt: &Statement) -> Result<Option<RawCall>> {
     let Statement::Query(q) = stmt else {
         return Ok(None);
     };
+    if let Some(call) = call_over_rows(q)? {
+        return Ok(Some(call));
+    }
     if q.with.is_some()
         || q.order_by.is_some()
         || q.limit_clause.is_some()
@@ -186,6 +198,7 @@ fn top_level_call(stmt: &Statement) -> Result<Option<RawCall>> {
                 function,
                 args,
                 output: CallOutput::Scalar { column },
+                rows: None,
             }))
         }
         ([from], [SelectItem::Wildcard(_)]) if from.joins.is_empty() => {
@@ -205,9 +218,127 @@ fn top_level_call(stmt: &Statement) -> Result<Option<RawCall>> {
                 function,
                 args,
                 output: CallOutput::Table,
+                rows: None,
             }))
         }
         _ => Ok(None),
+    }
+}
+
+/// `SELECT pgtrickle.f(args) [AS x] FROM ... [WHERE ...] [ORDER BY ...]` (or with WHERE
+/// alone): a changing function called once per row of the rest of the statement. Arguments
+/// that are literals or `$n` stay as they are; the others become the text columns of the row
+/// query, which is the statement with its select list replaced by them. `$n` parameters in the
+/// row query are refused.
+fn call_over_rows(q: &sqlparser::ast::Query) -> Result<Option<RawCall>> {
+    let SetExpr::Select(s) = q.body.as_ref() else {
+        return Ok(None);
+    };
+    let (expr, alias) = match s.projection.as_slice() {
+        [SelectItem::UnnamedExpr(e)] => (e, None),
+        [SelectItem::ExprWithAlias { expr, alias }] => (expr, Some(fold_ident(alias))),
+        _ => return Ok(None),
+    };
+    let Expr::Function(f) = expr else {
+        return Ok(None);
+    };
+    let Some(function) = changing_function(&f.name) else {
+        return Ok(None);
+    };
+    let plain = s.from.is_empty()
+        && s.selection.is_none()
+        && q.with.is_none()
+        && q.order_by.is_none()
+        && q.limit_clause.is_none()
+        && q.fetch.is_none()
+        && q.locks.is_empty()
+        && s.distinct.is_none()
+        && s.having.is_none()
+        && matches!(&s.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
+    if plain || s.into.is_some() {
+        return Ok(None);
+    }
+    let FunctionArguments::List(list) = &f.args else {
+        return Err(unsupported_arg(&f.name.to_string()));
+    };
+    if f.filter.is_some()
+        || f.over.is_some()
+        || !f.within_group.is_empty()
+        || list.duplicate_treatment.is_some()
+        || !list.clauses.is_empty()
+    {
+        return Err(unsupported_arg(&f.name.to_string()));
+    }
+    let mut args = Vec::new();
+    let mut columns: Vec<SelectItem> = Vec::new();
+    for a in &list.args {
+        let (name, e) = match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => (None, e),
+            FunctionArg::Named {
+                name,
+                arg: FunctionArgExpr::Expr(e),
+                operator: FunctionArgOperator::RightArrow | FunctionArgOperator::Assignment,
+            } => (Some(fold_ident(name)), e),
+            FunctionArg::ExprNamed {
+                name: Expr::Identifier(name),
+                arg: FunctionArgExpr::Expr(e),
+                operator: FunctionArgOperator::RightArrow | FunctionArgOperator::Assignment,
+            } => (Some(fold_ident(name)), e),
+            other => return Err(raw_arg(other).expect_err("not an argument")),
+        };
+        let value = match raw_value(e) {
+            Ok(v) => v,
+            Err(_) => {
+                columns.push(SelectItem::UnnamedExpr(Expr::Cast {
+                    kind: CastKind::DoubleColon,
+                    expr: Box::new(Expr::Nested(Box::new(e.clone()))),
+                    data_type: DataType::Text,
+                    format: None,
+                }));
+                RawValue::Column(columns.len() - 1)
+            }
+        };
+        args.push(RawArg { name, value });
+    }
+    if columns.is_empty() {
+        // Every argument a literal: the row query only counts the calls.
+        columns.push(SelectItem::UnnamedExpr(Expr::Value(
+            Value::Null.with_empty_span(),
+        )));
+    }
+    let mut rows = q.clone();
+    if let SetExpr::Select(sel) = rows.body.as_mut() {
+        sel.projection = columns;
+    }
+    let mut finder = PlaceholderFinder(false);
+    let _ = rows.visit(&mut finder);
+    if finder.0 {
+        return Err(PlanError::FeatureNotSupported(format!(
+            "a call of pgtrickle.{}() over the rows of a query cannot use $n parameters in              the query; bind them as arguments of the call, or send the query with literals",
+            function.sql_name()
+        )));
+    }
+    let column = alias.unwrap_or_else(|| function.sql_name().to_string());
+    Ok(Some(RawCall {
+        function,
+        args,
+        output: CallOutput::Scalar { column },
+        rows: Some(rows.to_string()),
+    }))
+}
+
+struct PlaceholderFinder(bool);
+
+impl Visitor for PlaceholderFinder {
+    type Break = ();
+    fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+        if let Expr::Value(v) = e {
+            if matches!(v.value, Value::Placeholder(_)) {
+                self.0 = true;
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
     }
 }
 
@@ -270,8 +401,8 @@ fn raw_value(e: &Expr) -> Result<RawValue> {
             op: UnaryOperator::Minus,
             expr,
         } => match raw_value(expr)? {
-            RawValue::Typed(ParamType::Int, n) => {
-                Ok(RawValue::Typed(ParamType::Int, format!("-{n}")))
+            RawValue::Typed(ty @ (ParamType::Int | ParamType::Float), n) => {
+                Ok(RawValue::Typed(ty, format!("-{n}")))
             }
             _ => Err(unsupported_arg(&e.to_string())),
         },
@@ -286,6 +417,7 @@ fn raw_value(e: &Expr) -> Result<RawValue> {
                 RawValue::Unknown(s) | RawValue::Typed(_, s) => Ok(RawValue::Typed(ty, s)),
                 RawValue::Null => Ok(RawValue::Null),
                 RawValue::Param(n) => Ok(RawValue::Param(n)),
+                RawValue::Column(i) => Ok(RawValue::Column(i)),
             }
         }
         _ => Err(unsupported_arg(&e.to_string())),
@@ -302,10 +434,19 @@ fn cast_type(t: &DataType) -> Option<ParamType> {
         DataType::Int(_) | DataType::Integer(_) | DataType::BigInt(_) | DataType::SmallInt(_) => {
             Some(ParamType::Int)
         }
+        DataType::Float(_)
+        | DataType::Float8
+        | DataType::Float4
+        | DataType::Real
+        | DataType::Double(_)
+        | DataType::DoublePrecision
+        | DataType::Numeric(_)
+        | DataType::Decimal(_) => Some(ParamType::Float),
         DataType::Custom(n, _) => match fold_name(n)?.last()?.as_str() {
             "text" | "varchar" | "name" | "regclass" => Some(ParamType::Text),
             "bool" => Some(ParamType::Bool),
             "int2" | "int4" | "int8" => Some(ParamType::Int),
+            "float4" | "float8" | "numeric" => Some(ParamType::Float),
             _ => None,
         },
         _ => None,
@@ -323,9 +464,8 @@ fn literal(v: &Value, e: &Expr) -> Result<RawValue> {
             if n.parse::<i64>().is_ok() {
                 RawValue::Typed(ParamType::Int, n.clone())
             } else {
-                return Err(PlanError::UndefinedFunction(format!(
-                    "numeric value {n} matches no pgtrickle parameter type (integer expected)"
-                )));
+                // A numeric constant: PostgreSQL casts it implicitly to double precision.
+                RawValue::Typed(ParamType::Float, n.clone())
             }
         }
         Value::Boolean(b) => RawValue::Typed(ParamType::Bool, b.to_string()),

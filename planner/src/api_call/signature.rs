@@ -8,8 +8,11 @@ pub enum ParamType {
     Text,
     /// `boolean`
     Bool,
-    /// `integer`
+    /// `integer` (also `bigint` parameters: values are 64-bit)
     Int,
+    /// `double precision` (float8): integer and numeric literals are accepted, as PostgreSQL
+    /// casts them implicitly
+    Float,
 }
 
 impl ParamType {
@@ -19,12 +22,13 @@ impl ParamType {
             ParamType::Text => "text",
             ParamType::Bool => "boolean",
             ParamType::Int => "integer",
+            ParamType::Float => "double precision",
         }
     }
 }
 
 /// A parameter's default: absent means the argument is required.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Default {
     /// No default: the argument must be given.
     Required,
@@ -36,6 +40,8 @@ pub enum Default {
     Bool(bool),
     /// An integer default.
     Int(i64),
+    /// A double precision default.
+    Float(f64),
 }
 
 /// One declared parameter.
@@ -72,6 +78,18 @@ pub enum ApiFunction {
     ExplainSt,
     /// `get_refresh_history`
     GetRefreshHistory,
+    /// `create_stream_table_fast_append_only`
+    CreateFastAppendOnly,
+    /// `create_stream_table_realtime`
+    CreateRealtime,
+    /// `create_stream_table_batch`
+    CreateBatch,
+    /// `create_stream_table_cost_optimized`
+    CreateCostOptimized,
+    /// `pause_stream_table`
+    PauseStreamTable,
+    /// `set_stream_table_refresh_policy`
+    SetRefreshPolicy,
 }
 
 const fn p(name: &'static str, ty: ParamType, default: Default) -> Param {
@@ -79,31 +97,74 @@ const fn p(name: &'static str, ty: ParamType, default: Default) -> Param {
 }
 
 use self::Default::{Bool as DB, Int as DI, Null, Required, Text as DT};
-use ParamType::{Bool, Int, Text};
+use ParamType::{Bool, Float, Int, Text};
 
+/// pg_trickle's `create_stream_table` parameters, in its order.
 const CREATE: &[Param] = &[
     p("name", Text, Required),
     p("query", Text, Required),
     p("schedule", Text, DT("calculated")),
     p("refresh_mode", Text, DT("AUTO")),
     p("initialize", Bool, DB(true)),
+    p("diamond_consistency", Text, Null),
+    p("diamond_schedule_policy", Text, Null),
     p("cdc_mode", Text, Null),
+    p("append_only", Bool, DB(false)),
+    p("pooler_compatibility_mode", Bool, DB(false)),
+    p("partition_by", Text, Null),
+    p("max_differential_joins", Int, Null),
+    p("max_delta_fraction", Float, Null),
+    p("output_distribution_column", Text, Null),
+    p("temporal", Bool, DB(false)),
+    p("storage_backend", Text, Null),
+    p("sink", Text, Null),
 ];
+/// pg_trickle's `alter_stream_table` parameters, in its order.
 const ALTER: &[Param] = &[
     p("name", Text, Required),
     p("query", Text, Null),
     p("schedule", Text, Null),
     p("refresh_mode", Text, Null),
     p("status", Text, Null),
+    p("diamond_consistency", Text, Null),
+    p("diamond_schedule_policy", Text, Null),
     p("cdc_mode", Text, Null),
+    p("append_only", Bool, Null),
+    p("pooler_compatibility_mode", Bool, Null),
+    p("tier", Text, Null),
+    p("fuse", Text, Null),
+    p("fuse_ceiling", Int, Null),
+    p("fuse_sensitivity", Int, Null),
+    p("partition_by", Text, Null),
+    p("max_differential_joins", Int, Null),
+    p("max_delta_fraction", Float, Null),
+    p("post_refresh_action", Text, Null),
+    p("reindex_drift_threshold", Float, Null),
+    p("sink", Text, Null),
 ];
+/// `create_stream_table_fast_append_only`.
+const FAST_APPEND_ONLY: &[Param] = &[
+    p("name", Text, Required),
+    p("query", Text, Required),
+    p("schedule", Text, DT("calculated")),
+    p("cdc_mode", Text, Null),
+    p("partition_by", Text, Null),
+    p("max_differential_joins", Int, Null),
+    p("max_delta_fraction", Float, Null),
+];
+const NAME_QUERY: &[Param] = &[p("name", Text, Required), p("query", Text, Required)];
+const REFRESH_POLICY: &[Param] = &[p("name", Text, Required), p("refresh_mode", Text, Required)];
 const DROP: &[Param] = &[p("name", Text, Required), p("cascade", Bool, DB(false))];
 const NAME_ONLY: &[Param] = &[p("name", Text, Required)];
+const EXPLAIN: &[Param] = &[
+    p("name", Text, Required),
+    p("with_analyze", Bool, DB(false)),
+];
 const HISTORY: &[Param] = &[p("name", Text, Required), p("max_rows", Int, DI(20))];
 
 impl ApiFunction {
     /// Every function, for lookups.
-    pub const ALL: [ApiFunction; 10] = [
+    pub const ALL: [ApiFunction; 16] = [
         ApiFunction::CreateStreamTable,
         ApiFunction::CreateStreamTableIfNotExists,
         ApiFunction::CreateOrReplaceStreamTable,
@@ -114,6 +175,12 @@ impl ApiFunction {
         ApiFunction::PgtStatus,
         ApiFunction::ExplainSt,
         ApiFunction::GetRefreshHistory,
+        ApiFunction::CreateFastAppendOnly,
+        ApiFunction::CreateRealtime,
+        ApiFunction::CreateBatch,
+        ApiFunction::CreateCostOptimized,
+        ApiFunction::PauseStreamTable,
+        ApiFunction::SetRefreshPolicy,
     ];
 
     /// The function's SQL name (without the `pgtrickle.` schema).
@@ -129,6 +196,12 @@ impl ApiFunction {
             ApiFunction::PgtStatus => "pgt_status",
             ApiFunction::ExplainSt => "explain_st",
             ApiFunction::GetRefreshHistory => "get_refresh_history",
+            ApiFunction::CreateFastAppendOnly => "create_stream_table_fast_append_only",
+            ApiFunction::CreateRealtime => "create_stream_table_realtime",
+            ApiFunction::CreateBatch => "create_stream_table_batch",
+            ApiFunction::CreateCostOptimized => "create_stream_table_cost_optimized",
+            ApiFunction::PauseStreamTable => "pause_stream_table",
+            ApiFunction::SetRefreshPolicy => "set_stream_table_refresh_policy",
         }
     }
 
@@ -156,7 +229,13 @@ impl ApiFunction {
             ApiFunction::DropStreamTable => DROP,
             ApiFunction::RefreshStreamTable
             | ApiFunction::ResumeStreamTable
-            | ApiFunction::ExplainSt => NAME_ONLY,
+            | ApiFunction::PauseStreamTable => NAME_ONLY,
+            ApiFunction::ExplainSt => EXPLAIN,
+            ApiFunction::CreateFastAppendOnly => FAST_APPEND_ONLY,
+            ApiFunction::CreateRealtime
+            | ApiFunction::CreateBatch
+            | ApiFunction::CreateCostOptimized => NAME_QUERY,
+            ApiFunction::SetRefreshPolicy => REFRESH_POLICY,
             ApiFunction::PgtStatus => &[],
             ApiFunction::GetRefreshHistory => HISTORY,
         }

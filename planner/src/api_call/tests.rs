@@ -49,6 +49,10 @@ fn create_with_defaults() {
             refresh_mode: RefreshMode::Auto,
             initialize: true,
             cdc_mode: None,
+            options: StOptions {
+                append_only: Some(false),
+                ..StOptions::default()
+            },
         }
     );
 }
@@ -78,10 +82,11 @@ fn named_arrow_and_colon_equals_and_mixed() {
 fn quoted_identifiers_resolve_like_postgres() {
     let c = create("SELECT \"pgtrickle\".\"create_stream_table\"('t', 'SELECT 1')");
     assert_eq!(c.name, st("t"));
-    // A quoted upper-case name is a different (unknown) function.
-    let e = err("SELECT \"pgtrickle\".\"CREATE_STREAM_TABLE\"('t', 'q')");
-    assert_eq!(e.sqlstate(), "42883");
-    assert!(e.message().contains("CREATE_STREAM_TABLE"), "{e}");
+    // A quoted upper-case name is a different (unknown) function: the server says so.
+    assert_eq!(
+        parse_api_call("SELECT \"pgtrickle\".\"CREATE_STREAM_TABLE\"('t', 'q')").unwrap(),
+        None
+    );
     // Quoted schema in another case is another schema: not ours.
     assert_eq!(
         parse_api_call("SELECT \"PGTRICKLE\".create_stream_table('t','q')").unwrap(),
@@ -190,10 +195,12 @@ fn other_functions() {
             refresh_mode: None,
             status: Some(StStatus::Suspended),
             cdc_mode: None,
+            options: StOptions::default(),
         })
     );
     assert_eq!(
-        req("SELECT pgtrickle.alter_stream_table('t', NULL, '@daily', NULL, NULL, 'trigger')"),
+        // pg_trickle's order: cdc_mode is the eighth parameter.
+        req("SELECT pgtrickle.alter_stream_table('t', NULL, '@daily', NULL, NULL, NULL, NULL, 'trigger')"),
         ApiRequest::Alter(AlterStreamTable {
             name: st("t"),
             query: None,
@@ -201,6 +208,7 @@ fn other_functions() {
             refresh_mode: None,
             status: None,
             cdc_mode: Some(CdcMode::Trigger),
+            options: StOptions::default(),
         })
     );
     match req("SELECT pgtrickle.create_stream_table_if_not_exists('t', 'SELECT 1')") {
@@ -227,6 +235,12 @@ fn not_api_calls() {
         "SELECT pg_trickle.create_stream_table('a','b')",
         "SELECT 'pgtrickle.create_stream_table(1)'",
         "this is not sql pgtrickle",
+        // Other pgtrickle functions (monitoring, read functions in any position) are SQL
+        // functions in the database: the server answers them.
+        "SELECT pgtrickle.no_such_fn()",
+        "SELECT pgtrickle.pgt_status(), 1",
+        "SELECT name FROM pgtrickle.pgt_status()",
+        "SELECT * FROM pgtrickle.health_check() WHERE severity <> 'OK'",
     ] {
         assert_eq!(parse_api_call(sql), Ok(None), "{sql}");
     }
@@ -302,7 +316,6 @@ fn parameters_bind_later() {
 #[test]
 fn errors_with_sqlstates() {
     let cases: &[(&str, &str, &str)] = &[
-        ("SELECT pgtrickle.no_such_fn()", "42883", "no_such_fn"),
         (
             "SELECT pgtrickle.create_stream_table('t')",
             "42883",
@@ -413,14 +426,8 @@ fn errors_with_sqlstates() {
             "0A000",
             "on its own",
         ),
-        ("SELECT pgtrickle.pgt_status(), 1", "0A000", "on its own"),
         (
-            "SELECT name FROM pgtrickle.pgt_status()",
-            "0A000",
-            "on its own",
-        ),
-        (
-            "SELECT pgtrickle.pgt_status(); SELECT 1",
+            "SELECT pgtrickle.refresh_stream_table('t'); SELECT 1",
             "0A000",
             "statement of its own",
         ),
@@ -460,4 +467,90 @@ fn seed_examples_parse() {
          schedule => '5s', refresh_mode => 'DIFFERENTIAL');",
     );
     assert_eq!(c.refresh_mode, RefreshMode::Differential);
+}
+
+#[test]
+fn pg_trickle_parameters_and_functions() {
+    // Numeric literals for float8 parameters, integer ones too.
+    let c = create(
+        "SELECT pgtrickle.create_stream_table('t', 'q', max_delta_fraction => 0.25, \
+         diamond_consistency => 'atomic', pooler_compatibility_mode => true)",
+    );
+    assert_eq!(c.options.max_delta_fraction, Some(0.25));
+    assert_eq!(c.options.notices.len(), 2, "{:?}", c.options.notices);
+    let c = create("SELECT pgtrickle.create_stream_table('t', 'q', max_delta_fraction => 1)");
+    assert_eq!(c.options.max_delta_fraction, Some(1.0));
+    let c = create("SELECT pgtrickle.create_stream_table_fast_append_only('t', 'q')");
+    assert_eq!(c.options.append_only, Some(true));
+    assert_eq!(c.refresh_mode, RefreshMode::Differential);
+    let c = create("SELECT pgtrickle.create_stream_table_batch('t', 'q')");
+    assert_eq!(c.schedule, Schedule::Every(Duration::from_secs(300)));
+    match req("SELECT pgtrickle.alter_stream_table('t', post_refresh_action => 'analyze')") {
+        ApiRequest::Alter(a) => assert_eq!(
+            a.options.post_refresh_action,
+            Some(PostRefreshAction::Analyze)
+        ),
+        o => panic!("{o:?}"),
+    }
+    assert_eq!(
+        req("SELECT pgtrickle.pause_stream_table('t')"),
+        ApiRequest::Pause { name: st("t") }
+    );
+    for (sql, state) in [
+        (
+            "SELECT pgtrickle.create_stream_table('t', 'q', partition_by => 'a')",
+            "0A000",
+        ),
+        (
+            "SELECT pgtrickle.alter_stream_table('t', fuse => 'on')",
+            "0A000",
+        ),
+        (
+            "SELECT pgtrickle.alter_stream_table('t', post_refresh_action => 'reindex')",
+            "0A000",
+        ),
+        (
+            "SELECT pgtrickle.create_stream_table('t', 'q', max_delta_fraction => 2)",
+            "22023",
+        ),
+        (
+            "SELECT pgtrickle.alter_stream_table('t', tier => 'tepid')",
+            "22023",
+        ),
+        (
+            "SELECT pgtrickle.create_stream_table('t', 'q', refresh_mode => 'FULL', \
+             append_only => true)",
+            "22023",
+        ),
+    ] {
+        assert_eq!(err(sql).sqlstate(), state, "{sql}");
+    }
+}
+
+#[test]
+fn calls_over_the_rows_of_a_query() {
+    let call = parse_api_call(
+        "SELECT pgtrickle.drop_stream_table(pgt_name) FROM pgtrickle.pgt_stream_tables \
+         WHERE pgt_name LIKE 'a%' ORDER BY pgt_id",
+    )
+    .unwrap()
+    .unwrap();
+    let ApiRequest::ForEachRow(rows) = call.request(&ApiLimits::default()).unwrap() else {
+        panic!("not over rows");
+    };
+    assert_eq!(
+        rows.query,
+        "SELECT (pgt_name)::TEXT FROM pgtrickle.pgt_stream_tables WHERE pgt_name LIKE 'a%' \
+         ORDER BY pgt_id"
+    );
+    assert_eq!(rows.function(), ApiFunction::DropStreamTable);
+    assert_eq!(
+        rows.request(&[Some("a1".into())]).unwrap(),
+        ApiRequest::Drop {
+            name: st("a1"),
+            cascade: false
+        }
+    );
+    // A NULL name in a row is the call's error.
+    assert_eq!(rows.request(&[None]).unwrap_err().sqlstate(), "22004");
 }

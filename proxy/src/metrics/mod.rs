@@ -217,6 +217,8 @@ fn api_function(request: &ApiRequest) -> &'static str {
         ApiRequest::Drop { .. } => "drop_stream_table",
         ApiRequest::Refresh { .. } => "refresh_stream_table",
         ApiRequest::Resume { .. } => "resume_stream_table",
+        ApiRequest::Pause { .. } => "pause_stream_table",
+        ApiRequest::ForEachRow(calls) => calls.function().sql_name(),
         ApiRequest::Status => "pgt_status",
         ApiRequest::Explain { .. } => "explain_st",
         ApiRequest::RefreshHistory { .. } => "get_refresh_history",

@@ -9,7 +9,9 @@ use crate::engine::api::drop::drop_keeping_sources;
 use crate::engine::api::outcome::Outcome;
 use crate::engine::background::poll::{due, Poller};
 use crate::engine::catalog::dependencies::{self, Dependency};
-use crate::engine::catalog::stream_tables::{self, qualified, NewStreamTable, StoredPlan};
+use crate::engine::catalog::stream_tables::{
+    self, qualified, NewStreamTable, StoredOptions, StoredPlan,
+};
 use crate::engine::error::{EngineError, EngineResult};
 use crate::engine::refresh::capture;
 use crate::engine::refresh::describe::{describe, resolve_name};
@@ -39,7 +41,10 @@ pub async fn create<R: SqlRunner>(
         .with_hint("use cdc_mode => 'trigger' or 'auto'"));
     }
     let name = resolve_name(sql, &req.name).await?;
-    let mut outcome = Outcome::default();
+    let mut outcome = Outcome {
+        notices: req.options.notices.clone(),
+        ..Outcome::default()
+    };
     // Sources of a replaced stream table: their capture is removed at the end if the new
     // definition does not read them (removing it first would make the poller wait for this
     // transaction's locks on a mirror it is about to fill again).
@@ -53,10 +58,10 @@ pub async fn create<R: SqlRunner>(
                 ))
             }
             CreateKind::IfNotExists => {
-                outcome.notices.push(format!(
+                outcome.notices = vec![format!(
                     "stream table \"{}\" already exists, skipping",
                     name.name
-                ));
+                )];
                 return Ok(outcome);
             }
             CreateKind::OrReplace => {
@@ -121,6 +126,7 @@ pub async fn create<R: SqlRunner>(
             // A stream table its creator populates in a transaction of its own is kept from
             // the scheduler meanwhile (the population clears it; a failed one drops it).
             held: req.initialize && !populate_here,
+            options: StoredOptions::of(&req.options),
         },
     )
     .await?;

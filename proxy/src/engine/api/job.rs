@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use bytes::{Bytes, BytesMut};
+use pgtrickle_planner::api_call::{ApiFunction, RowCalls};
 use pgtrickle_planner::{ApiRequest, PlanError};
 
 use crate::engine::api::answer;
@@ -106,6 +107,10 @@ async fn execute<R: SqlRunner>(
 ) -> Result<Outcome, EngineError> {
     let done = |_| Outcome::default();
     match request {
+        ApiRequest::ForEachRow(calls) => {
+            Box::pin(for_each_row(sql, auth, calls, poller, settings)).await
+        }
+        ApiRequest::Pause { name } => refresh_call::pause(sql, auth, name).await.map(done),
         ApiRequest::Create(c) => {
             create::create(sql, auth, c, populate_here, poller, settings).await
         }
@@ -122,6 +127,30 @@ async fn execute<R: SqlRunner>(
             EngineError::api("XX000", "read functions are answered by the server"),
         ),
     }
+}
+
+/// A call over the rows of a query: the query first (in the call's transaction), then the
+/// call for each row, in order; each call's notices are kept. New stream tables are populated
+/// in this transaction (as in a transaction block).
+async fn for_each_row<R: SqlRunner>(
+    sql: &mut R,
+    auth: &Authority,
+    calls: &RowCalls,
+    poller: &Poller,
+    settings: &EngineSettings,
+) -> Result<Outcome, EngineError> {
+    let rows = sql.rows(&calls.query).await?;
+    let mut outcome = Outcome {
+        calls: Some(rows.len()),
+        ..Outcome::default()
+    };
+    for row in &rows {
+        let request = calls.request(row)?;
+        let one = execute(sql, auth, &request, true, poller, settings).await?;
+        outcome.notices.extend(one.notices);
+        outcome.trim.extend(one.trim);
+    }
+    Ok(outcome)
 }
 
 impl ApiJob {
@@ -171,7 +200,7 @@ impl ApiJob {
             }
             Ok(()) => self.own_transactions(sql, &auth, &request).await,
         };
-        if let (Ok(_), ApiRequest::Create(_)) = (&result, &request) {
+        if let (Ok(_), ApiRequest::Create(_) | ApiRequest::ForEachRow(_)) = (&result, &request) {
             if let Ok(Some(database)) = sql.value("SELECT pg_catalog.current_database()").await {
                 self.schedulers.ensure(&database);
             }
@@ -257,6 +286,9 @@ impl ApiJob {
     ) -> Result<Outcome, EngineError> {
         let begin = match request {
             ApiRequest::Refresh { .. } => "BEGIN ISOLATION LEVEL REPEATABLE READ",
+            ApiRequest::ForEachRow(c) if c.function() == ApiFunction::RefreshStreamTable => {
+                "BEGIN ISOLATION LEVEL REPEATABLE READ"
+            }
             _ => "BEGIN ISOLATION LEVEL READ COMMITTED",
         };
         // A refresh that collides with a concurrent one (the scheduler's, another proxy's)
@@ -324,15 +356,19 @@ impl ApiJob {
         for notice in outcome.notices {
             out.extend_from_slice(&ErrorResponse::new(Severity::Notice, "00000", notice).encode());
         }
+        // One void value per call (a call over the rows of a query makes one per row).
+        let calls = outcome.calls.unwrap_or(1);
         match self.protocol {
             Protocol::Simple => out.extend_from_slice(&answer::rows_answer(
                 &[Column::new(&self.column, answer::oid::VOID)],
-                &[vec![Some(String::new())]],
+                &vec![vec![Some(String::new())]; calls],
                 sql.tx_status(),
             )),
             Protocol::Extended { .. } => {
-                DataRow::encode(&mut out, &[Some("")]);
-                CommandComplete::encode(&mut out, "SELECT 1");
+                for _ in 0..calls {
+                    DataRow::encode(&mut out, &[Some("")]);
+                }
+                CommandComplete::encode(&mut out, &format!("SELECT {calls}"));
             }
         }
         out.freeze()

@@ -16,6 +16,8 @@ pub struct Outcome {
     pub populate: Option<i64>,
     /// Sources whose change buffers to trim after commit.
     pub trim: Vec<u32>,
+    /// A call over the rows of a query: how many calls it made (one result row each).
+    pub calls: Option<usize>,
 }
 
 /// The stream table `name` (42P01 when there is none).

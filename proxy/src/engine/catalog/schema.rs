@@ -32,6 +32,13 @@ pub fn setup_sql() -> String {
     .map(row_security_sql)
     .join("\n");
     let take_over = take_over_sql();
+    let monitoring = MONITORING_SQL;
+    let stub_names = super::stubs::function_names()
+        .iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let stubs = super::stubs::stubs_sql();
     format!(
         r#"
 SELECT pg_advisory_xact_lock({SETUP_LOCK});
@@ -111,6 +118,18 @@ DELETE FROM pgtrickle.pgt_dependencies d USING pgtrickle.pgt_stream_tables s
     WHERE s.pgt_id = d.pgt_id
       AND NOT pg_catalog.has_any_column_privilege(s.owner, d.source_relid, 'SELECT');
 CREATE UNIQUE INDEX IF NOT EXISTS pgt_stream_tables_relid ON pgtrickle.pgt_stream_tables (pgt_relid);
+-- v7: pg_trickle's options the proxy keeps (append_only, max_delta_fraction as auto_threshold,
+-- post_refresh_action), the data timestamp, and pg_trickle's history counts.
+ALTER TABLE pgtrickle.pgt_stream_tables ADD COLUMN IF NOT EXISTS append_only bool NOT NULL DEFAULT false;
+ALTER TABLE pgtrickle.pgt_stream_tables ADD COLUMN IF NOT EXISTS auto_threshold double precision;
+ALTER TABLE pgtrickle.pgt_stream_tables ADD COLUMN IF NOT EXISTS post_refresh_action text;
+ALTER TABLE pgtrickle.pgt_stream_tables ADD COLUMN IF NOT EXISTS data_timestamp timestamptz;
+UPDATE pgtrickle.pgt_stream_tables SET data_timestamp = last_refresh_at
+    WHERE data_timestamp IS NULL AND last_refresh_at IS NOT NULL;
+ALTER TABLE pgtrickle.pgt_refresh_history ADD COLUMN IF NOT EXISTS data_timestamp timestamptz;
+ALTER TABLE pgtrickle.pgt_refresh_history ADD COLUMN IF NOT EXISTS rows_inserted bigint;
+ALTER TABLE pgtrickle.pgt_refresh_history ADD COLUMN IF NOT EXISTS rows_updated bigint;
+ALTER TABLE pgtrickle.pgt_refresh_history ADD COLUMN IF NOT EXISTS rows_deleted bigint;
 
 -- Foreign sources polled into a local mirror (pgtrickle_changes.mirror_<oid>); poll_seq
 -- grows with every poll that changed the mirror (a proxy's cached row hashes are valid while
@@ -161,18 +180,6 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $f$
     ORDER BY 1
 $f$;
 
-DROP FUNCTION IF EXISTS pgtrickle.pgt_status();
-CREATE FUNCTION pgtrickle.pgt_status()
-RETURNS TABLE (name text, status text, refresh_mode text, effective_mode text, schedule text,
-               is_populated bool, last_refresh_at timestamptz, consecutive_errors int,
-               last_error text, planner_version int)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $f$
-    SELECT format('%I.%I', pgt_schema, pgt_name), status, refresh_mode, effective_mode, schedule,
-           is_populated, last_refresh_at, consecutive_errors, last_error,
-           coalesce(planner_version, 1)
-    FROM pgtrickle.pgt_stream_tables ORDER BY pgt_schema, pgt_name
-$f$;
-
 -- Resolves a stream table's name with the caller's search_path (so no SET clause here, nor in
 -- the functions calling it): every name in these bodies is qualified instead.
 CREATE OR REPLACE FUNCTION pgtrickle.__pgt_find(name text) RETURNS bigint
@@ -190,21 +197,7 @@ BEGIN
 END
 $f$;
 
-DROP FUNCTION IF EXISTS pgtrickle.get_refresh_history(text, int);
-CREATE FUNCTION pgtrickle.get_refresh_history(name text, max_rows int DEFAULT 20)
-RETURNS TABLE (refresh_id bigint, started_at timestamptz, finished_at timestamptz,
-               action text, status text, rows_changed bigint, error text, reason text)
-LANGUAGE sql STABLE AS $f$
-    SELECT refresh_id, started_at, finished_at, action, status, rows_changed, error, reason
-    FROM pgtrickle.pgt_refresh_history
-    WHERE pgt_id = pgtrickle.__pgt_find(name)
-    ORDER BY refresh_id DESC LIMIT max_rows
-$f$;
-
-CREATE OR REPLACE FUNCTION pgtrickle.explain_st(name text) RETURNS text
-LANGUAGE sql STABLE AS $f$
-    SELECT explain FROM pgtrickle.pgt_stream_tables WHERE pgt_id = pgtrickle.__pgt_find(name)
-$f$;
+{monitoring}
 
 -- The key under which the proxy signs the statements it runs as the engine role on a client's
 -- session (HMAC-SHA256: its inner and outer padded forms), and the last nonce each backend used.
@@ -284,30 +277,20 @@ BEGIN
         HINT = 'connect to the pgtrickle-proxy port instead of the database server';
 END
 $f$;
-CREATE OR REPLACE FUNCTION pgtrickle.create_stream_table(name text, query text,
-    schedule text DEFAULT 'calculated', refresh_mode text DEFAULT 'AUTO',
-    initialize bool DEFAULT true, cdc_mode text DEFAULT NULL) RETURNS void
-LANGUAGE sql AS $f$ SELECT pgtrickle.__pgt_through_proxy('create_stream_table') $f$;
-CREATE OR REPLACE FUNCTION pgtrickle.create_stream_table_if_not_exists(name text, query text,
-    schedule text DEFAULT 'calculated', refresh_mode text DEFAULT 'AUTO',
-    initialize bool DEFAULT true, cdc_mode text DEFAULT NULL) RETURNS void
-LANGUAGE sql AS $f$ SELECT pgtrickle.__pgt_through_proxy('create_stream_table_if_not_exists') $f$;
-CREATE OR REPLACE FUNCTION pgtrickle.create_or_replace_stream_table(name text, query text,
-    schedule text DEFAULT 'calculated', refresh_mode text DEFAULT 'AUTO',
-    initialize bool DEFAULT true, cdc_mode text DEFAULT NULL) RETURNS void
-LANGUAGE sql AS $f$ SELECT pgtrickle.__pgt_through_proxy('create_or_replace_stream_table') $f$;
-CREATE OR REPLACE FUNCTION pgtrickle.alter_stream_table(name text, query text DEFAULT NULL,
-    schedule text DEFAULT NULL, refresh_mode text DEFAULT NULL, status text DEFAULT NULL,
-    cdc_mode text DEFAULT NULL) RETURNS void
-LANGUAGE sql AS $f$ SELECT pgtrickle.__pgt_through_proxy('alter_stream_table') $f$;
-CREATE OR REPLACE FUNCTION pgtrickle.drop_stream_table(name text, "cascade" bool DEFAULT false)
-RETURNS void
-LANGUAGE sql AS $f$ SELECT pgtrickle.__pgt_through_proxy('drop_stream_table') $f$;
-CREATE OR REPLACE FUNCTION pgtrickle.refresh_stream_table(name text) RETURNS void
-LANGUAGE sql AS $f$ SELECT pgtrickle.__pgt_through_proxy('refresh_stream_table') $f$;
-CREATE OR REPLACE FUNCTION pgtrickle.resume_stream_table(name text) RETURNS void
-LANGUAGE sql AS $f$ SELECT pgtrickle.__pgt_through_proxy('resume_stream_table') $f$;
-
+DO $drop$
+DECLARE
+    f record;
+BEGIN
+    FOR f IN
+        SELECT p.oid::pg_catalog.regprocedure AS sig FROM pg_catalog.pg_proc p
+        WHERE p.pronamespace = 'pgtrickle'::pg_catalog.regnamespace
+          AND p.proname IN ({stub_names})
+    LOOP
+        EXECUTE pg_catalog.format('DROP FUNCTION %s', f.sig);
+    END LOOP;
+END
+$drop$;
+{stubs}
 -- Stream tables are read-only except for the refresh engine, which sets pgtrickle.refreshing.
 CREATE OR REPLACE FUNCTION pgtrickle.__pgt_read_only() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$
@@ -345,6 +328,9 @@ INSERT INTO pgtrickle.pgt_catalog_version VALUES ({CATALOG_VERSION});
 "#
     )
 }
+
+/// pg_trickle's read, status and monitoring functions and views (run after the tables).
+const MONITORING_SQL: &str = include_str!("monitoring.sql");
 
 /// Row-level security on catalog table `table`: every role reads every row (up to catalog
 /// version 4 a role could also change its own rows; now only the engine role, the owner,

@@ -183,6 +183,10 @@ pub struct StreamTableRow {
     pub needs_full: bool,
     /// The snapshot of its last refresh.
     pub last_snapshot: Option<String>,
+    /// `max_delta_fraction`: this stream table's AUTO threshold (None: the proxy's).
+    pub auto_threshold: Option<f64>,
+    /// `post_refresh_action => 'analyze'`: ANALYZE the storage after each refresh.
+    pub analyze_after_refresh: bool,
 }
 
 /// Columns of a [`StreamTableRow`] (from `s`), as text (arrays and booleans included, so that
@@ -191,7 +195,8 @@ const ROW_COLUMNS: &str = "s.pgt_id::text AS pgt_id, s.pgt_schema, s.pgt_name, s
      s.resolved_query, s.schedule, s.refresh_mode, s.effective_mode, s.cdc_mode, s.status, \
      s.storage_layout, s.planner_version::text AS planner_version, \
      s.full_refresh::text AS full_refresh, s.diff_refresh::text AS diff_refresh, \
-     s.is_populated::text AS is_populated, s.needs_full::text AS needs_full, s.last_snapshot";
+     s.is_populated::text AS is_populated, s.needs_full::text AS needs_full, s.last_snapshot, \
+     s.auto_threshold::text AS auto_threshold, s.post_refresh_action";
 
 impl StreamTableRow {
     fn decode(r: &Record) -> Result<StreamTableRow, CatalogError> {
@@ -221,6 +226,8 @@ impl StreamTableRow {
             is_populated: r.flag("is_populated")?,
             needs_full: r.flag("needs_full")?,
             last_snapshot: r.text("last_snapshot")?.map(str::to_string),
+            auto_threshold: r.parse_opt("auto_threshold")?,
+            analyze_after_refresh: r.text("post_refresh_action")? == Some("analyze"),
         })
     }
 
@@ -410,6 +417,98 @@ pub struct NewStreamTable<'a> {
     /// Kept from the scheduler for a while (its creator populates it in a transaction of its
     /// own; the population clears it).
     pub held: bool,
+    /// pg_trickle's options the proxy keeps.
+    pub options: StoredOptions,
+}
+
+/// pg_trickle's per-stream-table options that the proxy keeps (`append_only`,
+/// `max_delta_fraction`, `post_refresh_action`); None leaves a column unchanged.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StoredOptions {
+    /// `append_only`.
+    pub append_only: Option<bool>,
+    /// `max_delta_fraction` (Some(None): back to the proxy's threshold).
+    pub auto_threshold: Option<Option<f64>>,
+    /// `post_refresh_action` (Some(None): none).
+    pub post_refresh_action: Option<Option<&'static str>>,
+}
+
+impl StoredOptions {
+    /// The planner's options as catalog values.
+    pub fn of(o: &pgtrickle_planner::api_call::StOptions) -> StoredOptions {
+        StoredOptions {
+            append_only: o.append_only,
+            auto_threshold: o.max_delta_fraction.map(Some),
+            post_refresh_action: o.post_refresh_action.map(|a| a.catalog_text()),
+        }
+    }
+
+    /// `SET` assignments for the options given (empty when none is).
+    fn assignments(&self) -> Vec<String> {
+        let mut set = Vec::new();
+        if let Some(a) = self.append_only {
+            set.push(format!("append_only = {a}"));
+        }
+        if let Some(t) = self.auto_threshold {
+            set.push(format!(
+                "auto_threshold = {}",
+                t.map(|v| format!("{v}::float8"))
+                    .unwrap_or_else(|| "NULL".into())
+            ));
+        }
+        if let Some(a) = self.post_refresh_action {
+            set.push(format!(
+                "post_refresh_action = {}",
+                a.map(quote_literal).unwrap_or_else(|| "NULL".into())
+            ));
+        }
+        set
+    }
+}
+
+/// Sets stream table `pgt_id`'s options (those given).
+pub async fn set_options<R: SqlRunner>(
+    sql: &mut R,
+    auth: &Authority,
+    pgt_id: i64,
+    options: &StoredOptions,
+) -> EngineResult<()> {
+    let set = options.assignments();
+    if set.is_empty() {
+        return Ok(());
+    }
+    auth.exec(
+        sql,
+        &format!(
+            "UPDATE pgtrickle.pgt_stream_tables SET {} WHERE pgt_id = {pgt_id}",
+            set.join(", ")
+        ),
+    )
+    .await
+}
+
+/// The options of stream table `pgt_id` as stored (for a re-plan that keeps them).
+pub async fn options<R: SqlRunner>(sql: &mut R, pgt_id: i64) -> EngineResult<StoredOptions> {
+    let rows = Rows::read(
+        sql,
+        TABLE,
+        &format!(
+            "SELECT s.append_only::text AS append_only, s.auto_threshold::text AS auto_threshold, \
+             s.post_refresh_action FROM pgtrickle.pgt_stream_tables s WHERE s.pgt_id = {pgt_id}"
+        ),
+    )
+    .await?;
+    let Some(r) = rows.first() else {
+        return Ok(StoredOptions::default());
+    };
+    Ok(StoredOptions {
+        append_only: Some(r.flag("append_only")?),
+        auto_threshold: Some(r.parse_opt("auto_threshold")?),
+        post_refresh_action: Some(match r.text("post_refresh_action")? {
+            Some("analyze") => Some("analyze"),
+            _ => None,
+        }),
+    })
 }
 
 /// A new catalog id, drawn as the engine role.
@@ -466,7 +565,8 @@ pub async fn insert<R: SqlRunner>(
             st.exec_relid,
         ),
     )
-    .await
+    .await?;
+    set_options(sql, auth, pgt_id, &st.options).await
 }
 
 /// The execution view of stream table `pgt_id` (qualified), if it exists.
@@ -531,6 +631,8 @@ pub struct RefreshRecord<'a> {
     pub reason: Option<&'a str>,
     /// Rows inserted, updated or deleted in the storage.
     pub rows_changed: i64,
+    /// Rows inserted, updated and deleted in the storage, as PostgreSQL counted them.
+    pub counts: Option<(i64, i64, i64)>,
     /// True when the next refresh must be FULL.
     pub next_full: bool,
     /// How long the refresh's statements took, in milliseconds.
@@ -552,16 +654,22 @@ pub async fn record_refresh<R: SqlRunner>(
         sql,
         &format!(
             "{before}UPDATE pgtrickle.pgt_stream_tables SET last_snapshot = pg_catalog.pg_current_snapshot()::text, \
-             last_refresh_at = pg_catalog.now(), is_populated = true, needs_full = {}, \
+             last_refresh_at = pg_catalog.now(), data_timestamp = pg_catalog.now(), \
+             is_populated = true, needs_full = {}, \
              consecutive_errors = 0, last_error = NULL, next_attempt_at = NULL \
              WHERE pgt_id = {pgt_id}; \
-             INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, action, status, \
-             rows_changed, reason, duration_ms, delta_rows) \
-             VALUES ({pgt_id}, pg_catalog.now(), '{}', 'SUCCESS', {}, {}, {}, {})",
+             INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, data_timestamp, \
+             action, status, rows_changed, reason, rows_inserted, rows_updated, rows_deleted, \
+             duration_ms, delta_rows) \
+             VALUES ({pgt_id}, pg_catalog.now(), pg_catalog.now(), '{}', 'SUCCESS', {}, {}, {}, {}, {})",
             done.next_full,
             effective_mode_text(done.action),
             done.rows_changed,
             done.reason.map(quote_literal).unwrap_or_else(|| "NULL".into()),
+            match done.counts {
+                Some((i, u, d)) => format!("{i}, {u}, {d}"),
+                None => "NULL, NULL, NULL".into(),
+            },
             if done.duration_ms.is_finite() { done.duration_ms.max(0.0) } else { 0.0 },
             done.delta_rows.map(|n| n.to_string()).unwrap_or_else(|| "NULL".into()),
         ),

@@ -126,7 +126,7 @@ pub async fn choose<R: SqlRunner>(
         }
         let pending: i64 = sources.iter().map(|s| s.changes).sum();
         let full = if st.refresh_mode == RefreshMode::Auto {
-            auto(sql, auth, settings, st.pgt_id, &sources, pending).await?
+            auto(sql, auth, settings, target, &sources, pending).await?
         } else {
             None
         };
@@ -138,17 +138,30 @@ pub async fn choose<R: SqlRunner>(
     Ok(Choice::full(reason))
 }
 
-/// AUTO's decision: the cost model's when the history has measured a FULL refresh, otherwise
-/// recompute when a source's pending changes exceed the configured share of its rows.
+/// AUTO's decision. A stream table's own `max_delta_fraction` is a cap the user set: past it
+/// the refresh recomputes. Below it (or without it), the cost model decides when the history
+/// has measured a FULL refresh; otherwise the refresh recomputes when a source's pending
+/// changes exceed `--auto-full-threshold` of its rows.
 async fn auto<R: SqlRunner>(
     sql: &mut R,
     auth: &Authority,
     settings: &EngineSettings,
-    pgt_id: i64,
+    target: &RefreshTarget,
     sources: &[PendingChanges],
     pending: i64,
 ) -> EngineResult<Option<FullReason>> {
-    let samples: Vec<Sample> = refresh_history::recent_measured(sql, auth, pgt_id)
+    let past = |threshold: f64| {
+        sources
+            .iter()
+            .find(|s| s.rows > 0.0 && s.changes as f64 > s.rows * threshold)
+            .map(|s| FullReason::MostlyChanged(s.oid))
+    };
+    if let Some(own) = target.row.auto_threshold {
+        if let Some(reason) = past(own.clamp(0.0, 1.0)) {
+            return Ok(Some(reason));
+        }
+    }
+    let samples: Vec<Sample> = refresh_history::recent_measured(sql, auth, target.row.pgt_id)
         .await?
         .into_iter()
         .map(|m| Sample {
@@ -163,10 +176,7 @@ async fn auto<R: SqlRunner>(
             .full_is_cheaper()
             .then_some(FullReason::Cheaper { estimate, pending }));
     }
-    Ok(sources
-        .iter()
-        .find(|s| s.rows > 0.0 && s.changes as f64 > s.rows * settings.auto_full_threshold())
-        .map(|s| FullReason::MostlyChanged(s.oid)))
+    Ok(past(settings.auto_full_threshold()))
 }
 
 /// A captured source's changes since the last refresh.
