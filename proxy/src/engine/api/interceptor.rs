@@ -277,7 +277,7 @@ impl EngineInterceptor {
                 ScriptStatement::Call(call) => {
                     let column = call.as_ref().map(column_of).unwrap_or_default();
                     let request = call.and_then(|c| c.request(&self.limits));
-                    Step::Call(self.api_job(request, column, Protocol::Simple))
+                    Step::Call(Box::new(self.api_job(request, column, Protocol::Simple)))
                 }
             })
             .collect();

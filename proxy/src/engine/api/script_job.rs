@@ -28,7 +28,7 @@ pub enum Step {
     /// Sent to the server as written.
     Sql(String),
     /// Answered by the engine.
-    Call(ApiJob),
+    Call(Box<ApiJob>),
 }
 
 /// The statements of one query string, in order.
@@ -104,7 +104,7 @@ impl ScriptJob {
                     }
                 },
                 Step::Call(job) => {
-                    let answer = job.answer(sql).await.answer;
+                    let answer = (*job).answer(sql).await.answer;
                     out.extend_from_slice(ready_for_query::without_trailing(&answer));
                     if sql.tx_status() == TransactionStatus::Failed {
                         return (false, wrote);
