@@ -20,6 +20,28 @@ async fn last_refresh(client: &Client, st: &str) -> (String, Option<String>, f64
     (r.get(0), r.get(1), r.get(2), r.get(3))
 }
 
+/// Runs `write`, refreshes `st`, checks that it equals `query` (over `cols`), and returns the
+/// refresh as the history records it.
+async fn write_and_refresh(
+    client: &Client,
+    write: &str,
+    st: &str,
+    cols: &str,
+    query: &str,
+) -> (String, Option<String>, f64, Option<i64>) {
+    client.batch_execute(write).await.unwrap();
+    client
+        .batch_execute(&format!("SELECT pgtrickle.refresh_stream_table('{st}')"))
+        .await
+        .unwrap();
+    assert_eq!(
+        rows_differing(client, st, cols, query).await,
+        0,
+        "{st} after {write}"
+    );
+    last_refresh(client, st).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_applies_few_changes_and_recomputes_when_most_rows_changed() {
     let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "600000"]);
@@ -46,37 +68,25 @@ async fn auto_applies_few_changes_and_recomputes_when_most_rows_changed() {
     // A few changes: applied, and the history says how many and how long. (The source is
     // large enough that recomputing it costs clearly more than applying a few changes, even on
     // a busy machine: the model goes by measured times.)
+    let cols = "grp, total, n";
     for round in 0..3 {
-        client
-            .batch_execute(&format!(
-                "UPDATE src SET val = val + 1 WHERE id % 10000 = {round}"
-            ))
-            .await
-            .unwrap();
-        client
-            .batch_execute("SELECT pgtrickle.refresh_stream_table('auto_st')")
-            .await
-            .unwrap();
-        let (action, reason, ms, changes) = last_refresh(&client, "auto_st").await;
+        let write = format!("UPDATE src SET val = val + 1 WHERE id % 10000 = {round}");
+        let (action, reason, ms, changes) =
+            write_and_refresh(&client, &write, "auto_st", cols, query).await;
         assert_eq!((action.as_str(), reason), ("DIFFERENTIAL", None));
         assert!(ms > 0.0);
         assert!(changes.unwrap_or(0) >= 20, "changes consumed: {changes:?}");
-        assert_eq!(
-            rows_differing(&client, "auto_st", "grp, total, n", query).await,
-            0
-        );
     }
 
     // Every row changed: recomputing is expected to be far cheaper.
-    client
-        .batch_execute("UPDATE src SET val = val * 2")
-        .await
-        .unwrap();
-    client
-        .batch_execute("SELECT pgtrickle.refresh_stream_table('auto_st')")
-        .await
-        .unwrap();
-    let (action, reason, _, changes) = last_refresh(&client, "auto_st").await;
+    let (action, reason, _, changes) = write_and_refresh(
+        &client,
+        "UPDATE src SET val = val * 2",
+        "auto_st",
+        cols,
+        query,
+    )
+    .await;
     assert_eq!(action, "FULL");
     let reason = reason.unwrap_or_default();
     assert!(
@@ -84,25 +94,11 @@ async fn auto_applies_few_changes_and_recomputes_when_most_rows_changed() {
         "reason: {reason}"
     );
     assert_eq!(changes, None, "a FULL refresh records no consumed changes");
-    assert_eq!(
-        rows_differing(&client, "auto_st", "grp, total, n", query).await,
-        0
-    );
 
     // And back to applying when the changes are few again.
-    client
-        .batch_execute("DELETE FROM src WHERE id % 5000 = 7")
-        .await
-        .unwrap();
-    client
-        .batch_execute("SELECT pgtrickle.refresh_stream_table('auto_st')")
-        .await
-        .unwrap();
-    assert_eq!(last_refresh(&client, "auto_st").await.0, "DIFFERENTIAL");
-    assert_eq!(
-        rows_differing(&client, "auto_st", "grp, total, n", query).await,
-        0
-    );
+    let write = "DELETE FROM src WHERE id % 5000 = 7";
+    let (action, ..) = write_and_refresh(&client, write, "auto_st", cols, query).await;
+    assert_eq!(action, "DIFFERENTIAL");
 }
 
 /// DIFFERENTIAL stream tables record their measurements too, so that switching them to AUTO
@@ -125,29 +121,19 @@ async fn differential_never_recomputes_for_cost() {
         )
         .await
         .unwrap();
-    client
-        .batch_execute("UPDATE src SET val = val + 1")
-        .await
-        .unwrap();
-    client
-        .batch_execute("SELECT pgtrickle.refresh_stream_table('diff_st')")
-        .await
-        .unwrap();
-    let (action, reason, ms, changes) = last_refresh(&client, "diff_st").await;
+    let query = "SELECT sum(val) AS total FROM src";
+    let (action, reason, ms, changes) = write_and_refresh(
+        &client,
+        "UPDATE src SET val = val + 1",
+        "diff_st",
+        "total",
+        query,
+    )
+    .await;
     assert_eq!((action.as_str(), reason), ("DIFFERENTIAL", None));
     assert!(ms > 0.0);
     assert!(
         changes.unwrap_or(0) >= 5000,
         "changes consumed: {changes:?}"
-    );
-    assert_eq!(
-        rows_differing(
-            &client,
-            "diff_st",
-            "total",
-            "SELECT sum(val) AS total FROM src"
-        )
-        .await,
-        0
     );
 }
