@@ -2,7 +2,7 @@
 //! a body's fields without copying (and without panicking on a short or malformed body), and
 //! the two halves of writing a message whose length is known only at its end.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// Reads a message body field after field; every read returns None when the body is too short
 /// or the field malformed.
@@ -96,6 +96,15 @@ pub fn end(buf: &mut BytesMut, start: usize) {
 pub fn put_cstr(buf: &mut BytesMut, s: &[u8]) {
     buf.put_slice(s);
     buf.put_u8(0);
+}
+
+/// A whole message with `tag` whose body is one string (Query, CopyFail).
+pub fn cstr_message(tag: u8, s: &str) -> Bytes {
+    let mut buf = BytesMut::with_capacity(s.len() + 6);
+    let start = begin(&mut buf, tag);
+    put_cstr(&mut buf, s.as_bytes());
+    end(&mut buf, start);
+    buf.freeze()
 }
 
 #[cfg(test)]

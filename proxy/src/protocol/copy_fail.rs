@@ -1,9 +1,9 @@
 //! CopyFail (`f`): the client aborts a `COPY ... FROM STDIN`, with the reason the server
 //! reports in its error.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
-use super::codec::{begin, end, put_cstr, Reader};
+use super::codec::{cstr_message, Reader};
 
 /// A decoded CopyFail body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,11 +22,7 @@ impl<'a> CopyFail<'a> {
 
     /// Encodes a whole CopyFail message.
     pub fn encode(reason: &str) -> Bytes {
-        let mut buf = BytesMut::with_capacity(reason.len() + 6);
-        let start = begin(&mut buf, b'f');
-        put_cstr(&mut buf, reason.as_bytes());
-        end(&mut buf, start);
-        buf.freeze()
+        cstr_message(b'f', reason)
     }
 }
 

@@ -1,8 +1,8 @@
 //! Query (`Q`): a simple-protocol query string, one or more statements.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
-use super::codec::{begin, end, put_cstr, Reader};
+use super::codec::{cstr_message, Reader};
 
 /// A decoded Query body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,11 +21,7 @@ impl<'a> Query<'a> {
 
     /// Encodes a whole Query message.
     pub fn encode(sql: &str) -> Bytes {
-        let mut buf = BytesMut::with_capacity(sql.len() + 6);
-        let start = begin(&mut buf, b'Q');
-        put_cstr(&mut buf, sql.as_bytes());
-        end(&mut buf, start);
-        buf.freeze()
+        cstr_message(b'Q', sql)
     }
 }
 
