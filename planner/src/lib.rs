@@ -114,7 +114,8 @@
 /// 6: window functions, DISTINCT ON, grouping sets and top-k are maintained by the keyed
 /// recompute (storage layout `Keyed`); set-returning functions, VALUES and LATERAL subqueries
 /// in FROM are maintained; WITH RECURSIVE is accepted (FULL).
-pub const PLANNER_VERSION: i32 = 6;
+/// 7: a MIN/MAX group is not read again when an inserted value reaches its stored extremum.
+pub const PLANNER_VERSION: i32 = 7;
 
 pub mod api_call;
 pub mod error;
