@@ -43,6 +43,12 @@ impl Builder<'_> {
         let mut body = self.subquery(q)?;
         if let Some(x) = in_expr {
             check_expr(x)?;
+            if !matches!(body, Body::Block(_)) {
+                // A grouped subquery, UNION, INTERSECT or EXCEPT: selected from as one factor.
+                let id = self.next_id;
+                self.next_id += 1;
+                body = Body::Block(Box::new(body_as_block(body, id, &format!("__pgt_in{id}"))));
+            }
             let Body::Block(b) = &mut body else {
                 return unsupported("IN (subquery with UNION)");
             };
