@@ -67,7 +67,9 @@
 //!   anti-joins;
 //! - `EXISTS`, `NOT EXISTS`, `IN (subquery)`, `NOT IN (subquery)` as AND-ed WHERE conjuncts
 //!   (semi- and anti-joins; old existence is a positive sum of old weights), the IN subquery
-//!   also grouped (with HAVING) or a UNION/INTERSECT/EXCEPT;
+//!   also grouped (with HAVING) or a UNION/INTERSECT/EXCEPT, with a row on the left
+//!   (`(a, b) IN (SELECT x, y ...)`); `x op ANY (subquery)`, `x op ALL (subquery)` and their
+//!   negations likewise (ALL: an anti-join on `(x op y) IS NOT TRUE`);
 //! - scalar subqueries that aggregate (no GROUP BY) in WHERE and HAVING, lifted into FROM
 //!   (`query::model::scalar`): uncorrelated ones anywhere in WHERE or HAVING as a one-row
 //!   grouped subquery; correlated ones by equalities as an operand of a comparison that is a
@@ -122,7 +124,7 @@
 /// recompute (storage layout `Keyed`); set-returning functions, VALUES and LATERAL subqueries
 /// in FROM are maintained; WITH RECURSIVE is accepted (FULL).
 /// 7: scalar subqueries in WHERE and HAVING are lifted into FROM (new plans), IN over grouped
-/// and set-operation subqueries; a keyless grouped subquery with only count(*) regroups by a
+/// and set-operation subqueries, row IN and op ANY/ALL (subquery); a keyless grouped subquery with only count(*) regroups by a
 /// constant column (its SQL had an empty select list).
 pub const PLANNER_VERSION: i32 = 7;
 

@@ -80,6 +80,7 @@ impl Builder<'_> {
         struct Collect {
             depth: usize,
             found: Vec<Query>,
+            any_all: bool,
         }
         impl VisitorMut for Collect {
             type Break = ();
@@ -93,6 +94,12 @@ impl Builder<'_> {
             }
             fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
                 if self.depth == 0 {
+                    if let Expr::AnyOp { right, .. } | Expr::AllOp { right, .. } = e {
+                        if matches!(strip_nested(right), Expr::Subquery(_)) {
+                            self.any_all = true;
+                            return ControlFlow::Break(());
+                        }
+                    }
                     if let Expr::Subquery(q) = e {
                         self.found.push((**q).clone());
                         *e =
@@ -106,8 +113,12 @@ impl Builder<'_> {
         let mut c = Collect {
             depth: 0,
             found: vec![],
+            any_all: false,
         };
         let _ = VisitMut::visit(&mut e, &mut c);
+        if c.any_all {
+            return unsupported("op ANY/ALL (subquery) outside an AND-ed WHERE conjunct");
+        }
         if c.found.is_empty() {
             return Ok(e);
         }
