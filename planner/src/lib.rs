@@ -124,8 +124,8 @@
 /// recompute (storage layout `Keyed`); set-returning functions, VALUES and LATERAL subqueries
 /// in FROM are maintained; WITH RECURSIVE is accepted (FULL).
 /// 7: scalar subqueries in WHERE and HAVING are lifted into FROM (new plans), IN over grouped
-/// and set-operation subqueries, row IN and op ANY/ALL (subquery); a keyless grouped subquery with only count(*) regroups by a
-/// constant column (its SQL had an empty select list).
+/// and set-operation subqueries, row IN and op ANY/ALL (subquery); a keyless grouped subquery
+/// with only count(*) regroups by a constant column (its SQL had an empty select list).
 pub const PLANNER_VERSION: i32 = 7;
 
 pub mod api_call;
