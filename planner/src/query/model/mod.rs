@@ -9,12 +9,14 @@ mod grouping;
 mod keyed;
 mod lateral;
 mod outer;
+mod scalar;
 mod semi;
 mod setops;
 
 use grouping::*;
 pub use keyed::{KeyPart, KeyedInput, KeyedPlan, FILTER_HOLE, HASH_HOLE};
 use outer::*;
+use scalar::*;
 use semi::*;
 
 use std::collections::HashMap;
@@ -392,6 +394,7 @@ pub fn build(q: &Query, relations: &[SourceRelation]) -> R<Shape> {
         ctes: HashMap::new(),
         next_id: 0,
         laterals: Vec::new(),
+        hidden: Vec::new(),
     };
     b.top(q)
 }
@@ -402,4 +405,7 @@ struct Builder<'a> {
     next_id: usize,
     /// Ids of the factors that are LATERAL subqueries reading relations.
     laterals: Vec<usize>,
+    /// Ids of the factors the builder added (lifted scalar subqueries): `*` does not expand
+    /// to their columns.
+    hidden: Vec<usize>,
 }
