@@ -45,7 +45,16 @@ pub enum Protocol {
 }
 
 /// Attempts of a refresh that keeps colliding with concurrent refreshes.
-const MAX_ATTEMPTS: u32 = 5;
+const MAX_ATTEMPTS: u32 = 10;
+
+/// Waits before attempt `attempt` + 1 of a refresh that collided: a random pause that grows with
+/// the attempts, so that concurrent callers of one stream table (a pool's connections) do not
+/// collide again in lockstep.
+async fn back_off(attempt: u32) {
+    let ceiling_ms = 10 * u64::from(attempt.min(8));
+    let pause = rand::Rng::gen_range(&mut rand::thread_rng(), 1..=ceiling_ms.max(1));
+    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+}
 
 /// One API call to run on the session.
 pub struct ApiJob {
@@ -316,6 +325,7 @@ impl ApiJob {
                     if !(e.is_serialization_failure() && attempt < MAX_ATTEMPTS) {
                         return Err(e);
                     }
+                    back_off(attempt).await;
                 }
             }
         };
@@ -334,6 +344,7 @@ impl ApiJob {
                     Err(e) => {
                         let _ = sql.simple_query("ROLLBACK").await;
                         if e.is_serialization_failure() && attempt < MAX_ATTEMPTS {
+                            back_off(attempt).await;
                             continue;
                         }
                         sql.simple_query("BEGIN").await?;
