@@ -11,11 +11,13 @@ mod lateral;
 mod outer;
 mod semi;
 mod setops;
+mod using;
 
 use grouping::*;
 pub use keyed::{KeyPart, KeyedInput, KeyedPlan, FILTER_HOLE, HASH_HOLE};
 use outer::*;
 use semi::*;
+use using::*;
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
