@@ -138,6 +138,7 @@ pub mod query;
 pub mod schedule;
 pub mod sqlgen;
 pub mod statement;
+pub mod unreadable;
 
 pub use api_call::{
     parse_api_call, parse_api_script, ApiLimits, ApiRequest, CdcMode, ParsedApiCall, RefreshMode,
@@ -152,3 +153,4 @@ pub use prefilter::{may_contain_api_call, scan_api_calls, ApiCallScan};
 pub use query::{equality_key_columns, expand_views, referenced_relations, ViewDefinition};
 pub use schedule::Schedule;
 pub use statement::{Piece, RefreshStatement};
+pub use unreadable::plan_unreadable;

@@ -248,7 +248,8 @@ fn hidden_names(plan: &model::AggPlan, cols: &[ColumnDef]) -> Vec<String> {
         .collect()
 }
 
-fn check_columns(cols: &[ColumnDef]) -> Result<()> {
+/// Checks the query's output columns: at least one, distinct names, none reserved.
+pub(crate) fn check_columns(cols: &[ColumnDef]) -> Result<()> {
     if cols.is_empty() {
         return Err(PlanError::InvalidObjectDefinition(
             "the defining query must return at least one column".into(),
