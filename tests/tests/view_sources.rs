@@ -296,8 +296,7 @@ async fn views_are_expanded_only_when_the_owner_reads_their_tables_itself() {
 
 /// Partitioned tables as sources: capture triggers sit on the root and on every partition, so
 /// writes aimed at the root or at a partition are maintained DIFFERENTIAL. A partition created
-/// or attached later, and a DETACH, are not captured (documented in STREAM_TABLES.md): the
-/// test records what a refresh then shows.
+/// or attached later, and a DETACH, are not captured: the refreshes then recompute.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitioned_sources_are_maintained_differentially() {
     let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "600000"]);
@@ -355,20 +354,44 @@ async fn partitioned_sources_are_maintained_differentially() {
             "round {round}: {writes}"
         );
     }
-    // Known gap: a partition attached after the create (with rows, or written directly) is not
-    // captured until the stream table is created again.
-    exec(
-        &client,
-        &proxy,
-        "CREATE TABLE m_top (id int, v int); INSERT INTO m_top VALUES (150, 3); \
-         ALTER TABLE m ATTACH PARTITION m_top FOR VALUES FROM (100) TO (200)",
-    )
-    .await;
-    refresh(&client, &proxy, "mp").await;
-    eprintln!(
-        "after ATTACH PARTITION: {} rows differ",
-        rows_differing(&client, "mp", "g, n, s", query).await
-    );
+    // A partition attached after the create (with rows, then written directly), and a DETACH,
+    // escape the capture: the refreshes recompute (FULL, with the reason), and stay equal.
+    for (change, writes) in [
+        (
+            "CREATE TABLE m_top (id int, v int); INSERT INTO m_top VALUES (150, 3); \
+             ALTER TABLE m ATTACH PARTITION m_top FOR VALUES FROM (100) TO (200)",
+            "INSERT INTO m_top VALUES (160, 4)",
+        ),
+        (
+            "ALTER TABLE m DETACH PARTITION m_low",
+            "INSERT INTO m_low VALUES (5, 5); INSERT INTO m VALUES (120, 1)",
+        ),
+    ] {
+        exec(&client, &proxy, change).await;
+        refresh(&client, &proxy, "mp").await;
+        assert_eq!(last_action(&client, "mp").await, "FULL", "{change}");
+        assert_eq!(
+            rows_differing(&client, "mp", "g, n, s", query).await,
+            0,
+            "{change}"
+        );
+        exec(&client, &proxy, writes).await;
+        refresh(&client, &proxy, "mp").await;
+        assert_eq!(
+            rows_differing(&client, "mp", "g, n, s", query).await,
+            0,
+            "{change}; {writes}"
+        );
+    }
+    let reason: String = client
+        .query_one(
+            "SELECT reason FROM pgtrickle.get_refresh_history('mp', 1)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(reason.contains("partitions"), "{reason}");
 }
 
 /// Queries PostgreSQL accepts that the proxy's SQL parser cannot read: FULL in AUTO with a
