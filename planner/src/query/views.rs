@@ -169,6 +169,24 @@ mod tests {
     }
 
     #[test]
+    fn names_needing_quotes_stay_quoted() {
+        let v = ViewDefinition {
+            reference: RelationRef {
+                schema: Some("S p".into()),
+                name: "we\"ird".into(),
+            },
+            definition: "SELECT t.a FROM \"S p\".t".into(),
+        };
+        let (sql, n) =
+            expand_views("SELECT \"we\"\"ird\".a FROM \"S p\".\"we\"\"ird\"", &[v]).unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(
+            sql,
+            "SELECT \"we\"\"ird\".a FROM (SELECT t.a FROM \"S p\".t) AS \"we\"\"ird\""
+        );
+    }
+
+    #[test]
     fn a_definition_that_is_not_one_query_is_an_error() {
         let v = view("public", "v", "SELECT 1; SELECT 2");
         assert!(expand_views("SELECT * FROM public.v", &[v]).is_err());
