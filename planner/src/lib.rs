@@ -93,6 +93,10 @@
 //!   (no delta of their own: per row of the items before them), and LATERAL subqueries that
 //!   are plain joins (no grouping, DISTINCT or LIMIT), in inner joins.
 //!
+//! Views are not the planner's business: the engine expands the views it may into the query
+//! before planning ([`expand_views`]), and a query sqlparser cannot read is planned FULL by
+//! [`plan_unreadable`] from the engine's description (0A000 under DIFFERENTIAL).
+//!
 //! Everything else falls back to FULL under AUTO (with a notice naming the construct) and is
 //! an error 0A000 naming it under DIFFERENTIAL: scalar subqueries, subqueries outside AND-ed
 //! WHERE conjuncts, grouped or limited LATERAL subqueries, aggregates other than the ones above
