@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Proxy overhead: pgbench select-only (-S), simple and prepared protocol, 4 clients over TCP,
-# directly against PostgreSQL, through a bare tokio copy_bidirectional forwarder (the floor of any
-# user-space relay: benches/bare_forwarder.rs), through pgtrickle-proxy, and through PgBouncer
-# (session mode) when it is installed. Targets are interleaved within each round; medians are reported with
-# their ratios to direct TPS and to the bare forwarder's.
+# Proxy overhead: pgbench select-only (-S) over TCP in three modes (simple protocol with 4
+# clients, prepared with 4, simple with 1), directly against PostgreSQL, through a bare tokio
+# copy_bidirectional forwarder (the floor of any user-space relay: benches/bare_forwarder.rs),
+# through pgtrickle-proxy (default runtime; one worker thread; with its HTTP listener on and
+# scraped every second), and through PgBouncer (session mode) when it is installed. Targets are
+# interleaved within each round; medians are reported with their ratios to direct TPS and to
+# the bare forwarder's.
 #
 # Usage: benches/pgbench_overhead.sh [ROUNDS] [SECONDS_PER_RUN]
 # Environment: PG_BINDIR (server binaries), CLIENTS (default 4), SCALE (default 10).
@@ -40,15 +42,23 @@ FORWARDER_PORT=$(free_port)
 PIDS+=($!)
 wait_port "$FORWARDER_PORT"
 TARGETS="$TARGETS forwarder:$FORWARDER_PORT"
-for variant in "proxy:0" "proxy-1t:1"; do
+for variant in "proxy:0" "proxy-1t:1" "proxy-http:0"; do
     port=$(free_port)
-    "$PROXY" --listen "127.0.0.1:$port" --worker-threads "${variant##*:}" \
+    http=()
+    if [ "${variant%%:*}" = proxy-http ]; then
+        HTTP_PORT=$(free_port)
+        http=(--http-listen "127.0.0.1:$HTTP_PORT")
+    fi
+    "$PROXY" --listen "127.0.0.1:$port" --worker-threads "${variant##*:}" "${http[@]}" \
         --upstream "postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable" \
         --log warn 2>>"$WORK/proxy.log" &
     PIDS+=($!)
     wait_port "$port"
     TARGETS="$TARGETS ${variant%%:*}:$port"
 done
+# A Prometheus-like scraper of the listener, once a second, for the whole run.
+( while sleep 1; do curl -s "http://127.0.0.1:$HTTP_PORT/metrics" >/dev/null || true; done ) &
+PIDS+=($!)
 if command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; then
     BOUNCER=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
     BOUNCER_PORT=$(free_port)
@@ -80,12 +90,16 @@ fi
 
 RESULTS="$WORK/results.txt"
 : > "$RESULTS"
+MODES="simple prepared simple-1"
 for round in $(seq 1 "$ROUNDS"); do
-    for mode in simple prepared; do
+    for mode in $MODES; do
+        protocol=${mode%-1}
+        clients=$CLIENTS; threads=2
+        [ "$mode" = simple-1 ] && { clients=1; threads=1; }
         for t in $TARGETS; do
             name=${t%%:*}; port=${t##*:}
-            tps=$("$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -S -M "$mode" \
-                -c "$CLIENTS" -j 2 -T "$SECONDS_PER_RUN" postgres 2>/dev/null \
+            tps=$("$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -S -M "$protocol" \
+                -c "$clients" -j "$threads" -T "$SECONDS_PER_RUN" postgres 2>/dev/null \
                 | awk '/^tps = / {print $3; exit}')
             echo "$mode $name $tps" >> "$RESULTS"
             echo "round $round: $mode $name $tps tps" >&2
@@ -95,9 +109,9 @@ done
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 echo
-echo "pgbench -S, $CLIENTS clients, ${SECONDS_PER_RUN}s runs, $ROUNDS interleaved rounds (median TPS)"
+echo "pgbench -S, $CLIENTS clients (simple-1: one), ${SECONDS_PER_RUN}s runs, $ROUNDS interleaved rounds (median TPS)"
 printf '%-9s %-10s %10s %9s %12s\n' mode target tps vs-direct vs-forwarder
-for mode in simple prepared; do
+for mode in $MODES; do
     direct=$(awk -v m=$mode '$1==m && $2=="direct" {print $3}' "$RESULTS" | median)
     forwarder=$(awk -v m=$mode '$1==m && $2=="forwarder" {print $3}' "$RESULTS" | median)
     for t in $TARGETS; do

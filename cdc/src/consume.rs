@@ -78,14 +78,16 @@ pub fn pending_changes_sql(oid: u32, last_snapshot: &str) -> String {
 }
 
 /// A query returning one bigint: how many change rows of source `oid` the window since
-/// `last_snapshot` holds (markers excluded). For the AUTO mode's "changes are a large share of the
-/// source" decision.
-pub fn pending_change_count_sql(oid: u32, last_snapshot: &str) -> String {
+/// `last_snapshot` holds (markers excluded), counting at most `limit` (the count stops there, so
+/// that a decision that needs only to know whether the changes reach `limit` does not read them
+/// all). For the AUTO mode's choice between FULL and DIFFERENTIAL.
+pub fn pending_change_count_sql(oid: u32, last_snapshot: &str, limit: i64) -> String {
     format!(
-        "SELECT count(*) FROM {} WHERE {} AND NOT {}",
+        "SELECT count(*) FROM (SELECT 1 FROM {} WHERE {} AND NOT {} LIMIT {}) AS __pgt_changes",
         buffer_table(oid),
         window(last_snapshot),
-        quote_ident(TRUNCATE_COLUMN)
+        quote_ident(TRUNCATE_COLUMN),
+        limit.max(0)
     )
 }
 

@@ -500,8 +500,13 @@ async fn cleanup_runs_concurrently_in_read_committed_not_inside_a_refresh() {
 
     // Inside a REPEATABLE READ transaction whose snapshot predates another cleanup, deleting the
     // same rows is a serialization failure: that is why cleanup has a transaction of its own.
+    // (The transaction reads the buffer, as a refresh does: its lock makes the first cleanup
+    // DELETE rather than TRUNCATE.)
     other
-        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1")
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM {}",
+            pgtrickle_cdc::buffer_table(s.oid)
+        ))
         .await
         .unwrap();
     cleanup(&db, &s, &[&a]).await;
@@ -546,5 +551,58 @@ async fn cleanup_runs_concurrently_in_read_committed_not_inside_a_refresh() {
         .unwrap();
     refresh(&db, &s, &mut a).await;
     db.batch_execute(&sql).await.unwrap();
+    assert_eq!(buffer_count(&db, &s).await, 0);
+}
+
+async fn buffer_filenode(db: &Client, source: &SourceTable) -> String {
+    let sql = format!(
+        "SELECT pg_relation_filenode('{}')::text",
+        pgtrickle_cdc::buffer_table(source.oid)
+    );
+    db.query_one(&sql, &[]).await.unwrap().get(0)
+}
+
+/// Once every consumer has consumed every row, cleanup empties the buffer with TRUNCATE (a new
+/// relfilenode); while a writer of the source is in progress (it holds a lock on the buffer),
+/// cleanup deletes instead, and the writer's rows survive to be consumed after its commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_truncates_a_fully_consumed_buffer_and_never_an_open_writers_rows() {
+    let cluster = Cluster::start();
+    let (db, s) = setup(&cluster).await;
+    let mut a = populate(&db, "mirror_a", false).await;
+    let writer = connect(&cluster, "postgres").await;
+
+    db.batch_execute("UPDATE s SET v = v + 1").await.unwrap();
+    refresh(&db, &s, &mut a).await;
+    let before = buffer_filenode(&db, &s).await;
+    cleanup(&db, &s, &[&a]).await;
+    assert_eq!(buffer_count(&db, &s).await, 0);
+    assert_ne!(
+        buffer_filenode(&db, &s).await,
+        before,
+        "a fully consumed buffer is truncated"
+    );
+
+    // A writer in progress: its rows are not visible to the consumer yet, and its lock on the
+    // buffer sends cleanup to DELETE.
+    db.batch_execute("UPDATE s SET v = v + 1 WHERE k < 5")
+        .await
+        .unwrap();
+    refresh(&db, &s, &mut a).await;
+    writer
+        .batch_execute("BEGIN; UPDATE s SET v = v + 100 WHERE k >= 5")
+        .await
+        .unwrap();
+    let before = buffer_filenode(&db, &s).await;
+    cleanup(&db, &s, &[&a]).await;
+    assert_eq!(
+        buffer_filenode(&db, &s).await,
+        before,
+        "no TRUNCATE under a writer's lock"
+    );
+    writer.batch_execute("COMMIT").await.unwrap();
+    assert!(buffer_count(&db, &s).await > 0, "the writer's rows stay");
+    assert!(refresh(&db, &s, &mut a).await > 0, "and are consumed");
+    cleanup(&db, &s, &[&a]).await;
     assert_eq!(buffer_count(&db, &s).await, 0);
 }

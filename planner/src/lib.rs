@@ -66,7 +66,15 @@
 //!   in the chain (at most 3 outer joins per SELECT), as an inner join plus null-padded
 //!   anti-joins;
 //! - `EXISTS`, `NOT EXISTS`, `IN (subquery)`, `NOT IN (subquery)` as AND-ed WHERE conjuncts
-//!   (semi- and anti-joins; old existence is a positive sum of old weights);
+//!   (semi- and anti-joins; old existence is a positive sum of old weights), the IN subquery
+//!   also grouped (with HAVING) or a UNION/INTERSECT/EXCEPT, with a row on the left
+//!   (`(a, b) IN (SELECT x, y ...)`); `x op ANY (subquery)`, `x op ALL (subquery)` and their
+//!   negations likewise (ALL: an anti-join on `(x op y) IS NOT TRUE`);
+//! - scalar subqueries that aggregate (no GROUP BY) in WHERE and HAVING, lifted into FROM
+//!   (`query::model::scalar`): uncorrelated ones anywhere in WHERE or HAVING as a one-row
+//!   grouped subquery; correlated ones by equalities as an operand of a comparison that is a
+//!   WHERE conjunct, their value NULL over no rows (not count), as a subquery grouped by the
+//!   correlation keys joined on them;
 //! - at the top: GROUP BY (expressions, NULL keys) or global aggregates with COUNT(*),
 //!   COUNT(x), SUM, AVG, MIN, MAX, BOOL_AND/OR/EVERY and FILTER, maintained from per-group state
 //!   (a group whose MIN/MAX value is deleted is re-scanned); HAVING, aggregates with DISTINCT
@@ -98,8 +106,9 @@
 //! [`plan_unreadable`] from the engine's description (0A000 under DIFFERENTIAL).
 //!
 //! Everything else falls back to FULL under AUTO (with a notice naming the construct) and is
-//! an error 0A000 naming it under DIFFERENTIAL: scalar subqueries, subqueries outside AND-ed
-//! WHERE conjuncts, grouped or limited LATERAL subqueries, aggregates other than the ones above
+//! an error 0A000 naming it under DIFFERENTIAL: other scalar subqueries (in the select list,
+//! without an aggregate, correlated otherwise), EXISTS/IN subqueries outside AND-ed WHERE
+//! conjuncts, grouped or limited LATERAL subqueries, aggregates other than the ones above
 //! inside subqueries, NATURAL joins as written (the engine plans PostgreSQL's deparsed text,
 //! where they are USING joins), volatile and time-dependent functions (`now()`,
 //! `CURRENT_DATE`), LIMIT/OFFSET without ORDER BY in a subquery (`OFFSET 0` and `LIMIT ALL`
@@ -125,10 +134,15 @@
 /// 6: window functions, DISTINCT ON, grouping sets and top-k are maintained by the keyed
 /// recompute (storage layout `Keyed`); set-returning functions, VALUES and LATERAL subqueries
 /// in FROM are maintained; WITH RECURSIVE is accepted (FULL).
-/// 7: outer joins `USING` (and NATURAL, which PostgreSQL prints as USING), GROUP BY keys
+/// 7: scalar subqueries in WHERE and HAVING are lifted into FROM (new plans), IN over grouped
+/// and set-operation subqueries, row IN and op ANY/ALL (subquery); a keyless grouped subquery
+/// with only count(*) regroups by a constant column (its SQL had an empty select list).
+/// 8: a MIN/MAX group is not read again when its inserted extremum is beyond every deleted
+/// value and reaches the stored one.
+/// 9: outer joins `USING` (and NATURAL, which PostgreSQL prints as USING), GROUP BY keys
 /// outside the select list with HAVING or output expressions, `json` output columns (compared
 /// by text) are maintained; `OFFSET 0` / `LIMIT ALL` are dropped; views are expanded.
-pub const PLANNER_VERSION: i32 = 7;
+pub const PLANNER_VERSION: i32 = 9;
 
 pub mod api_call;
 pub mod error;

@@ -101,8 +101,8 @@ async fn auto_applies_few_changes_and_recomputes_when_most_rows_changed() {
     assert_eq!(action, "DIFFERENTIAL");
 }
 
-/// DIFFERENTIAL stream tables record their measurements too, so that switching them to AUTO
-/// starts with a model; their refreshes never go FULL for cost.
+/// DIFFERENTIAL stream tables never go FULL for cost, and do not count their changes (a scan of
+/// the buffer that only AUTO needs); they record their durations.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn differential_never_recomputes_for_cost() {
     let (_cluster, proxy) = setup!(&["--scheduler-interval-ms", "600000"]);
@@ -132,8 +132,5 @@ async fn differential_never_recomputes_for_cost() {
     .await;
     assert_eq!((action.as_str(), reason), ("DIFFERENTIAL", None));
     assert!(ms > 0.0);
-    assert!(
-        changes.unwrap_or(0) >= 5000,
-        "changes consumed: {changes:?}"
-    );
+    assert_eq!(changes, None, "DIFFERENTIAL does not count its changes");
 }

@@ -320,6 +320,26 @@ const ORACLE_QUERIES: &[(&str, &str, &str)] = &[
         "k, v",
         "SELECT k, v FROM a WHERE EXISTS (SELECT 1 FROM b WHERE b.k = a.k)",
     ),
+    (
+        "o_scalar",
+        "k, v",
+        "SELECT k, v FROM a WHERE v > (SELECT avg(x) FROM b) OR k IS NULL",
+    ),
+    (
+        "o_scalar_correlated",
+        "k, v",
+        "SELECT k, v FROM a WHERE v >= (SELECT max(x) + 2 FROM b WHERE b.k = a.k)",
+    ),
+    (
+        "o_in_grouped",
+        "k, w",
+        "SELECT k, w FROM a WHERE k IN (SELECT k FROM b GROUP BY k HAVING count(*) > 1)",
+    ),
+    (
+        "o_having_scalar",
+        "k, s",
+        "SELECT k, sum(v) AS s FROM a GROUP BY k HAVING sum(v) > (SELECT sum(x) FROM b)",
+    ),
 ];
 
 fn random_batch(rng: &mut rand::rngs::StdRng) -> String {

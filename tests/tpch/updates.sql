@@ -1,9 +1,9 @@
 -- Updates beyond RF1/RF2, cycle current_setting('tpch.cycle') (each cycle picks other rows):
 -- quantities, prices, dates and statuses of lineitems, statuses, priorities and comments of
--- orders, prices and costs of parts, availability of partsupp, balances and segments of
--- customers and suppliers, supplier complaints (q16), order comments in and out of
--- 'special ... requests' (q13's join condition), and customers who never order deleted
--- (q13's unmatched left rows) and added.
+-- orders, prices and costs of parts, availability of partsupp (also where q20 looks),
+-- balances and segments of customers and suppliers, supplier complaints (q16), order comments
+-- in and out of 'special ... requests' (q13's join condition), and customers who never order
+-- deleted (q13's unmatched left rows) and added.
 
 -- 0.1% of lineitems: a new quantity, and the extended price that goes with it.
 UPDATE lineitem l SET
@@ -72,3 +72,11 @@ UPDATE supplier SET s_comment = CASE WHEN s_comment LIKE '%Customer%Complaints%'
                                      THEN 'carefully final deposits'
                                      ELSE 'slyly Customer regular Complaints' END
 WHERE s_suppkey = 1 + (current_setting('tpch.cycle')::int * 37) % (SELECT count(*) FROM supplier);
+
+-- Half of the supply of 'forest' parts by Canadian suppliers flips between scarce and plenty
+-- (q20: a supplier qualifies when its availability exceeds half its 1994 shipments).
+UPDATE partsupp SET ps_availqty = CASE WHEN ps_availqty > 5000 THEN 1 ELSE 9999 END
+WHERE ps_partkey IN (SELECT p_partkey FROM part WHERE p_name LIKE 'forest%')
+  AND ps_suppkey IN (SELECT s_suppkey FROM supplier JOIN nation ON n_nationkey = s_nationkey
+                     WHERE n_name = 'CANADA')
+  AND tpch_rand(ps_partkey * 4 + ps_suppkey, 118 + current_setting('tpch.cycle')::int * 1000) < 0.5;

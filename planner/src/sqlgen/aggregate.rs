@@ -574,13 +574,20 @@ pub fn differential(rg: &RelGen, storage: &str, cols: &[ColumnDef], plan: &AggPl
                         }
                     }
                     AggKind::Min | AggKind::Max => {
-                        let (f, cmp) = if plan.aggs[j].kind == AggKind::Min {
-                            ("least", "<=")
+                        let (f, cmp, beyond) = if plan.aggs[j].kind == AggKind::Min {
+                            ("least", "<=", "<")
                         } else {
-                            ("greatest", ">=")
+                            ("greatest", ">=", ">")
                         };
+                        // The group is read again when a deleted value may have been its
+                        // extremum, unless the inserted extremum is beyond every deleted value
+                        // (so no delete of the same value cancels it: the delta is not
+                        // consolidated) and reaches the stored one: then it is the new
+                        // extremum, every remaining value being on the stored one's side.
                         rescan.push(format!(
-                            "(g.__pgt_del{j} IS NOT NULL AND (s.{col} IS NULL OR g.__pgt_del{j} {cmp} s.{col}))"
+                            "(g.__pgt_del{j} IS NOT NULL AND (s.{col} IS NULL OR g.__pgt_del{j} {cmp} s.{col}) \
+                             AND NOT coalesce(g.__pgt_ins{j} {beyond} g.__pgt_del{j} \
+                             AND g.__pgt_ins{j} {cmp} s.{col}, false))"
                         ));
                         format!("{f}(s.{col}, g.__pgt_ins{j})::{ty}")
                     }

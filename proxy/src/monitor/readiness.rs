@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tokio_postgres::Client;
 
+use crate::engine::sql::own_connection::OpenError;
+
 use super::Monitor;
 use crate::engine::sql::own_connection;
 use crate::upstream::UpstreamTarget;
@@ -15,6 +17,19 @@ use crate::upstream::UpstreamTarget;
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest wait for a connection or an answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why the upstream is not ready.
+#[derive(Debug, thiserror::Error)]
+enum NotReady {
+    #[error("timed out connecting to the upstream")]
+    ConnectTimeout,
+    #[error("{0}")]
+    Connect(#[from] OpenError),
+    #[error("the upstream did not answer in time")]
+    AnswerTimeout,
+    #[error("{}", own_connection::describe(.0))]
+    Query(#[from] tokio_postgres::Error),
+}
 
 pub(super) async fn run(
     monitor: Arc<Monitor>,
@@ -26,10 +41,7 @@ pub(super) async fn run(
         let result = probe(&mut client, &target, tls.as_ref()).await;
         match result {
             Ok(()) => monitor.set_ready(true, "upstream accepts connections".into()),
-            Err(e) => {
-                client = None;
-                monitor.set_ready(false, e);
-            }
+            Err(e) => monitor.set_ready(false, e.to_string()),
         }
         tokio::time::sleep(PROBE_INTERVAL).await;
     }
@@ -39,23 +51,19 @@ async fn probe(
     client: &mut Option<Client>,
     target: &UpstreamTarget,
     tls: Option<&tokio_rustls::TlsConnector>,
-) -> Result<(), String> {
-    if client.as_ref().is_none_or(|c| c.is_closed()) {
-        let opened = tokio::time::timeout(
+) -> Result<(), NotReady> {
+    let c = match client.take() {
+        Some(c) if !c.is_closed() => c,
+        _ => tokio::time::timeout(
             PROBE_TIMEOUT,
             own_connection::open_named(target, tls, "pgtrickle-proxy readiness"),
         )
         .await
-        .map_err(|_| "timed out connecting to the upstream".to_string())?
-        .map_err(|e| e.to_string())?;
-        *client = Some(opened);
-    }
-    let Some(c) = client.as_ref() else {
-        return Err("no connection".into());
+        .map_err(|_| NotReady::ConnectTimeout)??,
     };
     tokio::time::timeout(PROBE_TIMEOUT, c.simple_query("SELECT 1"))
         .await
-        .map_err(|_| "the upstream did not answer in time".to_string())?
-        .map_err(|e| own_connection::describe(&e))?;
+        .map_err(|_| NotReady::AnswerTimeout)??;
+    *client = Some(c);
     Ok(())
 }

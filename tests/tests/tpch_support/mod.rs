@@ -43,43 +43,7 @@ pub const QUERIES: [(&str, &str); 22] = [
 /// created DIFFERENTIAL and must stay so. When the planner learns a construct, the DIFFERENTIAL
 /// request succeeds and the test says which query to move out of this list.
 /// docs/BENCHMARKS.md (section 4, TPC-H) has the same list.
-pub const FULL_ONLY: [(&str, &str, &str); 7] = [
-    (
-        "q02",
-        "scalar subquery",
-        "correlated (min(ps_supplycost) per part)",
-    ),
-    (
-        "q11",
-        "scalar subquery",
-        "in HAVING (a fraction of the total value)",
-    ),
-    (
-        "q15",
-        "scalar subquery",
-        "(max(total_revenue) over the CTE revenue0)",
-    ),
-    (
-        "q17",
-        "scalar subquery",
-        "correlated (0.2 * avg(l_quantity) per part)",
-    ),
-    (
-        "q18",
-        "IN (subquery",
-        "IN over a grouped subquery with HAVING (refused as \"IN (subquery with UNION)\")",
-    ),
-    (
-        "q20",
-        "scalar subquery",
-        "correlated (0.5 * sum(l_quantity) per part and supplier), inside IN (subquery)",
-    ),
-    (
-        "q22",
-        "scalar subquery",
-        "(avg(c_acctbal) of the positive balances)",
-    ),
-];
+pub const FULL_ONLY: [(&str, &str, &str); 0] = [];
 
 /// The queries ending in ORDER BY ... LIMIT n, with n and their sort keys: the stream table
 /// holds the first n rows, which are one bag only when the sort keys do not tie at row n.

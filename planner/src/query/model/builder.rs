@@ -308,15 +308,28 @@ impl Builder<'_> {
         }
         let mut rest = Vec::new();
         let mut preds = Vec::new();
+        let mut enc = Enclosing {
+            from: &mut from,
+            factors: &mut factors,
+            aliases: &mut alias_names,
+            using: &mut using,
+            extra: Vec::new(),
+        };
         for c in conjuncts {
-            match self.semi_join(c, &factors, &alias_names)? {
+            match self.semi_join(c, enc.factors, enc.aliases)? {
                 Some(p) => preds.push(p),
                 None => {
-                    check_expr(c)?;
+                    let c = self.lift_where_conjunct(c, &mut enc)?;
+                    check_expr(&c)?;
                     rest.push(c.to_string());
                 }
             }
         }
+        let having = match &s.having {
+            Some(h) => Some(self.lift_having(h, &mut enc)?),
+            None => None,
+        };
+        rest.append(&mut enc.extra);
         let where_sql = match rest.len() {
             0 => None,
             1 => rest.pop(),
@@ -347,6 +360,7 @@ impl Builder<'_> {
             alias_names,
             using,
             merged,
+            having,
         };
         if !outers.is_empty() {
             fw.block.variants = self.outer_variants(&from, &fw.block, &outers)?;
@@ -623,6 +637,9 @@ impl Builder<'_> {
                         return unsupported("wildcard options");
                     }
                     for (i, f) in factors.iter().enumerate() {
+                        if self.hidden.contains(&f.id) {
+                            continue;
+                        }
                         for c in &f.columns {
                             sql.push(format!("{}.{}", alias_sql(i), quote_ident(c)));
                             exprs.push(format!("{}.{}", alias_sql(i), quote_ident(c)));
@@ -662,6 +679,8 @@ pub(super) struct FromWhere {
     /// Columns merged by outer `JOIN ... USING`, which the select list, GROUP BY and HAVING
     /// read through [`with_merged_columns`].
     pub(super) merged: Vec<Merged>,
+    /// HAVING with its scalar subqueries lifted into the block.
+    pub(super) having: Option<Expr>,
 }
 
 pub(super) fn placeholder_derived(id: usize, alias: Ident) -> R<TableFactor> {

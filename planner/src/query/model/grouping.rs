@@ -152,7 +152,7 @@ impl Builder<'_> {
                 }
             }
         }
-        if let Some(h) = &s.having {
+        if let Some(h) = &fw.having {
             check_expr(h)?;
             rescan_all.get_or_insert("HAVING".into());
         }
@@ -201,7 +201,7 @@ impl Builder<'_> {
                 block: Box::new(fw.block),
                 items,
                 group_by: group_exprs.iter().map(|g| g.to_string()).collect(),
-                having: s.having.as_ref().map(|h| h.to_string()),
+                having: fw.having.as_ref().map(|h| h.to_string()),
             },
             key_exprs,
             key_outputs,
@@ -288,32 +288,7 @@ pub(super) fn distinct_body(body: Body, id: usize) -> Body {
     let n = names.len();
     let block = match body {
         Body::Block(b) if b.preds.is_empty() && b.variants.is_empty() => *b,
-        other => {
-            // Wrap the body as the one factor of a block.
-            let cols: Vec<String> = (0..n).map(|i| format!("__pgt_c{i}")).collect();
-            let f = Factor {
-                id,
-                source: FactorSource::Derived(other),
-                columns: cols.clone(),
-            };
-            let items: Vec<String> = cols.iter().map(|c| format!("__pgt_u.{c}")).collect();
-            Block {
-                items: items.clone(),
-                names: names.clone(),
-                item_exprs: items,
-                aliases: vec!["__pgt_u".into()],
-                from_sql: format!(
-                    "{} AS __pgt_u({}, {})",
-                    f.placeholder(),
-                    cols.join(", "),
-                    f.weight()
-                ),
-                factors: vec![f],
-                where_sql: None,
-                preds: vec![],
-                variants: vec![],
-            }
-        }
+        other => body_as_block(other, id, "__pgt_u"),
     };
     let plan = AggPlan {
         key_exprs: block.item_exprs.clone(),
@@ -335,6 +310,35 @@ pub(super) fn distinct_body(body: Body, id: usize) -> Body {
         out_exprs,
         having: None,
     }))
+}
+
+/// A body as the one factor (aliased `alias`, columns `__pgt_c0..`) of a block that selects
+/// all its columns.
+pub(super) fn body_as_block(body: Body, id: usize, alias: &str) -> Block {
+    let names = body.names();
+    let cols: Vec<String> = (0..names.len()).map(|i| format!("__pgt_c{i}")).collect();
+    let f = Factor {
+        id,
+        source: FactorSource::Derived(body),
+        columns: cols.clone(),
+    };
+    let items: Vec<String> = cols.iter().map(|c| format!("{alias}.{c}")).collect();
+    Block {
+        items: items.clone(),
+        names,
+        item_exprs: items,
+        aliases: vec![alias.into()],
+        from_sql: format!(
+            "{} AS {alias}({}, {})",
+            f.placeholder(),
+            cols.join(", "),
+            f.weight()
+        ),
+        factors: vec![f],
+        where_sql: None,
+        preds: vec![],
+        variants: vec![],
+    }
 }
 
 /// The name PostgreSQL gives an unaliased output expression.

@@ -9,6 +9,7 @@ mod grouping;
 mod keyed;
 mod lateral;
 mod outer;
+mod scalar;
 mod semi;
 mod setops;
 mod using;
@@ -16,6 +17,7 @@ mod using;
 use grouping::*;
 pub use keyed::{KeyPart, KeyedInput, KeyedPlan, FILTER_HOLE, HASH_HOLE};
 use outer::*;
+use scalar::*;
 use semi::*;
 use using::*;
 
@@ -394,6 +396,7 @@ pub fn build(q: &Query, relations: &[SourceRelation]) -> R<Shape> {
         ctes: HashMap::new(),
         next_id: 0,
         laterals: Vec::new(),
+        hidden: Vec::new(),
     };
     b.top(q)
 }
@@ -404,4 +407,7 @@ struct Builder<'a> {
     next_id: usize,
     /// Ids of the factors that are LATERAL subqueries reading relations.
     laterals: Vec<usize>,
+    /// Ids of the factors the builder added (lifted scalar subqueries): `*` does not expand
+    /// to their columns.
+    hidden: Vec<usize>,
 }

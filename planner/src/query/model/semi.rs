@@ -1,5 +1,8 @@
 //! WHERE conjuncts that are semi- or anti-joins: `[NOT] EXISTS (subquery)`,
-//! `[NOT] IN (subquery)`, and the helpers that split and qualify predicates.
+//! `[NOT] IN (subquery)` (also with a row on the left), `[NOT] x op ANY/ALL (subquery)`, and
+//! the helpers that split and qualify predicates. x op ANY (q) is a semi-join on `x op y`;
+//! x op ALL (q) an anti-join on `(x op y) IS NOT TRUE`; NOT ANY an anti-join on
+//! `IS NOT FALSE` (as NOT IN); NOT ALL a semi-join on `IS FALSE`.
 
 use super::*;
 
@@ -11,8 +14,10 @@ impl Builder<'_> {
         outer: &[Factor],
         outer_aliases: &[String],
     ) -> R<Option<Pred>> {
-        let (negated, q, in_expr) = match e {
-            Expr::Exists { subquery, negated } => (*negated, subquery.as_ref(), None),
+        use sqlparser::ast::BinaryOperator as B;
+        // (anti-join, subquery, left side, operator, test of `left op item` kept by the join)
+        let (negated, q, in_expr, op, test) = match e {
+            Expr::Exists { subquery, negated } => (*negated, subquery.as_ref(), None, B::Eq, ""),
             Expr::UnaryOp {
                 op: sqlparser::ast::UnaryOperator::Not,
                 expr,
@@ -20,14 +25,51 @@ impl Builder<'_> {
                 Expr::Exists {
                     subquery,
                     negated: false,
-                } => (true, subquery.as_ref(), None),
+                } => (true, subquery.as_ref(), None, B::Eq, ""),
                 // NOT (x IN (subquery)), as PostgreSQL prints x NOT IN (subquery).
                 Expr::In {
                     expr,
                     target: sqlparser::ast::InTarget::Subquery(q),
                     negated: false,
                     ..
-                } => (true, q.as_ref(), Some(expr.as_ref())),
+                } => (
+                    true,
+                    q.as_ref(),
+                    Some(expr.as_ref()),
+                    B::Eq,
+                    " IS NOT FALSE",
+                ),
+                // NOT (x op ANY (q)): no y makes x op y true or NULL.
+                Expr::AnyOp {
+                    left,
+                    compare_op,
+                    right,
+                    ..
+                } => match strip_nested(right) {
+                    Expr::Subquery(q) => (
+                        true,
+                        q.as_ref(),
+                        Some(left.as_ref()),
+                        compare_op.clone(),
+                        " IS NOT FALSE",
+                    ),
+                    _ => return Ok(None),
+                },
+                // NOT (x op ALL (q)): some y makes x op y false.
+                Expr::AllOp {
+                    left,
+                    compare_op,
+                    right,
+                } => match strip_nested(right) {
+                    Expr::Subquery(q) => (
+                        false,
+                        q.as_ref(),
+                        Some(left.as_ref()),
+                        compare_op.clone(),
+                        " IS FALSE",
+                    ),
+                    _ => return Ok(None),
+                },
                 _ => return Ok(None),
             },
             // x NOT IN (SELECT y ...) is true exactly when no y makes x = y true or NULL.
@@ -36,19 +78,67 @@ impl Builder<'_> {
                 target: sqlparser::ast::InTarget::Subquery(q),
                 negated,
                 ..
-            } => (*negated, q.as_ref(), Some(expr.as_ref())),
+            } => (
+                *negated,
+                q.as_ref(),
+                Some(expr.as_ref()),
+                B::Eq,
+                if *negated { " IS NOT FALSE" } else { "" },
+            ),
+            // x op ANY (q): some y makes x op y true.
+            Expr::AnyOp {
+                left,
+                compare_op,
+                right,
+                ..
+            } => match strip_nested(right) {
+                Expr::Subquery(q) => (
+                    false,
+                    q.as_ref(),
+                    Some(left.as_ref()),
+                    compare_op.clone(),
+                    "",
+                ),
+                _ => return Ok(None),
+            },
+            // x op ALL (q): no y makes x op y false or NULL.
+            Expr::AllOp {
+                left,
+                compare_op,
+                right,
+            } => match strip_nested(right) {
+                Expr::Subquery(q) => (
+                    true,
+                    q.as_ref(),
+                    Some(left.as_ref()),
+                    compare_op.clone(),
+                    " IS NOT TRUE",
+                ),
+                _ => return Ok(None),
+            },
             Expr::Nested(inner) => return self.semi_join(inner, outer, outer_aliases),
             _ => return Ok(None),
         };
+        if !matches!(op, B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq) {
+            return unsupported(format!("{op} ANY/ALL (subquery)"));
+        }
         let mut body = self.subquery(q)?;
         if let Some(x) = in_expr {
             check_expr(x)?;
+            if !matches!(body, Body::Block(_)) {
+                // A grouped subquery, UNION, INTERSECT or EXCEPT: selected from as one factor.
+                let id = self.next_id;
+                self.next_id += 1;
+                body = Body::Block(Box::new(body_as_block(body, id, &format!("__pgt_in{id}"))));
+            }
             let Body::Block(b) = &mut body else {
                 return unsupported("IN (subquery with UNION)");
             };
-            let [item] = b.item_exprs.as_slice() else {
+            // One column compared as a value, several as a row (`(a, b) IN (SELECT x, y ...)`).
+            if row_arity(x) != b.item_exprs.len() {
                 return unsupported("IN (subquery returning several columns)");
-            };
+            }
+            let item = b.item_exprs.join(", ");
             // The left side moves into the subquery: qualify its columns with the outer
             // aliases so the subquery's own columns cannot capture them.
             let x = qualify(x, outer, outer_aliases)?;
@@ -64,10 +154,10 @@ impl Builder<'_> {
             if captured {
                 return unsupported("IN (subquery) whose left side names the subquery's columns");
             }
-            let eq = if negated {
-                format!("(({x}) = ({item})) IS NOT FALSE")
+            let eq = if test.is_empty() {
+                format!("({x}) {op} ({item})")
             } else {
-                format!("({x}) = ({item})")
+                format!("(({x}) {op} ({item})){test}")
             };
             b.where_sql = Some(match &b.where_sql {
                 Some(w) => format!("({w}) AND {eq}"),
@@ -77,6 +167,18 @@ impl Builder<'_> {
         let id = self.next_id;
         self.next_id += 1;
         Ok(Some(Pred { negated, body, id }))
+    }
+}
+
+/// How many values `x` has as the left side of IN: a row's fields, else one.
+fn row_arity(x: &Expr) -> usize {
+    match strip_nested(x) {
+        Expr::Tuple(v) => v.len(),
+        Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("row") => match &f.args {
+            FunctionArguments::List(l) => l.args.len(),
+            _ => 1,
+        },
+        _ => 1,
     }
 }
 

@@ -31,6 +31,11 @@ impl RelGen<'_> {
                 cols.push(format!("__pgt_f{j}"));
             }
         }
+        if proj.is_empty() {
+            // count(*) alone without keys: one constant column to regroup by.
+            proj.push("0 AS __pgt_z".into());
+            cols.push("__pgt_z".into());
+        }
         let keys: Vec<String> = (0..plan.key_exprs.len())
             .map(|i| format!("__pgt_k{i}"))
             .collect();

@@ -264,6 +264,23 @@ pub struct RefreshTarget {
     pub exec_view: Option<String>,
     /// False in a READ COMMITTED transaction (statements would see different snapshots).
     pub single_snapshot: bool,
+    /// The storage's relation OID.
+    pub storage_oid: u32,
+    /// The rows this transaction had inserted, updated and deleted in the storage before the
+    /// refresh, as PostgreSQL counts them (None when they could not be read).
+    pub storage_counts: Option<TupleCounts>,
+}
+
+/// Rows inserted, updated and deleted in a table by the current transaction
+/// (`pg_stat_get_xact_tuples_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TupleCounts {
+    /// Rows inserted.
+    pub inserted: i64,
+    /// Rows updated.
+    pub updated: i64,
+    /// Rows deleted.
+    pub deleted: i64,
 }
 
 /// Reads and locks (`FOR UPDATE`: a concurrent refresh elsewhere makes this one fail with a
@@ -284,7 +301,11 @@ pub async fn lock_for_refresh<R: SqlRunner>(
                AS single_snapshot, \
              c.relowner::text AS owner, \
              CASE WHEN e.relowner = c.relowner THEN e.oid::pg_catalog.regclass::text END \
-               AS exec_view \
+               AS exec_view, \
+             c.oid::text AS storage_oid, \
+             pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid)::text AS xact_inserted, \
+             pg_catalog.pg_stat_get_xact_tuples_updated(c.oid)::text AS xact_updated, \
+             pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid)::text AS xact_deleted \
              FROM pgtrickle.pgt_stream_tables s \
              LEFT JOIN pg_catalog.pg_class c ON c.oid = s.pgt_relid \
              LEFT JOIN pg_catalog.pg_class e ON e.oid = s.exec_relid AND e.relkind = 'm' \
@@ -302,6 +323,21 @@ pub async fn lock_for_refresh<R: SqlRunner>(
             .ok_or_else(|| EngineError::api("42P01", "the stream table's storage is gone"))?,
         exec_view: r.text("exec_view")?.map(str::to_string),
         single_snapshot: r.flag("single_snapshot")?,
+        storage_oid: r
+            .parse_opt("storage_oid")?
+            .ok_or_else(|| EngineError::api("42P01", "the stream table's storage is gone"))?,
+        storage_counts: match (
+            r.parse_opt("xact_inserted")?,
+            r.parse_opt("xact_updated")?,
+            r.parse_opt("xact_deleted")?,
+        ) {
+            (Some(inserted), Some(updated), Some(deleted)) => Some(TupleCounts {
+                inserted,
+                updated,
+                deleted,
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -631,8 +667,10 @@ pub struct RefreshRecord<'a> {
     pub reason: Option<&'a str>,
     /// Rows inserted, updated or deleted in the storage.
     pub rows_changed: i64,
-    /// Rows inserted, updated and deleted in the storage, as PostgreSQL counted them.
-    pub counts: Option<(i64, i64, i64)>,
+    /// The storage's OID, and its rows this transaction had inserted, updated and deleted
+    /// before the refresh: the history records the differences with the counts at the record,
+    /// which are the refresh's (None: not recorded).
+    pub counts_before: Option<(u32, TupleCounts)>,
     /// True when the next refresh must be FULL.
     pub next_full: bool,
     /// How long the refresh's statements took, in milliseconds.
@@ -666,8 +704,13 @@ pub async fn record_refresh<R: SqlRunner>(
             effective_mode_text(done.action),
             done.rows_changed,
             done.reason.map(quote_literal).unwrap_or_else(|| "NULL".into()),
-            match done.counts {
-                Some((i, u, d)) => format!("{i}, {u}, {d}"),
+            match done.counts_before {
+                Some((oid, b)) => format!(
+                    "pg_catalog.pg_stat_get_xact_tuples_inserted({oid}::pg_catalog.oid) - {}, \
+                     pg_catalog.pg_stat_get_xact_tuples_updated({oid}::pg_catalog.oid) - {}, \
+                     pg_catalog.pg_stat_get_xact_tuples_deleted({oid}::pg_catalog.oid) - {}",
+                    b.inserted, b.updated, b.deleted
+                ),
                 None => "NULL, NULL, NULL".into(),
             },
             if done.duration_ms.is_finite() { done.duration_ms.max(0.0) } else { 0.0 },

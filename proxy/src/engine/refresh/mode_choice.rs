@@ -18,8 +18,8 @@ use crate::engine::sql::runner::{quote_literal, SqlRunner};
 /// Why a refresh recomputes instead of applying changes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FullReason {
-    /// The caller asked for it (a population).
-    Requested,
+    /// A population: the first contents of a new stream table, or of a rebuilt storage.
+    Population,
     /// The plan has no differential statements.
     FullPlan,
     /// The stream table has never been populated.
@@ -39,7 +39,7 @@ pub enum FullReason {
     /// rule while the history has no measured FULL refresh.
     MostlyChanged(u32),
     /// AUTO: the cost model, from the measured refreshes, expects recomputing to be cheaper for
-    /// `pending` changes.
+    /// `pending` changes or more (the changes are counted up to the break-even count only).
     Cheaper {
         /// The model's figures.
         estimate: Estimate,
@@ -54,9 +54,9 @@ pub enum FullReason {
 impl fmt::Display for FullReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FullReason::Requested => f.write_str("requested"),
+            FullReason::Population => f.write_str(refresh_history::POPULATION),
             FullReason::FullPlan => f.write_str("the plan is FULL"),
-            FullReason::NotPopulated => f.write_str("first population"),
+            FullReason::NotPopulated => f.write_str(refresh_history::FIRST_POPULATION),
             FullReason::Marked => f.write_str("marked for recomputation"),
             FullReason::ReadCommitted => f.write_str("READ COMMITTED transaction"),
             FullReason::PartlyReadable => f.write_str("the owner reads a source only in part"),
@@ -71,8 +71,8 @@ impl fmt::Display for FullReason {
             }
             FullReason::Cheaper { estimate, pending } => write!(
                 f,
-                "AUTO: recomputing is cheaper for {pending} changes (expected {:.1} ms FULL, \
-                 {:.1} ms DIFFERENTIAL)",
+                "AUTO: recomputing is cheaper for {pending} changes or more (expected {:.1} ms \
+                 FULL, {:.1} ms DIFFERENTIAL)",
                 estimate.full_ms, estimate.differential_ms
             ),
             FullReason::DeltaFailed(e) => {
@@ -113,7 +113,7 @@ pub async fn choose<R: SqlRunner>(
 ) -> EngineResult<Choice> {
     let st = &target.row;
     let reason = if force_full {
-        FullReason::Requested
+        FullReason::Population
     } else if st.effective_mode == EffectiveMode::Full || st.diff_refresh.is_none() {
         FullReason::FullPlan
     } else if !st.is_populated {
@@ -128,50 +128,38 @@ pub async fn choose<R: SqlRunner>(
         let Some(last) = &st.last_snapshot else {
             return Ok(Choice::full(FullReason::NotPopulated));
         };
-        let sources = pending_changes(sql, auth, captured, last).await?;
+        let sources = source_states(sql, auth, captured, last).await?;
         if let Some(s) = sources.iter().find(|s| s.truncated) {
             return Ok(Choice::full(FullReason::Truncated(s.oid)));
         }
         if let Some(s) = sources.iter().find(|s| s.partitions_changed) {
             return Ok(Choice::full(FullReason::PartitionsChanged(s.oid)));
         }
-        let pending: i64 = sources.iter().map(|s| s.changes).sum();
-        let full = if st.refresh_mode == RefreshMode::Auto {
-            auto(sql, auth, settings, target, &sources, pending).await?
-        } else {
-            None
-        };
-        return Ok(Choice {
-            full,
-            pending: Some(pending),
-        });
+        if st.refresh_mode != RefreshMode::Auto {
+            // DIFFERENTIAL whatever the changes: counting them would only cost a scan.
+            return Ok(Choice {
+                full: None,
+                pending: None,
+            });
+        }
+        return auto(sql, auth, settings, target, last, &sources).await;
     };
     Ok(Choice::full(reason))
 }
 
 /// AUTO's decision. A stream table's own `max_delta_fraction` is a cap the user set: past it
 /// the refresh recomputes. Below it (or without it), the cost model decides when the history
-/// has measured a FULL refresh; otherwise the refresh recomputes when a source's pending
-/// changes exceed `--auto-full-threshold` of its rows.
+/// has measured a FULL refresh: FULL once the changes reach its break-even count; otherwise the
+/// refresh recomputes when a source's pending changes exceed `--auto-full-threshold` of its
+/// rows. The changes are counted only as far as these bounds need.
 async fn auto<R: SqlRunner>(
     sql: &mut R,
     auth: &Authority,
     settings: &EngineSettings,
     target: &RefreshTarget,
-    sources: &[PendingChanges],
-    pending: i64,
-) -> EngineResult<Option<FullReason>> {
-    let past = |threshold: f64| {
-        sources
-            .iter()
-            .find(|s| s.rows > 0.0 && s.changes as f64 > s.rows * threshold)
-            .map(|s| FullReason::MostlyChanged(s.oid))
-    };
-    if let Some(own) = target.row.auto_threshold {
-        if let Some(reason) = past(own.clamp(0.0, 1.0)) {
-            return Ok(Some(reason));
-        }
-    }
+    last: &str,
+    sources: &[SourceState],
+) -> EngineResult<Choice> {
     let samples: Vec<Sample> = refresh_history::recent_measured(sql, auth, target.row.pgt_id)
         .await?
         .into_iter()
@@ -179,39 +167,80 @@ async fn auto<R: SqlRunner>(
             differential: m.action == EffectiveMode::Differential,
             changes: m.delta_rows.unwrap_or(0),
             duration_ms: m.duration_ms,
+            cold: m.population,
         })
         .collect();
     let source_rows: f64 = sources.iter().map(|s| s.rows.max(0.0)).sum();
-    if let Some(estimate) = cost_model::estimate(&samples, pending, source_rows) {
-        return Ok(estimate
-            .full_is_cheaper()
-            .then_some(FullReason::Cheaper { estimate, pending }));
-    }
-    Ok(past(settings.auto_full_threshold()))
+    let own = target.row.auto_threshold.map(|t| t.clamp(0.0, 1.0));
+    let modelled = cost_model::estimate(&samples, 0, source_rows).is_some();
+    let cap = ((source_rows * 4.0) as i64).max(1 << 20);
+    let break_even = cost_model::break_even(&samples, source_rows, cap);
+    // Per source, the count past which every bound in use is decided.
+    let share_bound = |rows: f64, share: f64| (rows.max(0.0) * share).floor() as i64 + 1;
+    let limits: Vec<i64> = sources
+        .iter()
+        .map(|s| {
+            let mut limit = if modelled {
+                break_even.unwrap_or(cap)
+            } else {
+                share_bound(s.rows, settings.auto_full_threshold())
+            };
+            if let Some(own) = own {
+                limit = limit.max(share_bound(s.rows, own));
+            }
+            limit
+        })
+        .collect();
+    let counts = count_changes(sql, auth, sources, last, &limits).await?;
+    let pending: i64 = counts.iter().sum();
+    let past = |share: f64| {
+        sources
+            .iter()
+            .zip(&counts)
+            .find(|(s, &n)| s.rows > 0.0 && n as f64 > s.rows * share)
+            .map(|(s, _)| FullReason::MostlyChanged(s.oid))
+    };
+    let full = if let Some(reason) = own.and_then(past) {
+        Some(reason)
+    } else if modelled {
+        match (
+            break_even,
+            cost_model::estimate(&samples, pending, source_rows),
+        ) {
+            (Some(n), Some(estimate)) if pending >= n => {
+                Some(FullReason::Cheaper { estimate, pending })
+            }
+            _ => None,
+        }
+    } else {
+        past(settings.auto_full_threshold())
+    };
+    Ok(Choice {
+        full,
+        pending: Some(pending),
+    })
 }
 
-/// A captured source's changes since the last refresh.
-struct PendingChanges {
+/// A captured source as a refresh finds it.
+struct SourceState {
     oid: u32,
-    /// A TRUNCATE is among them.
+    /// A TRUNCATE is among its changes since the last refresh.
     truncated: bool,
     /// Its partitions no longer match the tables carrying its capture.
     partitions_changed: bool,
-    /// Row changes waiting.
-    changes: i64,
     /// PostgreSQL's estimate of the source's rows (of its mirror for a foreign source; -1 when
     /// never analysed).
     rows: f64,
 }
 
-/// Reads the pending changes of every source in `captured` since snapshot `last`, in one round
-/// trip.
-async fn pending_changes<R: SqlRunner>(
+/// Reads, in one round trip, whether each source in `captured` was truncated since snapshot
+/// `last`, and its size.
+async fn source_states<R: SqlRunner>(
     sql: &mut R,
     auth: &Authority,
     captured: &[u32],
     last: &str,
-) -> EngineResult<Vec<PendingChanges>> {
+) -> EngineResult<Vec<SourceState>> {
     if captured.is_empty() {
         return Ok(Vec::new());
     }
@@ -219,29 +248,62 @@ async fn pending_changes<R: SqlRunner>(
         .iter()
         .map(|oid| {
             format!(
-                "SELECT {oid}::oid::text AS source, ({})::text AS truncated, ({})::text AS changes, \
+                "SELECT {oid}::oid::text AS source, ({})::text AS truncated, \
                  ({})::text AS partitions_changed, \
                  (SELECT reltuples FROM pg_catalog.pg_class \
                   WHERE oid = coalesce(pg_catalog.to_regclass({})::oid, {oid}))::text AS reltuples",
                 pgtrickle_cdc::truncated_since_sql(*oid, last),
-                pgtrickle_cdc::pending_change_count_sql(*oid, last),
                 pgtrickle_cdc::capture_out_of_date_sql(*oid),
                 quote_literal(&pgtrickle_cdc::poll::mirror::mirror_table(*oid)),
             )
         })
         .collect();
     let rows = Rows::read_as(sql, auth, "change buffers", &selects.join(" UNION ALL ")).await?;
-    let decoded: Result<Vec<PendingChanges>, CatalogError> = rows
+    let decoded: Result<Vec<SourceState>, CatalogError> = rows
         .records()
         .map(|r| {
-            Ok(PendingChanges {
+            Ok(SourceState {
                 oid: r.parse("source")?,
                 truncated: r.flag("truncated")?,
                 partitions_changed: r.flag("partitions_changed")?,
-                changes: r.parse("changes")?,
                 rows: r.parse_opt("reltuples")?.unwrap_or(-1.0),
             })
         })
         .collect();
     Ok(decoded?)
+}
+
+/// Counts the changes of each source since snapshot `last`, each up to its limit, in one
+/// round trip.
+async fn count_changes<R: SqlRunner>(
+    sql: &mut R,
+    auth: &Authority,
+    sources: &[SourceState],
+    last: &str,
+    limits: &[i64],
+) -> EngineResult<Vec<i64>> {
+    if sources.is_empty() {
+        return Ok(Vec::new());
+    }
+    let selects: Vec<String> = sources
+        .iter()
+        .zip(limits)
+        .enumerate()
+        .map(|(i, (s, &limit))| {
+            format!(
+                "SELECT {i} AS i, ({})::text AS changes",
+                pgtrickle_cdc::pending_change_count_sql(s.oid, last, limit)
+            )
+        })
+        .collect();
+    let rows = Rows::read_as(
+        sql,
+        auth,
+        "change buffers",
+        &format!("{} ORDER BY i", selects.join(" UNION ALL ")),
+    )
+    .await?;
+    let counts: Result<Vec<i64>, CatalogError> =
+        rows.records().map(|r| r.parse("changes")).collect();
+    Ok(counts?)
 }

@@ -21,7 +21,7 @@ use crate::engine::refresh::replan::{newer_plan_error, replan, PlanAge};
 use crate::engine::refresh::sandbox;
 use crate::engine::settings::EngineSettings;
 use crate::engine::sql::privileged::Authority;
-use crate::engine::sql::runner::{SqlRunner, SqlRunnerExt};
+use crate::engine::sql::runner::SqlRunner;
 
 /// What a refresh did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +80,9 @@ pub async fn refresh<R: SqlRunner>(
         .filter(|d| d.dependency.captured())
         .map(|d| d.dependency.oid)
         .collect();
+    // The model compares whole refreshes: counting the changes and making them readable are
+    // part of a differential one's cost.
+    let mut started = Instant::now();
     let choice = mode_choice::choose(
         sql,
         auth,
@@ -91,8 +94,6 @@ pub async fn refresh<R: SqlRunner>(
     )
     .await?;
     let mut reason = choice.full;
-    let before = tuple_counts(sql, &storage).await?;
-    let mut started = Instant::now();
     let (rows_changed, deltas) = match reason {
         Some(_) => (
             sandbox::run_as_owner(sql, &view, &st.full_refresh).await?,
@@ -129,10 +130,6 @@ pub async fn refresh<R: SqlRunner>(
         }
     };
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let counts = match (before, tuple_counts(sql, &storage).await?) {
-        (Some(b), Some(a)) => Some((a.0 - b.0, a.1 - b.1, a.2 - b.2)),
-        _ => None,
-    };
     if !st.is_populated || st.analyze_after_refresh {
         // post_refresh_action => 'analyze' asks for it after every refresh. The first
         // differential refreshes probe the storage by its row hashes: without
@@ -156,7 +153,7 @@ pub async fn refresh<R: SqlRunner>(
             action,
             reason: reason.as_deref(),
             rows_changed,
-            counts,
+            counts_before: target.storage_counts.map(|c| (target.storage_oid, c)),
             next_full: !single_snapshot || distrust_snapshot,
             duration_ms,
             delta_rows: if action == EffectiveMode::Differential {
@@ -172,28 +169,4 @@ pub async fn refresh<R: SqlRunner>(
         rows_changed,
         sources: captured,
     })
-}
-
-/// The rows inserted, updated and deleted in `storage` by this transaction so far, as
-/// PostgreSQL counts them (`pg_stat_get_xact_tuples_*`); None when they cannot be decoded.
-async fn tuple_counts<R: SqlRunner>(
-    sql: &mut R,
-    storage: &str,
-) -> EngineResult<Option<(i64, i64, i64)>> {
-    let oid = format!(
-        "{}::pg_catalog.regclass::pg_catalog.oid",
-        crate::engine::sql::runner::quote_literal(storage)
-    );
-    let rows = sql
-        .rows(&format!(
-            "SELECT pg_catalog.pg_stat_get_xact_tuples_inserted({oid})::text, \
-             pg_catalog.pg_stat_get_xact_tuples_updated({oid})::text, \
-             pg_catalog.pg_stat_get_xact_tuples_deleted({oid})::text"
-        ))
-        .await?;
-    let Some(row) = rows.into_iter().next() else {
-        return Ok(None);
-    };
-    let n = |i: usize| -> Option<i64> { row.get(i).cloned().flatten()?.parse().ok() };
-    Ok((|| Some((n(0)?, n(1)?, n(2)?)))())
 }
