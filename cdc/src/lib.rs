@@ -65,6 +65,7 @@ pub mod catalog;
 pub mod cleanup;
 pub mod consume;
 pub mod naming;
+pub mod partitions;
 pub mod poll;
 pub mod quote;
 pub mod triggers;
@@ -81,6 +82,7 @@ pub use naming::{
     CaptureEvent, CHANGES_SCHEMA, RESERVED_PREFIX, TRIGGER_PREFIX, TRUNCATE_COLUMN, WEIGHT_COLUMN,
     XID_COLUMN,
 };
+pub use partitions::capture_out_of_date_sql;
 pub use quote::{dollar_quote, quote_ident, quote_literal};
 pub use triggers::{
     install_capture_sql, install_capture_statements, uninstall_capture_sql,

@@ -85,7 +85,12 @@
 //!   over aggregates too), DISTINCT, UNION, INTERSECT and EXCEPT inside
 //!   them (their changed groups are recomputed from their input, which reads that input in
 //!   full);
-//! - GROUP BY keys outside the select list (the grouped result is kept as a bag);
+//! - GROUP BY keys outside the select list, with HAVING and expressions over the grouped row
+//!   (the grouped result is kept as a bag, changed groups recomputed);
+//! - LEFT, RIGHT and FULL joins `USING (...)` (NATURAL joins reach the planner as USING,
+//!   PostgreSQL's deparser prints them so), as joins ON the columns' equality with the merged
+//!   columns spelled out;
+//! - `json` output columns, compared, grouped and hashed by their text form;
 //! - at the top, by the keyed recompute ([`sqlgen::keyed`]: the keys the changes touch are
 //!   deleted and recomputed from the sources): window functions (per partition: the
 //!   PARTITION BY expressions all windows share), DISTINCT ON (per DISTINCT ON key), GROUPING
@@ -96,14 +101,20 @@
 //!   (no delta of their own: per row of the items before them), and LATERAL subqueries that
 //!   are plain joins (no grouping, DISTINCT or LIMIT), in inner joins.
 //!
+//! Views are not the planner's business: the engine expands the views it may into the query
+//! before planning ([`expand_views`]), and a query sqlparser cannot read is planned FULL by
+//! [`plan_unreadable`] from the engine's description (0A000 under DIFFERENTIAL).
+//!
 //! Everything else falls back to FULL under AUTO (with a notice naming the construct) and is
 //! an error 0A000 naming it under DIFFERENTIAL: other scalar subqueries (in the select list,
 //! without an aggregate, correlated otherwise), EXISTS/IN subqueries outside AND-ed WHERE
 //! conjuncts, grouped or limited LATERAL subqueries, aggregates other than the ones above
-//! inside subqueries, NATURAL joins, volatile and time-dependent functions (`now()`,
-//! `CURRENT_DATE`), columns of types without equality (json, point, ...), WITH RECURSIVE, and
+//! inside subqueries, NATURAL joins as written (the engine plans PostgreSQL's deparsed text,
+//! where they are USING joins), volatile and time-dependent functions (`now()`,
+//! `CURRENT_DATE`), LIMIT/OFFSET without ORDER BY in a subquery (`OFFSET 0` and `LIMIT ALL`
+//! are dropped), columns of types without equality (xml, point, ...), WITH RECURSIVE, and
 //! sources without change capture (`delta_key` None). Always rejected, in every mode:
-//! LIMIT/OFFSET without ORDER BY, FOR UPDATE/SHARE (also FOR KEY SHARE, FOR NO KEY UPDATE),
+//! LIMIT/OFFSET without ORDER BY at the top of the query, FOR UPDATE/SHARE (also FOR KEY SHARE, FOR NO KEY UPDATE),
 //! TABLESAMPLE, a query reading its own stream table.
 //!
 //! Floating-point SUM/AVG maintained incrementally can differ in the last bits from a fresh
@@ -128,7 +139,10 @@
 /// with only count(*) regroups by a constant column (its SQL had an empty select list).
 /// 8: a MIN/MAX group is not read again when its inserted extremum is beyond every deleted
 /// value and reaches the stored one.
-pub const PLANNER_VERSION: i32 = 8;
+/// 9: outer joins `USING` (and NATURAL, which PostgreSQL prints as USING), GROUP BY keys
+/// outside the select list with HAVING or output expressions, `json` output columns (compared
+/// by text) are maintained; `OFFSET 0` / `LIMIT ALL` are dropped; views are expanded.
+pub const PLANNER_VERSION: i32 = 9;
 
 pub mod api_call;
 pub mod error;
@@ -142,6 +156,7 @@ pub mod query;
 pub mod schedule;
 pub mod sqlgen;
 pub mod statement;
+pub mod unreadable;
 
 pub use api_call::{
     parse_api_call, parse_api_script, ApiLimits, ApiRequest, CdcMode, ParsedApiCall, RefreshMode,
@@ -153,6 +168,7 @@ pub use input::{
 };
 pub use plan::{plan_stream_table, EffectiveMode, StorageLayout, StreamPlan};
 pub use prefilter::{may_contain_api_call, scan_api_calls, ApiCallScan};
-pub use query::{equality_key_columns, referenced_relations};
+pub use query::{equality_key_columns, expand_views, referenced_relations, ViewDefinition};
 pub use schedule::Schedule;
 pub use statement::{Piece, RefreshStatement};
+pub use unreadable::plan_unreadable;

@@ -248,7 +248,8 @@ fn hidden_names(plan: &model::AggPlan, cols: &[ColumnDef]) -> Vec<String> {
         .collect()
 }
 
-fn check_columns(cols: &[ColumnDef]) -> Result<()> {
+/// Checks the query's output columns: at least one, distinct names, none reserved.
+pub(crate) fn check_columns(cols: &[ColumnDef]) -> Result<()> {
     if cols.is_empty() {
         return Err(PlanError::InvalidObjectDefinition(
             "the defining query must return at least one column".into(),
@@ -273,9 +274,9 @@ fn check_columns(cols: &[ColumnDef]) -> Result<()> {
 }
 
 /// Types whose values PostgreSQL cannot hash or compare for equality: the differential
-/// storage needs both.
+/// storage needs both (`json` is compared by its text form instead, see [`bag::by_text`]).
 const UNHASHABLE: &[&str] = &[
-    "json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle",
+    "xml", "point", "line", "lseg", "box", "path", "polygon", "circle",
 ];
 
 /// The differential model of the query (`query_sql`: the query as the FULL refresh prints it).
@@ -302,6 +303,12 @@ fn differential_model(
     }
     if let Some(f) = parsed.volatile.first() {
         return Err(Unsupported(format!("volatile function {f}()")));
+    }
+    if let Some(clause) = &parsed.unordered_limit {
+        return Err(Unsupported(format!(
+            "{clause} without ORDER BY in a subquery (the rows it keeps are PostgreSQL's choice \
+             at each run)"
+        )));
     }
     if let Some(f) = parsed.time_dependent.first() {
         return Err(Unsupported(format!(

@@ -6,6 +6,8 @@ pub mod join_keys;
 pub mod model;
 pub mod normalize;
 pub mod parse;
+pub mod views;
 
 pub use join_keys::equality_key_columns;
 pub use parse::{parse_query, referenced_relations, ParsedQuery};
+pub use views::{expand_views, ViewDefinition};

@@ -7,7 +7,9 @@
 //!   is the same join chain as `FROM a JOIN b ON p LEFT JOIN c ON q` (joins associate to the
 //!   left), so the parentheses are dropped;
 //! - a parenthesised GROUP BY entry, `GROUP BY (a.k % 2)`, is the entry itself (PostgreSQL
-//!   reads `(x)` there as `x`: an output column name or position stays one).
+//!   reads `(x)` there as `x`: an output column name or position stays one);
+//! - `LIMIT ALL`, `LIMIT NULL` and `OFFSET 0` (alone or together) keep every row: the clause
+//!   is dropped (`OFFSET 0` is the usual optimisation fence of a subquery).
 //!
 //! `NOT (x IN (subquery))`, the deparsed `x NOT IN (subquery)`, is read by the semi-join rules
 //! directly.
@@ -15,7 +17,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, GroupByExpr, Query, Select, TableFactor, TableWithJoins, VisitMut, VisitorMut,
+    Expr, GroupByExpr, LimitClause, Query, Select, TableFactor, TableWithJoins, Value, VisitMut,
+    VisitorMut,
 };
 
 /// Applies the rewrites to every SELECT of `q` (subqueries and CTEs included).
@@ -70,6 +73,13 @@ struct Normalizer;
 impl VisitorMut for Normalizer {
     type Break = ();
 
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        if q.fetch.is_none() && q.limit_clause.as_ref().is_some_and(keeps_every_row) {
+            q.limit_clause = None;
+        }
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_select(&mut self, s: &mut Select) -> ControlFlow<()> {
         for t in &mut s.from {
             flatten(t);
@@ -82,6 +92,33 @@ impl VisitorMut for Normalizer {
             }
         }
         ControlFlow::Continue(())
+    }
+}
+
+/// True for `LIMIT ALL`, `LIMIT NULL`, `OFFSET 0` and their combinations.
+fn keeps_every_row(l: &LimitClause) -> bool {
+    let is = |e: &Expr, what: &dyn Fn(&Value) -> bool| {
+        let mut e = e;
+        while let Expr::Nested(inner) = e {
+            e = inner;
+        }
+        matches!(e, Expr::Value(v) if what(&v.value))
+    };
+    match l {
+        LimitClause::LimitOffset {
+            limit,
+            offset,
+            limit_by,
+        } => {
+            limit_by.is_empty()
+                && limit
+                    .as_ref()
+                    .is_none_or(|e| is(e, &|v| matches!(v, Value::Null)))
+                && offset
+                    .as_ref()
+                    .is_none_or(|o| is(&o.value, &|v| matches!(v, Value::Number(n, _) if n == "0")))
+        }
+        LimitClause::OffsetCommaLimit { .. } => false,
     }
 }
 
@@ -149,6 +186,22 @@ mod tests {
         assert_eq!(
             norm("SELECT 1 FROM (s.a JOIN s.b ON true) j"),
             "SELECT 1 FROM (s.a JOIN s.b ON true) j"
+        );
+    }
+
+    #[test]
+    fn limits_that_keep_every_row_are_dropped() {
+        assert_eq!(
+            norm("SELECT q.k FROM (SELECT a.k FROM s.a OFFSET 0) q"),
+            "SELECT q.k FROM (SELECT a.k FROM s.a) q"
+        );
+        assert_eq!(
+            norm("SELECT q.k FROM (SELECT a.k FROM s.a LIMIT ALL OFFSET 0) q LIMIT NULL"),
+            "SELECT q.k FROM (SELECT a.k FROM s.a) q"
+        );
+        assert_eq!(
+            norm("SELECT q.k FROM (SELECT a.k FROM s.a OFFSET 1) q"),
+            "SELECT q.k FROM (SELECT a.k FROM s.a OFFSET 1) q"
         );
     }
 

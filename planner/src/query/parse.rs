@@ -26,6 +26,9 @@ pub struct ParsedQuery {
     /// Functions whose value changes with time although stable within a transaction, e.g.
     /// `now`, `current_date`.
     pub time_dependent: Vec<String>,
+    /// A LIMIT, OFFSET or FETCH without ORDER BY in a subquery, as written: the rows it keeps
+    /// are PostgreSQL's choice at each run, so the query is only refreshed FULL.
+    pub unordered_limit: Option<String>,
 }
 
 const VOLATILE: &[&str] = &[
@@ -115,6 +118,7 @@ pub fn parse_query(sql: &str) -> Result<ParsedQuery> {
         relations,
         volatile: check.volatile.into_iter().collect(),
         time_dependent: check.time_dependent.into_iter().collect(),
+        unordered_limit: check.unordered_limit,
     })
 }
 
@@ -154,6 +158,9 @@ struct Checker {
     ctes: BTreeSet<String>,
     volatile: BTreeSet<String>,
     time_dependent: BTreeSet<String>,
+    /// Set once the top query has been seen: every later query is a subquery or CTE.
+    below_top: bool,
+    unordered_limit: Option<String>,
 }
 
 impl Visitor for Checker {
@@ -166,7 +173,17 @@ impl Visitor for Checker {
                     .insert(crate::api_call::fold_ident(&cte.alias.name));
             }
         }
-        if (q.limit_clause.is_some() || q.fetch.is_some()) && q.order_by.is_none() {
+        let top = !std::mem::replace(&mut self.below_top, true);
+        let unordered = (q.limit_clause.is_some() || q.fetch.is_some()) && q.order_by.is_none();
+        if unordered && !top {
+            let clause = match (&q.limit_clause, &q.fetch) {
+                (Some(l), _) => l.to_string(),
+                (None, Some(f)) => f.to_string(),
+                (None, None) => String::new(),
+            };
+            self.unordered_limit
+                .get_or_insert_with(|| clause.trim().to_string());
+        } else if unordered {
             return ControlFlow::Break(PlanError::FeatureNotSupported(
                 "LIMIT/OFFSET/FETCH without ORDER BY is not allowed in a defining query: its \
                  result is not deterministic"
@@ -279,11 +296,6 @@ mod tests {
         let cases = [
             ("SELECT a FROM t LIMIT 5", "0A000", "LIMIT"),
             ("SELECT a FROM t OFFSET 5", "0A000", "ORDER BY"),
-            (
-                "SELECT * FROM (SELECT a FROM t LIMIT 1) s",
-                "0A000",
-                "LIMIT",
-            ),
             ("SELECT a FROM t FOR UPDATE", "0A000", "FOR UPDATE"),
             ("SELECT a FROM t FOR SHARE", "0A000", "FOR UPDATE/FOR SHARE"),
             (
@@ -319,6 +331,11 @@ mod tests {
             assert!(e.message().contains(frag), "{sql}: {e}");
         }
         assert!(parse_query("SELECT a FROM t ORDER BY a LIMIT 5").is_ok());
+        // Below the top, an unordered LIMIT is noted (the query is FULL), not refused.
+        let p = parse_query("SELECT * FROM (SELECT a FROM t LIMIT 1) s").unwrap();
+        assert_eq!(p.unordered_limit.as_deref(), Some("LIMIT 1"));
+        let p = parse_query("SELECT * FROM (SELECT a FROM t OFFSET 0) s").unwrap();
+        assert_eq!(p.unordered_limit, None);
         let r = parse_query(
             "WITH RECURSIVE r AS (SELECT id FROM t UNION ALL SELECT t.id FROM t JOIN r ON \
              t.p = r.id) SELECT * FROM r",

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod aggregates;
+pub mod oracle;
 pub mod scenarios;
 
 use std::collections::HashMap;

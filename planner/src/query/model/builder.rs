@@ -244,6 +244,7 @@ impl Builder<'_> {
             return unsupported("GROUP BY below the top of the query");
         }
         let mut b = self.scan_from_where(s)?;
+        let s = &with_merged_columns(s, &b.merged);
         if b.using
             && s.projection
                 .iter()
@@ -289,6 +290,11 @@ impl Builder<'_> {
         if outers.len() > 3 {
             return unsupported("more than 3 outer joins in one SELECT");
         }
+        let merged: Vec<Merged> = outers
+            .iter_mut()
+            .flat_map(|o| std::mem::take(&mut o.merged))
+            .collect();
+        let s = &with_merged_columns(s, &merged);
         if !outers.is_empty()
             && factors.iter().any(|f| {
                 matches!(f.source, FactorSource::Constant) || self.laterals.contains(&f.id)
@@ -353,6 +359,7 @@ impl Builder<'_> {
             },
             alias_names,
             using,
+            merged,
             having,
         };
         if !outers.is_empty() {
@@ -378,7 +385,21 @@ impl Builder<'_> {
                 JoinOperator::Join(c) | JoinOperator::Inner(c) | JoinOperator::CrossJoin(c) => {
                     match c {
                         JoinConstraint::On(e) => check_expr(e)?,
-                        JoinConstraint::Using(_) | JoinConstraint::UsingAlias(..) => *using = true,
+                        JoinConstraint::Using(cols) | JoinConstraint::UsingAlias(cols, _) => {
+                            *using = true;
+                            if let Some((twj, outers)) = place.as_ref() {
+                                let earlier = merged_in_chain(outers, *twj);
+                                if let Some(c) = cols.iter().find(|c| {
+                                    earlier
+                                        .iter()
+                                        .any(|e| c.to_string().eq_ignore_ascii_case(e))
+                                }) {
+                                    return unsupported(format!(
+                                        "JOIN ... USING ({c}) after an outer JOIN ... USING ({c})"
+                                    ));
+                                }
+                            }
+                        }
                         JoinConstraint::None => {}
                         JoinConstraint::Natural => return unsupported("NATURAL JOIN"),
                     }
@@ -393,19 +414,46 @@ impl Builder<'_> {
                 JoinOperator::FullOuter(c) => (Some(OuterKind::Full), Some(c)),
                 _ => return unsupported("this kind of JOIN"),
             };
+            let using_cols = match c {
+                Some(JoinConstraint::Using(cols)) => Some(cols.clone()),
+                _ => None,
+            };
             let on = match (kind, c) {
                 (Some(k), Some(JoinConstraint::On(e))) => {
                     check_expr(e)?;
                     Some((k, e.to_string()))
                 }
+                (Some(k), Some(JoinConstraint::Using(_))) => Some((k, String::new())),
                 (Some(k), _) => return unsupported(format!("{} JOIN without ON", k.name())),
                 _ => None,
             };
             self.factor(&mut j.relation, factors, aliases, using)?;
-            if let Some((kind, on)) = on {
+            if let Some((kind, mut on)) = on {
                 let Some((twj, outers)) = place.as_mut() else {
                     return unsupported(format!("{} JOIN inside parentheses", kind.name()));
                 };
+                let mut merged = Vec::new();
+                if let Some(cols) = &using_cols {
+                    let right = factors.len() - 1;
+                    let earlier = merged_in_chain(outers, *twj);
+                    let (cond, m) = self.outer_using(
+                        kind,
+                        cols,
+                        factors,
+                        aliases,
+                        first..right,
+                        right,
+                        &earlier,
+                    )?;
+                    on = cond.to_string();
+                    merged = m;
+                    let constraint = JoinConstraint::On(cond);
+                    j.join_operator = match kind {
+                        OuterKind::Left => JoinOperator::LeftOuter(constraint),
+                        OuterKind::Right => JoinOperator::RightOuter(constraint),
+                        OuterKind::Full => JoinOperator::FullOuter(constraint),
+                    };
+                }
                 if kind != OuterKind::Left && had_outer {
                     return unsupported(format!(
                         "{} JOIN after another outer join (write it as a LEFT JOIN)",
@@ -420,6 +468,7 @@ impl Builder<'_> {
                     left: first,
                     right: factors.len() - 1,
                     on,
+                    merged,
                 });
             }
         }
@@ -627,6 +676,9 @@ pub(super) struct FromWhere {
     pub(super) block: Block,
     pub(super) alias_names: Vec<String>,
     pub(super) using: bool,
+    /// Columns merged by outer `JOIN ... USING`, which the select list, GROUP BY and HAVING
+    /// read through [`with_merged_columns`].
+    pub(super) merged: Vec<Merged>,
     /// HAVING with its scalar subqueries lifted into the block.
     pub(super) having: Option<Expr>,
 }

@@ -45,11 +45,15 @@ impl Builder<'_> {
 
     pub(super) fn grouped(&mut self, s: &Select) -> R<Shape> {
         self.check_plain_select(s)?;
+        if !matches!(&s.group_by, GroupByExpr::Expressions(_, m) if m.is_empty()) {
+            return unsupported("GROUP BY ALL/ROLLUP/CUBE/GROUPING SETS");
+        }
+        let fw = self.scan_from_where(s)?;
+        let s = &with_merged_columns(s, &fw.merged);
         let group_exprs: Vec<Expr> = match &s.group_by {
-            GroupByExpr::Expressions(e, m) if m.is_empty() => e.clone(),
+            GroupByExpr::Expressions(e, _) => e.clone(),
             _ => return unsupported("GROUP BY ALL/ROLLUP/CUBE/GROUPING SETS"),
         };
-        let fw = self.scan_from_where(s)?;
         // Output items: expressions with their aliases.
         let mut out_exprs: Vec<(Expr, Option<String>)> = Vec::new();
         let mut items = Vec::new();
@@ -154,11 +158,12 @@ impl Builder<'_> {
         }
         if let Some(why) = hidden_key {
             // Stored per group only when every key is an output column; otherwise the grouped
-            // result is kept as a bag, with the changed groups recomputed.
-            if s.having.is_some() || outputs.contains(&OutCol::Expr) || key_exprs.is_empty() {
+            // result is kept as a bag, with the changed groups recomputed (HAVING and output
+            // expressions over the grouped row, as in a GROUP BY subquery).
+            if key_exprs.is_empty() {
                 return unsupported(why);
             }
-            let plan = AggPlan {
+            let mut plan = AggPlan {
                 input: AggInput::Grouped {
                     block: Box::new(fw.block),
                     items,
@@ -172,20 +177,23 @@ impl Builder<'_> {
                 rescan_all: None,
             };
             let names = s.projection.iter().map(item_name).collect();
-            let out_exprs = plan
-                .outputs
-                .iter()
-                .map(|o| match o {
+            let mut row_exprs = Vec::new();
+            for (c, (e, _)) in out_exprs.iter().enumerate() {
+                row_exprs.push(match plan.outputs[c] {
                     OutCol::Key(i) => format!("__pgt_k{i}"),
                     OutCol::Agg(j) => format!("__pgt_v{j}"),
-                    OutCol::Expr => "NULL".into(),
-                })
-                .collect();
+                    OutCol::Expr => over_grouped_row(e, &mut plan)?,
+                });
+            }
+            let having = match &s.having {
+                Some(h) => Some(over_grouped_row(h, &mut plan)?),
+                None => None,
+            };
             return Ok(Shape::Bag(Body::Grouped(Box::new(GroupedBody {
                 plan,
                 names,
-                out_exprs,
-                having: None,
+                out_exprs: row_exprs,
+                having,
             }))));
         }
         Ok(Shape::Aggregate(Box::new(AggPlan {

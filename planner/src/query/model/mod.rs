@@ -12,12 +12,14 @@ mod outer;
 mod scalar;
 mod semi;
 mod setops;
+mod using;
 
 use grouping::*;
 pub use keyed::{KeyPart, KeyedInput, KeyedPlan, FILTER_HOLE, HASH_HOLE};
 use outer::*;
 use scalar::*;
 use semi::*;
+use using::*;
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;

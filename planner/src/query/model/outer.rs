@@ -163,6 +163,8 @@ pub(super) struct Outer {
     /// Factor index of the right side.
     pub(super) right: usize,
     pub(super) on: String,
+    /// The columns a `USING (...)` of this join merged (see [`super::using`]).
+    pub(super) merged: Vec<super::using::Merged>,
 }
 
 /// How one outer join is taken in a variant.

@@ -3,7 +3,7 @@
 //! row and the sources (installing capture, preparing foreign sources), and populate.
 
 use pgtrickle_planner::api_call::{CreateKind, CreateStreamTable};
-use pgtrickle_planner::{plan_stream_table, CdcMode};
+use pgtrickle_planner::CdcMode;
 
 use crate::engine::api::drop::drop_keeping_sources;
 use crate::engine::api::outcome::Outcome;
@@ -82,8 +82,8 @@ pub async fn create<R: SqlRunner>(
             format!("relation \"{}\" already exists", name.name),
         ));
     }
-    let described = describe(sql, &name, &req.query, req.refresh_mode).await?;
-    let plan = plan_stream_table(&described.input)?;
+    let described = describe(sql, &name, &req.query, req.refresh_mode, true).await?;
+    let plan = described.plan()?;
     if let Some(n) = &plan.notice {
         outcome.notices.push(n.clone());
     }
@@ -135,7 +135,11 @@ pub async fn create<R: SqlRunner>(
          FOR EACH STATEMENT EXECUTE FUNCTION pgtrickle.__pgt_read_only()"
     ))
     .await?;
-    let join_keys = pgtrickle_planner::equality_key_columns(&described.input.query)?;
+    let join_keys = match described.unreadable {
+        // No foreign sources then (see `pgtrickle_planner::plan_unreadable`).
+        Some(_) => Vec::new(),
+        None => pgtrickle_planner::equality_key_columns(&described.input.query)?,
+    };
     for i in &plan.sources {
         let source = &described.sources[*i];
         // Capture (the engine role's, shared by every reader of the source) before the
@@ -164,6 +168,17 @@ pub async fn create<R: SqlRunner>(
             kind: source.kind,
             schema: source.schema.clone(),
             name: source.name.clone(),
+        };
+        dependencies::insert(sql, auth, pgt_id, &dependency).await?;
+    }
+    // Expanded views are dependencies too: dropping one, or revoking the owner's SELECT on it,
+    // stops the refreshes (they read its definition as it was at creation).
+    for view in &described.views {
+        let dependency = Dependency {
+            oid: view.oid,
+            kind: view.kind,
+            schema: view.schema.clone(),
+            name: view.name.clone(),
         };
         dependencies::insert(sql, auth, pgt_id, &dependency).await?;
     }

@@ -1,9 +1,11 @@
 //! Asking PostgreSQL about a defining query so the planner can plan it: the query's output
 //! columns (through a temporary view, which also validates the query with the caller's
-//! privileges), and for every relation it names: what it is, its columns and primary key.
+//! privileges), the views it reads expanded where allowed (see [`super::views`]), and for
+//! every relation it names: what it is, its columns and primary key.
 
 use pgtrickle_planner::{
-    referenced_relations, ColumnDef, PlanInput, RefreshMode, RelationKind, SourceRelation, StName,
+    plan_stream_table, plan_unreadable, referenced_relations, ColumnDef, EffectiveMode, PlanError,
+    PlanInput, RefreshMode, RelationKind, RelationRef, SourceRelation, StName, StreamPlan,
 };
 
 use crate::engine::error::{EngineError, EngineResult};
@@ -49,6 +51,47 @@ pub struct Described {
     pub input: PlanInput,
     /// The sources, parallel to `input.relations`.
     pub sources: Vec<Source>,
+    /// The views expanded into the query (dependencies of the stream table, not sources).
+    pub views: Vec<Source>,
+    /// Why views were not expanded (they stay sources without change capture). Added to
+    /// the planner's notice or refusal.
+    pub notes: Vec<String>,
+    /// Set when sqlparser cannot read the query: why (it is planned FULL).
+    pub unreadable: Option<String>,
+}
+
+impl Described {
+    /// The plan, with [`Described::notes`] in its notice (when FULL) or refusal.
+    pub fn plan(&self) -> EngineResult<StreamPlan> {
+        let mut plan = match &self.unreadable {
+            Some(why) => plan_unreadable(&self.input, why),
+            None => plan_stream_table(&self.input),
+        }
+        .map_err(|e| self.explain_refusal(e))?;
+        if plan.mode == EffectiveMode::Full {
+            plan.notice = plan.notice.map(|n| self.with_notes(&n));
+        }
+        Ok(plan)
+    }
+
+    /// `notice` (AUTO's fallback to FULL) with [`Described::notes`] appended.
+    pub fn with_notes(&self, notice: &str) -> String {
+        if self.notes.is_empty() {
+            notice.to_string()
+        } else {
+            format!("{notice} ({})", self.notes.join("; "))
+        }
+    }
+
+    /// A planner refusal with [`Described::notes`] appended to its message.
+    pub fn explain_refusal(&self, e: pgtrickle_planner::PlanError) -> EngineError {
+        match e {
+            pgtrickle_planner::PlanError::FeatureNotSupported(m) if !self.notes.is_empty() => {
+                pgtrickle_planner::PlanError::FeatureNotSupported(self.with_notes(&m)).into()
+            }
+            other => other.into(),
+        }
+    }
 }
 
 /// Resolves the stream table's schema (the current schema when unqualified).
@@ -66,12 +109,15 @@ pub async fn resolve_name<R: SqlRunner>(sql: &mut R, name: &StName) -> EngineRes
     })
 }
 
-/// Describes `query` for stream table `name` (already resolved).
+/// Describes `query` for stream table `name` (already resolved). With `expand`, the views it
+/// reads are expanded where allowed; re-planning an existing stream table does not expand
+/// (its capture and dependencies were set up for the sources it had).
 pub async fn describe<R: SqlRunner>(
     sql: &mut R,
     name: &StName,
     query: &str,
     mode: RefreshMode,
+    expand: bool,
 ) -> EngineResult<Described> {
     // Validates the query as the calling role (with its search_path); then everything is read
     // with only pg_catalog on the path, so that the resolved query, the column types and the
@@ -80,7 +126,7 @@ pub async fn describe<R: SqlRunner>(
     sql.run(&format!("CREATE TEMP VIEW __pgt_describe AS {query}"))
         .await?;
     let saved = swap_search_path(sql, "pg_catalog").await?;
-    let described = describe_resolved(sql, name, mode).await;
+    let described = describe_resolved(sql, name, mode, expand).await;
     swap_search_path(sql, &saved).await?;
     sql.run("DROP VIEW pg_temp.__pgt_describe").await?;
     described
@@ -91,11 +137,24 @@ async fn describe_resolved<R: SqlRunner>(
     sql: &mut R,
     name: &StName,
     mode: RefreshMode,
+    expand: bool,
 ) -> EngineResult<Described> {
     let columns = columns_of(sql, "pg_temp.__pgt_describe").await?;
     let query = resolve(sql).await?;
+    let (query, views, notes) = if expand {
+        let e = super::views::expand(sql, &query).await?;
+        (e.query, e.views, e.kept)
+    } else {
+        (query, Vec::new(), Vec::new())
+    };
     let query = query.as_str();
-    let refs = referenced_relations(query)?;
+    // A query PostgreSQL accepted but sqlparser cannot read is planned FULL (see
+    // `pgtrickle_planner::plan_unreadable`), its sources taken from the view's dependencies.
+    let (refs, unreadable) = match referenced_relations(query) {
+        Ok(refs) => (refs, None),
+        Err(PlanError::Syntax(why)) => (depended_on(sql).await?, Some(why)),
+        Err(e) => return Err(e.into()),
+    };
 
     let mut relations = Vec::new();
     let mut sources = Vec::new();
@@ -178,7 +237,32 @@ async fn describe_resolved<R: SqlRunner>(
             relations,
         },
         sources,
+        views,
+        notes,
+        unreadable,
     })
+}
+
+/// The relations `pg_temp.__pgt_describe` reads, from its rule's dependencies, as
+/// schema-qualified references.
+async fn depended_on<R: SqlRunner>(sql: &mut R) -> EngineResult<Vec<RelationRef>> {
+    Ok(sql
+        .rows(
+            "SELECT DISTINCT n.nspname, c.relname FROM pg_catalog.pg_rewrite r \
+             JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass \
+             AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+             JOIN pg_catalog.pg_class c ON c.oid = d.refobjid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE r.ev_class = 'pg_temp.__pgt_describe'::pg_catalog.regclass \
+             AND d.refobjid <> r.ev_class ORDER BY 1, 2",
+        )
+        .await?
+        .into_iter()
+        .map(|row| RelationRef {
+            schema: row.first().cloned().flatten(),
+            name: row.get(1).cloned().flatten().unwrap_or_default(),
+        })
+        .collect())
 }
 
 /// The defining query as PostgreSQL resolved it for the view `pg_temp.__pgt_describe`, printed

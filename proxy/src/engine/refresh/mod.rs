@@ -1,5 +1,5 @@
 //! One refresh of one stream table ([`run`]), and what it is built from: describing the
-//! defining query for the planner ([`describe`]), keeping the stored plan current with the
+//! defining query for the planner ([`describe`], expanding its views with [`views`]), keeping the stored plan current with the
 //! planner ([`replan`]), change capture glue to the cdc crate ([`capture`]), the deltas a
 //! refresh reads ([`delta`]), the owner's right to read the sources ([`owner_rights`]) and the
 //! sandbox its statements run in as the owner ([`sandbox`]); which way it goes ([`mode_choice`],
@@ -15,3 +15,4 @@ pub mod replan;
 pub mod run;
 pub mod sandbox;
 pub mod upgrade;
+pub mod views;

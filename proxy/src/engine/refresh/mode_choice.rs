@@ -32,6 +32,9 @@ pub enum FullReason {
     PartlyReadable,
     /// A source was truncated since the last refresh (its OID).
     Truncated(u32),
+    /// A captured source's partitions changed since its capture was installed (its OID): a
+    /// partition created or attached later, or a DETACH, escapes the change buffer.
+    PartitionsChanged(u32),
     /// AUTO: a source's pending changes exceed the threshold share of its rows (its OID); the
     /// rule while the history has no measured FULL refresh.
     MostlyChanged(u32),
@@ -58,6 +61,11 @@ impl fmt::Display for FullReason {
             FullReason::ReadCommitted => f.write_str("READ COMMITTED transaction"),
             FullReason::PartlyReadable => f.write_str("the owner reads a source only in part"),
             FullReason::Truncated(oid) => write!(f, "source {oid} was truncated"),
+            FullReason::PartitionsChanged(oid) => write!(
+                f,
+                "the partitions of source {oid} changed since its capture was installed \
+                 (create the stream table again to maintain it DIFFERENTIAL)"
+            ),
             FullReason::MostlyChanged(oid) => {
                 write!(f, "AUTO: most rows of source {oid} changed")
             }
@@ -123,6 +131,9 @@ pub async fn choose<R: SqlRunner>(
         let sources = source_states(sql, auth, captured, last).await?;
         if let Some(s) = sources.iter().find(|s| s.truncated) {
             return Ok(Choice::full(FullReason::Truncated(s.oid)));
+        }
+        if let Some(s) = sources.iter().find(|s| s.partitions_changed) {
+            return Ok(Choice::full(FullReason::PartitionsChanged(s.oid)));
         }
         if st.refresh_mode != RefreshMode::Auto {
             // DIFFERENTIAL whatever the changes: counting them would only cost a scan.
@@ -215,6 +226,8 @@ struct SourceState {
     oid: u32,
     /// A TRUNCATE is among its changes since the last refresh.
     truncated: bool,
+    /// Its partitions no longer match the tables carrying its capture.
+    partitions_changed: bool,
     /// PostgreSQL's estimate of the source's rows (of its mirror for a foreign source; -1 when
     /// never analysed).
     rows: f64,
@@ -236,9 +249,11 @@ async fn source_states<R: SqlRunner>(
         .map(|oid| {
             format!(
                 "SELECT {oid}::oid::text AS source, ({})::text AS truncated, \
+                 ({})::text AS partitions_changed, \
                  (SELECT reltuples FROM pg_catalog.pg_class \
                   WHERE oid = coalesce(pg_catalog.to_regclass({})::oid, {oid}))::text AS reltuples",
                 pgtrickle_cdc::truncated_since_sql(*oid, last),
+                pgtrickle_cdc::capture_out_of_date_sql(*oid),
                 quote_literal(&pgtrickle_cdc::poll::mirror::mirror_table(*oid)),
             )
         })
@@ -250,6 +265,7 @@ async fn source_states<R: SqlRunner>(
             Ok(SourceState {
                 oid: r.parse("source")?,
                 truncated: r.flag("truncated")?,
+                partitions_changed: r.flag("partitions_changed")?,
                 rows: r.parse_opt("reltuples")?.unwrap_or(-1.0),
             })
         })

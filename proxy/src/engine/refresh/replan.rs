@@ -88,7 +88,7 @@ pub async fn replan<R: SqlRunner>(
     let row = &target.row;
     let storage = row.storage();
     let described = match &row.resolved_query {
-        Some(resolved) => describe(sql, &row.name, resolved, row.refresh_mode).await?,
+        Some(resolved) => describe(sql, &row.name, resolved, row.refresh_mode, false).await?,
         None => {
             // Written before queries were resolved: the owner's default search_path.
             let saved = swap_search_path(
@@ -96,12 +96,13 @@ pub async fn replan<R: SqlRunner>(
                 &format!("{}, public", quote_ident(target.owner.trim_matches('"'))),
             )
             .await?;
-            let described = describe(sql, &row.name, &row.defining_query, row.refresh_mode).await;
+            let described =
+                describe(sql, &row.name, &row.defining_query, row.refresh_mode, false).await;
             swap_search_path(sql, &saved).await?;
             described?
         }
     };
-    let plan = plan_stream_table(&described.input)?;
+    let plan = described.plan()?;
     let replanned = if plan.layout == row.layout && plan.hidden_columns == target.hidden_columns {
         Replanned::Statements
     } else {
