@@ -26,6 +26,8 @@ chmod 755 "$WORK"
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+    # PgBouncer runs under runuser: its own pid is in its pidfile.
+    [ -f "$WORK/pgbouncer.pid" ] && kill "$(cat "$WORK/pgbouncer.pid")" 2>/dev/null || true
     pg_stop "$WORK/data" || true
     rm -rf "$WORK"
 }
