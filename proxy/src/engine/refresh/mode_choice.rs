@@ -175,8 +175,16 @@ async fn auto<R: SqlRunner>(
     let modelled = cost_model::estimate(&samples, 0, source_rows).is_some();
     let cap = ((source_rows * 4.0) as i64).max(1 << 20);
     let break_even = cost_model::break_even(&samples, source_rows, cap);
-    // Per source, the count past which every bound in use is decided.
-    let share_bound = |rows: f64, share: f64| (rows.max(0.0) * share).floor() as i64 + 1;
+    // Per source, the count past which every bound in use is decided. A source never analysed
+    // (no size) is counted up to the cap: a share of it decides nothing, and the history should
+    // record what the refresh consumed.
+    let share_bound = |rows: f64, share: f64| {
+        if rows > 0.0 {
+            (rows * share).floor() as i64 + 1
+        } else {
+            cap
+        }
+    };
     let limits: Vec<i64> = sources
         .iter()
         .map(|s| {
