@@ -58,23 +58,25 @@ pub const TRUNCATE_BELOW_BYTES: i64 = 64 << 20;
 /// (an older snapshot would miss rows committed since, and lose them). A refresh whose snapshot predates the TRUNCATE sees the buffer empty (TRUNCATE is
 /// not MVCC-safe), which is right: every row was consumed by every consumer, its own included, as
 /// the catalog read after the source lock says. When the lock is taken or a row must stay, the
-/// lock is released (its subtransaction rolled back) and the consumed rows are deleted.
+/// lock is released (its subtransaction rolled back) and the consumed rows are deleted. The
+/// block's variables carry the reserved prefix, which no source column may have: a plain name
+/// would be ambiguous with a buffer column of the same name (`variable_conflict = error`).
 pub fn cleanup_statements_sql(oid: u32, snapshots_query: &str) -> String {
     let xid = quote_ident(XID_COLUMN);
     let buffer = buffer_table(oid);
     let consumed = format!(
-        "b.{xid} < bound AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(snaps) AS s \
+        "b.{xid} < __pgt_bound AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(__pgt_snaps) AS s \
          WHERE NOT pg_catalog.pg_visible_in_snapshot(b.{xid}, s))"
     );
     let all_consumed = format!("NOT EXISTS (SELECT 1 FROM {buffer} b WHERE NOT ({consumed}))");
     format!(
         "{};\n\
-         DO $pgt_trim$ DECLARE snaps pg_catalog.pg_snapshot[]; bound pg_catalog.xid8; BEGIN \
-         snaps := ARRAY(SELECT q.s::pg_catalog.pg_snapshot FROM ({snapshots_query}) AS q(s)); \
-         IF pg_catalog.cardinality(snaps) = 0 \
-            OR EXISTS (SELECT 1 FROM pg_catalog.unnest(snaps) AS s WHERE s IS NULL) \
+         DO $pgt_trim$ DECLARE __pgt_snaps pg_catalog.pg_snapshot[]; __pgt_bound pg_catalog.xid8; BEGIN \
+         __pgt_snaps := ARRAY(SELECT q.s::pg_catalog.pg_snapshot FROM ({snapshots_query}) AS q(s)); \
+         IF pg_catalog.cardinality(__pgt_snaps) = 0 \
+            OR EXISTS (SELECT 1 FROM pg_catalog.unnest(__pgt_snaps) AS s WHERE s IS NULL) \
          THEN RETURN; END IF; \
-         bound := (SELECT pg_catalog.min(pg_catalog.pg_snapshot_xmax(s)) FROM pg_catalog.unnest(snaps) AS s); \
+         __pgt_bound := (SELECT pg_catalog.min(pg_catalog.pg_snapshot_xmax(s)) FROM pg_catalog.unnest(__pgt_snaps) AS s); \
          IF pg_catalog.current_setting('transaction_isolation') = 'read committed' \
             AND pg_catalog.pg_relation_size('{buffer_lit}') <= {TRUNCATE_BELOW_BYTES} AND {all_consumed} THEN \
            BEGIN \
