@@ -11,6 +11,7 @@ PCT=${2:-1}
 KIND=${3:-agg}
 cd "$(dirname "$0")/.."
 source scripts/lib/pg.sh
+source benches/lib/stream_source.sh
 
 cargo build --release -p pgtrickle-proxy --bin pgtrickle-proxy >&2
 WORK=$(mktemp -d /tmp/pgtrickle-profile.XXXXXX)
@@ -34,20 +35,11 @@ PROXY_PID=$!
 wait_port "$PROXY_PORT"
 PSQL=("$PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PROXY_PORT" -U postgres postgres)
 
-"${PSQL[@]}" <<SQL
-CREATE TABLE src (id int PRIMARY KEY, grp int NOT NULL, d1 int NOT NULL, d2 int NOT NULL, val numeric NOT NULL);
-INSERT INTO src SELECT g, g % 1000, g % 5000, g % 50, g % 997 FROM generate_series(1, $ROWS) g;
-CREATE INDEX ON src (grp);
-CREATE TABLE dim1 (id int PRIMARY KEY, name text);
-INSERT INTO dim1 SELECT g, 'd1-' || g FROM generate_series(0, 4999) g;
-CREATE TABLE dim2 (id int PRIMARY KEY, region text);
-INSERT INTO dim2 SELECT g, 'r' || (g % 7) FROM generate_series(0, 49) g;
-ANALYZE;
-SQL
+load_stream_source "$ROWS"
 case $KIND in
-    agg) Q="SELECT grp, count(*) AS n, sum(val) AS total FROM src GROUP BY grp" ;;
-    join) Q="SELECT s.id, s.val, d1.name, d2.region FROM src s JOIN dim1 d1 ON d1.id = s.d1 JOIN dim2 d2 ON d2.id = s.d2" ;;
-    minmax) Q="SELECT grp, min(val) AS lo, max(val) AS hi FROM src GROUP BY grp" ;;
+    agg) Q=$AGG ;;
+    join) Q=$JOIN ;;
+    minmax) Q=$MINMAX ;;
     *) echo "KIND: agg, join or minmax" >&2; exit 2 ;;
 esac
 "${PSQL[@]}" -c "SELECT pgtrickle.create_stream_table('st', \$\$ $Q \$\$, schedule => '1h', refresh_mode => 'DIFFERENTIAL')" >/dev/null

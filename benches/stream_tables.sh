@@ -16,6 +16,7 @@ ROWS=${1:-1000000}
 REPEAT=${REPEAT:-3}
 cd "$(dirname "$0")/.."
 source scripts/lib/pg.sh
+source benches/lib/stream_source.sh
 
 cargo build --release -p pgtrickle-proxy -p pgtrickle-e2e --bin pgtrickle-proxy --bin freshness >&2
 WORK=$(mktemp -d /tmp/pgtrickle-stbench.XXXXXX)
@@ -45,19 +46,7 @@ timed() {
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
 echo "loading $ROWS rows" >&2
-"${PSQL[@]}" <<SQL
-CREATE TABLE src (id int PRIMARY KEY, grp int NOT NULL, d1 int NOT NULL, d2 int NOT NULL, val numeric NOT NULL);
-INSERT INTO src SELECT g, g % 1000, g % 5000, g % 50, g % 997 FROM generate_series(1, $ROWS) g;
-CREATE INDEX ON src (grp);
-CREATE TABLE dim1 (id int PRIMARY KEY, name text);
-INSERT INTO dim1 SELECT g, 'd1-' || g FROM generate_series(0, 4999) g;
-CREATE TABLE dim2 (id int PRIMARY KEY, region text);
-INSERT INTO dim2 SELECT g, 'r' || (g % 7) FROM generate_series(0, 49) g;
-ANALYZE;
-SQL
-AGG="SELECT grp, count(*) AS n, sum(val) AS total FROM src GROUP BY grp"
-JOIN="SELECT s.id, s.val, d1.name, d2.region FROM src s JOIN dim1 d1 ON d1.id = s.d1 JOIN dim2 d2 ON d2.id = s.d2"
-MINMAX="SELECT grp, min(val) AS lo, max(val) AS hi FROM src GROUP BY grp"
+load_stream_source "$ROWS"
 KINDS=${KINDS:-agg join minmax}
 UKINDS=$(echo "$KINDS" | tr a-z A-Z)
 for kind in $UKINDS; do
